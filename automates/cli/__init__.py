@@ -1,0 +1,1 @@
+"""The `automates` command line."""

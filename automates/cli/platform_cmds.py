@@ -1,0 +1,66 @@
+"""`automates up | down | status | env`: the local layer's lifecycle."""
+
+from __future__ import annotations
+
+import typer
+
+from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
+from automates.platform import lifecycle
+
+app = typer.Typer()
+
+
+@app.command()
+@handle_errors
+def up(
+    no_sync: bool = typer.Option(False, "--no-sync", help="Start everything but do not sync."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Start the embedded PostgreSQL, the Prefect server and a worker; sync the registry."""
+    settings = load_settings()
+    step = None if as_json else (lambda message: console.print(f"[dim]·[/dim] {message}"))
+    report = lifecycle.up(settings, run_sync=not no_sync, step=step)
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    if report.sync is not None:
+        s = report.sync
+        console.print(
+            f"[dim]·[/dim] registry: {len(s.created)} created, {len(s.updated)} updated, "
+            f"{len(s.unchanged)} unchanged"
+        )
+    console.print(f"[green]up[/green]: started {', '.join(report.started) or 'nothing'}; "
+                  f"already running {', '.join(report.reused) or 'nothing'}")
+    console.print(f"Prefect UI: [bold]{report.ui_url}[/bold]")
+    console.print(f"Use the Prefect CLI against it: export PREFECT_API_URL={report.api_url}")
+
+
+@app.command()
+@handle_errors
+def down(as_json: bool = JsonOption) -> None:
+    """Stop the workers, the server and the embedded PostgreSQL (data is kept)."""
+    stopped = lifecycle.down(load_settings())
+    if as_json:
+        emit_json({"stopped": stopped})
+    else:
+        console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+@handle_errors
+def status(as_json: bool = JsonOption) -> None:
+    """Which local components run, and whether the API answers."""
+    report = lifecycle.status(load_settings())
+    if as_json:
+        emit_json(report)
+        return
+    for key, value in report.items():
+        console.print(f"{key}: {value}")
+
+
+@app.command()
+@handle_errors
+def env() -> None:
+    """Print the shell exports that point the Prefect CLI at this layer's server."""
+    settings = load_settings()
+    console.print(f"export PREFECT_API_URL={settings.api_url}", highlight=False)

@@ -1,0 +1,116 @@
+"""`automates validate | list | show | render-prefect-yaml`: reading the registry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import prefect
+import typer
+from rich.table import Table
+
+from automates.cli.output import (
+
+    JsonOption,
+    console,
+    emit_json,
+    errors,
+    handle_errors,
+    load_settings,
+)
+from automates.errors import UnknownAutomateError
+from automates.overview import AutomateStatus, gather_status, select
+from automates.registry.loader import load_registry
+from automates.registry.prefect_yaml import render
+from automates.sync import validated_registry
+
+app = typer.Typer()
+
+
+@app.command()
+@handle_errors
+def validate(as_json: bool = JsonOption) -> None:
+    """Check every declaration and entrypoint file; change nothing."""
+    registry = validated_registry(load_settings())
+    if as_json:
+        emit_json({"valid": True, "automates": len(registry.automates)})
+    else:
+        console.print(f"[green]valid[/green]: {len(registry.automates)} automates")
+
+
+@app.command("list")
+@handle_errors
+def list_(
+    kind: str | None = typer.Option(None, help="Only this kind (recurring, oneshot, ...)."),
+    caste: str | None = typer.Option(None, help="Only this caste."),
+    family: str | None = typer.Option(None, help="Only this family."),
+    as_json: bool = JsonOption,
+) -> None:
+    """The registry with next fire time, last run state and run counts from the server."""
+    settings = load_settings()
+    chosen = select(load_registry(settings.registry_path), kind=kind, caste=caste, family=family)
+    statuses = asyncio.run(gather_status(settings, chosen))
+    if as_json:
+        emit_json([s.as_dict() for s in statuses])
+        return
+    table = Table("name", "kind", "caste", "family", "schedules", "next run", "last run", "runs")
+    for s in statuses:
+        table.add_row(
+            s.automate.name,
+            s.automate.kind.value,
+            s.automate.caste,
+            s.automate.family,
+            _schedules(s),
+            s.next_runs[0].strftime("%Y-%m-%d %H:%M %Z") if s.next_runs else "-",
+            s.last_run_state or "-",
+            f"{s.runs} ({s.failed_runs} failed)" if s.runs else "0",
+        )
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def show(name: str, as_json: bool = JsonOption) -> None:
+    """One automate: its declaration, deployment, next fire times and run history."""
+    settings = load_settings()
+    registry = load_registry(settings.registry_path)
+    automate = registry.get(name)
+    if automate is None:
+        known = ", ".join(a.name for a in registry.automates)
+        raise UnknownAutomateError(f"no automate named {name!r} is declared (known: {known})")
+    [status] = asyncio.run(gather_status(settings, [automate], next_count=5))
+    if as_json:
+        emit_json(status.as_dict())
+        return
+    for key, value in status.as_dict().items():
+        console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
+@app.command("render-prefect-yaml")
+@handle_errors
+def render_prefect_yaml(
+    check: bool = typer.Option(False, "--check", help="Exit 1 if prefect.yaml is out of date."),
+) -> None:
+    """Regenerate prefect.yaml from the registry (for `prefect deploy --all`)."""
+    settings = load_settings()
+    text = render(validated_registry(settings), settings.work_pool, prefect.__version__)
+    target = settings.project_root / "prefect.yaml"
+    if check:
+        if not target.exists() or target.read_text() != text:
+            errors.print("prefect.yaml is out of date: run `automates render-prefect-yaml`")
+            raise typer.Exit(1)
+        console.print("prefect.yaml is up to date")
+        return
+    target.write_text(text)
+    console.print(f"wrote {target}")
+
+
+def _schedules(status: AutomateStatus) -> str:
+    if not status.automate.schedules:
+        return "-"
+    text = ", ".join(f"{s.cron} {s.timezone}" for s in status.automate.schedules)
+    if status.deployment and status.active_schedules == 0:
+        text += " [red](paused)[/red]"
+    return text
+
+
+

@@ -1,0 +1,1 @@
+"""Bringing the local layer up and down: embedded PostgreSQL, Prefect server, worker."""

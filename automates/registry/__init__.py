@@ -1,0 +1,1 @@
+"""The automate registry: declarations, their validation and their loading."""

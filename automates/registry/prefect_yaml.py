@@ -1,0 +1,54 @@
+"""Rendering `prefect.yaml` from the registry.
+
+The registry file is the single source of truth (docs/decisions/0001-registry-source-of-truth.md);
+`prefect.yaml` is generated from it so that Prefect's own `prefect deploy --all` deploys the
+same thing `automates sync` does. A test keeps the committed file equal to this rendering.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from automates.registry.model import Registry
+
+HEADER = (
+    "# GENERATED from deployments/registry.yaml by `automates render-prefect-yaml`: do not edit.\n"
+    "# `automates sync` is the usual way to deploy; this file serves `prefect deploy --all`.\n"
+)
+
+
+def render(registry: Registry, default_pool: str, prefect_version: str) -> str:
+    deployments: list[dict[str, Any]] = []
+    for automate in registry.deployable:
+        description = automate.description
+        if automate.runbook:
+            description += f"\n\nRunbook: {automate.runbook}"
+        deployment: dict[str, Any] = {
+            "name": automate.name,
+            "entrypoint": automate.entrypoint,
+            "description": description,
+            "tags": list(automate.tags),
+            "concurrency_limit": automate.concurrency_limit,
+            "paused": not automate.enabled,
+            "parameters": dict(automate.parameters),
+            "work_pool": {"name": automate.work_pool or default_pool},
+            "schedules": [
+                {
+                    "cron": s.cron,
+                    "timezone": s.timezone,
+                    "slug": s.slug,
+                    "active": automate.enabled,
+                    **({"parameters": dict(s.parameters)} if s.parameters else {}),
+                }
+                for s in automate.schedules
+            ],
+        }
+        deployments.append(deployment)
+    document = {
+        "name": "automates",
+        "prefect-version": prefect_version,
+        "deployments": deployments,
+    }
+    return HEADER + yaml.safe_dump(document, sort_keys=False, width=100)

@@ -1,0 +1,1 @@
+"""Talking to the Prefect server: reading what is deployed, syncing declarations to it."""

@@ -1,0 +1,41 @@
+"""The one way this project opens a Prefect client, with its errors translated."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from automates.errors import ServerError
+
+
+@asynccontextmanager
+async def prefect_client(api_url: str) -> AsyncIterator[PrefectClient]:
+    """A client bound to `api_url`, whatever the ambient Prefect profile says."""
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        try:
+            async with get_client() as client:
+                yield client
+        except PrefectHTTPStatusError as error:
+            raise ServerError(
+                f"the Prefect API at {api_url} refused {error.request.method} "
+                f"{error.request.url.path}: {error.response.status_code} {error.response.text[:300]}"
+            ) from error
+        except httpx.TransportError as error:
+            raise ServerError(
+                f"cannot reach the Prefect API at {api_url} ({type(error).__name__}); "
+                "is the server up? (`automates up`)"
+            ) from error
+
+
+async def api_healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            response = await http.get(f"{api_url}/health")
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200

@@ -1,0 +1,57 @@
+"""Reading what the server holds, once, in as few requests as its paging allows."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.responses import DeploymentResponse
+
+from automates.server.spec import DeploymentSpec, deployed_spec
+
+PAGE = 200  # the server's default maximum page size
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """One deployment on the server: its ids and its comparable spec."""
+
+    id: UUID
+    flow_id: UUID
+    spec: DeploymentSpec
+    response: DeploymentResponse
+
+
+@dataclass(frozen=True)
+class ServerState:
+    flows: dict[str, UUID]  # flow name → id
+    deployments: dict[str, Deployed]  # "flow/deployment" → deployment
+    work_pools: frozenset[str]
+
+
+async def read_server_state(client: PrefectClient) -> ServerState:
+    flows = await _all(client.read_flows)
+    names = {flow.id: flow.name for flow in flows}
+    deployments: dict[str, Deployed] = {}
+    for deployment in await _all(client.read_deployments):
+        spec = deployed_spec(deployment, names.get(deployment.flow_id, "?"))
+        deployments[spec.full_name] = Deployed(deployment.id, deployment.flow_id, spec, deployment)
+    pools = await _all(client.read_work_pools)
+    return ServerState(
+        flows={flow.name: flow.id for flow in flows},
+        deployments=deployments,
+        work_pools=frozenset(pool.name for pool in pools),
+    )
+
+
+async def _all(read: Callable[..., Awaitable[Sequence[T]]], **filters: Any) -> list[T]:
+    items: list[T] = []
+    while True:
+        page = await read(limit=PAGE, offset=len(items), **filters)
+        items.extend(page)
+        if len(page) < PAGE:
+            return items

@@ -1,0 +1,168 @@
+"""The deployment each declaration should be, and the same shape read back from the server.
+
+Sync and reconcile both compare a `DeploymentSpec` built from the registry with one built from
+the server's answer; keeping both in one shape makes "no change" a plain equality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from automates.registry.entrypoints import flow_target
+from automates.registry.model import MANAGED_TAG, Automate, Registry
+
+SET_WORKING_DIRECTORY = "prefect.deployments.steps.set_working_directory"
+
+
+class ScheduleSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    slug: str | None
+    cron: str | None  # None: the server holds a non-cron schedule
+    timezone: str | None
+    active: bool
+    parameters: dict[str, Any] = {}
+
+
+class DeploymentSpec(BaseModel):
+    """The fields of a Prefect deployment that the registry decides."""
+
+    model_config = ConfigDict(frozen=True)
+
+    flow_name: str
+    name: str
+    entrypoint: str | None
+    path: str | None
+    work_pool: str | None
+    schedules: tuple[ScheduleSpec, ...]
+    concurrency_limit: int | None
+    tags: tuple[str, ...]
+    description: str | None
+    paused: bool
+    parameters: dict[str, Any]
+    parameter_schema: dict[str, Any] | None
+    pull_steps: tuple[dict[str, Any], ...]
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow_name}/{self.name}"
+
+    @property
+    def managed(self) -> bool:
+        return MANAGED_TAG in self.tags
+
+    @property
+    def active_schedules(self) -> tuple[ScheduleSpec, ...]:
+        return () if self.paused else tuple(s for s in self.schedules if s.active)
+
+
+# Fields whose difference reconcile reports as a mismatch (schedule activity is an orphan).
+COMPARED_FIELDS = (
+    "entrypoint",
+    "path",
+    "work_pool",
+    "schedules",
+    "concurrency_limit",
+    "tags",
+    "description",
+    "paused",
+    "parameters",
+    "parameter_schema",
+    "pull_steps",
+)
+
+
+def differences(declared: DeploymentSpec, deployed: DeploymentSpec) -> dict[str, tuple[Any, Any]]:
+    """field → (declared, deployed) for every field that differs."""
+    return {
+        field: (getattr(declared, field), getattr(deployed, field))
+        for field in COMPARED_FIELDS
+        if getattr(declared, field) != getattr(deployed, field)
+    }
+
+
+def declared_spec(automate: Automate, root: Path, default_pool: str) -> DeploymentSpec:
+    target = flow_target(automate, root)
+    description = automate.description
+    if automate.runbook:
+        description += f"\n\nRunbook: {automate.runbook}"
+    return DeploymentSpec(
+        flow_name=target.flow_name,
+        name=automate.name,
+        entrypoint=automate.entrypoint,
+        path=str(root),
+        work_pool=automate.work_pool or default_pool,
+        schedules=tuple(
+            sorted(
+                (
+                    ScheduleSpec(
+                        slug=s.slug,
+                        cron=s.cron,
+                        timezone=s.timezone,
+                        active=automate.enabled,
+                        parameters=dict(s.parameters),
+                    )
+                    for s in automate.schedules
+                ),
+                key=_schedule_key,
+            )
+        ),
+        concurrency_limit=automate.concurrency_limit,
+        tags=automate.tags,
+        description=description,
+        paused=not automate.enabled,
+        parameters=dict(automate.parameters),
+        parameter_schema=target.parameter_schema,
+        pull_steps=({SET_WORKING_DIRECTORY: {"directory": str(root)}},),
+    )
+
+
+def declared_specs(registry: Registry, root: Path, default_pool: str) -> dict[str, DeploymentSpec]:
+    """full name → spec for every deployable automate."""
+    specs = (declared_spec(a, root, default_pool) for a in registry.deployable)
+    return {spec.full_name: spec for spec in specs}
+
+
+def deployed_spec(deployment: Any, flow_name: str) -> DeploymentSpec:
+    """The same shape from a Prefect `DeploymentResponse`."""
+    schedules = []
+    for item in deployment.schedules:
+        schedule = item.schedule
+        schedules.append(
+            ScheduleSpec(
+                slug=item.slug,
+                cron=getattr(schedule, "cron", None),
+                timezone=getattr(schedule, "timezone", None),
+                active=item.active,
+                parameters=dict(item.parameters or {}),
+            )
+        )
+    return DeploymentSpec(
+        flow_name=flow_name,
+        name=deployment.name,
+        entrypoint=deployment.entrypoint,
+        path=deployment.path,
+        work_pool=deployment.work_pool_name,
+        schedules=tuple(sorted(schedules, key=_schedule_key)),
+        concurrency_limit=_concurrency_limit(deployment),
+        tags=tuple(sorted(deployment.tags)),
+        description=deployment.description,
+        paused=deployment.paused,
+        parameters=dict(deployment.parameters),
+        parameter_schema=deployment.parameter_openapi_schema,
+        pull_steps=tuple(deployment.pull_steps or ()),
+    )
+
+
+def _concurrency_limit(deployment: Any) -> int | None:
+    limit = getattr(deployment, "global_concurrency_limit", None)
+    if limit is not None:
+        return int(limit.limit)
+    return getattr(deployment, "concurrency_limit", None)
+
+
+def _schedule_key(schedule: ScheduleSpec) -> tuple[str, str]:
+    return (schedule.slug or "", schedule.cron or "")

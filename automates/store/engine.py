@@ -1,0 +1,65 @@
+"""Connecting to the store and bringing its schema up to date."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from automates.errors import StoreError
+from automates.store.schema import SCHEMA
+from automates.store.urls import redacted, store_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    return create_engine(store_url(url), pool_pre_ping=True, pool_size=2, max_overflow=3)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction; driver errors become `StoreError` naming the database."""
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except OperationalError as error:
+        where = redacted(engine.url.render_as_string(hide_password=True))
+        raise StoreError(f"cannot reach the store at {where}: {error.orig}") from error
+    except DBAPIError as error:
+        raise StoreError(f"the store refused the operation: {error.orig}") from error
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> str | None:
+    """Apply every pending migration (forward only); return the revision now current."""
+    with transaction(engine) as connection:
+        # One migrator at a time, even when several `up` or test sessions race.
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('automates.migrate'))")
+        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        command.upgrade(_alembic_config(connection), "head")
+        return current_revision(connection)
+
+
+def current_revision(connection: Connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table_schema": SCHEMA})
+    return context.get_current_revision()
+
+
+def head_revision() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()

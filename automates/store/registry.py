@@ -1,0 +1,85 @@
+"""The registry tables: what `sync` writes and `list`/`show` read.
+
+Every statement touching the registry tables is here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from automates.registry.model import Automate
+from automates.store.schema import automate_agents, automate_schedules, automates
+
+
+def declaration_digest(automate: Automate, work_pool: str) -> str:
+    """A digest of everything stored for an automate: equal digests mean nothing to write."""
+    document = {**automate.model_dump(mode="json"), "work_pool": work_pool}
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def stored_digests(connection: Connection) -> dict[str, str]:
+    """name → digest of every registry row (one query)."""
+    rows = connection.execute(select(automates.c.name, automates.c.digest))
+    return {name: digest for name, digest in rows}
+
+
+def upsert_automate(connection: Connection, automate: Automate, work_pool: str) -> None:
+    """Insert or replace one automate with its agents and schedules."""
+    values: dict[str, Any] = {
+        "kind": automate.kind.value,
+        "caste": automate.caste,
+        "family": automate.family,
+        "description": automate.description,
+        "runbook": automate.runbook,
+        "entrypoint": automate.entrypoint,
+        "timeout_seconds": automate.timeout_seconds,
+        "concurrency_limit": automate.concurrency_limit,
+        "work_pool": work_pool,
+        "enabled": automate.enabled,
+        "declaration": automate.model_dump(mode="json"),
+        "digest": declaration_digest(automate, work_pool),
+    }
+    statement = insert(automates).values(name=automate.name, **values)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[automates.c.name], set_={**values, "updated_at": func.now()}
+        )
+    )
+    connection.execute(delete(automate_agents).where(automate_agents.c.automate == automate.name))
+    connection.execute(
+        delete(automate_schedules).where(automate_schedules.c.automate == automate.name)
+    )
+    if automate.agents:
+        connection.execute(
+            insert(automate_agents),
+            [{"automate": automate.name, "agent": agent} for agent in automate.agents],
+        )
+    if automate.schedules:
+        connection.execute(
+            insert(automate_schedules),
+            [
+                {"automate": automate.name, "slug": s.slug, "cron": s.cron, "timezone": s.timezone}
+                for s in automate.schedules
+            ],
+        )
+
+
+def delete_automates(connection: Connection, names: list[str]) -> None:
+    if names:
+        connection.execute(delete(automates).where(automates.c.name.in_(names)))
+
+
+def registry_rows(connection: Connection) -> list[dict[str, Any]]:
+    """Every registry row with its agents, ordered by name."""
+    agents = (
+        select(func.coalesce(func.array_agg(automate_agents.c.agent), []))
+        .where(automate_agents.c.automate == automates.c.name)
+        .scalar_subquery()
+    )
+    rows = connection.execute(select(automates, agents.label("agents")).order_by(automates.c.name))
+    return [dict(row._mapping) for row in rows]

@@ -1,0 +1,101 @@
+"""Every table of the store, in one place.
+
+Tables live in their own PostgreSQL schema (`automates`) so they can share a database with
+the Prefect server without ever touching its tables. Enumerations are lowercase text guarded
+by CHECK constraints: a row the code would not write cannot be written by hand either.
+The migrations in `migrations/versions/` must produce exactly this (tests/store/test_migrations).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from automates.registry.model import Kind
+
+SCHEMA = "automates"
+SLUG_PATTERN = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+
+metadata = MetaData(
+    schema=SCHEMA,
+    naming_convention={
+        "pk": "%(table_name)s_pkey",
+        "fk": "%(table_name)s_%(column_0_name)s_fkey",
+        "ck": "%(table_name)s_%(constraint_name)s_check",
+        "ix": "%(table_name)s_%(column_0_name)s_idx",
+    },
+)
+
+
+def _slug_check(column: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} ~ '{SLUG_PATTERN}'", name=f"{column}_slug")
+
+
+KINDS = ", ".join(f"'{kind.value}'" for kind in Kind)
+
+automates = Table(
+    "automates",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("caste", Text, nullable=False),
+    Column("family", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("runbook", Text),
+    Column("entrypoint", Text, nullable=False),
+    Column("timeout_seconds", Integer, nullable=False),
+    Column("concurrency_limit", Integer),
+    Column("work_pool", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    # The whole validated declaration, and its digest: a no-change sync compares digests only.
+    Column("declaration", JSONB, nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _slug_check("name"),
+    _slug_check("caste"),
+    _slug_check("family"),
+    _slug_check("work_pool"),
+    CheckConstraint(f"kind IN ({KINDS})", name="kind"),
+    CheckConstraint("timeout_seconds BETWEEN 1 AND 1800", name="timeout_seconds"),
+    CheckConstraint("concurrency_limit IS NULL OR concurrency_limit >= 1", name="concurrency"),
+)
+
+automate_agents = Table(
+    "automate_agents",
+    metadata,
+    Column(
+        "automate",
+        Text,
+        ForeignKey("automates.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("agent", Text, primary_key=True),
+    _slug_check("agent"),
+)
+
+automate_schedules = Table(
+    "automate_schedules",
+    metadata,
+    Column(
+        "automate",
+        Text,
+        ForeignKey("automates.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("slug", Text, primary_key=True),
+    Column("cron", Text, nullable=False),
+    Column("timezone", Text, nullable=False),
+    _slug_check("slug"),
+)

@@ -1,0 +1,78 @@
+"""`automates sync`: the declarations, pushed to the server, the registry table and the block.
+
+Validation comes first and is all-or-nothing: one bad declaration and nothing is written
+anywhere.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from automates.errors import DeclarationError
+from automates.registry.entrypoints import static_problems
+from automates.registry.loader import load_registry
+from automates.registry.model import Registry
+from automates.server.deploy import Progress, SyncReport, sync_server
+from automates.settings import Settings
+from automates.store.engine import make_engine, migrate, transaction
+from automates.store.registry import (
+    declaration_digest,
+    delete_automates,
+    stored_digests,
+    upsert_automate,
+)
+from automates.store.urls import redacted
+from blocks.store import save_store_block
+
+
+def validated_registry(settings: Settings) -> Registry:
+    """The registry, refused whole if any declaration or entrypoint is invalid."""
+    registry = load_registry(settings.registry_path)
+    problems = static_problems(registry, settings.project_root)
+    if problems:
+        raise DeclarationError(problems)
+    return registry
+
+
+async def sync(
+    settings: Settings,
+    database_url: str,
+    *,
+    prune: bool = False,
+    progress: Progress | None = None,
+) -> SyncReport:
+    registry = validated_registry(settings)
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+        report = await sync_server(settings, registry, prune=prune, progress=progress)
+        sync_store(engine, registry, settings.work_pool, report, prune=prune)
+    finally:
+        engine.dispose()
+    report.block_written = await _save_block(settings, database_url)
+    report.database = redacted(database_url)
+    return report
+
+
+def sync_store(
+    engine: Engine, registry: Registry, default_pool: str, report: SyncReport, *, prune: bool
+) -> None:
+    """Write the registry rows whose declaration changed; drop undeclared rows with `prune`."""
+    with transaction(engine) as connection:
+        stored = stored_digests(connection)
+        for automate in registry.automates:
+            pool = automate.work_pool or default_pool
+            if stored.get(automate.name) != declaration_digest(automate, pool):
+                upsert_automate(connection, automate, pool)
+                report.registry_written.append(automate.name)
+        gone = sorted(stored.keys() - {a.name for a in registry.automates})
+        if prune:
+            delete_automates(connection, gone)
+            report.registry_removed.extend(gone)
+
+
+async def _save_block(settings: Settings, database_url: str) -> bool:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+        return await save_store_block(settings.store_block, database_url)

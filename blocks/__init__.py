@@ -1,0 +1,1 @@
+"""Prefect blocks of the project: configuration shared by flows, workers and the UI."""

@@ -1,0 +1,1 @@
+"""The built-in automates. Each module holds one flow; deployments/registry.yaml declares them."""

@@ -1,0 +1,45 @@
+"""registry-reconcile: the three-way drift audit, as a recurring automate.
+
+An audit: drift is a finding, not a crash. The run ends Completed, named "Findings", with the
+report as an artifact; a run that could not audit at all fails.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.settings import PREFECT_API_URL
+from prefect.states import Completed, State
+
+from automates.reconcile import ReconcileReport, reconcile
+from automates.settings import Settings
+from tasks.reporting import markdown_table, publish_markdown
+
+
+@flow(name="registry-reconcile", log_prints=False)
+async def registry_reconcile() -> State:
+    """Compare the declared registry, the server's deployments and what imports."""
+    settings = Settings(prefect_api_url=PREFECT_API_URL.value())
+    report = await reconcile(settings)
+    logger = get_run_logger()
+    summary = (
+        f"{report.declared} declared, {report.deployed} deployed, {report.importable} importable, "
+        f"{len(report.drifts)} drift(s)"
+    )
+    logger.info(summary)
+    publish_markdown(
+        key="registry-reconcile", markdown=_markdown(report, summary), description=summary
+    )
+    if report.has_drift:
+        for drift in report.drifts:
+            logger.warning("%s %s: %s", drift.kind.value, drift.subject, drift.detail)
+        return Completed(name="Findings", message=summary, data=report.as_dict())
+    return Completed(message=summary, data=report.as_dict())
+
+
+def _markdown(report: ReconcileReport, summary: str) -> str:
+    if not report.has_drift:
+        return f"# Registry reconcile\n\nNo drift: {summary}.\n"
+    rows = [(d.kind.value, d.subject, d.detail) for d in report.drifts]
+    return f"# Registry reconcile\n\n{summary}.\n\n" + markdown_table(
+        ("kind", "automate / deployment", "detail"), rows
+    )

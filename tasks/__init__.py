@@ -1,0 +1,1 @@
+"""Prefect tasks shared by the built-in automates."""
