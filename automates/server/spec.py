@@ -158,10 +158,10 @@ def deployed_spec(deployment: Any, flow_name: str) -> DeploymentSpec:
 
 
 def _concurrency_limit(deployment: Any) -> int | None:
-    limit = getattr(deployment, "global_concurrency_limit", None)
-    if limit is not None:
-        return int(limit.limit)
-    return getattr(deployment, "concurrency_limit", None)
+    # Prefect 3 backs a deployment's limit with a global concurrency limit; the older
+    # `concurrency_limit` attribute is deprecated.
+    limit = deployment.global_concurrency_limit
+    return None if limit is None else int(limit.limit)
 
 
 def _schedule_key(schedule: ScheduleSpec) -> tuple[str, str]:

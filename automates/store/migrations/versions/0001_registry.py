@@ -17,7 +17,7 @@ SLUG = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 
 
 def _slug(column: str, table: str) -> sa.CheckConstraint:
-    return sa.CheckConstraint(f"{column} ~ '{SLUG}'", name=f"{table}_{column}_slug_check")
+    return sa.CheckConstraint(f"{column} ~ '{SLUG}'", name=op.f(f"{table}_{column}_slug_check"))
 
 
 def upgrade() -> None:
@@ -43,20 +43,20 @@ def upgrade() -> None:
         sa.Column(
             "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
-        sa.PrimaryKeyConstraint("name", name="automates_pkey"),
+        sa.PrimaryKeyConstraint("name", name=op.f("automates_pkey")),
         _slug("name", "automates"),
         _slug("caste", "automates"),
         _slug("family", "automates"),
         _slug("work_pool", "automates"),
         sa.CheckConstraint(
-            "kind IN ('recurring', 'oneshot', 'tool', 'lib', 'meta')", name="automates_kind_check"
+            "kind IN ('recurring', 'oneshot', 'tool', 'lib', 'meta')", name=op.f("automates_kind_check")
         ),
         sa.CheckConstraint(
-            "timeout_seconds BETWEEN 1 AND 1800", name="automates_timeout_seconds_check"
+            "timeout_seconds BETWEEN 1 AND 1800", name=op.f("automates_timeout_seconds_check")
         ),
         sa.CheckConstraint(
             "concurrency_limit IS NULL OR concurrency_limit >= 1",
-            name="automates_concurrency_check",
+            name=op.f("automates_concurrency_check"),
         ),
         schema="automates",
     )
@@ -64,11 +64,11 @@ def upgrade() -> None:
         "automate_agents",
         sa.Column("automate", sa.Text, nullable=False),
         sa.Column("agent", sa.Text, nullable=False),
-        sa.PrimaryKeyConstraint("automate", "agent", name="automate_agents_pkey"),
+        sa.PrimaryKeyConstraint("automate", "agent", name=op.f("automate_agents_pkey")),
         sa.ForeignKeyConstraint(
             ["automate"],
             ["automates.automates.name"],
-            name="automate_agents_automate_fkey",
+            name=op.f("automate_agents_automate_fkey"),
             ondelete="CASCADE",
         ),
         _slug("agent", "automate_agents"),
@@ -80,11 +80,11 @@ def upgrade() -> None:
         sa.Column("slug", sa.Text, nullable=False),
         sa.Column("cron", sa.Text, nullable=False),
         sa.Column("timezone", sa.Text, nullable=False),
-        sa.PrimaryKeyConstraint("automate", "slug", name="automate_schedules_pkey"),
+        sa.PrimaryKeyConstraint("automate", "slug", name=op.f("automate_schedules_pkey")),
         sa.ForeignKeyConstraint(
             ["automate"],
             ["automates.automates.name"],
-            name="automate_schedules_automate_fkey",
+            name=op.f("automate_schedules_automate_fkey"),
             ondelete="CASCADE",
         ),
         _slug("slug", "automate_schedules"),

@@ -1,0 +1,3 @@
+from automates.cli.app import main
+
+main()

@@ -1,0 +1,18 @@
+# Sourced by scripts/up and scripts/test: find or install uv, then install the locked environment.
+# Needs only python3 (3.11+) on the machine; everything else comes from uv.lock.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+UV_VERSION="0.13.9"
+if command -v uv >/dev/null 2>&1; then
+  UV="$(command -v uv)"
+else
+  UV="$ROOT/.tools/bin/uv"
+  if [ ! -x "$UV" ]; then
+    echo "· installing uv $UV_VERSION into .tools/" >&2
+    python3 -m venv "$ROOT/.tools"
+    "$ROOT/.tools/bin/pip" install --quiet "uv==$UV_VERSION"
+  fi
+fi
+export UV_PYTHON_DOWNLOADS=never  # use the machine's python3; never fetch one
+"$UV" sync --frozen --project "$ROOT" --quiet
+export PATH="$ROOT/.venv/bin:$PATH"

@@ -1,0 +1,104 @@
+"""Test harness: a real PostgreSQL and a real Prefect server for the whole session.
+
+PostgreSQL comes from AUTOMATES_TEST_DATABASE_URL (CI uses the machine's own) or, on a fresh
+machine, from the embedded wheel in a temporary folder. Each session works in a fresh database
+of its own, dropped at the end. Nothing here skips: if PostgreSQL cannot be reached, the tests
+that need it error, and under CI a run in which no PostgreSQL test passed fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+# Tests start from a clean slate: no project or Prefect variable of the developer's shell leaks in.
+for _name in list(os.environ):
+    if _name.startswith("AUTOMATES_") and _name != "AUTOMATES_TEST_DATABASE_URL":
+        del os.environ[_name]
+for _name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
+    os.environ.pop(_name, None)
+
+REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.projects"]
+
+_postgres_passed = 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A maintenance URL of a real PostgreSQL server (external, or embedded for the session)."""
+    external = os.environ.get("AUTOMATES_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    from automates.platform import embedded_pg
+    from automates.store.urls import with_database
+
+    data = tmp_path_factory.mktemp("embedded")
+    yield with_database(embedded_pg.start(data), "postgres")
+    embedded_pg.stop(data)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh database for this session, dropped at the end."""
+    from automates.store.urls import with_database
+
+    name = f"automates_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield with_database(postgres_admin_url, name)
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def scratch_database(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    from automates.store.urls import with_database
+
+    name = f"automates_scratch_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield with_database(postgres_admin_url, name)
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & {"database_url", "scratch_database", "postgres_admin_url", "server"}:
+            item.add_marker(pytest.mark.postgres)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _postgres_passed
+    if report.when == "call" and report.passed and "postgres" in report.keywords:
+        _postgres_passed += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    collected_postgres = any("postgres" in item.keywords for item in session.items)
+    if os.environ.get("CI") and collected_postgres and _postgres_passed == 0:
+        print("\nCI: no PostgreSQL test passed; failing the run (they must run in CI).")
+        session.exitstatus = 1
+
+

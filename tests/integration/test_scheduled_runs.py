@@ -1,0 +1,123 @@
+"""A synced cron schedule really turns into runs that a real worker completes.
+
+This is the guard against the silent class of break seen with SQLAlchemy 2.1, where Prefect
+3.8.8's scheduler accepted deployments and then never created a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.objects import FlowRun, StateType
+
+from automates.server.client import prefect_client
+from automates.server.deployed import read_server_state
+from automates.settings import Settings
+from automates.sync import sync
+from tests.fixtures.projects import Project, automate
+from tests.fixtures.servers import cli_env
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def runs_of(settings: Settings, full_name: str) -> list[FlowRun]:
+    async def read() -> list[FlowRun]:
+        async with prefect_client(settings.api_url) as client:
+            deployment = (await read_server_state(client)).deployments[full_name]
+            return await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+            )
+
+    return asyncio.run(read())
+
+
+def test_a_cron_schedule_runs_to_completion_through_the_worker(
+    server: Settings, project: Project, worker: str
+) -> None:
+    project.declare(
+        automate(
+            "every-minute",
+            schedules=[{"slug": "minutely", "cron": "* * * * *", "timezone": "Asia/Makassar"}],
+            parameters={"greeting": "from the schedule"},
+            work_pool=worker,
+        ),
+        automate("on-demand", kind="oneshot", schedules=[], work_pool=worker),
+    )
+    settings = project.settings(server)
+    asyncio.run(sync(settings, settings.database_url or ""))
+
+    scheduled = wait_for(
+        lambda: [r for r in runs_of(settings, "hello/every-minute") if r.auto_scheduled],
+        timeout=60,
+        what="the scheduler to create runs",
+    )
+    assert all(r.expected_start_time and r.expected_start_time.second == 0 for r in scheduled)
+
+    def completed() -> list[FlowRun]:
+        return [
+            r
+            for r in runs_of(settings, "hello/every-minute")
+            if r.state_type == StateType.COMPLETED
+        ]
+
+    [first, *_] = wait_for(completed, timeout=150, what="a scheduled run to complete")
+    assert first.auto_scheduled
+    assert first.parameters == {"greeting": "from the schedule"}
+
+    env = cli_env(settings)
+    listed = _cli(env, "list", "--json")
+    rows = {row["name"]: row for row in listed}
+    assert rows["every-minute"]["last_run_state"] == "Completed"
+    assert rows["every-minute"]["runs"] >= 1
+    assert rows["every-minute"]["next_runs"], "the next fire time comes from the server"
+    assert rows["on-demand"]["next_runs"] == [] and rows["on-demand"]["runs"] == 0
+    assert [r["name"] for r in _cli(env, "list", "--json", "--kind", "oneshot")] == ["on-demand"]
+
+    shown = _cli(env, "show", "every-minute", "--json")
+    assert shown["deployment"] == "hello/every-minute"
+    assert len(shown["next_runs"]) >= 2
+    assert shown["schedules"] == [
+        {"slug": "minutely", "cron": "* * * * *", "timezone": "Asia/Makassar", "parameters": {}}
+    ]
+
+
+def _cli(env: dict[str, str], *args: str) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-m", "automates.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_show_of_an_unknown_automate_is_a_clear_error(server: Settings, project: Project) -> None:
+    project.declare(automate("known"))
+    done = subprocess.run(
+        [sys.executable, "-m", "automates.cli", "show", "unknown"],
+        env=cli_env(project.settings(server)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "no automate named 'unknown' is declared (known: known)" in done.stderr

@@ -1,0 +1,105 @@
+"""The migrations build exactly the schema the code declares, and the database enforces it."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from automates.errors import StoreError
+from automates.registry.loader import parse_registry
+from automates.store.engine import head_revision, make_engine, migrate, transaction
+from automates.store.registry import registry_rows, stored_digests, upsert_automate
+from automates.store.schema import SCHEMA, metadata
+from tests.fixtures.projects import automate
+
+
+def test_migrations_equal_the_declared_schema(scratch_database: str) -> None:
+    engine = make_engine(scratch_database)
+    assert migrate(engine) == head_revision()
+    assert migrate(engine) == head_revision()  # forward-only and idempotent
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_schemas": True,
+                "version_table_schema": SCHEMA,
+                "include_name": lambda name, type_, parent: type_ != "schema" or name == SCHEMA,
+            },
+        )
+        assert compare_metadata(context, metadata) == []
+        constraints = {
+            row[0]
+            for row in connection.execute(
+                text(
+                    "SELECT conname FROM pg_constraint JOIN pg_namespace n ON n.oid = connamespace"
+                    " WHERE nspname = :schema AND contype = 'c'"
+                ),
+                {"schema": SCHEMA},
+            )
+        }
+    declared = {
+        c.name
+        for table in metadata.sorted_tables
+        for c in table.constraints
+        if c.__class__.__name__ == "CheckConstraint"
+    }
+    assert constraints == declared
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("kind", "Recurring"), ("caste", "Vigies"), ("family", "sre ops"), ("timeout_seconds", 1801)],
+)
+def test_the_database_refuses_bad_rows(scratch_database: str, column: str, value: object) -> None:
+    engine = make_engine(scratch_database)
+    migrate(engine)
+    row = {
+        "name": "a1",
+        "kind": "recurring",
+        "caste": "vigies",
+        "family": "audits",
+        "description": "d",
+        "entrypoint": "flows/x.py:f",
+        "timeout_seconds": 300,
+        "work_pool": "local",
+        "enabled": True,
+        "declaration": "{}",
+        "digest": "x",
+    }
+    row[column] = value
+    columns = ", ".join(row)
+    params = ", ".join(f":{k}" for k in row)
+    with pytest.raises(StoreError) as caught, transaction(engine) as connection:
+        connection.execute(text(f"INSERT INTO {SCHEMA}.automates ({columns}) VALUES ({params})"), row)
+    assert isinstance(caught.value.__cause__, IntegrityError)
+    engine.dispose()
+
+
+def test_registry_rows_round_trip(scratch_database: str) -> None:
+    engine = make_engine(scratch_database)
+    migrate(engine)
+    registry = parse_registry(
+        {"automates": [automate("b-audit", agents=["atlas", "sentinel"]), automate("a-audit")]}
+    )
+    with transaction(engine) as connection:
+        for a in registry.automates:
+            upsert_automate(connection, a, "local")
+        upsert_automate(connection, registry.automates[0], "local")  # replace, not duplicate
+    with engine.connect() as connection:
+        rows = registry_rows(connection)
+        digests = stored_digests(connection)
+    assert [r["name"] for r in rows] == ["a-audit", "b-audit"]
+    assert sorted(rows[1]["agents"]) == ["atlas", "sentinel"]
+    assert rows[1]["declaration"]["schedules"][0]["timezone"] == "Asia/Makassar"
+    assert set(digests) == {"a-audit", "b-audit"}
+    engine.dispose()
+
+
+def test_an_unreachable_store_is_a_clear_error() -> None:
+    engine = make_engine("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(StoreError, match="cannot reach the store at postgresql"):
+        migrate(engine)

@@ -1,0 +1,143 @@
+"""Every bad declaration fails naming the automate and the field; good ones load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from automates.errors import DeclarationError
+from automates.registry.entrypoints import static_problems
+from automates.registry.loader import load_registry, parse_registry
+from automates.registry.model import Kind
+from tests.fixtures.projects import automate
+
+
+def problems_of(*automates: dict[str, Any]) -> list[tuple[str, str, str]]:
+    with pytest.raises(DeclarationError) as caught:
+        parse_registry({"automates": list(automates)})
+    return [(p.automate, p.field, p.message) for p in caught.value.problems]
+
+
+def test_a_valid_registry_loads_with_defaults() -> None:
+    registry = parse_registry({"automates": [automate("nightly-audit")]})
+    [a] = registry.automates
+    assert a.kind is Kind.RECURRING
+    assert a.timeout_seconds == 300
+    assert a.concurrency_limit == 1
+    assert a.schedules[0].timezone == "Asia/Makassar"
+    assert a.tags == (
+        "agent:atlas",
+        "caste:vigies",
+        "family:audits",
+        "kind:recurring",
+        "managed-by:automates",
+    )
+
+
+def test_unknown_key_names_automate_and_key() -> None:
+    assert problems_of(automate("a1", colour="blue")) == [("a1", "colour", "unknown key")]
+
+
+def test_unknown_key_inside_a_schedule() -> None:
+    bad = automate("a1", schedules=[{"cron": "0 3 * * *", "tz": "UTC"}])
+    assert problems_of(bad) == [("a1", "schedules[0].tz", "unknown key")]
+
+
+@pytest.mark.parametrize("cron", ["61 * * * *", "* * * *", "every day", "0 0 * * * *"])
+def test_bad_cron(cron: str) -> None:
+    [(name, field, message)] = problems_of(automate("a1", schedules=[{"cron": cron}]))
+    assert (name, field) == ("a1", "schedules[0].cron")
+    assert repr(cron) in message
+
+
+def test_unknown_timezone() -> None:
+    bad = automate("a1", schedules=[{"cron": "0 3 * * *", "timezone": "Mars/Olympus"}])
+    [(name, field, message)] = problems_of(bad)
+    assert (name, field) == ("a1", "schedules[0].timezone")
+    assert "IANA" in message
+
+
+def test_missing_entrypoint_field() -> None:
+    assert problems_of(automate("a1", entrypoint=None)) == [
+        ("a1", "entrypoint", "required field is missing")
+    ]
+
+
+def test_entrypoint_without_function() -> None:
+    [(name, field, _)] = problems_of(automate("a1", entrypoint="flows/hello.py"))
+    assert (name, field) == ("a1", "entrypoint")
+
+
+def test_duplicate_name() -> None:
+    assert ("a1", "name", "declared 2 times; names must be unique") in problems_of(
+        automate("a1"), automate("a1")
+    )
+
+
+def test_recurring_without_schedule() -> None:
+    [(name, field, message)] = problems_of(automate("a1", schedules=[]))
+    assert (name, field) == ("a1", "schedules")
+    assert "needs at least one schedule" in message
+
+
+def test_oneshot_with_schedule() -> None:
+    [(name, field, _)] = problems_of(automate("a1", kind="oneshot"))
+    assert (name, field) == ("a1", "schedules")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"caste": "Vigies"}, "caste"),
+        ({"name": "Bad_Name"}, "name"),
+        ({"kind": "daily"}, "kind"),
+        ({"timeout_seconds": 1801}, "timeout_seconds"),
+        ({"timeout_seconds": 0}, "timeout_seconds"),
+        ({"concurrency_limit": 0}, "concurrency_limit"),
+        ({"agents": ["atlas", "atlas"]}, "agents"),
+        ({"description": ""}, "description"),
+    ],
+)
+def test_field_rules(fields: dict[str, Any], field: str) -> None:
+    declaration = {**automate("a1"), **fields}
+    assert [(n, f) for n, f, _ in problems_of(declaration)] == [(declaration["name"], field)]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems_of(
+        automate("a1", colour="x"),
+        automate("a2", schedules=[{"cron": "nope"}]),
+        automate("a3", kind="lib", entrypoint="flows/hello.py", schedules=[]),
+    )
+    assert {(n, f) for n, f, _ in found} == {("a1", "colour"), ("a2", "schedules[0].cron")}
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump({"automates": [automate("a1")], "defaults": {}}))
+    with pytest.raises(DeclarationError) as caught:
+        load_registry(path)
+    assert [(p.automate, p.field) for p in caught.value.problems] == [("<registry>", "defaults")]
+
+
+def test_entrypoint_file_missing_or_not_a_flow(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "plain.py").write_text("def job():\n    return 1\n")
+    registry = parse_registry(
+        {
+            "automates": [
+                automate("gone", entrypoint="flows/gone.py:job"),
+                automate("plain", entrypoint="flows/plain.py:job"),
+                automate("absent", entrypoint="flows/plain.py:other"),
+                automate("runbook", entrypoint="flows/plain.py:job", runbook="docs/none.md"),
+            ]
+        }
+    )
+    found = {(p.automate, p.field): p.message for p in static_problems(registry, tmp_path)}
+    assert found[("gone", "entrypoint")] == "file flows/gone.py does not exist"
+    assert "not decorated with @flow" in found[("plain", "entrypoint")]
+    assert "defines no function other()" in found[("absent", "entrypoint")]
+    assert found[("runbook", "runbook")] == "file docs/none.md does not exist"
