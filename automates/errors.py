@@ -16,7 +16,7 @@ class SettingsError(AutomatesError):
 
 
 class DeclarationError(AutomatesError):
-    """The registry declarations are invalid; nothing was synced.
+    """The registry declarations are invalid; nothing was changed.
 
     Each problem names the automate and the field it concerns.
     """
@@ -24,7 +24,7 @@ class DeclarationError(AutomatesError):
     def __init__(self, problems: list[DeclarationProblem]) -> None:
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{len(problems)} invalid declaration(s); nothing was synced:\n{lines}")
+        super().__init__(f"{len(problems)} invalid declaration(s); nothing was changed:\n{lines}")
 
 
 class DeclarationProblem:

@@ -106,7 +106,9 @@ async def gather_status(
         return list(await asyncio.gather(*(one(a) for a in automates)))
 
 
-def _find(settings: Settings, automate: Automate, deployments: dict[str, Deployed]) -> Deployed | None:
+def _find(
+    settings: Settings, automate: Automate, deployments: dict[str, Deployed]
+) -> Deployed | None:
     if not automate.kind.deployable:
         return None
     if static_error(automate, settings.project_root) is None:

@@ -66,8 +66,12 @@ class ReconcileReport:
             "drift": self.has_drift,
             "counts": counts,
             "drifts": [
-                {**asdict(d), "kind": d.kind.value, "declared": _jsonable(d.declared),
-                 "deployed": _jsonable(d.deployed)}
+                {
+                    **asdict(d),
+                    "kind": d.kind.value,
+                    "declared": _jsonable(d.declared),
+                    "deployed": _jsonable(d.deployed),
+                }
                 for d in self.drifts
             ],
         }
@@ -83,6 +87,7 @@ async def reconcile(settings: Settings, *, registry: Registry | None = None) -> 
         error = static_error(automate, root)
         if error is not None:
             broken[automate.name] = error
+    unreadable = set(broken)  # no flow can be read from these sources
     candidates = [a for a in registry.automates if a.name not in broken]
     failures = probe_imports(sorted({a.entrypoint for a in candidates}), root)
     for automate in candidates:
@@ -99,14 +104,15 @@ async def reconcile(settings: Settings, *, registry: Registry | None = None) -> 
 
     claimed: set[str] = set()
     for automate in registry.deployable:
-        if automate.name in broken and not (root / automate.entrypoint_path).is_file():
-            # The flow name cannot be read from a missing file: match on the deployment name.
+        if automate.name in unreadable:
+            # The flow name cannot be read from the source: match on the deployment name.
             claimed.update(n for n, d in state.deployments.items() if d.spec.name == automate.name)
             continue
         spec = declared_spec(automate, root, settings.work_pool)
         current = state.deployments.get(spec.full_name)
         if current is None:
-            kind = DriftKind.ORPHAN if automate.kind is Kind.RECURRING else DriftKind.UNDEPLOYED
+            scheduled = automate.kind is Kind.RECURRING and automate.enabled
+            kind = DriftKind.ORPHAN if scheduled else DriftKind.UNDEPLOYED
             report.drifts.append(Drift(kind, automate.name, "no deployment on the server"))
             continue
         claimed.add(spec.full_name)
@@ -128,7 +134,20 @@ def _compare(
         drifts.append(Drift(DriftKind.ORPHAN, name, f"no active schedule on the server ({what})"))
     changed = differences(declared, deployed)
     if "schedules" in changed and _timing(declared) == _timing(deployed):
-        del changed["schedules"]  # only activity differs: reported above, or below as paused
+        del changed["schedules"]  # only activity differs
+        if not drifts:
+            inactive = [s.slug for s in deployed.schedules if not s.active]
+            if not declared.paused and inactive:
+                drifts.append(
+                    Drift(
+                        DriftKind.MISMATCH,
+                        name,
+                        f"schedules inactive on the server: {', '.join(map(str, inactive))}",
+                        "schedules",
+                        [s.slug for s in declared.schedules],
+                        [s.slug for s in deployed.schedules if s.active],
+                    )
+                )
     if drifts:
         changed.pop("paused", None)
     for field_name, (want, have) in sorted(changed.items()):

@@ -62,17 +62,22 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("postgresql://", "postgresql+", "postgres://")):
+        if value is not None and not value.startswith(
+            ("postgresql://", "postgresql+", "postgres://")
+        ):
             raise ValueError("AUTOMATES_DATABASE_URL must be a postgresql:// URL")
         return value
 
     @cached_property
     def data_path(self) -> Path:
-        return (self.data_dir or self.project_root / ".data").resolve()
+        """The data folder; a relative setting is taken from the project root."""
+        return (self.project_root / (self.data_dir or ".data")).resolve()
 
     @cached_property
     def registry_path(self) -> Path:
-        return (self.registry_file or self.project_root / "deployments" / "registry.yaml").resolve()
+        """The registry file; a relative setting is taken from the project root."""
+        relative = self.registry_file or Path("deployments", "registry.yaml")
+        return (self.project_root / relative).resolve()
 
     @property
     def embedded(self) -> bool:
@@ -80,16 +85,40 @@ class Settings(BaseSettings):
         return self.database_url is None
 
     @property
+    def local_api_url(self) -> str:
+        """Where the server that `up` starts answers (a wildcard bind is reached on loopback)."""
+        host = "127.0.0.1" if self.server_host in ("0.0.0.0", "::") else self.server_host
+        return f"http://{host}:{self.server_port}/api"
+
+    @property
     def api_url(self) -> str:
-        return self.prefect_api_url or f"http://{self.server_host}:{self.server_port}/api"
+        return self.prefect_api_url or self.local_api_url
+
+    @property
+    def external_api(self) -> bool:
+        """True when the Prefect API is another server than the one `up` starts here."""
+        return self.prefect_api_url not in (None, self.local_api_url)
 
     @property
     def ui_url(self) -> str:
         return self.api_url.removesuffix("/api")
 
+    def as_env(self) -> dict[str, str]:
+        """The settings given explicitly, as the variables that give them to a child process.
+
+        The worker hands these to every flow run it starts, so a flow run sees the same
+        configuration as the command that started the worker.
+        """
+        env = {}
+        for name in sorted(self.model_fields_set):
+            value = getattr(self, name)
+            if value is not None:
+                env[f"AUTOMATES_{name.upper()}"] = str(value)
+        return env
+
 
 def env_file_paths(project_root: Path = PROJECT_ROOT) -> list[Path]:
-    """The env files read at start-up, most specific first: the working folder, then the checkout."""
+    """The env files read at start-up, most specific first: the working folder, the checkout."""
     here = Path.cwd() / ".env"
     ours = project_root / ".env"
     return [here] if here == ours else [here, ours]

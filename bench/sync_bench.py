@@ -169,9 +169,7 @@ def machine_facts(database_url: str) -> dict[str, Any]:
     os_name = platform.system()
     try:
         with open("/etc/os-release") as release:
-            fields = dict(
-                line.rstrip("\n").split("=", 1) for line in release if "=" in line
-            )
+            fields = dict(line.rstrip("\n").split("=", 1) for line in release if "=" in line)
         os_name = fields.get("PRETTY_NAME", os_name).strip('"')
     except OSError:
         pass
@@ -201,7 +199,9 @@ def free_port() -> int:
             return port
 
 
-async def our_sync(settings: Any, database_url: str, profile: cProfile.Profile | None) -> tuple[float, Any]:
+async def our_sync(
+    settings: Any, database_url: str, profile: cProfile.Profile | None
+) -> tuple[float, Any]:
     from automates.sync import sync
 
     if profile is not None:
@@ -276,8 +276,13 @@ def prefect_deploy(settings: Any, project: Path, log: Path) -> float:
     started = time.perf_counter()
     with log.open("wb") as out:
         completed = subprocess.run(
-            argv, cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, check=False,
+            argv,
+            cwd=project,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
         )
     seconds = time.perf_counter() - started
     if completed.returncode != 0:
@@ -298,8 +303,13 @@ def cli_sync(settings: Any, project: Path) -> tuple[float, dict[str, Any]]:
     )
     started = time.perf_counter()
     completed = subprocess.run(
-        [str(VENV_BIN / "automates"), "sync", "--json"], cwd=project, env=env,
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+        [str(VENV_BIN / "automates"), "sync", "--json"],
+        cwd=project,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     seconds = time.perf_counter() - started
     if completed.returncode != 0:
@@ -384,14 +394,31 @@ class Phases:
         import automates.server.deployed as deployed
         import automates.sync as sync
 
-        for attribute in ("validated_registry", "migrate", "sync_server", "sync_store", "_save_block"):
+        for attribute in (
+            "validated_registry",
+            "migrate",
+            "sync_server",
+            "sync_store",
+            "_save_block",
+        ):
             self.wrap(sync, attribute)
-        for attribute in ("declared_specs", "read_server_state", "_ensure_work_pools",
-                          "_ensure_flows", "_create", "_schedules"):
+        for attribute in (
+            "declared_specs",
+            "read_server_state",
+            "_ensure_work_pools",
+            "_ensure_flows",
+            "_create",
+            "_schedules",
+        ):
             self.wrap(deploy, attribute)
         self.wrap(deployed, "deployed_spec")
-        for attribute in ("read_flows", "read_deployments", "read_work_pools",
-                          "create_deployment", "update_deployment"):
+        for attribute in (
+            "read_flows",
+            "read_deployments",
+            "read_work_pools",
+            "create_deployment",
+            "update_deployment",
+        ):
             self.wrap(PrefectClient, attribute, f"PrefectClient.{attribute}")
         # Prefect's CronSchedule timezone validator lists every zone of tzdata on each call.
         self.wrap(prefect_datetime, "available_timezones", "zoneinfo.available_timezones")
@@ -422,6 +449,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
         os.environ.pop(name, None)
     os.environ["PREFECT_HOME"] = str(data_dir / "prefect")
+    (data_dir / "prefect").mkdir(parents=True)
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     if args.no_scheduler:  # inherited by the server through components.prefect_env
         os.environ["PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED"] = "false"
@@ -435,9 +463,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     make_project(project)
     port = free_port()
-    settings = Settings(
-        project_root=project, data_dir=data_dir, server_port=port, work_pool=POOL
-    )
+    settings = Settings(project_root=project, data_dir=data_dir, server_port=port, work_pool=POOL)
     assert settings.api_url == f"http://127.0.0.1:{port}/api" and port != 4200
     assert settings.data_path.is_relative_to(Path("/tmp"))
     expected = {d["name"] for d in declarations()}
@@ -528,14 +554,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["ratios"] = {
         "cold": {"ratio": round(cold, 1), "target": TARGET_COLD, "met": cold >= TARGET_COLD},
         "nochange": {
-            "ratio": round(nochange, 1), "target": TARGET_NOCHANGE, "met": nochange >= TARGET_NOCHANGE,
+            "ratio": round(nochange, 1),
+            "target": TARGET_NOCHANGE,
+            "met": nochange >= TARGET_NOCHANGE,
         },
         "nochange_cli_process": {
-            "ratio": round(nochange_cli, 1), "target": TARGET_NOCHANGE,
+            "ratio": round(nochange_cli, 1),
+            "target": TARGET_NOCHANGE,
             "met": nochange_cli >= TARGET_NOCHANGE,
         },
     }
-    result["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    result["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     if args.profile:
         result["profiles"] = {"ours_cold": cold_profile, "ours_nochange": nochange_profile}
     return result
@@ -568,22 +597,38 @@ def section(r: dict[str, Any]) -> str:
             "## Registry sync: 200 deployments",
             "",
             f"Measured {r['date']} by `bench/sync_bench.py`: {r['count']} generated recurring",
-            "declarations (cron schedules in 12 IANA timezones, a quarter with two schedules, tags",
-            "from caste/family/agents) on one Prefect server backed by the embedded PostgreSQL, all",
-            "steps in this order against the same server.",
+            "declarations (cron schedules in 12 IANA timezones, a quarter with two schedules,",
+            "tags from caste/family/agents) on one Prefect server backed by the embedded",
+            "PostgreSQL, all steps in this order against the same server.",
             "",
             "| Step | Wall (s) | Per deployment (ms) | Server writes |",
             "|---|---:|---:|---:|",
-            row("a. `automates sync`, cold (empty server; in-process `sync()`)", "ours_cold",
-                str(r["ours_cold"]["server_writes"])),
-            row("b. `automates sync`, nothing changed (in-process `sync()`)", "ours_nochange",
-                str(r["ours_nochange"]["server_writes"])),
-            row("b2. `automates sync --json`, nothing changed (fresh CLI process)",
-                "ours_cli_nochange", str(r["ours_cli_nochange"]["server_writes"])),
-            row("c. `prefect --no-prompt deploy --all`, cold (after deleting all deployments "
-                "and flows)", "prefect_deploy_cold", "n/a"),
-            row("d. `prefect --no-prompt deploy --all`, nothing changed",
-                "prefect_deploy_nochange", "n/a"),
+            row(
+                "a. `automates sync`, cold (empty server; in-process `sync()`)",
+                "ours_cold",
+                str(r["ours_cold"]["server_writes"]),
+            ),
+            row(
+                "b. `automates sync`, nothing changed (in-process `sync()`)",
+                "ours_nochange",
+                str(r["ours_nochange"]["server_writes"]),
+            ),
+            row(
+                "b2. `automates sync --json`, nothing changed (fresh CLI process)",
+                "ours_cli_nochange",
+                str(r["ours_cli_nochange"]["server_writes"]),
+            ),
+            row(
+                "c. `prefect --no-prompt deploy --all`, cold (after deleting all deployments "
+                "and flows)",
+                "prefect_deploy_cold",
+                "n/a",
+            ),
+            row(
+                "d. `prefect --no-prompt deploy --all`, nothing changed",
+                "prefect_deploy_nochange",
+                "n/a",
+            ),
             "",
             "| Comparison | Ratio | Target | Verdict |",
             "|---|---:|---:|---|",
@@ -600,7 +645,8 @@ def section(r: dict[str, Any]) -> str:
             "- a and b time the `await automates.sync.sync(settings, url)` call inside an already",
             "  started Python process (registry validation, store migration check, server sync,",
             "  registry table, store block). c and d are subprocesses, so they include Python",
-            "  start-up and `import prefect`; b2 shows our no-change sync paying the same start-up.",
+            "  start-up and `import prefect`; b2 shows our no-change sync paying the same",
+            "  start-up.",
             f"- After d, our sync over the deployments `prefect deploy` made took "
             f"{after['seconds']:.2f} s and",
             f"  wrote {after['server_writes']} times ({after['updated']} updated); "

@@ -23,7 +23,7 @@ def connector_for(url: str) -> SqlAlchemyConnector:
         driver=STORE_DRIVER,
         database=parsed.database,
         username=parsed.username,
-        password=parsed.password,  # type: ignore[arg-type]  # pydantic coerces to SecretStr
+        password=parsed.password,
         host=parsed.host,
         port=parsed.port,
         query={k: str(v) for k, v in parsed.query.items()} or None,

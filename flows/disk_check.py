@@ -1,8 +1,8 @@
 """disk-space-check: free space where the layer writes, and logs that grow without bound.
 
 An audit: low space and oversized logs are findings (state "Findings"), with the figures as an
-artifact. Oversized logs of the layer's own processes are rotated (the last part is kept in
-`<log>.1`) when `rotate_logs` is on.
+artifact. Oversized logs in the data folder (server, worker, embedded PostgreSQL) are rotated
+(the last tenth is kept in `<log>.1`) when `rotate_logs` is on.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ def disk_space_check(
     settings = Settings()
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True)
-    paths = {data.resolve(), settings.project_root.resolve()}
-    volumes = [volume_usage(p) for p in sorted(paths)]
+    # One row per volume: the data folder and the checkout often share one.
+    by_device = {p.stat().st_dev: p for p in (settings.project_root.resolve(), data.resolve())}
+    volumes = [volume_usage(p) for p in by_device.values()]
     findings = [
         f"{v.path}: {v.free_percent:.1f}% free (< {min_free_percent}%)"
         for v in volumes
@@ -47,7 +48,9 @@ def disk_space_check(
         findings.append(f"{log['path']}: {log['bytes'] // MB} MB (> {max_log_mb} MB)")
         if rotate_logs:
             freed += rotate_log(Path(log["path"]), keep_bytes=max_log_mb * MB // 10)
-    rows = [(v.path, f"{v.free_bytes / MB / 1024:.1f} GB", f"{v.free_percent:.1f}%") for v in volumes]
+    rows = [
+        (v.path, f"{v.free_bytes / MB / 1024:.1f} GB", f"{v.free_percent:.1f}%") for v in volumes
+    ]
     summary = f"{len(volumes)} volume(s), {len(logs)} oversized log(s), {freed // MB} MB freed"
     markdown = f"# Disk space\n\n{summary}.\n\n" + markdown_table(("path", "free", "free %"), rows)
     if findings:

@@ -10,6 +10,7 @@ from itertools import groupby
 
 from prefect import flow, get_run_logger
 from prefect.settings import PREFECT_API_URL
+from prefect.states import Completed, State
 
 from automates.overview import AutomateStatus, gather_status
 from automates.registry.loader import load_registry
@@ -20,7 +21,7 @@ HEADERS = ("automate", "kind", "caste", "agents", "schedules", "next run", "last
 
 
 @flow(name="registry-report")
-async def registry_report() -> dict[str, int]:
+async def registry_report() -> State:
     """Publish the registry with each automate's schedule and run history."""
     settings = Settings(prefect_api_url=PREFECT_API_URL.value())
     registry = load_registry(settings.registry_path)
@@ -34,7 +35,7 @@ async def registry_report() -> dict[str, int]:
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     publish_markdown(key="registry-report", markdown=markdown, description=summary)
     get_run_logger().info(summary)
-    return counts
+    return Completed(message=summary, data=counts)
 
 
 def render(statuses: list[AutomateStatus]) -> str:

@@ -30,20 +30,25 @@ def volume_usage(path: Path) -> VolumeUsage:
     return VolumeUsage(str(path), usage.total, usage.free)
 
 
+def is_log(path: Path) -> bool:
+    # The embedded PostgreSQL writes its server log to a file named plainly `log`.
+    return path.is_file() and (path.suffix == ".log" or path.name == "log")
+
+
 @task
 def oversized_logs(folder: Path, max_bytes: int) -> list[dict[str, Any]]:
-    """Every *.log under `folder` larger than `max_bytes`, largest first."""
+    """Every log file under `folder` larger than `max_bytes`, largest first."""
     found = [
         {"path": str(log), "bytes": log.stat().st_size}
-        for log in folder.rglob("*.log")
-        if log.is_file() and log.stat().st_size > max_bytes
+        for log in folder.rglob("*")
+        if is_log(log) and log.stat().st_size > max_bytes
     ]
     return sorted(found, key=lambda entry: -entry["bytes"])
 
 
 @task
 def rotate_log(path: Path, keep_bytes: int) -> int:
-    """Keep the last `keep_bytes` of a log in `<name>.1` and empty the log; return bytes freed.
+    """Keep the last `keep_bytes` of a log in `<name>.1`, empty the log; return bytes freed.
 
     Copy-then-truncate: the processes writing the log (server, worker) hold it open in
     append mode, so truncating in place is the one rotation they do not notice.
@@ -55,4 +60,4 @@ def rotate_log(path: Path, keep_bytes: int) -> int:
     path.with_name(path.name + ".1").write_bytes(tail)
     with path.open("r+b") as log:
         log.truncate(0)
-    return size
+    return size - len(tail)

@@ -100,5 +100,3 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and collected_postgres and _postgres_passed == 0:
         print("\nCI: no PostgreSQL test passed; failing the run (they must run in CI).")
         session.exitstatus = 1
-
-

@@ -44,8 +44,12 @@ def handle_errors(command: F) -> F:
             return command(*args, **kwargs)
         except DeclarationError as error:
             if kwargs.get("as_json"):
-                emit_json({"error": "invalid declarations",
-                           "problems": [p.as_dict() for p in error.problems]})
+                emit_json(
+                    {
+                        "error": "invalid declarations",
+                        "problems": [p.as_dict() for p in error.problems],
+                    }
+                )
             else:
                 errors.print(f"[red]error:[/red] {error}", highlight=False)
             raise typer.Exit(EXIT_ERROR) from None

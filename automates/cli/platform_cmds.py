@@ -29,8 +29,10 @@ def up(
             f"[dim]·[/dim] registry: {len(s.created)} created, {len(s.updated)} updated, "
             f"{len(s.unchanged)} unchanged"
         )
-    console.print(f"[green]up[/green]: started {', '.join(report.started) or 'nothing'}; "
-                  f"already running {', '.join(report.reused) or 'nothing'}")
+    console.print(
+        f"[green]up[/green]: started {', '.join(report.started) or 'nothing'}; "
+        f"already running {', '.join(report.reused) or 'nothing'}"
+    )
     console.print(f"Prefect UI: [bold]{report.ui_url}[/bold]")
     console.print(f"Use the Prefect CLI against it: export PREFECT_API_URL={report.api_url}")
 

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from automates.cli.output import (
-
     JsonOption,
     console,
     emit_json,
@@ -111,6 +110,3 @@ def _schedules(status: AutomateStatus) -> str:
     if status.deployment and status.active_schedules == 0:
         text += " [red](paused)[/red]"
     return text
-
-
-

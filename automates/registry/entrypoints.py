@@ -100,14 +100,17 @@ def probe_imports(entrypoints: list[str], root: Path, timeout: float = 120.0) ->
     """Import each entrypoint in one child process; map each that fails to its error."""
     if not entrypoints:
         return {}
-    completed = subprocess.run(
-        [sys.executable, "-m", "automates.registry.probe", *entrypoints],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "automates.registry.probe", *entrypoints],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return dict.fromkeys(entrypoints, f"importing took longer than {timeout:.0f} s")
     try:
         failures: dict[str, str] = json.loads(completed.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):

@@ -26,9 +26,13 @@ def load_registry(path: Path) -> Registry:
     try:
         document = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise DeclarationError([DeclarationProblem(REGISTRY, "file", f"{path} not found")]) from None
+        raise DeclarationError(
+            [DeclarationProblem(REGISTRY, "file", f"{path} not found")]
+        ) from None
     except yaml.YAMLError as error:
-        raise DeclarationError([DeclarationProblem(REGISTRY, "file", f"not YAML: {error}")]) from None
+        raise DeclarationError(
+            [DeclarationProblem(REGISTRY, "file", f"not YAML: {error}")]
+        ) from None
     return parse_registry(document)
 
 

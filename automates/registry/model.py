@@ -16,7 +16,7 @@ from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$")
-ENTRYPOINT = re.compile(r"^[\w./-]+\.(py|sh)(:[A-Za-z_]\w*)?$")
+ENTRYPOINT = re.compile(r"^[\w./-]+\.py(:[A-Za-z_]\w*)?$")
 MAX_TIMEOUT_SECONDS = 1800
 
 

@@ -21,7 +21,7 @@ def main(entrypoints: list[str]) -> dict[str, str]:
     for entrypoint in entrypoints:
         try:
             if ":" in entrypoint:
-                target = load_flow_from_entrypoint(entrypoint, use_placeholder_flow=False)
+                target: object = load_flow_from_entrypoint(entrypoint, use_placeholder_flow=False)
                 if not isinstance(target, Flow):
                     failures[entrypoint] = "target is not a Prefect flow"
             else:

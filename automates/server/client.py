@@ -21,9 +21,10 @@ async def prefect_client(api_url: str) -> AsyncIterator[PrefectClient]:
             async with get_client() as client:
                 yield client
         except PrefectHTTPStatusError as error:
+            request, response = error.request, error.response
             raise ServerError(
-                f"the Prefect API at {api_url} refused {error.request.method} "
-                f"{error.request.url.path}: {error.response.status_code} {error.response.text[:300]}"
+                f"the Prefect API at {api_url} refused {request.method} {request.url.path}: "
+                f"{response.status_code} {response.text[:300]}"
             ) from error
         except httpx.TransportError as error:
             raise ServerError(

@@ -11,7 +11,8 @@ from automates.store.schema import SCHEMA, metadata
 TABLE_STATS = text(
     "SELECT relname AS table, n_live_tup AS live_rows, n_dead_tup AS dead_rows,"
     " pg_size_pretty(pg_total_relation_size(relid)) AS size"
-    " FROM pg_stat_user_tables WHERE schemaname = :schema ORDER BY relname"
+    " FROM pg_stat_user_tables WHERE schemaname = :schema AND relname = ANY(:tables)"
+    " ORDER BY relname"
 )
 
 
@@ -24,5 +25,6 @@ def analyze_tables(autocommit: Connection, *, vacuum: bool) -> None:
 
 def table_stats(connection: Connection) -> list[dict[str, Any]]:
     """Live rows, dead rows and total size of each store table."""
-    rows = connection.execute(TABLE_STATS, {"schema": SCHEMA})
+    tables = [table.name for table in metadata.sorted_tables]
+    rows = connection.execute(TABLE_STATS, {"schema": SCHEMA, "tables": tables})
     return [dict(row._mapping) for row in rows]

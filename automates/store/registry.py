@@ -1,6 +1,7 @@
-"""The registry tables: what `sync` writes and `list`/`show` read.
+"""The registry tables: the declarations as rows, written by `sync`.
 
-Every statement touching the registry tables is here.
+They let SQL (reports, other services, future guards) join runs and journals to the automate
+that owns them. Every statement touching the registry tables is here.
 """
 
 from __future__ import annotations

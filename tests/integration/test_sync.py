@@ -36,7 +36,8 @@ def registry_table(settings: Settings) -> list[dict[str, Any]]:
                 "SELECT a.name, a.kind, a.caste, a.work_pool, a.updated_at,"
                 " array(SELECT agent FROM automates.automate_agents g WHERE g.automate = a.name"
                 " ORDER BY agent) AS agents,"
-                " array(SELECT slug || ' ' || cron || ' ' || timezone FROM automates.automate_schedules s"
+                " array(SELECT slug || ' ' || cron || ' ' || timezone"
+                " FROM automates.automate_schedules s"
                 " WHERE s.automate = a.name ORDER BY slug) AS schedules"
                 " FROM automates.automates a ORDER BY name"
             )
@@ -89,12 +90,21 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
 def test_a_no_change_resync_writes_nothing(server: Settings, project: Project) -> None:
     project.declare(
         automate("nightly", concurrency_limit=3),
-        automate("twice", schedules=[
-            {"slug": "light", "cron": "0 6 * * *", "timezone": "Europe/Paris"},
-            {"slug": "deep", "cron": "0 2 * * 0", "timezone": "Europe/Paris",
-             "parameters": {"greeting": "deep"}},
-        ]),
-        automate("by-hand", kind="oneshot", schedules=[], entrypoint="flows/goodbye.py:say_goodbye"),
+        automate(
+            "twice",
+            schedules=[
+                {"slug": "light", "cron": "0 6 * * *", "timezone": "Europe/Paris"},
+                {
+                    "slug": "deep",
+                    "cron": "0 2 * * 0",
+                    "timezone": "Europe/Paris",
+                    "parameters": {"greeting": "deep"},
+                },
+            ],
+        ),
+        automate(
+            "by-hand", kind="oneshot", schedules=[], entrypoint="flows/goodbye.py:say_goodbye"
+        ),
     )
     settings = project.settings(server)
     first = asyncio.run(sync(settings, settings.database_url or ""))
@@ -121,8 +131,11 @@ def test_a_changed_declaration_updates_only_that_deployment(
     asyncio.run(sync(settings, settings.database_url or ""))
     project.declare(
         automate("first"),
-        automate("second", concurrency_limit=2,
-                 schedules=[{"slug": "daily", "cron": "15 4 * * *", "timezone": "UTC"}]),
+        automate(
+            "second",
+            concurrency_limit=2,
+            schedules=[{"slug": "daily", "cron": "15 4 * * *", "timezone": "UTC"}],
+        ),
     )
     report = asyncio.run(sync(settings, settings.database_url or ""))
     assert report.updated == {"hello/second": ["concurrency_limit", "schedules"]}

@@ -74,7 +74,9 @@ def test_the_database_refuses_bad_rows(scratch_database: str, column: str, value
     columns = ", ".join(row)
     params = ", ".join(f":{k}" for k in row)
     with pytest.raises(StoreError) as caught, transaction(engine) as connection:
-        connection.execute(text(f"INSERT INTO {SCHEMA}.automates ({columns}) VALUES ({params})"), row)
+        connection.execute(
+            text(f"INSERT INTO {SCHEMA}.automates ({columns}) VALUES ({params})"), row
+        )
     assert isinstance(caught.value.__cause__, IntegrityError)
     engine.dispose()
 

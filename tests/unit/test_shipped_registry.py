@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import prefect
 
 from automates.registry.entrypoints import probe_imports, static_problems
@@ -21,7 +23,7 @@ def test_every_declared_automate_validates_and_imports() -> None:
     assert len(recurring) >= 4, "the registry ships reconcile and at least three real automates"
 
 
-def test_the_import_probe_reports_a_broken_module(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_import_probe_reports_a_broken_module(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("import not_a_module_anywhere\n")
     (tmp_path / "fine.py").write_text("from prefect import flow\n\n@flow\ndef ok():\n    pass\n")
     failures = probe_imports(["broken.py", "fine.py:ok", "fine.py:missing"], tmp_path)

@@ -49,7 +49,8 @@ def upgrade() -> None:
         _slug("family", "automates"),
         _slug("work_pool", "automates"),
         sa.CheckConstraint(
-            "kind IN ('recurring', 'oneshot', 'tool', 'lib', 'meta')", name=op.f("automates_kind_check")
+            "kind IN ('recurring', 'oneshot', 'tool', 'lib', 'meta')",
+            name=op.f("automates_kind_check"),
         ),
         sa.CheckConstraint(
             "timeout_seconds BETWEEN 1 AND 1800", name=op.f("automates_timeout_seconds_check")

@@ -1,0 +1,150 @@
+"""The built-in automates do their real work, run by a real worker from their deployments."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments.flow_runs import arun_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from automates.server.client import prefect_client
+from automates.settings import Settings
+from automates.sync import sync
+from tests.conftest import REPO
+from tests.fixtures.servers import layer_settings
+
+
+def run(settings: Settings, name: str, **parameters: Any) -> tuple[FlowRun, str]:
+    """Run a deployment as `prefect deployment run` does; return the run and its state message.
+
+    Results are not persisted (the worker's flow runs and this process do not share result
+    storage), so what a run found is read from its state message and its artifact.
+    """
+
+    async def go() -> FlowRun:
+        with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+            return await arun_deployment(name, parameters=parameters, timeout=180)
+
+    flow_run = asyncio.run(go())
+    assert flow_run.state is not None
+    return flow_run, flow_run.state.message or ""
+
+
+async def _artifact(client: PrefectClient, key: str) -> str:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    [artifact] = await client.read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+        sort=ArtifactSort.CREATED_DESC,
+        limit=1,
+    )
+    return str(artifact.data)
+
+
+def artifact(settings: Settings, key: str) -> str:
+    async def read() -> str:
+        async with prefect_client(settings.api_url) as client:
+            return await _artifact(client, key)
+
+    return asyncio.run(read())
+
+
+def test_builtin_automates_run_through_the_worker(server: Settings, worker: str) -> None:
+    settings = layer_settings(server, project_root=REPO, work_pool=worker)
+    asyncio.run(sync(settings, settings.database_url or ""))
+
+    flow_run, message = run(settings, "registry-reconcile/registry-reconcile")
+    assert flow_run.state_name == "Completed", flow_run.state
+    assert message == "6 declared, 5 deployed, 6 importable, 0 drift(s)"
+    assert "No drift" in artifact(settings, "registry-reconcile")
+
+    flow_run, message = run(settings, "store-maintenance/store-maintenance", deep=True)
+    assert flow_run.state_name == "Completed", flow_run.state
+    assert message.startswith("vacuumed and analyzed 3 tables; schema at 0001")
+    tables = artifact(settings, "store-maintenance")
+    assert "| automates | 6 |" in tables and "| automate_schedules |" in tables
+
+    flow_run, message = run(settings, "disk-space-check/disk-space-check")
+    assert flow_run.state_name == "Completed", flow_run.state
+    flow_run, message = run(settings, "disk-space-check/disk-space-check", min_free_percent=100)
+    assert flow_run.state_name == "Findings"
+    assert flow_run.state is not None and flow_run.state.is_completed()
+    assert "% free (< 100" in message
+    assert "## Findings" in artifact(settings, "disk-space-check")
+
+    flow_run, message = run(settings, "registry-report/registry-report")
+    assert flow_run.state_name == "Completed", flow_run.state
+    report = artifact(settings, "registry-report")
+    assert "## audits" in report and "registry-reconcile" in report
+
+    flow_run, message = run(settings, "flow-run-retention/flow-run-retention", keep_days=1)
+    assert flow_run.state_name == "Completed", flow_run.state
+    assert message.startswith("deleted 0 finished runs")  # every run here is younger than a day
+
+
+def test_reconcile_automate_reports_findings_on_drift(server: Settings, worker: str) -> None:
+    settings = layer_settings(server, project_root=REPO, work_pool=worker)
+    asyncio.run(sync(settings, settings.database_url or ""))
+
+    async def add_ghost() -> None:
+        async with prefect_client(settings.api_url) as client:
+            flow_id = await client.create_flow_from_name("hand-made")
+            await client.create_deployment(flow_id=flow_id, name="ghost")
+
+    asyncio.run(add_ghost())
+    flow_run, message = run(settings, "registry-reconcile/registry-reconcile")
+    assert flow_run.state_name == "Findings"
+    assert message.endswith("1 drift(s)")
+    assert "| ghost | hand-made/ghost |" in artifact(settings, "registry-reconcile")
+
+
+def test_retention_deletes_only_old_finished_runs_of_automates(
+    server: Settings, worker: str
+) -> None:
+    settings = layer_settings(server, project_root=REPO, work_pool=worker)
+    asyncio.run(sync(settings, settings.database_url or ""))
+    old, recent, foreign = asyncio.run(_finished_runs(settings))
+
+    flow_run, message = run(settings, "flow-run-retention/flow-run-retention", keep_days=2)
+    assert flow_run.state_name == "Completed", flow_run.state
+    assert message.startswith("deleted 1 finished runs")
+
+    async def remaining() -> set[Any]:
+        async with prefect_client(settings.api_url) as client:
+            return {r.id for r in await client.read_flow_runs(limit=200)}
+
+    left = asyncio.run(remaining())
+    assert old not in left
+    assert {recent, foreign} <= left
+
+
+async def _finished_runs(settings: Settings) -> tuple[Any, Any, Any]:
+    """A run of an automate that ended 3 days ago, one that ended now, and an old foreign one."""
+    from prefect.states import Completed, Running
+    from sqlalchemy import text
+
+    from automates.store.engine import make_engine
+
+    async with prefect_client(settings.api_url) as client:
+        ours = await client.read_deployment_by_name("disk-space-check/disk-space-check")
+        flow_id = await client.create_flow_from_name("hand-made")
+        foreign_deployment = await client.create_deployment(flow_id=flow_id, name="foreign")
+        ids = []
+        for deployment_id in (ours.id, ours.id, foreign_deployment):
+            flow_run = await client.create_flow_run_from_deployment(deployment_id)
+            await client.set_flow_run_state(flow_run.id, Running(), force=True)
+            await client.set_flow_run_state(flow_run.id, Completed(), force=True)
+            ids.append(flow_run.id)
+    # The API stamps end times itself; age two of the runs in the server's own table.
+    engine = make_engine(settings.database_url or "")
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE flow_run SET end_time = now() - interval '3 days' WHERE id = ANY(:ids)"),
+            {"ids": [ids[0], ids[2]]},
+        )
+    engine.dispose()
+    return ids[0], ids[1], ids[2]

@@ -1,0 +1,85 @@
+"""The README's first command, as a user runs it: `automates up` on embedded defaults.
+
+No database URL is given: the embedded PostgreSQL starts from the wheel in the data folder,
+the Prefect server runs on it, the registry is synced and a worker serves it. `up` is safe to
+run twice, `down` stops everything, and the data survives into the next `up`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO, free_port
+
+
+def automates(env: dict[str, str], *args: str, expect: int = 0) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-m", "automates.cli", *args, "--json"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == expect, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_up_twice_run_down_up_again(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "AUTOMATES_DATA_DIR": str(tmp_path / "data"),
+        "AUTOMATES_SERVER_PORT": str(port),
+    }
+    env.pop("AUTOMATES_DATABASE_URL", None)
+    try:
+        first = automates(env, "up")
+        assert first["started"] == ["embedded-postgresql", "prefect-server", "worker-local"]
+        assert first["ui_url"] == f"http://127.0.0.1:{port}"
+        assert "host=" in first["database"]  # the Unix socket of the embedded server
+        assert len(first["sync"]["created"]) == 5
+
+        second = automates(env, "up")
+        assert second["started"] == []
+        assert second["reused"] == ["embedded-postgresql", "prefect-server", "worker-local"]
+        assert second["sync"]["server_writes"] == 0
+
+        status = automates(env, "status")
+        assert status["embedded_postgresql"] and status["api_healthy"]
+        assert status["workers"] == {"worker-local": True}
+
+        prefect = str(Path(sys.executable).with_name("prefect"))
+        ran = subprocess.run(
+            [prefect, "deployment", "run", "disk-space-check/disk-space-check", "--watch"],
+            env={**env, "PREFECT_API_URL": first["api_url"]},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert "Completed" in ran.stdout
+
+        assert automates(env, "down")["stopped"] == [
+            "worker-local",
+            "prefect-server",
+            "embedded-postgresql",
+        ]
+        stopped = automates(env, "status")
+        assert not stopped["embedded_postgresql"] and not stopped["api_healthy"]
+        assert automates(env, "down")["stopped"] == []
+
+        again = automates(env, "up")
+        assert again["sync"]["created"] == [] and again["sync"]["server_writes"] == 0
+        [row] = automates(env, "list", "--family", "sre")
+        assert row["name"] == "disk-space-check"
+        assert row["runs"] == 1 and row["last_run_state"] == "Completed"  # history survived
+    finally:
+        automates(env, "down")
