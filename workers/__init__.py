@@ -1,0 +1,1 @@
+"""Workers: how a process worker is started, here and on remote hosts."""

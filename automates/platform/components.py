@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 import time
-from pathlib import Path
 
 from automates.errors import PlatformError
 from automates.platform.processes import Managed
 from automates.server.client import api_healthy
 from automates.settings import Settings
 from automates.store.urls import prefect_server_url
-
-PREFECT = str(Path(sys.executable).with_name("prefect"))
+from workers.process import PREFECT, worker_argv
 
 
 def server(settings: Settings) -> Managed:
@@ -73,9 +70,7 @@ def start_worker(settings: Settings, pool: str) -> bool:
     managed = worker(settings, pool)
     if managed.pid() is not None:
         return False
-    argv = [PREFECT, "worker", "start", "--pool", pool, "--type", "process"]
-    argv += ["--name", f"{socket.gethostname()}-{pool}"]
-    managed.start(argv, prefect_env(settings), cwd=settings.project_root)
+    managed.start(worker_argv(pool), prefect_env(settings), cwd=settings.project_root)
     return True
 
 

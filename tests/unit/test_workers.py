@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from workers.process import worker_argv
+
+
+def test_worker_command_line_names_pool_and_host() -> None:
+    argv = worker_argv("residential", name="home-box")
+    assert argv[1:] == [
+        "worker", "start", "--pool", "residential", "--type", "process", "--name", "home-box"
+    ]  # fmt: skip
+
+
+def test_a_remote_worker_refuses_to_start_without_a_server_url() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.process", "--pool", "x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "PREFECT_API_URL must point at the server" in done.stderr
