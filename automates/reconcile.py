@@ -104,16 +104,23 @@ async def reconcile(settings: Settings, *, registry: Registry | None = None) -> 
 
     claimed: set[str] = set()
     for automate in registry.deployable:
+        scheduled = automate.kind is Kind.RECURRING and automate.enabled
+        missing = Drift(
+            DriftKind.ORPHAN if scheduled else DriftKind.UNDEPLOYED,
+            automate.name,
+            "no deployment on the server",
+        )
         if automate.name in unreadable:
             # The flow name cannot be read from the source: match on the deployment name.
-            claimed.update(n for n, d in state.deployments.items() if d.spec.name == automate.name)
+            same = {n for n, d in state.deployments.items() if d.spec.name == automate.name}
+            claimed.update(same)
+            if not same:
+                report.drifts.append(missing)
             continue
         spec = declared_spec(automate, root, settings.work_pool)
         current = state.deployments.get(spec.full_name)
         if current is None:
-            scheduled = automate.kind is Kind.RECURRING and automate.enabled
-            kind = DriftKind.ORPHAN if scheduled else DriftKind.UNDEPLOYED
-            report.drifts.append(Drift(kind, automate.name, "no deployment on the server"))
+            report.drifts.append(missing)
             continue
         claimed.add(spec.full_name)
         report.drifts.extend(_compare(automate.name, automate.kind, spec, current.spec))
@@ -135,19 +142,22 @@ def _compare(
     changed = differences(declared, deployed)
     if "schedules" in changed and _timing(declared) == _timing(deployed):
         del changed["schedules"]  # only activity differs
-        if not drifts:
-            inactive = [s.slug for s in deployed.schedules if not s.active]
-            if not declared.paused and inactive:
-                drifts.append(
-                    Drift(
-                        DriftKind.MISMATCH,
-                        name,
-                        f"schedules inactive on the server: {', '.join(map(str, inactive))}",
-                        "schedules",
-                        [s.slug for s in declared.schedules],
-                        [s.slug for s in deployed.schedules if s.active],
-                    )
+        differing = [
+            f"{want.slug} ({'active' if have.active else 'inactive'} on the server)"
+            for want, have in zip(declared.schedules, deployed.schedules, strict=True)
+            if want.active != have.active
+        ]
+        if differing and not drifts:
+            drifts.append(
+                Drift(
+                    DriftKind.MISMATCH,
+                    name,
+                    f"schedule activity differs from the declaration: {', '.join(differing)}",
+                    "schedules",
+                    [s.active for s in declared.schedules],
+                    [s.active for s in deployed.schedules],
                 )
+            )
     if drifts:
         changed.pop("paused", None)
     for field_name, (want, have) in sorted(changed.items()):

@@ -14,6 +14,8 @@ import socket
 import sys
 from pathlib import Path
 
+from automates.envfiles import load_env_files
+
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 
@@ -25,12 +27,26 @@ def worker_argv(pool: str, name: str | None = None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pool", default=os.environ.get("AUTOMATES_WORK_POOL", "local"))
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        action="append",
+        default=[],
+        help="Env file(s) to load; variables already set win over them.",
+    )
+    parser.add_argument("--pool", default=None, help="Work pool (default: AUTOMATES_WORK_POOL).")
     parser.add_argument("--name", default=None, help="Worker name (default: <host>-<pool>).")
     args = parser.parse_args(argv)
-    if not os.environ.get("PREFECT_API_URL"):
-        parser.error("PREFECT_API_URL must point at the server, e.g. http://server:4200/api")
-    command = worker_argv(args.pool, args.name)
+    load_env_files(args.env_file)
+    api_url = os.environ.get("AUTOMATES_PREFECT_API_URL") or os.environ.get("PREFECT_API_URL")
+    if not api_url:
+        parser.error(
+            "PREFECT_API_URL (or AUTOMATES_PREFECT_API_URL) must point at the server, "
+            "e.g. http://server:4200/api"
+        )
+    os.environ["PREFECT_API_URL"] = api_url
+    pool = args.pool or os.environ.get("AUTOMATES_WORK_POOL", "local")
+    command = worker_argv(pool, args.name)
     os.execv(command[0], command)
 
 

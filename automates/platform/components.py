@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import time
+from urllib.parse import urlsplit
 
 from automates.errors import PlatformError
 from automates.platform.processes import Managed
@@ -31,8 +32,9 @@ def prefect_env(settings: Settings, **extra: str) -> dict[str, str]:
         PREFECT_HOME=str(settings.data_path / "prefect"),
         PREFECT_API_URL=settings.api_url,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_API_URL=settings.api_url,
     )
+    # The UI's browser side calls this URL; an operator exposing the UI sets it to a public one.
+    env.setdefault("PREFECT_UI_API_URL", settings.api_url)
     env.update(extra)
     return env
 
@@ -44,7 +46,7 @@ def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -
         # Ours already runs (perhaps still starting): wait for it rather than start another.
         _wait_healthy(settings, managed, timeout)
         return False
-    if _port_taken(settings.server_host, settings.server_port):
+    if _port_taken(settings.local_api_url):
         raise PlatformError(
             f"port {settings.server_port} on {settings.server_host} is taken by another program; "
             "set AUTOMATES_SERVER_PORT to a free port"
@@ -88,7 +90,10 @@ def _wait_healthy(settings: Settings, managed: Managed, timeout: float) -> None:
     )
 
 
-def _port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host, port)) == 0
+def _port_taken(api_url: str) -> bool:
+    address = urlsplit(api_url)
+    try:
+        with socket.create_connection((address.hostname, address.port), timeout=0.5):
+            return True
+    except OSError:
+        return False

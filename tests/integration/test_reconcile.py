@@ -49,6 +49,10 @@ def test_each_injected_drift_is_named(server: Settings, project: Project) -> Non
         automate("gets-paused"),
         automate("limit-changed", concurrency_limit=1),
         automate("tz-changed"),
+        automate(
+            "half-active",
+            schedules=[{"slug": "a", "cron": "0 1 * * *"}, {"slug": "b", "cron": "0 2 * * *"}],
+        ),
     )
     asyncio.run(sync(settings, settings.database_url or ""))
     assert run(settings).drifts == []
@@ -60,6 +64,11 @@ def test_each_injected_drift_is_named(server: Settings, project: Project) -> Non
         automate("tz-changed"),
         automate("never-synced", kind="oneshot", schedules=[]),
         automate("not-importable", entrypoint="flows/broken.py:broken"),
+        automate("not-a-flow", entrypoint="flows/hello.py:missing_function"),
+        automate(
+            "half-active",
+            schedules=[{"slug": "a", "cron": "0 1 * * *"}, {"slug": "b", "cron": "0 2 * * *"}],
+        ),
     )
     (project.root / "flows" / "broken.py").write_text(
         "import module_that_is_not_installed\nfrom prefect import flow\n\n"
@@ -77,6 +86,9 @@ def test_each_injected_drift_is_named(server: Settings, project: Project) -> Non
         ("mismatch", "limit-changed"),
         ("mismatch", "tz-changed"),
         ("undeployed", "never-synced"),
+        ("broken", "not-a-flow"),
+        ("orphan", "not-a-flow"),
+        ("mismatch", "half-active"),
         ("ghost", "hand-made/stray"),
     }
     by_subject = {(d.kind, d.subject): d for d in report.drifts}
@@ -88,6 +100,14 @@ def test_each_injected_drift_is_named(server: Settings, project: Project) -> Non
     assert tz.deployed == ["daily: 0 3 * * * Europe/Paris"]
     assert "ModuleNotFoundError" in by_subject[(DriftKind.BROKEN, "not-importable")].detail
     assert "does not exist" in by_subject[(DriftKind.BROKEN, "loses-file")].detail
+    assert (
+        "defines no function missing_function()"
+        in by_subject[(DriftKind.BROKEN, "not-a-flow")].detail
+    )
+    half = by_subject[(DriftKind.MISMATCH, "half-active")]
+    assert (
+        half.detail == "schedule activity differs from the declaration: b (inactive on the server)"
+    )
     # The file-less automate's deployment is still claimed: it is broken, not a ghost.
     assert ("ghost", "say-goodbye/loses-file") not in kinds(report)
 
@@ -101,6 +121,9 @@ async def _drift_the_server(settings: Settings) -> None:
         paused = state.deployments["hello/gets-paused"]
         for schedule in paused.response.schedules:
             await client.update_deployment_schedule(paused.id, schedule.id, active=False)
+        half = state.deployments["hello/half-active"]
+        second = next(s for s in half.response.schedules if s.slug == "b")
+        await client.update_deployment_schedule(half.id, second.id, active=False)
         limited = state.deployments["hello/limit-changed"]
         await client.update_deployment(limited.id, DeploymentUpdate(concurrency_limit=5))
         moved = state.deployments["hello/tz-changed"]

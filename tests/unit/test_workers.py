@@ -24,4 +24,4 @@ def test_a_remote_worker_refuses_to_start_without_a_server_url() -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "PREFECT_API_URL must point at the server" in done.stderr
+    assert "PREFECT_API_URL (or AUTOMATES_PREFECT_API_URL) must point at the server" in done.stderr
