@@ -19,7 +19,7 @@ from automates.store.registry import (
     declaration_digest,
     delete_automates,
     stored_digests,
-    upsert_automate,
+    upsert_automates,
 )
 from automates.store.urls import redacted
 from blocks.store import save_store_block
@@ -60,11 +60,14 @@ def sync_store(
     """Write the registry rows whose declaration changed; drop undeclared rows with `prune`."""
     with transaction(engine) as connection:
         stored = stored_digests(connection)
-        for automate in registry.automates:
-            pool = automate.work_pool or default_pool
-            if stored.get(automate.name) != declaration_digest(automate, pool):
-                upsert_automate(connection, automate, pool)
-                report.registry_written.append(automate.name)
+        changed = [
+            (automate, pool)
+            for automate in registry.automates
+            if stored.get(automate.name)
+            != declaration_digest(automate, pool := automate.work_pool or default_pool)
+        ]
+        upsert_automates(connection, changed)
+        report.registry_written.extend(automate.name for automate, _ in changed)
         gone = sorted(stored.keys() - {a.name for a in registry.automates})
         if prune:
             delete_automates(connection, gone)

@@ -652,8 +652,13 @@ def section(r: dict[str, Any]) -> str:
             f"  wrote {after['server_writes']} times ({after['updated']} updated); "
             f"fields it changed: {fields}.",
             f"- The Prefect server took {r['server_start_seconds']} s to become healthy; the whole "
-            f"run took {r['total_seconds']} s. Its scheduler service was "
-            f"{'on (as `automates up` runs it, 10 s loop)' if r['scheduler_service'] else 'off'}.",
+            f"run took {r['total_seconds']} s.",
+            (
+                "- The server's scheduler service was on (as `automates up` runs it, 10 s loop):\n"
+                "  it inserted flow runs for the new deployments while the steps ran."
+                if r["scheduler_service"]
+                else "- The server's scheduler service was off (`--no-scheduler`)."
+            ),
             "",
             "Machine:",
             "",

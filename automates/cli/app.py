@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from automates.cli import platform_cmds, registry_cmds, sync_cmds
+from automates.platform.prefect_patches import apply_all
 
 app = typer.Typer(
     name="automates",
@@ -18,4 +19,5 @@ for group in (platform_cmds.app, sync_cmds.app, registry_cmds.app):
 
 
 def main() -> None:
+    apply_all()
     app()

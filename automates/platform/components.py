@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import time
 from urllib.parse import urlsplit
 
@@ -13,7 +14,7 @@ from automates.platform.processes import Managed
 from automates.server.client import api_healthy
 from automates.settings import Settings
 from automates.store.urls import prefect_server_url
-from workers.process import PREFECT, worker_argv
+from workers.process import worker_argv
 
 
 def server(settings: Settings) -> Managed:
@@ -60,8 +61,8 @@ def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -
             "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "10"
         ),
     )
-    argv = [PREFECT, "server", "start", "--host", settings.server_host]
-    argv += ["--port", str(settings.server_port)]
+    argv = [sys.executable, "-m", "automates.platform.server_main", "server", "start"]
+    argv += ["--host", settings.server_host, "--port", str(settings.server_port)]
     managed.start(argv, env, cwd=settings.project_root)
     _wait_healthy(settings, managed, timeout)
     return True

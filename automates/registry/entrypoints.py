@@ -77,8 +77,10 @@ def _flow_target(path: str, function: str) -> FlowTarget:
         for keyword in decorator.keywords:
             if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
                 name = str(keyword.value.value)
-    schema = parameter_schema_from_entrypoint(f"{path}:{function}")
-    return FlowTarget(flow_name=name, parameter_schema=schema.model_dump_for_openapi())
+    schema = parameter_schema_from_entrypoint(f"{path}:{function}").model_dump_for_openapi()
+    if not schema.get("definitions"):
+        del schema["definitions"]  # as `prefect deploy` sends it, so both deploy the same
+    return FlowTarget(flow_name=name, parameter_schema=schema)
 
 
 def _flow_decorator(path: Path, function: str) -> ast.expr:

@@ -11,11 +11,13 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from automates.errors import ServerError
+from automates.platform.prefect_patches import apply_all
 
 
 @asynccontextmanager
 async def prefect_client(api_url: str) -> AsyncIterator[PrefectClient]:
     """A client bound to `api_url`, whatever the ambient Prefect profile says."""
+    apply_all()  # every process that talks to the server this way gets the workarounds
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         try:
             async with get_client() as client:

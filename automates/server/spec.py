@@ -93,7 +93,7 @@ def declared_spec(automate: Automate, root: Path, default_pool: str) -> Deployme
         flow_name=target.flow_name,
         name=automate.name,
         entrypoint=automate.entrypoint,
-        path=str(root),
+        path=None,  # the pull step sets the working folder, as `prefect deploy` does
         work_pool=automate.work_pool or default_pool,
         schedules=tuple(
             sorted(

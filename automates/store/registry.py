@@ -29,45 +29,52 @@ def stored_digests(connection: Connection) -> dict[str, str]:
     return {name: digest for name, digest in rows}
 
 
-def upsert_automate(connection: Connection, automate: Automate, work_pool: str) -> None:
-    """Insert or replace one automate with its agents and schedules."""
-    values: dict[str, Any] = {
-        "kind": automate.kind.value,
-        "caste": automate.caste,
-        "family": automate.family,
-        "description": automate.description,
-        "runbook": automate.runbook,
-        "entrypoint": automate.entrypoint,
-        "timeout_seconds": automate.timeout_seconds,
-        "concurrency_limit": automate.concurrency_limit,
-        "work_pool": work_pool,
-        "enabled": automate.enabled,
-        "declaration": automate.model_dump(mode="json"),
-        "digest": declaration_digest(automate, work_pool),
-    }
-    statement = insert(automates).values(name=automate.name, **values)
+def upsert_automates(connection: Connection, changed: list[tuple[Automate, str]]) -> None:
+    """Insert or replace automates (each with its work pool) with their agents and schedules.
+
+    Five statements whatever the count: one multi-row upsert, then the child rows replaced.
+    """
+    if not changed:
+        return
+    rows = [
+        {
+            "name": automate.name,
+            "kind": automate.kind.value,
+            "caste": automate.caste,
+            "family": automate.family,
+            "description": automate.description,
+            "runbook": automate.runbook,
+            "entrypoint": automate.entrypoint,
+            "timeout_seconds": automate.timeout_seconds,
+            "concurrency_limit": automate.concurrency_limit,
+            "work_pool": pool,
+            "enabled": automate.enabled,
+            "declaration": automate.model_dump(mode="json"),
+            "digest": declaration_digest(automate, pool),
+        }
+        for automate, pool in changed
+    ]
+    statement = insert(automates)
+    replaced = {column: statement.excluded[column] for column in rows[0] if column != "name"}
     connection.execute(
         statement.on_conflict_do_update(
-            index_elements=[automates.c.name], set_={**values, "updated_at": func.now()}
-        )
+            index_elements=[automates.c.name], set_={**replaced, "updated_at": func.now()}
+        ),
+        rows,
     )
-    connection.execute(delete(automate_agents).where(automate_agents.c.automate == automate.name))
-    connection.execute(
-        delete(automate_schedules).where(automate_schedules.c.automate == automate.name)
-    )
-    if automate.agents:
-        connection.execute(
-            insert(automate_agents),
-            [{"automate": automate.name, "agent": agent} for agent in automate.agents],
-        )
-    if automate.schedules:
-        connection.execute(
-            insert(automate_schedules),
-            [
-                {"automate": automate.name, "slug": s.slug, "cron": s.cron, "timezone": s.timezone}
-                for s in automate.schedules
-            ],
-        )
+    names = [automate.name for automate, _ in changed]
+    connection.execute(delete(automate_agents).where(automate_agents.c.automate.in_(names)))
+    connection.execute(delete(automate_schedules).where(automate_schedules.c.automate.in_(names)))
+    agents = [{"automate": a.name, "agent": agent} for a, _ in changed for agent in a.agents]
+    if agents:
+        connection.execute(insert(automate_agents), agents)
+    schedules = [
+        {"automate": a.name, "slug": s.slug, "cron": s.cron, "timezone": s.timezone}
+        for a, _ in changed
+        for s in a.schedules
+    ]
+    if schedules:
+        connection.execute(insert(automate_schedules), schedules)
 
 
 def delete_automates(connection: Connection, names: list[str]) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from automates.errors import StoreError
 from automates.registry.loader import parse_registry
 from automates.store.engine import head_revision, make_engine, migrate, transaction
-from automates.store.registry import registry_rows, stored_digests, upsert_automate
+from automates.store.registry import registry_rows, stored_digests, upsert_automates
 from automates.store.schema import SCHEMA, metadata
 from tests.fixtures.projects import automate
 
@@ -88,9 +88,8 @@ def test_registry_rows_round_trip(scratch_database: str) -> None:
         {"automates": [automate("b-audit", agents=["atlas", "sentinel"]), automate("a-audit")]}
     )
     with transaction(engine) as connection:
-        for a in registry.automates:
-            upsert_automate(connection, a, "local")
-        upsert_automate(connection, registry.automates[0], "local")  # replace, not duplicate
+        upsert_automates(connection, [(a, "local") for a in registry.automates])
+        upsert_automates(connection, [(registry.automates[0], "local")])  # replace, not add
     with engine.connect() as connection:
         rows = registry_rows(connection)
         digests = stored_digests(connection)
