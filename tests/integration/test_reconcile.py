@@ -36,15 +36,7 @@ def test_the_shipped_registry_has_no_drift_after_sync(server: Settings) -> None:
 
 
 def test_each_injected_drift_is_named(server: Settings, project: Project) -> None:
-    project.declare(
-        automate("loses-file", entrypoint="flows/goodbye.py:say_goodbye"),
-        automate("gets-paused"),
-        automate("limit-changed", concurrency_limit=1),
-        automate("tz-changed"),
-        automate("never-synced", kind="oneshot", schedules=[]),
-    )
-    settings = project.settings(server)
-    project.declare(  # sync all but the last, then declare it: undeployed
+    synced = [
         automate("loses-file", entrypoint="flows/goodbye.py:say_goodbye"),
         automate("gets-paused"),
         automate("limit-changed", concurrency_limit=1),
@@ -53,22 +45,17 @@ def test_each_injected_drift_is_named(server: Settings, project: Project) -> Non
             "half-active",
             schedules=[{"slug": "a", "cron": "0 1 * * *"}, {"slug": "b", "cron": "0 2 * * *"}],
         ),
-    )
+    ]
+    project.declare(*synced)
+    settings = project.settings(server)
     asyncio.run(sync(settings, settings.database_url or ""))
     assert run(settings).drifts == []
 
-    project.declare(
-        automate("loses-file", entrypoint="flows/goodbye.py:say_goodbye"),
-        automate("gets-paused"),
-        automate("limit-changed", concurrency_limit=1),
-        automate("tz-changed"),
+    project.declare(  # declared after the sync: never deployed
+        *synced,
         automate("never-synced", kind="oneshot", schedules=[]),
         automate("not-importable", entrypoint="flows/broken.py:broken"),
         automate("not-a-flow", entrypoint="flows/hello.py:missing_function"),
-        automate(
-            "half-active",
-            schedules=[{"slug": "a", "cron": "0 1 * * *"}, {"slug": "b", "cron": "0 2 * * *"}],
-        ),
     )
     (project.root / "flows" / "broken.py").write_text(
         "import module_that_is_not_installed\nfrom prefect import flow\n\n"
