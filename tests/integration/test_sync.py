@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from automates.sync import sync
 from blocks.store import connector_for
 from tests.conftest import REPO
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import layer_settings
+from tests.fixtures.servers import cli_env, layer_settings
 
 
 def state(settings: Settings) -> ServerState:
@@ -188,26 +190,49 @@ def _stray_deployment(settings: Settings) -> str:
     return asyncio.run(create())
 
 
-def test_an_invalid_registry_syncs_nothing_anywhere(server: Settings, project: Project) -> None:
-    project.declare(
-        automate("fine"),
-        automate("broken-cron", schedules=[{"cron": "99 * * * *"}]),
-    )
+BAD_DECLARATIONS = {
+    "unknown key": (automate("bad", colour="blue"), "colour"),
+    "bad cron": (automate("bad", schedules=[{"cron": "99 * * * *"}]), "schedules[0].cron"),
+    "unknown timezone": (
+        automate("bad", schedules=[{"cron": "0 3 * * *", "timezone": "Mars/Base"}]),
+        "schedules[0].timezone",
+    ),
+    "missing entrypoint": (automate("bad", entrypoint=None), "entrypoint"),
+    "entrypoint file missing": (automate("bad", entrypoint="flows/nope.py:nope"), "entrypoint"),
+    "recurring without schedule": (automate("bad", schedules=[]), "schedules"),
+    "duplicate name": (automate("fine"), "name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DECLARATIONS))
+def test_an_invalid_registry_syncs_nothing_anywhere(
+    server: Settings, project: Project, case: str
+) -> None:
+    bad, field = BAD_DECLARATIONS[case]
+    project.declare(automate("fine"), bad)
     settings = project.settings(server)
     with pytest.raises(DeclarationError) as caught:
         asyncio.run(sync(settings, settings.database_url or ""))
-    assert [(p.automate, p.field) for p in caught.value.problems] == [
-        ("broken-cron", "schedules[0].cron")
-    ]
+    assert (bad["name"], field) in [(p.automate, p.field) for p in caught.value.problems]
     assert state(settings).deployments == {}
     assert registry_table(settings) == []
 
 
-def test_a_missing_entrypoint_file_syncs_nothing(server: Settings, project: Project) -> None:
-    project.declare(automate("fine"), automate("ghost-file", entrypoint="flows/nope.py:nope"))
+def test_the_cli_refuses_an_invalid_registry_naming_automate_and_field(
+    server: Settings, project: Project
+) -> None:
+    project.declare(automate("fine"), automate("bad", schedules=[{"cron": "99 * * * *"}]))
     settings = project.settings(server)
-    with pytest.raises(DeclarationError, match="ghost-file', field 'entrypoint'"):
-        asyncio.run(sync(settings, settings.database_url or ""))
+    done = subprocess.run(
+        [sys.executable, "-m", "automates.cli", "sync"],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "automate 'bad', field 'schedules[0].cron'" in done.stderr
+    assert "nothing was changed" in done.stderr
     assert state(settings).deployments == {}
 
 
