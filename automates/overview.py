@@ -54,6 +54,7 @@ class AutomateStatus:
             "description": a.description,
             "runbook": a.runbook,
             "entrypoint": a.entrypoint,
+            "command": list(a.command) if a.command else None,
             "enabled": a.enabled,
             "timeout_seconds": a.timeout_seconds,
             "concurrency_limit": a.concurrency_limit,

@@ -89,10 +89,10 @@ async def reconcile(settings: Settings, *, registry: Registry | None = None) -> 
             broken[automate.name] = error
     unreadable = set(broken)  # no flow can be read from these sources
     candidates = [a for a in registry.automates if a.name not in broken]
-    failures = probe_imports(sorted({a.entrypoint for a in candidates}), root)
+    failures = probe_imports(sorted({a.flow_entrypoint for a in candidates}), root)
     for automate in candidates:
-        if automate.entrypoint in failures:
-            broken[automate.name] = f"import fails: {failures[automate.entrypoint]}"
+        if automate.flow_entrypoint in failures:
+            broken[automate.name] = f"import fails: {failures[automate.flow_entrypoint]}"
     report.importable = len(registry.automates) - len(broken)
     report.drifts.extend(
         Drift(DriftKind.BROKEN, name, error, "entrypoint") for name, error in sorted(broken.items())

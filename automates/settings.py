@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     work_pool: str = Field(
         default="local", description="The process work pool served by the local worker."
     )
+    environment: str = Field(
+        default="development",
+        description="Where this process runs (e.g. production); an automate declaring "
+        "`environments` runs only where this is one of them, and is skipped elsewhere.",
+    )
     store_block: str = Field(
         default="automates-store",
         description="Name of the prefect-sqlalchemy block that flows use to reach the store.",

@@ -52,6 +52,10 @@ async def save_store_block(name: str, url: str) -> bool:
 
 def store_engine(settings: Settings | None = None) -> Engine:
     """The store's engine inside a flow run, from the block the server holds."""
-    settings = settings or Settings()
-    connector = SqlAlchemyConnector.load(settings.store_block)
+    return store_engine_from_block((settings or Settings()).store_block)
+
+
+def store_engine_from_block(name: str) -> Engine:
+    # `_sync=True`: callable from state hooks that Prefect runs inside an event loop.
+    connector = SqlAlchemyConnector.load(name, _sync=True)
     return make_engine(_rendered(connector))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from automates.cli import platform_cmds, registry_cmds, sync_cmds
+from automates.cli import journal_cmds, platform_cmds, registry_cmds, sync_cmds
 from automates.platform.prefect_patches import apply_all
 
 app = typer.Typer(
@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (platform_cmds.app, sync_cmds.app, registry_cmds.app):
+for group in (platform_cmds.app, sync_cmds.app, registry_cmds.app, journal_cmds.app):
     app.registered_commands.extend(group.registered_commands)
 
 

@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from automates.errors import PlatformError
@@ -29,6 +30,8 @@ def prefect_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment shared by the server, the worker and the flow runs it starts."""
     env = dict(os.environ)
     env.update(settings.as_env())
+    # The guard's engine command is `python -m ...`: this environment's python comes first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(
         PREFECT_HOME=str(settings.data_path / "prefect"),
         PREFECT_API_URL=settings.api_url,

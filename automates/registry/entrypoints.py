@@ -8,7 +8,10 @@ anything is synced; `probe_imports` really imports them, in a child process, for
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from automates.errors import DeclarationProblem
-from automates.registry.model import Automate, Registry
+from automates.registry.model import SCRIPT_FLOW_ENTRYPOINT, Automate, Registry
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ def static_problems_of(automate: Automate, root: Path) -> list[DeclarationProble
     problems = []
     error = static_error(automate, root)
     if error is not None:
-        problems.append(DeclarationProblem(automate.name, "entrypoint", error))
+        field = "command" if automate.is_script else "entrypoint"
+        problems.append(DeclarationProblem(automate.name, field, error))
     if automate.runbook and not (root / automate.runbook).is_file():
         problems.append(
             DeclarationProblem(automate.name, "runbook", f"file {automate.runbook} does not exist")
@@ -47,6 +51,8 @@ def static_problems_of(automate: Automate, root: Path) -> list[DeclarationProble
 
 def static_error(automate: Automate, root: Path) -> str | None:
     """Why the entrypoint cannot run, judged from the source alone; None if it looks right."""
+    if automate.command is not None:
+        return _command_error(automate.command[0], root)
     path = root / automate.entrypoint_path
     if not path.is_file():
         return f"file {automate.entrypoint_path} does not exist"
@@ -60,8 +66,26 @@ def static_error(automate: Automate, root: Path) -> str | None:
     return None
 
 
+def _command_error(executable: str, root: Path) -> str | None:
+    if "/" in executable:
+        path = root / executable
+        if not path.is_file():
+            return f"file {executable} does not exist"
+        if not os.access(path, os.X_OK):
+            return f"file {executable} is not executable (chmod +x)"
+        return None
+    if shutil.which(executable) is None:
+        return f"{executable!r} is not on PATH"
+    return None
+
+
 def flow_target(automate: Automate, root: Path) -> FlowTarget:
     """The flow name and parameter schema of a (statically valid) flow entrypoint."""
+    if automate.is_script:
+        module, function = SCRIPT_FLOW_ENTRYPOINT.split(":")
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin is not None
+        return _flow_target(spec.origin, function)
     assert automate.flow_function is not None
     return _flow_target(str(root / automate.entrypoint_path), automate.flow_function)
 

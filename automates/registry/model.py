@@ -91,8 +91,16 @@ class Automate(Frozen):
     runbook: str | None = Field(
         default=None, description="Path of the runbook, relative to the project root."
     )
-    entrypoint: str = Field(
-        description="'path/to/file.py:flow_function' (a lib: 'path/to/file.py')."
+    entrypoint: str | None = Field(
+        default=None,
+        description="'path/to/file.py:flow_function' (a lib: 'path/to/file.py'). "
+        "A script automate gives `command` instead.",
+    )
+    command: tuple[str, ...] | None = Field(
+        default=None,
+        min_length=1,
+        description="A script automate: the executable (relative to the project root, or on "
+        "PATH) and its arguments, run as a subprocess under the guard. No shell is involved.",
     )
     schedules: tuple[Schedule, ...] = ()
     timeout_seconds: int = Field(default=300, ge=1, le=MAX_TIMEOUT_SECONDS)
@@ -102,9 +110,38 @@ class Automate(Frozen):
     work_pool: Slug | None = Field(default=None, description="Default: the settings' work pool.")
     enabled: bool = True
     parameters: dict[str, Any] = Field(default_factory=dict)
+    retries: int = Field(default=0, ge=0, le=10, description="Retries after a failure.")
+    retry_backoff_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="First retry delay; it doubles at each retry, with up to 25% jitter.",
+    )
+    soft_fail: bool | None = Field(
+        default=None,
+        description="A failure (non-zero exit) means findings, not a crash. "
+        "Default: true for the audits family.",
+    )
+    environments: tuple[Slug, ...] = Field(
+        default=(),
+        description="Run only where AUTOMATES_ENVIRONMENT is one of these; elsewhere the run is "
+        "recorded as skipped. Empty: everywhere.",
+    )
+    env_files: tuple[str, ...] = Field(
+        default=(),
+        description="Env files (relative to the project root) loaded before each run, never "
+        "overwriting variables already set.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Automate:
+        if (self.entrypoint is None) == (self.command is None):
+            raise _FieldError("entrypoint", "give exactly one of entrypoint or command")
+        if self.command is not None:
+            if self.kind is Kind.LIB:
+                raise _FieldError("command", "a lib has no command: it is never run")
+            return self._coherent_schedules()
+        assert self.entrypoint is not None
         if not ENTRYPOINT.match(self.entrypoint):
             raise _FieldError("entrypoint", f"{self.entrypoint!r} is not 'path/file.py:function'")
         has_function = ":" in self.entrypoint
@@ -113,6 +150,9 @@ class Automate(Frozen):
                 raise _FieldError("entrypoint", "a lib is a module path without ':function'")
         elif not has_function:
             raise _FieldError("entrypoint", "must name the flow function: 'path/file.py:function'")
+        return self._coherent_schedules()
+
+    def _coherent_schedules(self) -> Automate:
         if self.kind is Kind.RECURRING and not self.schedules:
             raise _FieldError("schedules", "a recurring automate needs at least one schedule")
         if self.kind is not Kind.RECURRING and self.schedules:
@@ -125,12 +165,29 @@ class Automate(Frozen):
         return self
 
     @property
+    def flow_entrypoint(self) -> str:
+        """What Prefect loads: the declared flow, or for a script the guard's script flow."""
+        return self.entrypoint if self.entrypoint is not None else SCRIPT_FLOW_ENTRYPOINT
+
+    @property
     def entrypoint_path(self) -> str:
-        return self.entrypoint.split(":", 1)[0]
+        """The declared file, relative to the project root (a script: its executable)."""
+        if self.command is not None:
+            return self.command[0]
+        return self.flow_entrypoint.split(":", 1)[0]
 
     @property
     def flow_function(self) -> str | None:
-        return self.entrypoint.split(":", 1)[1] if ":" in self.entrypoint else None
+        entrypoint = self.flow_entrypoint
+        return entrypoint.split(":", 1)[1] if ":" in entrypoint else None
+
+    @property
+    def is_script(self) -> bool:
+        return self.command is not None
+
+    @property
+    def soft_fails(self) -> bool:
+        return self.soft_fail if self.soft_fail is not None else self.family == "audits"
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -149,6 +206,8 @@ class Automate(Frozen):
 
 
 MANAGED_TAG = "managed-by:automates"
+# Script automates all run this flow; it is loaded from the installed package, not the checkout.
+SCRIPT_FLOW_ENTRYPOINT = "automates.guard.script:run_script"
 
 
 class _FieldError(ValueError):

@@ -11,7 +11,9 @@ from typing import Any
 
 import yaml
 
+from automates.guard.policy import job_variables
 from automates.registry.model import Registry
+from automates.server.spec import deployment_parameters
 
 HEADER = (
     "# GENERATED from deployments/registry.yaml by `automates render-prefect-yaml`: do not edit.\n"
@@ -27,13 +29,16 @@ def render(registry: Registry, default_pool: str, prefect_version: str) -> str:
             description += f"\n\nRunbook: {automate.runbook}"
         deployment: dict[str, Any] = {
             "name": automate.name,
-            "entrypoint": automate.entrypoint,
+            "entrypoint": automate.flow_entrypoint,
             "description": description,
             "tags": list(automate.tags),
             "concurrency_limit": automate.concurrency_limit,
             "paused": not automate.enabled,
-            "parameters": dict(automate.parameters),
-            "work_pool": {"name": automate.work_pool or default_pool},
+            "parameters": deployment_parameters(automate),
+            "work_pool": {
+                "name": automate.work_pool or default_pool,
+                "job_variables": job_variables(automate),
+            },
             "schedules": [
                 {
                     "cron": s.cron,

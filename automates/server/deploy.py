@@ -165,6 +165,7 @@ def _fields(spec: DeploymentSpec) -> dict[str, Any]:
         "parameters": spec.parameters,
         "parameter_openapi_schema": spec.parameter_schema,
         "pull_steps": list(spec.pull_steps),
+        "job_variables": spec.job_variables,
         "enforce_parameter_schema": True,
     }
 

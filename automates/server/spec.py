@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from automates.guard.policy import job_variables
 from automates.registry.entrypoints import flow_target
 from automates.registry.model import MANAGED_TAG, Automate, Registry
 
@@ -45,6 +46,7 @@ class DeploymentSpec(BaseModel):
     parameters: dict[str, Any]
     parameter_schema: dict[str, Any] | None
     pull_steps: tuple[dict[str, Any], ...]
+    job_variables: dict[str, Any]
 
     @property
     def full_name(self) -> str:
@@ -72,6 +74,7 @@ COMPARED_FIELDS = (
     "parameters",
     "parameter_schema",
     "pull_steps",
+    "job_variables",
 )
 
 
@@ -92,7 +95,7 @@ def declared_spec(automate: Automate, root: Path, default_pool: str) -> Deployme
     return DeploymentSpec(
         flow_name=target.flow_name,
         name=automate.name,
-        entrypoint=automate.entrypoint,
+        entrypoint=automate.flow_entrypoint,
         path=None,  # the pull step sets the working folder, as `prefect deploy` does
         work_pool=automate.work_pool or default_pool,
         schedules=tuple(
@@ -114,10 +117,18 @@ def declared_spec(automate: Automate, root: Path, default_pool: str) -> Deployme
         tags=automate.tags,
         description=description,
         paused=not automate.enabled,
-        parameters=dict(automate.parameters),
+        parameters=deployment_parameters(automate),
         parameter_schema=target.parameter_schema,
         pull_steps=({SET_WORKING_DIRECTORY: {"directory": str(root)}},),
+        job_variables=job_variables(automate),
     )
+
+
+def deployment_parameters(automate: Automate) -> dict[str, Any]:
+    """The deployment's default parameters; a script's command is the script flow's `argv`."""
+    if automate.command is not None:
+        return {**automate.parameters, "argv": list(automate.command)}
+    return dict(automate.parameters)
 
 
 def declared_specs(registry: Registry, root: Path, default_pool: str) -> dict[str, DeploymentSpec]:
@@ -154,6 +165,7 @@ def deployed_spec(deployment: Any, flow_name: str) -> DeploymentSpec:
         parameters=dict(deployment.parameters),
         parameter_schema=deployment.parameter_openapi_schema,
         pull_steps=tuple(deployment.pull_steps or ()),
+        job_variables=dict(deployment.job_variables or {}),
     )
 
 

@@ -44,7 +44,7 @@ def upsert_automates(connection: Connection, changed: list[tuple[Automate, str]]
             "family": automate.family,
             "description": automate.description,
             "runbook": automate.runbook,
-            "entrypoint": automate.entrypoint,
+            "entrypoint": automate.flow_entrypoint,
             "timeout_seconds": automate.timeout_seconds,
             "concurrency_limit": automate.concurrency_limit,
             "work_pool": pool,

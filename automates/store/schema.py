@@ -9,16 +9,22 @@ The migrations in `migrations/versions/` must produce exactly this (tests/store/
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
+    Identity,
+    Index,
     Integer,
     MetaData,
     Table,
     Text,
+    Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -34,6 +40,7 @@ metadata = MetaData(
         "fk": "%(table_name)s_%(column_0_name)s_fkey",
         "ck": "%(table_name)s_%(constraint_name)s_check",
         "ix": "%(table_name)s_%(column_0_name)s_idx",
+        "uq": "%(table_name)s_%(column_0_name)s_key",
     },
 )
 
@@ -98,4 +105,50 @@ automate_schedules = Table(
     Column("cron", Text, nullable=False),
     Column("timezone", Text, nullable=False),
     _slug_check("slug"),
+)
+
+OUTCOMES = ("completed", "findings", "skipped", "failed", "timed_out", "crashed", "cancelled")
+
+# The verbose execution journal: one row per guarded run, written when the run ends.
+execution_journal = Table(
+    "execution_journal",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("automate", Text, nullable=False),
+    Column("flow_run_id", Uuid, nullable=False, unique=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("duration_seconds", Float, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("message", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("exit_code", Integer),
+    Column("steps", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("counters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("warnings", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("errors", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("context", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    CheckConstraint("outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOMES) + ")", name="outcome"),
+    CheckConstraint("attempts >= 1", name="attempts"),
+    CheckConstraint("finished_at >= started_at", name="finished_after_start"),
+    Index("execution_journal_automate_finished_idx", "automate", text("finished_at DESC")),
+)
+
+# The crash journal: one row per failed attempt, append-only (a trigger refuses UPDATE/DELETE).
+crash_journal = Table(
+    "crash_journal",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("automate", Text, nullable=False),
+    Column("flow_run_id", Uuid, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("error_class", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("traceback", Text, nullable=False),
+    Column("fix_applied", Text),
+    Column("retry_outcome", Text, nullable=False),
+    CheckConstraint("retry_outcome IN ('succeeded', 'failed', 'none')", name="retry_outcome"),
+    CheckConstraint("attempt >= 1", name="attempt"),
+    Index("crash_journal_occurred_idx", text("occurred_at DESC")),
 )

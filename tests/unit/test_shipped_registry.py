@@ -17,7 +17,7 @@ def test_every_declared_automate_validates_and_imports() -> None:
     settings = Settings(project_root=REPO)
     registry = load_registry(settings.registry_path)
     assert static_problems(registry, REPO) == []
-    entrypoints = [a.entrypoint for a in registry.automates]
+    entrypoints = [a.flow_entrypoint for a in registry.automates]
     assert probe_imports(entrypoints, REPO) == {}
     recurring = [a for a in registry.automates if a.kind == "recurring"]
     assert len(recurring) >= 4, "the registry ships reconcile and at least three real automates"

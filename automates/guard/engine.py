@@ -1,0 +1,43 @@
+"""`python -m automates.guard.engine`: Prefect's flow-run engine, with the guard around the flow.
+
+The worker runs this command instead of `python -m prefect.engine` for every deployment that
+carries a guard policy (`AUTOMATES_GUARD`). It wraps the flow that Prefect's engine loads and
+then runs Prefect's own engine unchanged, so signals, cancellation, hooks and state handling
+stay Prefect's.
+"""
+
+from __future__ import annotations
+
+import runpy
+from typing import Any
+
+from automates.envfiles import load_env_files
+from automates.guard.policy import GuardPolicy
+from automates.settings import Settings, env_file_paths
+
+
+def install() -> None:
+    """Make Prefect's flow loader return the guarded flow."""
+    from prefect import flow_engine
+
+    policy = GuardPolicy.from_env()
+    if policy is None:
+        return
+    load_env_files(env_file_paths())
+    settings = Settings()
+    load_flow = flow_engine.load_flow
+
+    def load_guarded_flow(flow_run: Any) -> Any:
+        from automates.guard.runner import guarded
+
+        return guarded(load_flow(flow_run), policy, settings)
+
+    flow_engine.load_flow = load_guarded_flow
+
+
+if __name__ == "__main__":
+    from automates.platform.prefect_patches import apply_all
+
+    apply_all()
+    install()
+    runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)

@@ -1,0 +1,96 @@
+"""What a run records while it runs, for the execution journal.
+
+Automates feed it through three calls; outside a guarded run they only log:
+
+    from automates.guard.journal import bump, step, warn
+    step("dumped database", size_mb=412)
+    bump("rows_copied", 1200)
+    warn("bucket versioning is off")
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+logger = logging.getLogger("automates.journal")
+
+
+@dataclass
+class Attempt:
+    """A failed attempt, journaled once the outcome of its retry is known."""
+
+    number: int
+    error_class: str
+    message: str
+    traceback: str
+    fix_applied: str | None = None
+
+
+@dataclass
+class RunJournal:
+    automate: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    attempts: int = 1
+    exit_code: int | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    failures: list[Attempt] = field(default_factory=list)
+
+    def failed(self, error: BaseException, fix_applied: str | None = None) -> Attempt:
+        attempt = Attempt(
+            number=self.attempts,
+            error_class=type(error).__name__,
+            message=str(error)[:2000],
+            traceback="".join(traceback.format_exception(error))[-20000:],
+            fix_applied=fix_applied,
+        )
+        self.failures.append(attempt)
+        self.errors.append(f"attempt {attempt.number}: {attempt.error_class}: {attempt.message}")
+        return attempt
+
+
+_current: RunJournal | None = None  # one flow run per process: a module global suffices
+
+
+def begin(automate: str) -> RunJournal:
+    global _current
+    _current = RunJournal(automate)
+    return _current
+
+
+def current() -> RunJournal | None:
+    return _current
+
+
+def step(name: str, **details: Any) -> None:
+    """Record that a step of the run happened (with optional details)."""
+    entry = {"step": name, "at": datetime.now(UTC).isoformat(), **details}
+    if _current is not None:
+        _current.steps.append(entry)
+    logger.info("step %s %s", name, details or "")
+
+
+def bump(counter: str, by: float = 1) -> None:
+    """Add `by` to a named counter of the run."""
+    if _current is not None:
+        _current.counters[counter] = _current.counters.get(counter, 0) + by
+
+
+def warn(message: str) -> None:
+    """Record a warning: the run goes on, the journal keeps it."""
+    if _current is not None:
+        _current.warnings.append(message)
+    logger.warning(message)
+
+
+def note(**context: Any) -> None:
+    """Add context to the run's journal row (e.g. the exit code of a script)."""
+    if _current is not None:
+        _current.context.update(context)

@@ -1,0 +1,82 @@
+"""Writing a finished run to the journals in the store (reached through the store block)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+from prefect.client.schemas.objects import State
+from sqlalchemy import Engine
+
+from automates.guard.journal import Attempt, RunJournal
+from automates.settings import Settings
+from automates.store.engine import transaction
+from automates.store.journals import record_crash, record_execution
+
+
+@cache
+def _engine(block_name: str) -> Engine:
+    from blocks.store import store_engine_from_block
+
+    return store_engine_from_block(block_name)
+
+
+def record_run(
+    settings: Settings, run: RunJournal, flow_run_id: UUID, state: State, finished_at: datetime
+) -> None:
+    from automates.guard.runner import outcome_of
+
+    outcome = outcome_of(state)
+    if outcome in ("failed", "timed_out", "crashed") and len(run.failures) < run.attempts:
+        # The last attempt ended outside the guard's hands (timeout, crash): journal it too.
+        run.failures.append(
+            Attempt(
+                number=run.attempts,
+                error_class=state.name or "Failed",
+                message=state.message or "",
+                traceback="",
+            )
+        )
+    failed_attempts = {failure.number for failure in run.failures}
+    crash_rows = []
+    for failure in run.failures:
+        if failure.number >= run.attempts:
+            retry_outcome = "none"  # no attempt came after this one
+        elif failure.number + 1 in failed_attempts:
+            retry_outcome = "failed"
+        else:
+            retry_outcome = "succeeded"
+        crash_rows.append(
+            {
+                "automate": run.automate,
+                "flow_run_id": flow_run_id,
+                "attempt": failure.number,
+                "error_class": failure.error_class,
+                "message": failure.message,
+                "traceback": failure.traceback,
+                "fix_applied": failure.fix_applied,
+                "retry_outcome": retry_outcome,
+            }
+        )
+    row: dict[str, Any] = {
+        "automate": run.automate,
+        "flow_run_id": flow_run_id,
+        "started_at": run.started_at,
+        "finished_at": max(finished_at, run.started_at),
+        "duration_seconds": max(0.0, (finished_at - run.started_at).total_seconds()),
+        "outcome": outcome,
+        "message": state.message,
+        "attempts": run.attempts,
+        "exit_code": run.exit_code,
+        "steps": run.steps,
+        "counters": run.counters,
+        "warnings": run.warnings,
+        "errors": run.errors,
+        "context": run.context,
+    }
+    with transaction(_engine(settings.store_block)) as connection:
+        record_execution(connection, row)
+        for crash in crash_rows:
+            record_crash(connection, crash)

@@ -1,0 +1,154 @@
+"""Wrapping a flow in its guard: environment, env files, timeout, retries, soft-fail, journals.
+
+The wrapped flow is still the declared flow (same name, parameters, hooks); Prefect enforces
+the timeout (`timeout_seconds`, final state "TimedOut"), and the guard runs the attempts itself
+so that each retry can wait an exponentially growing, jittered delay and each failed attempt is
+journaled with the outcome of its retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import Flow
+from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.states import Completed
+
+from automates.envfiles import load_env_files
+from automates.guard import journal
+from automates.guard.policy import GuardPolicy
+from automates.guard.recording import record_run
+from automates.settings import Settings
+
+logger = logging.getLogger("automates.guard")
+
+
+def guarded(flow: Flow[..., Any], policy: GuardPolicy, settings: Settings) -> Flow[..., Any]:
+    """The declared flow with the automate's guard around it."""
+
+    def journal_the_run(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
+        _record(flow_run, state, policy, settings)
+
+    hook = journal_the_run
+    wrapped = flow.with_options(
+        timeout_seconds=policy.timeout_seconds,
+        retries=0,  # the guard retries itself, with backoff and journaling
+        on_completion=[*flow.on_completion_hooks, hook],
+        on_failure=[*flow.on_failure_hooks, hook],
+        on_crashed=[*flow.on_crashed_hooks, hook],
+        on_cancellation=[*flow.on_cancellation_hooks, hook],
+    )
+    wrapped.fn = _wrap(flow.fn, policy, settings)
+    return wrapped
+
+
+def _refusal(policy: GuardPolicy, settings: Settings) -> State | None:
+    if policy.environments and settings.environment not in policy.environments:
+        allowed = ", ".join(policy.environments)
+        return Completed(
+            name="Skipped",
+            message=f"skipped: runs only in {allowed}; this is {settings.environment!r}",
+        )
+    return None
+
+
+def _prepare(policy: GuardPolicy, settings: Settings) -> State | None:
+    journal.begin(policy.automate)
+    refusal = _refusal(policy, settings)
+    if refusal is None:
+        loaded = load_env_files(Path.cwd() / name for name in policy.env_files)
+        if loaded:
+            journal.note(env_loaded=sorted(loaded))
+    return refusal
+
+
+def _delay_after(error: Exception, policy: GuardPolicy, run_id: str) -> float | None:
+    """Journal a failed attempt; the delay before the next one, or None to give up."""
+    run = journal.current()
+    assert run is not None
+    run.failed(error)
+    if isinstance(error, TimeoutError) or run.attempts > policy.retries:
+        return None
+    delay = policy.retry_delay(run.attempts, seed=run_id)
+    logger.warning(
+        "attempt %d failed (%s: %s); retrying in %.1f s",
+        run.attempts,
+        type(error).__name__,
+        error,
+        delay,
+    )
+    run.attempts += 1
+    return delay
+
+
+def _run_id() -> str:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else "unknown"
+
+
+def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            refusal = _prepare(policy, settings)
+            if refusal is not None:
+                return refusal
+            while True:
+                try:
+                    return await fn(*args, **kwargs)
+                except Exception as error:
+                    delay = _delay_after(error, policy, _run_id())
+                    if delay is None:
+                        raise
+                    await asyncio.sleep(delay)
+
+        return guarded_async
+
+    @functools.wraps(fn)
+    def guarded_sync(*args: Any, **kwargs: Any) -> Any:
+        refusal = _prepare(policy, settings)
+        if refusal is not None:
+            return refusal
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as error:
+                delay = _delay_after(error, policy, _run_id())
+                if delay is None:
+                    raise
+                time.sleep(delay)
+
+    return guarded_sync
+
+
+def _record(flow_run: FlowRun, state: State, policy: GuardPolicy, settings: Settings) -> None:
+    """State hook: journal the run's outcome. A journal that cannot be written is logged, and
+    never turns a finished run into a failure."""
+    run = journal.current() or journal.begin(policy.automate)
+    try:
+        record_run(settings, run, flow_run.id, state, datetime.now(UTC))
+    except Exception:
+        logger.exception("could not write the journals of %s", policy.automate)
+
+
+def outcome_of(state: State) -> str:
+    """The journal's lowercase outcome for a final Prefect state."""
+    by_name = {"Findings": "findings", "Skipped": "skipped", "TimedOut": "timed_out"}
+    if state.name in by_name:
+        return by_name[state.name]
+    return {
+        StateType.COMPLETED: "completed",
+        StateType.CRASHED: "crashed",
+        StateType.CANCELLED: "cancelled",
+    }.get(state.type, "failed")

@@ -1,0 +1,191 @@
+"""The guard around real runs: scripts and flows started by a real worker through Prefect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments.flow_runs import arun_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from sqlalchemy import text
+
+from automates.errors import StoreError
+from automates.settings import Settings
+from automates.store.engine import make_engine, transaction
+from automates.sync import sync
+from tests.fixtures.projects import Project, automate
+from tests.fixtures.servers import cli_env
+
+
+def script(name: str, command: list[str], **fields: Any) -> dict[str, Any]:
+    return automate(name, kind="oneshot", schedules=[], entrypoint=None, command=command, **fields)
+
+
+def run(settings: Settings, full_name: str, **parameters: Any) -> FlowRun:
+    async def go() -> FlowRun:
+        with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+            return await arun_deployment(full_name, parameters=parameters, timeout=120)
+
+    return asyncio.run(go())
+
+
+def journal(settings: Settings, table: str, flow_run: FlowRun) -> list[dict[str, Any]]:
+    """The run's rows in a journal. The guard writes them from the run's final-state hooks,
+    just after the state the caller saw: wait until the execution row is there."""
+    engine = make_engine(settings.database_url or "")
+    deadline = time.monotonic() + 20
+    try:
+        while True:
+            with engine.connect() as connection:
+                written = connection.execute(
+                    text("SELECT 1 FROM automates.execution_journal WHERE flow_run_id = :id"),
+                    {"id": flow_run.id},
+                ).first()
+                rows = connection.execute(
+                    text(f"SELECT * FROM automates.{table} WHERE flow_run_id = :id ORDER BY id"),
+                    {"id": flow_run.id},
+                )
+                found = [dict(r._mapping) for r in rows]
+            if written or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def guarded_project(server: Settings, project: Project, worker: str, tmp_path: Path) -> Settings:
+    (project.root / "guard.env").write_text("GREETING=from-the-env-file\n")
+    project.declare(
+        script("cert-audit", ["scripts/audit.sh"], family="audits", work_pool=worker),
+        script("slow-export", ["scripts/slow.sh"], timeout_seconds=3, work_pool=worker),
+        script("broken-export", ["scripts/broken.sh"], family="exports", work_pool=worker),
+        script("greeter", ["scripts/greet.sh"], env_files=["guard.env"], work_pool=worker),
+        script("prod-only", ["scripts/greet.sh"], environments=["production"], work_pool=worker),
+        automate(
+            "flaky-sync",
+            kind="oneshot",
+            schedules=[],
+            entrypoint="flows/flaky.py:flaky",
+            retries=2,
+            retry_backoff_seconds=0.5,
+            work_pool=worker,
+        ),
+    )
+    settings = project.settings(server)
+    asyncio.run(sync(settings, settings.database_url or ""))
+    return settings
+
+
+def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_path: Path) -> None:
+    settings = guarded_project
+
+    # Soft-fail: the audit's exit 2 is findings, with the exit code kept.
+    audit = run(settings, "script/cert-audit")
+    assert audit.state_name == "Findings"
+    assert audit.state is not None and audit.state.is_completed()
+    [row] = journal(settings, "execution_journal", audit)
+    assert (row["outcome"], row["exit_code"], row["attempts"]) == ("findings", 2, 1)
+    assert journal(settings, "crash_journal", audit) == []
+
+    # Timeout: the run is stopped, its state says why, and the script's process is gone.
+    pid_file = tmp_path / "slow.pid"
+    slow = run(settings, "script/slow-export", argv=["scripts/slow.sh", str(pid_file)])
+    assert slow.state_name == "TimedOut"
+    assert slow.state is not None
+    assert "exceeded timeout of 3.0 second" in (slow.state.message or "")
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    [row] = journal(settings, "execution_journal", slow)
+    assert row["outcome"] == "timed_out" and 3 <= row["duration_seconds"] < 60
+    [crash] = journal(settings, "crash_journal", slow)
+    assert (crash["error_class"], crash["retry_outcome"]) == ("TimedOut", "none")
+
+    # A failing script: the run fails with its exit code and stderr; the crash is journaled.
+    broken = run(settings, "script/broken-export")
+    assert broken.state_name == "Failed"
+    [crash] = journal(settings, "crash_journal", broken)
+    assert crash["error_class"] == "ScriptFailed"
+    assert "exited with 3" in crash["message"] and "/nonexistent/export.csv" in crash["message"]
+    assert "Traceback" in crash["traceback"]
+
+    # Env files are loaded before the run, without overwriting.
+    greeter = run(settings, "script/greeter")
+    assert greeter.state_name == "Completed"
+    [row] = journal(settings, "execution_journal", greeter)
+    assert row["context"]["env_loaded"] == ["GREETING"]
+
+    # The environment guard: skipped, not failed.
+    skipped = run(settings, "script/prod-only")
+    assert skipped.state_name == "Skipped"
+    assert skipped.state is not None and skipped.state.is_completed()
+    [row] = journal(settings, "execution_journal", skipped)
+    assert row["outcome"] == "skipped"
+
+    # Retries with backoff: the first attempt fails, the retry succeeds; both journaled.
+    flaky = run(settings, "flaky/flaky-sync", marker=str(tmp_path / "flaky.marker"))
+    assert flaky.state_name == "Completed"
+    [row] = journal(settings, "execution_journal", flaky)
+    assert row["attempts"] == 2 and row["counters"] == {"attempts_seen": 2}
+    assert [s["step"] for s in row["steps"]] == ["checking marker", "checking marker"]
+    [crash] = journal(settings, "crash_journal", flaky)
+    assert (crash["attempt"], crash["error_class"], crash["retry_outcome"]) == (
+        1,
+        "ConnectionError",
+        "succeeded",
+    )
+
+    # The CLI shows both journals.
+    env = cli_env(settings)
+    logs = _cli(env, "logs", "flaky-sync", "--json")
+    assert [(r["outcome"], r["attempts"]) for r in logs] == [("completed", 2)]
+    crashes = _cli(env, "crashes", "--json")
+    assert {c["automate"] for c in crashes} == {"slow-export", "broken-export", "flaky-sync"}
+
+
+def test_the_crash_journal_is_append_only(scratch_database: str) -> None:
+    from automates.store.engine import migrate
+
+    engine = make_engine(scratch_database)
+    migrate(engine)
+    with transaction(engine) as connection:
+        connection.execute(
+            text(
+                "INSERT INTO automates.crash_journal (automate, flow_run_id, attempt, error_class,"
+                " message, traceback, retry_outcome) VALUES ('a1', gen_random_uuid(), 1, 'E',"
+                " 'm', 't', 'none')"
+            )
+        )
+    for statement in (
+        "UPDATE automates.crash_journal SET message = 'rewritten'",
+        "DELETE FROM automates.crash_journal",
+        "TRUNCATE automates.crash_journal",
+    ):
+        with pytest.raises(StoreError, match="append-only"), transaction(engine) as connection:
+            connection.execute(text(statement))
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT message FROM automates.crash_journal")).all() == [
+            ("m",)
+        ]
+    engine.dispose()
+
+
+def _cli(env: dict[str, str], *args: str) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-m", "automates.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
