@@ -62,8 +62,32 @@ def test_unknown_timezone() -> None:
 
 def test_missing_entrypoint_field() -> None:
     assert problems_of(automate("a1", entrypoint=None)) == [
-        ("a1", "entrypoint", "required field is missing")
+        ("a1", "entrypoint", "give exactly one of entrypoint or command")
     ]
+
+
+def test_entrypoint_and_command_together() -> None:
+    [(name, field, _)] = problems_of(automate("a1", command=["scripts/x.sh"]))
+    assert (name, field) == ("a1", "entrypoint")
+
+
+def test_a_lib_has_no_command() -> None:
+    bad = automate("a1", kind="lib", schedules=[], entrypoint=None, command=["x"])
+    assert problems_of(bad) == [("a1", "command", "a lib has no command: it is never run")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"retries": 11}, "retries"),
+        ({"retry_backoff_seconds": 0}, "retry_backoff_seconds"),
+        ({"environments": ["Prod"]}, "environments[0]"),
+        ({"command": []}, "command"),
+    ],
+)
+def test_guard_field_rules(fields: dict[str, Any], field: str) -> None:
+    declaration = {**automate("a1", entrypoint=None, command=["scripts/x.sh"]), **fields}
+    assert [(n, f) for n, f, _ in problems_of(declaration)] == [("a1", field)]
 
 
 def test_entrypoint_without_function() -> None:
@@ -133,11 +157,21 @@ def test_entrypoint_file_missing_or_not_a_flow(tmp_path: Path) -> None:
                 automate("plain", entrypoint="flows/plain.py:job"),
                 automate("absent", entrypoint="flows/plain.py:other"),
                 automate("runbook", entrypoint="flows/plain.py:job", runbook="docs/none.md"),
+                automate("no-script", entrypoint=None, command=["scripts/none.sh"]),
+                automate("not-executable", entrypoint=None, command=["flows/plain.py"]),
+                automate("not-on-path", entrypoint=None, command=["no-such-program-here"]),
+                automate("on-path", entrypoint=None, command=["sh", "-c", "true"]),
             ]
         }
     )
     found = {(p.automate, p.field): p.message for p in static_problems(registry, tmp_path)}
     assert found[("gone", "entrypoint")] == "file flows/gone.py does not exist"
+    assert found[("no-script", "command")] == "file scripts/none.sh does not exist"
+    assert (
+        found[("not-executable", "command")] == "file flows/plain.py is not executable (chmod +x)"
+    )
+    assert found[("not-on-path", "command")] == "'no-such-program-here' is not on PATH"
+    assert ("on-path", "command") not in found
     assert "not decorated with @flow" in found[("plain", "entrypoint")]
     assert "defines no function other()" in found[("absent", "entrypoint")]
     assert found[("runbook", "runbook")] == "file docs/none.md does not exist"
