@@ -77,7 +77,13 @@ class ReconcileReport:
         }
 
 
-async def reconcile(settings: Settings, *, registry: Registry | None = None) -> ReconcileReport:
+async def reconcile(
+    settings: Settings,
+    *,
+    registry: Registry | None = None,
+    held: frozenset[str] = frozenset(),
+) -> ReconcileReport:
+    """The drift report; `held` names automates whose open breaker keeps schedules paused."""
     registry = registry or load_registry(settings.registry_path)
     root = settings.project_root
     report = ReconcileReport(declared=len(registry.automates))
@@ -117,7 +123,7 @@ async def reconcile(settings: Settings, *, registry: Registry | None = None) -> 
             if not same:
                 report.drifts.append(missing)
             continue
-        spec = declared_spec(automate, root, settings.work_pool)
+        spec = declared_spec(automate, root, settings.work_pool, held=automate.name in held)
         current = state.deployments.get(spec.full_name)
         if current is None:
             report.drifts.append(missing)

@@ -14,6 +14,7 @@ from automates.registry.loader import load_registry
 from automates.registry.model import Registry
 from automates.server.deploy import Progress, SyncReport, sync_server
 from automates.settings import Settings
+from automates.store.breakers import held_automates
 from automates.store.engine import make_engine, migrate, transaction
 from automates.store.registry import (
     declaration_digest,
@@ -45,7 +46,9 @@ async def sync(
     engine = make_engine(database_url)
     try:
         migrate(engine)
-        report = await sync_server(settings, registry, prune=prune, progress=progress)
+        with transaction(engine) as connection:
+            held = held_automates(connection)
+        report = await sync_server(settings, registry, prune=prune, progress=progress, held=held)
         sync_store(engine, registry, settings.work_pool, report, prune=prune)
     finally:
         engine.dispose()

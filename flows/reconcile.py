@@ -12,6 +12,9 @@ from prefect.states import Completed, State
 
 from automates.reconcile import ReconcileReport, reconcile
 from automates.settings import Settings
+from automates.store.breakers import held_automates
+from automates.store.engine import transaction
+from blocks.store import store_engine
 from tasks.reporting import markdown_table, publish_markdown
 
 
@@ -19,7 +22,13 @@ from tasks.reporting import markdown_table, publish_markdown
 async def registry_reconcile() -> State:
     """Compare the declared registry, the server's deployments and what imports."""
     settings = Settings(prefect_api_url=PREFECT_API_URL.value())
-    report = await reconcile(settings)
+    engine = store_engine(settings)
+    try:
+        with transaction(engine) as connection:
+            held = held_automates(connection)
+    finally:
+        engine.dispose()
+    report = await reconcile(settings, held=held)
     logger = get_run_logger()
     summary = (
         f"{report.declared} declared, {report.deployed} deployed, {report.importable} importable, "

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -102,3 +103,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and collected_postgres and _postgres_passed == 0:
         print("\nCI: no PostgreSQL test passed; failing the run (they must run in CI).")
         session.exitstatus = 1
+
+
+def shipped_registry() -> Any:
+    """The registry this checkout ships (deployments/registry.yaml)."""
+    from automates.registry.loader import load_registry
+
+    return load_registry(REPO / "deployments" / "registry.yaml")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from automates.cli import journal_cmds, platform_cmds, registry_cmds, sync_cmds
+from automates.cli import breaker_cmds, journal_cmds, platform_cmds, registry_cmds, sync_cmds
 from automates.platform.prefect_patches import apply_all
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 for group in (platform_cmds.app, sync_cmds.app, registry_cmds.app, journal_cmds.app):
     app.registered_commands.extend(group.registered_commands)
+app.add_typer(breaker_cmds.app, name="breaker")
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from automates.cli.output import JsonOption, console, emit_json, handle_errors, 
 from automates.platform.database import database_url
 from automates.reconcile import reconcile as run_reconcile
 from automates.registry.loader import load_registry
+from automates.store.breakers import held_automates
+from automates.store.engine import make_engine, transaction
 from automates.sync import sync as run_sync
 
 app = typer.Typer()
@@ -74,7 +76,13 @@ def sync(
 def reconcile(as_json: bool = JsonOption) -> None:
     """Declared vs deployed vs importable. Exit 1 if anything drifted."""
     settings = load_settings()
-    report = asyncio.run(run_reconcile(settings))
+    engine = make_engine(database_url(settings))
+    try:
+        with transaction(engine) as connection:
+            held = held_automates(connection)
+    finally:
+        engine.dispose()
+    report = asyncio.run(run_reconcile(settings, held=held))
     if as_json:
         emit_json(report.as_dict())
     elif not report.has_drift:

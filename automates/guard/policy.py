@@ -30,6 +30,9 @@ class GuardPolicy(BaseModel):
     retries: int
     retry_backoff_seconds: float
     soft_fail: bool
+    breaker_threshold: int = 10
+    breaker_cooldown_seconds: int = 3600
+    enabled: bool = True
     environments: tuple[str, ...] = ()
     env_files: tuple[str, ...] = ()
 
@@ -41,6 +44,9 @@ class GuardPolicy(BaseModel):
             retries=automate.retries,
             retry_backoff_seconds=automate.retry_backoff_seconds,
             soft_fail=automate.soft_fails,
+            breaker_threshold=automate.breaker_threshold,
+            breaker_cooldown_seconds=automate.breaker_cooldown_seconds,
+            enabled=automate.enabled,
             environments=automate.environments,
             env_files=automate.env_files,
         )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 from typing import Any
-from uuid import UUID
 
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import FlowRun, State
 from sqlalchemy import Engine
 
+from automates.guard import breaker
 from automates.guard.journal import Attempt, RunJournal
+from automates.guard.policy import GuardPolicy
 from automates.settings import Settings
 from automates.store.engine import transaction
 from automates.store.journals import record_crash, record_execution
@@ -24,9 +25,17 @@ def _engine(block_name: str) -> Engine:
 
 
 def record_run(
-    settings: Settings, run: RunJournal, flow_run_id: UUID, state: State, finished_at: datetime
+    settings: Settings,
+    policy: GuardPolicy,
+    run: RunJournal,
+    flow_run: FlowRun,
+    state: State,
+    finished_at: datetime,
 ) -> None:
+    """Journal the run, count it on the automate's breaker, then apply a breaker transition."""
     from automates.guard.runner import outcome_of
+
+    flow_run_id = flow_run.id
 
     outcome = outcome_of(state)
     if outcome in ("failed", "timed_out", "crashed") and len(run.failures) < run.attempts:
@@ -77,6 +86,14 @@ def record_run(
         "context": run.context,
     }
     with transaction(_engine(settings.store_block)) as connection:
+        transition = breaker.record_outcome(
+            connection,
+            run.automate,
+            outcome,
+            threshold=policy.breaker_threshold,
+            cooldown_seconds=policy.breaker_cooldown_seconds,
+        )
         record_execution(connection, row)
         for crash in crash_rows:
-            record_crash(connection, crash)
+            record_crash(connection, {**crash, "breaker_state": transition.after})
+    breaker.apply(transition, flow_run.deployment_id, schedules_active=policy.enabled)

@@ -137,7 +137,7 @@ def _record(flow_run: FlowRun, state: State, policy: GuardPolicy, settings: Sett
     never turns a finished run into a failure."""
     run = journal.current() or journal.begin(policy.automate)
     try:
-        record_run(settings, run, flow_run.id, state, datetime.now(UTC))
+        record_run(settings, policy, run, flow_run, state, datetime.now(UTC))
     except Exception:
         logger.exception("could not write the journals of %s", policy.automate)
 

@@ -122,6 +122,18 @@ class Automate(Frozen):
         description="A failure (non-zero exit) means findings, not a crash. "
         "Default: true for the audits family.",
     )
+    breaker_threshold: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Consecutive failures that open the circuit breaker (schedules paused).",
+    )
+    breaker_cooldown_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="How long an open breaker waits before one probe run (half-open).",
+    )
     environments: tuple[Slug, ...] = Field(
         default=(),
         description="Run only where AUTOMATES_ENVIRONMENT is one of these; elsewhere the run is "

@@ -74,10 +74,11 @@ async def sync_server(
     *,
     prune: bool = False,
     progress: Progress | None = None,
+    held: frozenset[str] = frozenset(),
 ) -> SyncReport:
-    """Sync every deployable declaration to the Prefect server."""
+    """Sync every deployable declaration to the Prefect server (`held`: open breakers)."""
     report = SyncReport()
-    declared = declared_specs(registry, settings.project_root, settings.work_pool)
+    declared = declared_specs(registry, settings.project_root, settings.work_pool, held)
     notify = progress or (lambda action, name: None)
     async with prefect_client(settings.api_url) as client:
         state = await read_server_state(client)

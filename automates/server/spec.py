@@ -87,7 +87,11 @@ def differences(declared: DeploymentSpec, deployed: DeploymentSpec) -> dict[str,
     }
 
 
-def declared_spec(automate: Automate, root: Path, default_pool: str) -> DeploymentSpec:
+def declared_spec(
+    automate: Automate, root: Path, default_pool: str, *, held: bool = False
+) -> DeploymentSpec:
+    """The deployment an automate should be; `held`: its circuit breaker is open, so its
+    schedules stay paused whatever the declaration says."""
     target = flow_target(automate, root)
     description = automate.description
     if automate.runbook:
@@ -105,7 +109,7 @@ def declared_spec(automate: Automate, root: Path, default_pool: str) -> Deployme
                         slug=s.slug,
                         cron=s.cron,
                         timezone=s.timezone,
-                        active=automate.enabled,
+                        active=automate.enabled and not held,
                         parameters=dict(s.parameters),
                     )
                     for s in automate.schedules
@@ -131,9 +135,11 @@ def deployment_parameters(automate: Automate) -> dict[str, Any]:
     return dict(automate.parameters)
 
 
-def declared_specs(registry: Registry, root: Path, default_pool: str) -> dict[str, DeploymentSpec]:
+def declared_specs(
+    registry: Registry, root: Path, default_pool: str, held: frozenset[str] = frozenset()
+) -> dict[str, DeploymentSpec]:
     """full name → spec for every deployable automate."""
-    specs = (declared_spec(a, root, default_pool) for a in registry.deployable)
+    specs = (declared_spec(a, root, default_pool, held=a.name in held) for a in registry.deployable)
     return {spec.full_name: spec for spec in specs}
 
 

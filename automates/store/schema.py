@@ -148,7 +148,31 @@ crash_journal = Table(
     Column("traceback", Text, nullable=False),
     Column("fix_applied", Text),
     Column("retry_outcome", Text, nullable=False),
+    Column("breaker_state", Text),  # the automate's breaker after this failure (from 0003)
     CheckConstraint("retry_outcome IN ('succeeded', 'failed', 'none')", name="retry_outcome"),
+    CheckConstraint(
+        "breaker_state IS NULL OR breaker_state IN ('closed', 'open', 'half_open')",
+        name="breaker_state",
+    ),
     CheckConstraint("attempt >= 1", name="attempt"),
     Index("crash_journal_occurred_idx", text("occurred_at DESC")),
+)
+
+BREAKER_STATES = ("closed", "open", "half_open")
+
+# One circuit breaker per automate that ever ran under the guard.
+breakers = Table(
+    "breakers",
+    metadata,
+    Column("automate", Text, primary_key=True),
+    Column("state", Text, nullable=False, server_default=text("'closed'")),
+    Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
+    Column("opened_at", DateTime(timezone=True)),
+    Column("cooldown_seconds", Integer, nullable=False, server_default=text("3600")),
+    Column("probe_started_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in BREAKER_STATES) + ")", name="state"),
+    CheckConstraint("consecutive_failures >= 0", name="consecutive_failures"),
+    CheckConstraint("cooldown_seconds >= 1", name="cooldown_seconds"),
+    CheckConstraint("(state = 'closed') = (opened_at IS NULL)", name="opened_when_open"),
 )

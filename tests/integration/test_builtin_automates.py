@@ -15,7 +15,7 @@ from automates.settings import Settings
 from automates.store.engine import head_revision
 from automates.store.schema import metadata
 from automates.sync import sync
-from tests.conftest import REPO
+from tests.conftest import REPO, shipped_registry
 from tests.fixtures.servers import layer_settings
 
 
@@ -61,7 +61,11 @@ def test_builtin_automates_run_through_the_worker(server: Settings, worker: str)
 
     flow_run, message = run(settings, "registry-reconcile/registry-reconcile")
     assert flow_run.state_name == "Completed", flow_run.state
-    assert message == "6 declared, 5 deployed, 6 importable, 0 drift(s)"
+    registry = shipped_registry()
+    declared, deployable = len(registry.automates), len(registry.deployable)
+    assert (
+        message == f"{declared} declared, {deployable} deployed, {declared} importable, 0 drift(s)"
+    )
     assert "No drift" in artifact(settings, "registry-reconcile")
 
     flow_run, message = run(settings, "store-maintenance/store-maintenance", deep=True)
@@ -69,7 +73,7 @@ def test_builtin_automates_run_through_the_worker(server: Settings, worker: str)
     count = len(metadata.sorted_tables)
     assert message.startswith(f"vacuumed and analyzed {count} tables; schema at {head_revision()}")
     sizes = artifact(settings, "store-maintenance")
-    assert "| automates | 6 |" in sizes and "| crash_journal |" in sizes
+    assert f"| automates | {declared} |" in sizes and "| crash_journal |" in sizes
 
     flow_run, message = run(settings, "disk-space-check/disk-space-check")
     assert flow_run.state_name == "Completed", flow_run.state

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, shipped_registry
 
 
 def automates(env: dict[str, str], *args: str, expect: int = 0) -> Any:
@@ -44,7 +44,7 @@ def test_up_twice_run_down_up_again(tmp_path: Path) -> None:
         assert first["started"] == ["embedded-postgresql", "prefect-server", "worker-local"]
         assert first["ui_url"] == f"http://127.0.0.1:{port}"
         assert "host=" in first["database"]  # the Unix socket of the embedded server
-        assert len(first["sync"]["created"]) == 5
+        assert len(first["sync"]["created"]) == len(shipped_registry().deployable)
 
         second = automates(env, "up")
         assert second["started"] == []

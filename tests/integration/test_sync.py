@@ -17,7 +17,7 @@ from automates.settings import Settings
 from automates.store.engine import make_engine
 from automates.sync import sync
 from blocks.store import connector_for
-from tests.conftest import REPO
+from tests.conftest import REPO, shipped_registry
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import cli_env, layer_settings
 
@@ -53,6 +53,7 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
     settings = layer_settings(server, project_root=REPO)
     report = asyncio.run(sync(settings, settings.database_url or ""))
     assert sorted(report.created) == [
+        "breaker-probe/breaker-probe",
         "disk-space-check/disk-space-check",
         "flow-run-retention/flow-run-retention",
         "registry-reconcile/registry-reconcile",
@@ -77,6 +78,7 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
     }
     rows = registry_table(settings)
     assert [r["name"] for r in rows] == [
+        "breaker-probe",
         "disk-space-check",
         "flow-run-retention",
         "registry-reconcile",
@@ -247,4 +249,5 @@ def test_the_store_block_holds_the_store_url(server: Settings) -> None:
     expected = connector_for(settings.database_url or "")
     assert block.connection_info == expected.connection_info
     with block.get_connection() as connection:  # the block really reaches the store
-        assert connection.execute(text("SELECT count(*) FROM automates.automates")).scalar() == 6
+        count = connection.execute(text("SELECT count(*) FROM automates.automates")).scalar()
+    assert count == len(shipped_registry().automates)

@@ -1,0 +1,77 @@
+"""`automates breaker status | reset NAME`: the circuit breakers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from rich.table import Table
+
+from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
+from automates.errors import UnknownAutomateError
+from automates.guard.breaker import deployment_of, set_schedules_active
+from automates.platform.database import database_url
+from automates.registry.loader import load_registry
+from automates.store.breakers import all_breakers, lock_breaker, save_breaker
+from automates.store.engine import make_engine, transaction
+
+app = typer.Typer(help="Circuit breakers: which automates are held, and releasing them.")
+
+
+@app.command()
+@handle_errors
+def status(as_json: bool = JsonOption) -> None:
+    """Every breaker: state, consecutive failures, when it opened."""
+    engine = make_engine(database_url(load_settings()))
+    try:
+        with transaction(engine) as connection:
+            rows = all_breakers(connection)
+    finally:
+        engine.dispose()
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("automate", "state", "failures", "opened", "cool-down")
+    for row in rows:
+        table.add_row(
+            row["automate"],
+            row["state"],
+            str(row["consecutive_failures"]),
+            f"{row['opened_at']:%Y-%m-%d %H:%M}" if row["opened_at"] else "-",
+            f"{row['cooldown_seconds']} s",
+        )
+    console.print(table if rows else "no automate has run under the guard yet")
+
+
+@app.command()
+@handle_errors
+def reset(name: str, as_json: bool = JsonOption) -> None:
+    """Close an automate's breaker by hand and resume its schedules (if it is enabled)."""
+    settings = load_settings()
+    automate = load_registry(settings.registry_path).get(name)
+    if automate is None:
+        raise UnknownAutomateError(f"no automate named {name!r} is declared")
+    engine = make_engine(database_url(settings))
+    try:
+        with transaction(engine) as connection:
+            before: dict[str, Any] = lock_breaker(connection, name)
+            save_breaker(
+                connection,
+                name,
+                state="closed",
+                consecutive_failures=0,
+                opened_at=None,
+                probe_started_at=None,
+            )
+    finally:
+        engine.dispose()
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+        deployment_id = deployment_of(name)
+        if deployment_id is not None:
+            set_schedules_active(deployment_id, active=automate.enabled)
+    result = {"automate": name, "was": before["state"], "now": "closed"}
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(f"breaker of {name}: {before['state']} → closed; schedules resumed")

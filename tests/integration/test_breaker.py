@@ -1,0 +1,178 @@
+"""The circuit breaker on real runs: ten failures pause the schedules, a probe resumes them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect.deployments.flow_runs import arun_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from sqlalchemy import text
+
+from automates.reconcile import reconcile
+from automates.server.client import prefect_client
+from automates.settings import Settings
+from automates.store.engine import make_engine
+from automates.sync import sync
+from flows.breaker_probe import breaker_probe
+from tests.fixtures.projects import Project, automate
+from tests.fixtures.servers import cli_env
+
+
+def run_once(settings: Settings) -> str | None:
+    async def go() -> str | None:
+        with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+            flow_run = await arun_deployment("script/fragile", timeout=120)
+        return flow_run.state_name
+
+    return asyncio.run(go())
+
+
+def breaker(settings: Settings) -> dict[str, Any]:
+    engine = make_engine(settings.database_url or "")
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT * FROM automates.breakers WHERE automate = 'fragile'")
+        ).one()
+    engine.dispose()
+    return dict(row._mapping)
+
+
+def schedules_active(settings: Settings) -> list[bool]:
+    async def read() -> list[bool]:
+        async with prefect_client(settings.api_url) as client:
+            deployment = await client.read_deployment_by_name("script/fragile")
+        return [s.active for s in deployment.schedules]
+
+    return asyncio.run(read())
+
+
+def wait_for_state(settings: Settings, state: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = breaker(settings)
+        if row["state"] == state:
+            return row
+        time.sleep(0.5)
+    raise AssertionError(f"breaker never became {state}: {breaker(settings)}")
+
+
+def probe(settings: Settings) -> str:
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+        state = breaker_probe(return_state=True)
+    return state.message or ""
+
+
+def test_ten_failures_open_the_breaker_and_a_probe_recovers_it(
+    server: Settings, project: Project, worker: str, tmp_path: Path
+) -> None:
+    healthy = tmp_path / "healthy"
+    project.declare(
+        automate(
+            "fragile",
+            entrypoint=None,
+            command=["scripts/until.sh", str(healthy)],
+            family="exports",
+            schedules=[
+                {"slug": "daily", "cron": "0 3 * * *"},
+                {"slug": "noon", "cron": "0 12 * * *"},
+            ],
+            breaker_cooldown_seconds=2,
+            work_pool=worker,
+        )
+    )
+    settings = project.settings(server)
+    asyncio.run(sync(settings, settings.database_url or ""))
+
+    outcomes = [run_once(settings) for _ in range(10)]
+    assert outcomes == ["Failed"] * 10
+    row = wait_for_state(settings, "open")
+    assert row["consecutive_failures"] == 10
+    assert schedules_active(settings) == [False, False]
+    engine = make_engine(settings.database_url or "")
+    with engine.connect() as connection:
+        states = [
+            s
+            for (s,) in connection.execute(
+                text(
+                    "SELECT breaker_state FROM automates.crash_journal WHERE automate = 'fragile'"
+                    " ORDER BY id"
+                )
+            )
+        ]
+    engine.dispose()
+    assert states == ["closed"] * 9 + ["open"]  # one transition, at the threshold
+
+    # An open breaker holds: a re-sync does not resume the schedules, reconcile sees no drift.
+    again = asyncio.run(sync(settings, settings.database_url or ""))
+    assert again.server_writes == 0
+    assert schedules_active(settings) == [False, False]
+    assert asyncio.run(reconcile(settings, held=frozenset({"fragile"}))).drifts == []
+
+    # Half-open: the probe's run fails, the breaker re-opens.
+    time.sleep(2)
+    assert probe(settings).startswith("1 probe run(s) started")
+    assert breaker(settings)["state"] == "half_open"
+    reopened = wait_for_state(settings, "open")
+    assert reopened["opened_at"] > row["opened_at"]
+    assert schedules_active(settings) == [False, False]
+
+    # Fixed environment: the next probe's run succeeds, the breaker closes, schedules resume.
+    healthy.touch()
+    time.sleep(2)
+    assert probe(settings).startswith("1 probe run(s) started")
+    closed = wait_for_state(settings, "closed")
+    assert closed["consecutive_failures"] == 0 and closed["opened_at"] is None
+    assert schedules_active(settings) == [True, True]
+
+
+def test_an_operator_resets_a_breaker(server: Settings, project: Project) -> None:
+    project.declare(
+        automate("fragile", entrypoint=None, command=["scripts/until.sh", "/nonexistent"])
+    )
+    settings = project.settings(server)
+    asyncio.run(sync(settings, settings.database_url or ""))
+    engine = make_engine(settings.database_url or "")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO automates.breakers (automate, state, consecutive_failures, opened_at)"
+                " VALUES ('fragile', 'open', 10, now())"
+            )
+        )
+    engine.dispose()
+
+    async def pause() -> None:
+        async with prefect_client(settings.api_url) as client:
+            deployment = await client.read_deployment_by_name("script/fragile")
+            for schedule in deployment.schedules:
+                await client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+
+    asyncio.run(pause())
+    env = cli_env(settings)
+    [status] = _cli(env, "breaker", "status", "--json")
+    assert (status["automate"], status["state"]) == ("fragile", "open")
+    assert _cli(env, "breaker", "reset", "fragile", "--json") == {
+        "automate": "fragile",
+        "was": "open",
+        "now": "closed",
+    }
+    assert breaker(settings)["state"] == "closed"
+    assert schedules_active(settings) == [True]
+
+
+def _cli(env: dict[str, str], *args: str) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-m", "automates.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
