@@ -100,8 +100,9 @@ async def reconcile(
         if automate.flow_entrypoint in failures:
             broken[automate.name] = f"import fails: {failures[automate.flow_entrypoint]}"
     report.importable = len(registry.automates) - len(broken)
+    fields = {a.name: "command" if a.is_script else "entrypoint" for a in registry.automates}
     report.drifts.extend(
-        Drift(DriftKind.BROKEN, name, error, "entrypoint") for name, error in sorted(broken.items())
+        Drift(DriftKind.BROKEN, name, error, fields[name]) for name, error in sorted(broken.items())
     )
 
     async with prefect_client(settings.api_url) as client:

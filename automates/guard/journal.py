@@ -1,11 +1,13 @@
 """What a run records while it runs, for the execution journal.
 
-Automates feed it through three calls; outside a guarded run they only log:
+Automates feed it through four calls (outside a guarded run nothing is kept; `step` and
+`warn` still log):
 
-    from automates.guard.journal import bump, step, warn
+    from automates.guard.journal import bump, note, step, warn
     step("dumped database", size_mb=412)
     bump("rows_copied", 1200)
     warn("bucket versioning is off")
+    note(bucket="s3://backups")
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from typing import Any
 logger = logging.getLogger("automates.journal")
 
 
+def _log() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    from automates.guard.runner import run_logger
+
+    return run_logger()
+
+
 @dataclass
 class Attempt:
     """A failed attempt, journaled once the outcome of its retry is known."""
@@ -28,6 +36,7 @@ class Attempt:
     message: str
     traceback: str
     fix_applied: str | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -74,7 +83,7 @@ def step(name: str, **details: Any) -> None:
     entry = {"step": name, "at": datetime.now(UTC).isoformat(), **details}
     if _current is not None:
         _current.steps.append(entry)
-    logger.info("step %s %s", name, details or "")
+    _log().info("step %s %s", name, details or "")
 
 
 def bump(counter: str, by: float = 1) -> None:
@@ -87,7 +96,7 @@ def warn(message: str) -> None:
     """Record a warning: the run goes on, the journal keeps it."""
     if _current is not None:
         _current.warnings.append(message)
-    logger.warning(message)
+    _log().warning(message)
 
 
 def note(**context: Any) -> None:

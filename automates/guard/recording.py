@@ -53,7 +53,7 @@ def record_run(
     for failure in run.failures:
         if failure.number >= run.attempts:
             retry_outcome = "none"  # no attempt came after this one
-        elif failure.number + 1 in failed_attempts:
+        elif failure.number + 1 in failed_attempts or outcome not in breaker.SUCCESS:
             retry_outcome = "failed"
         else:
             retry_outcome = "succeeded"
@@ -62,6 +62,7 @@ def record_run(
                 "automate": run.automate,
                 "flow_run_id": flow_run_id,
                 "attempt": failure.number,
+                "occurred_at": failure.at,
                 "error_class": failure.error_class,
                 "message": failure.message,
                 "traceback": failure.traceback,
@@ -86,6 +87,8 @@ def record_run(
         "context": run.context,
     }
     with transaction(_engine(settings.store_block)) as connection:
+        if not record_execution(connection, row):
+            return  # this run was journaled already (a replayed hook): count it once
         transition = breaker.record_outcome(
             connection,
             run.automate,
@@ -93,7 +96,6 @@ def record_run(
             threshold=policy.breaker_threshold,
             cooldown_seconds=policy.breaker_cooldown_seconds,
         )
-        record_execution(connection, row)
         for crash in crash_rows:
             record_crash(connection, {**crash, "breaker_state": transition.after})
     breaker.apply(transition, flow_run.deployment_id, schedules_active=policy.enabled)

@@ -75,10 +75,12 @@ def _delay_after(error: Exception, policy: GuardPolicy, run_id: str) -> float | 
     run = journal.current()
     assert run is not None
     run.failed(error)
-    if isinstance(error, TimeoutError) or run.attempts > policy.retries:
+    # Prefect's own run timeout reaches here as its CancelledError (a BaseException): it is
+    # never retried. A TimeoutError the flow raised itself (a slow upstream) is retried.
+    if run.attempts > policy.retries:
         return None
     delay = policy.retry_delay(run.attempts, seed=run_id)
-    logger.warning(
+    run_logger().warning(
         "attempt %d failed (%s: %s); retrying in %.1f s",
         run.attempts,
         type(error).__name__,
@@ -87,6 +89,31 @@ def _delay_after(error: Exception, policy: GuardPolicy, run_id: str) -> float | 
     )
     run.attempts += 1
     return delay
+
+
+def _exited(exit_: SystemExit, policy: GuardPolicy) -> Any:
+    """A Python automate that calls sys.exit: 0 completes; non-zero is findings for a
+    soft-fail automate (the code kept), and a failure otherwise."""
+    code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    run = journal.current()
+    if run is not None:
+        run.exit_code = code
+    if code == 0:
+        return Completed(message="exited 0")
+    if policy.soft_fail:
+        return Completed(name="Findings", message=f"exited {code}: findings", data=code)
+    raise RuntimeError(f"exited with {code}") from exit_
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The flow run's logger (its lines reach the run's log in the UI), else ours."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
 
 
 def _run_id() -> str:
@@ -107,6 +134,8 @@ def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Ca
             while True:
                 try:
                     return await fn(*args, **kwargs)
+                except SystemExit as exit_:
+                    return _exited(exit_, policy)
                 except Exception as error:
                     delay = _delay_after(error, policy, _run_id())
                     if delay is None:
@@ -123,6 +152,8 @@ def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Ca
         while True:
             try:
                 return fn(*args, **kwargs)
+            except SystemExit as exit_:
+                return _exited(exit_, policy)
             except Exception as error:
                 delay = _delay_after(error, policy, _run_id())
                 if delay is None:
@@ -135,11 +166,13 @@ def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Ca
 def _record(flow_run: FlowRun, state: State, policy: GuardPolicy, settings: Settings) -> None:
     """State hook: journal the run's outcome. A journal that cannot be written is logged, and
     never turns a finished run into a failure."""
+    from prefect.logging.loggers import flow_run_logger
+
     run = journal.current() or journal.begin(policy.automate)
     try:
         record_run(settings, policy, run, flow_run, state, datetime.now(UTC))
     except Exception:
-        logger.exception("could not write the journals of %s", policy.automate)
+        flow_run_logger(flow_run).exception("could not write the journals of %s", policy.automate)
 
 
 def outcome_of(state: State) -> str:

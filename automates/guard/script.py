@@ -85,7 +85,7 @@ def run_script(argv: list[str]) -> State:
     if exit_code == 0:
         return Completed(message=f"{argv[0]} exited 0")
     if policy is not None and policy.soft_fail:
-        _publish_findings(argv, exit_code, stdout_tail)
+        _publish_findings(policy.automate, argv, exit_code, stdout_tail)
         return Completed(
             name="Findings",
             message=f"{argv[0]} exited {exit_code}: findings",
@@ -114,12 +114,14 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
         pass
 
 
-def _publish_findings(argv: list[str], exit_code: int, stdout_tail: Iterable[str]) -> None:
+def _publish_findings(
+    automate: str, argv: list[str], exit_code: int, stdout_tail: Iterable[str]
+) -> None:
     from prefect.artifacts import create_markdown_artifact
 
     body = "\n".join(stdout_tail) or "(no output)"
     create_markdown_artifact(
-        key="findings",
+        key=f"findings-{automate}",
         markdown=f"# Findings\n\n`{' '.join(argv)}` exited {exit_code}.\n\n```\n{body}\n```\n",
         description=f"exit code {exit_code}",
     )

@@ -42,6 +42,11 @@ def static_problems_of(automate: Automate, root: Path) -> list[DeclarationProble
     if error is not None:
         field = "command" if automate.is_script else "entrypoint"
         problems.append(DeclarationProblem(automate.name, field, error))
+    problems.extend(
+        DeclarationProblem(automate.name, "env_files", f"file {name} does not exist")
+        for name in automate.env_files
+        if not (root / name).is_file()
+    )
     if automate.runbook and not (root / automate.runbook).is_file():
         problems.append(
             DeclarationProblem(automate.name, "runbook", f"file {automate.runbook} does not exist")

@@ -164,7 +164,17 @@ class Automate(Frozen):
             raise _FieldError("entrypoint", "must name the flow function: 'path/file.py:function'")
         return self._coherent_schedules()
 
+    def _coherent_retries(self) -> None:
+        waits = self.retry_backoff_seconds * (2**self.retries - 1)  # before jitter
+        if waits >= self.timeout_seconds:
+            raise _FieldError(
+                "retry_backoff_seconds",
+                f"{self.retries} retries wait at least {waits:.0f} s in all, which does not fit "
+                f"in timeout_seconds={self.timeout_seconds}",
+            )
+
     def _coherent_schedules(self) -> Automate:
+        self._coherent_retries()
         if self.kind is Kind.RECURRING and not self.schedules:
             raise _FieldError("schedules", "a recurring automate needs at least one schedule")
         if self.kind is not Kind.RECURRING and self.schedules:

@@ -10,13 +10,15 @@ from sqlalchemy.dialects.postgresql import insert
 from automates.store.schema import crash_journal, execution_journal
 
 
-def record_execution(connection: Connection, row: dict[str, Any]) -> None:
-    """One row per run; a run's row is written once (a replayed hook changes nothing)."""
-    connection.execute(
+def record_execution(connection: Connection, row: dict[str, Any]) -> bool:
+    """One row per run; False if the run was journaled already (nothing written)."""
+    written = connection.execute(
         insert(execution_journal)
         .values(**row)
         .on_conflict_do_nothing(index_elements=["flow_run_id"])
-    )
+        .returning(execution_journal.c.id)
+    ).first()
+    return written is not None
 
 
 def record_crash(connection: Connection, row: dict[str, Any]) -> None:

@@ -134,7 +134,8 @@ execution_journal = Table(
     Index("execution_journal_automate_finished_idx", "automate", text("finished_at DESC")),
 )
 
-# The crash journal: one row per failed attempt, append-only (a trigger refuses UPDATE/DELETE).
+# The crash journal: one row per failed attempt, append-only (a trigger refuses UPDATE, DELETE
+# and TRUNCATE).
 crash_journal = Table(
     "crash_journal",
     metadata,

@@ -71,6 +71,14 @@ def guarded_project(server: Settings, project: Project, worker: str, tmp_path: P
         script("greeter", ["scripts/greet.sh"], env_files=["guard.env"], work_pool=worker),
         script("prod-only", ["scripts/greet.sh"], environments=["production"], work_pool=worker),
         automate(
+            "py-audit",
+            kind="oneshot",
+            schedules=[],
+            entrypoint="flows/exit_audit.py:exit_audit",
+            family="audits",
+            work_pool=worker,
+        ),
+        automate(
             "flaky-sync",
             kind="oneshot",
             schedules=[],
@@ -95,6 +103,13 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
     [row] = journal(settings, "execution_journal", audit)
     assert (row["outcome"], row["exit_code"], row["attempts"]) == ("findings", 2, 1)
     assert journal(settings, "crash_journal", audit) == []
+
+    # The same for a Python audit that exits 2; exit 0 completes.
+    py_audit = run(settings, "exit-audit/py-audit")
+    assert py_audit.state_name == "Findings"
+    [row] = journal(settings, "execution_journal", py_audit)
+    assert (row["outcome"], row["exit_code"]) == ("findings", 2)
+    assert run(settings, "exit-audit/py-audit", code=0).state_name == "Completed"
 
     # Timeout: the run is stopped, its state says why, and the script's process is gone.
     pid_file = tmp_path / "slow.pid"

@@ -83,6 +83,7 @@ def test_a_lib_has_no_command() -> None:
         ({"retry_backoff_seconds": 0}, "retry_backoff_seconds"),
         ({"environments": ["Prod"]}, "environments[0]"),
         ({"command": []}, "command"),
+        ({"retries": 5, "retry_backoff_seconds": 10}, "retry_backoff_seconds"),  # 310 s > 300
     ],
 )
 def test_guard_field_rules(fields: dict[str, Any], field: str) -> None:
@@ -161,6 +162,7 @@ def test_entrypoint_file_missing_or_not_a_flow(tmp_path: Path) -> None:
                 automate("not-executable", entrypoint=None, command=["flows/plain.py"]),
                 automate("not-on-path", entrypoint=None, command=["no-such-program-here"]),
                 automate("on-path", entrypoint=None, command=["sh", "-c", "true"]),
+                automate("env-file", env_files=["missing.env"]),
             ]
         }
     )
@@ -172,6 +174,7 @@ def test_entrypoint_file_missing_or_not_a_flow(tmp_path: Path) -> None:
     )
     assert found[("not-on-path", "command")] == "'no-such-program-here' is not on PATH"
     assert ("on-path", "command") not in found
+    assert found[("env-file", "env_files")] == "file missing.env does not exist"
     assert "not decorated with @flow" in found[("plain", "entrypoint")]
     assert "defines no function other()" in found[("absent", "entrypoint")]
     assert found[("runbook", "runbook")] == "file docs/none.md does not exist"
