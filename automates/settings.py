@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="Where this process runs (e.g. production); an automate declaring "
         "`environments` runs only where this is one of them, and is skipped elsewhere.",
     )
+    installable_modules: dict[str, str] = Field(
+        default_factory=dict,
+        description="Self-repair install allowlist, as JSON: module name → package to install "
+        '(e.g. {"yaml": "pyyaml"}). A missing module not listed is only reported.',
+    )
     store_block: str = Field(
         default="automates-store",
         description="Name of the prefect-sqlalchemy block that flows use to reach the store.",

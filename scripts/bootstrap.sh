@@ -15,4 +15,4 @@ else
 fi
 export UV_PYTHON_DOWNLOADS=never  # use the machine's python3; never fetch one
 "$UV" sync --frozen --project "$ROOT" --quiet
-export PATH="$ROOT/.venv/bin:$PATH"
+export PATH="$ROOT/.venv/bin:$(dirname "$UV"):$PATH"  # uv too: self-repair installs with it

@@ -51,6 +51,7 @@ class RunJournal:
     errors: list[str] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     failures: list[Attempt] = field(default_factory=list)
+    repaired: bool = False  # a fix already earned this run its one extra attempt
 
     def failed(self, error: BaseException, fix_applied: str | None = None) -> Attempt:
         attempt = Attempt(

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from automates.envfiles import load_env_files
 from automates.guard import journal
 from automates.guard.policy import GuardPolicy
 from automates.guard.recording import record_run
+from automates.guard.repair import LOG_DIR_ENV, diagnose, repair
 from automates.settings import Settings
 
 logger = logging.getLogger("automates.guard")
@@ -64,21 +66,41 @@ def _prepare(policy: GuardPolicy, settings: Settings) -> State | None:
     journal.begin(policy.automate)
     refusal = _refusal(policy, settings)
     if refusal is None:
+        log_dir = settings.data_path / "logs" / policy.automate
+        log_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault(LOG_DIR_ENV, str(log_dir))
         loaded = load_env_files(Path.cwd() / name for name in policy.env_files)
         if loaded:
             journal.note(env_loaded=sorted(loaded))
     return refusal
 
 
-def _delay_after(error: Exception, policy: GuardPolicy, run_id: str) -> float | None:
-    """Journal a failed attempt; the delay before the next one, or None to give up."""
+def _delay_after(
+    error: Exception, policy: GuardPolicy, settings: Settings, run_id: str
+) -> float | None:
+    """Journal a failed attempt, self-repair it if its class is known; the delay before the
+    next attempt, or None to give up.
+
+    Prefect's own run timeout reaches here as its CancelledError (a BaseException): it is never
+    retried. A TimeoutError the flow raised itself (a slow upstream) is.
+    """
     run = journal.current()
     assert run is not None
-    run.failed(error)
-    # Prefect's own run timeout reaches here as its CancelledError (a BaseException): it is
-    # never retried. A TimeoutError the flow raised itself (a slow upstream) is retried.
+    attempt = run.failed(error)
+    fixed = False
+    diagnosis = diagnose(error)
+    if diagnosis is not None:
+        attempt.fix_applied, fixed = repair(
+            diagnosis,
+            data_root=settings.data_path,
+            automate=policy.automate,
+            installable=settings.installable_modules,
+        )
+        run_logger().warning("self-repair (%s): %s", diagnosis.kind, attempt.fix_applied)
     if run.attempts > policy.retries:
-        return None
+        if not fixed or run.repaired:
+            return None
+        run.repaired = True  # a fix earns one retry, even with no retries declared
     delay = policy.retry_delay(run.attempts, seed=run_id)
     run_logger().warning(
         "attempt %d failed (%s: %s); retrying in %.1f s",
@@ -137,7 +159,7 @@ def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Ca
                 except SystemExit as exit_:
                     return _exited(exit_, policy)
                 except Exception as error:
-                    delay = _delay_after(error, policy, _run_id())
+                    delay = _delay_after(error, policy, settings, _run_id())
                     if delay is None:
                         raise
                     await asyncio.sleep(delay)
@@ -155,7 +177,7 @@ def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Ca
             except SystemExit as exit_:
                 return _exited(exit_, policy)
             except Exception as error:
-                delay = _delay_after(error, policy, _run_id())
+                delay = _delay_after(error, policy, settings, _run_id())
                 if delay is None:
                     raise
                 time.sleep(delay)

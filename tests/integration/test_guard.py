@@ -69,6 +69,7 @@ def guarded_project(server: Settings, project: Project, worker: str, tmp_path: P
         script("slow-export", ["scripts/slow.sh"], timeout_seconds=3, work_pool=worker),
         script("broken-export", ["scripts/broken.sh"], family="exports", work_pool=worker),
         script("greeter", ["scripts/greet.sh"], env_files=["guard.env"], work_pool=worker),
+        script("exporter", ["scripts/export.sh"], family="exports", work_pool=worker),
         script("prod-only", ["scripts/greet.sh"], environments=["production"], work_pool=worker),
         automate(
             "py-audit",
@@ -132,6 +133,21 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
     assert crash["error_class"] == "ScriptFailed"
     assert "exited with 3" in crash["message"] and "/nonexistent/export.csv" in crash["message"]
     assert "Traceback" in crash["traceback"]
+
+    # Self-repair: the missing folder (inside the data folder) is created, the retry succeeds.
+    target = settings.data_path / "exports" / "today" / "out.csv"
+    exporter = run(settings, "script/exporter", argv=["scripts/export.sh", str(target)])
+    assert exporter.state_name == "Completed"
+    assert target.read_text() == "id,amount\n"
+    [crash] = journal(settings, "crash_journal", exporter)
+    assert crash["fix_applied"] == f"created missing directory {target.parent}"
+    assert crash["retry_outcome"] == "succeeded"
+    # ... but never outside it: no fix, no retry.
+    outside = tmp_path / "not-ours" / "out.csv"
+    refused = run(settings, "script/exporter", argv=["scripts/export.sh", str(outside)])
+    assert refused.state_name == "Failed" and not outside.parent.exists()
+    [crash] = journal(settings, "crash_journal", refused)
+    assert "not created (outside the data folder)" in crash["fix_applied"]
 
     # Env files are loaded before the run, without overwriting.
     greeter = run(settings, "script/greeter")
