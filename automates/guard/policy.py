@@ -33,6 +33,7 @@ class GuardPolicy(BaseModel):
     breaker_threshold: int = 10
     breaker_cooldown_seconds: int = 3600
     enabled: bool = True
+    advisory_lock: bool = False
     environments: tuple[str, ...] = ()
     env_files: tuple[str, ...] = ()
 
@@ -47,6 +48,7 @@ class GuardPolicy(BaseModel):
             breaker_threshold=automate.breaker_threshold,
             breaker_cooldown_seconds=automate.breaker_cooldown_seconds,
             enabled=automate.enabled,
+            advisory_lock=bool(automate.touches),
             environments=automate.environments,
             env_files=automate.env_files,
         )

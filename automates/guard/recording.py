@@ -18,7 +18,8 @@ from automates.store.journals import record_crash, record_execution
 
 
 @cache
-def _engine(block_name: str) -> Engine:
+def store(block_name: str) -> Engine:
+    """The store's engine in this run's process, from the store block (one per process)."""
     from blocks.store import store_engine_from_block
 
     return store_engine_from_block(block_name)
@@ -86,7 +87,7 @@ def record_run(
         "errors": run.errors,
         "context": run.context,
     }
-    with transaction(_engine(settings.store_block)) as connection:
+    with transaction(store(settings.store_block)) as connection:
         if not record_execution(connection, row):
             return  # this run was journaled already (a replayed hook): count it once
         transition = breaker.record_outcome(

@@ -14,7 +14,8 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,10 @@ from prefect.states import Completed
 from automates.envfiles import load_env_files
 from automates.guard import journal
 from automates.guard.policy import GuardPolicy
-from automates.guard.recording import record_run
+from automates.guard.recording import record_run, store
 from automates.guard.repair import LOG_DIR_ENV, diagnose, repair
 from automates.settings import Settings
+from automates.store.journals import release_advisory_lock, try_advisory_lock
 
 logger = logging.getLogger("automates.guard")
 
@@ -60,6 +62,30 @@ def _refusal(policy: GuardPolicy, settings: Settings) -> State | None:
             message=f"skipped: runs only in {allowed}; this is {settings.environment!r}",
         )
     return None
+
+
+@contextmanager
+def _exclusive(policy: GuardPolicy, settings: Settings) -> Iterator[bool]:
+    """The advisory lock of an automate that touches money or durable data; True if held
+    (or not needed). Released when the run's attempts are over."""
+    if not policy.advisory_lock:
+        yield True
+        return
+    with store(settings.store_block).connect() as connection:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        held = try_advisory_lock(connection, policy.automate)
+        try:
+            yield held
+        finally:
+            if held:
+                release_advisory_lock(connection, policy.automate)
+
+
+def _locked_out(policy: GuardPolicy) -> State:
+    return Completed(
+        name="Skipped",
+        message=f"skipped: another run of {policy.automate} holds its advisory lock",
+    )
 
 
 def _prepare(policy: GuardPolicy, settings: Settings) -> State | None:
@@ -153,16 +179,10 @@ def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Ca
             refusal = _prepare(policy, settings)
             if refusal is not None:
                 return refusal
-            while True:
-                try:
-                    return await fn(*args, **kwargs)
-                except SystemExit as exit_:
-                    return _exited(exit_, policy)
-                except Exception as error:
-                    delay = _delay_after(error, policy, settings, _run_id())
-                    if delay is None:
-                        raise
-                    await asyncio.sleep(delay)
+            with _exclusive(policy, settings) as held:
+                if not held:
+                    return _locked_out(policy)
+                return await _attempts_async(fn, args, kwargs, policy, settings)
 
         return guarded_async
 
@@ -171,18 +191,42 @@ def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Ca
         refusal = _prepare(policy, settings)
         if refusal is not None:
             return refusal
-        while True:
-            try:
-                return fn(*args, **kwargs)
-            except SystemExit as exit_:
-                return _exited(exit_, policy)
-            except Exception as error:
-                delay = _delay_after(error, policy, settings, _run_id())
-                if delay is None:
-                    raise
-                time.sleep(delay)
+        with _exclusive(policy, settings) as held:
+            if not held:
+                return _locked_out(policy)
+            return _attempts(fn, args, kwargs, policy, settings)
 
     return guarded_sync
+
+
+async def _attempts_async(
+    fn: Callable[..., Any], args: Any, kwargs: Any, policy: GuardPolicy, settings: Settings
+) -> Any:
+    while True:
+        try:
+            return await fn(*args, **kwargs)
+        except SystemExit as exit_:
+            return _exited(exit_, policy)
+        except Exception as error:
+            delay = _delay_after(error, policy, settings, _run_id())
+            if delay is None:
+                raise
+            await asyncio.sleep(delay)
+
+
+def _attempts(
+    fn: Callable[..., Any], args: Any, kwargs: Any, policy: GuardPolicy, settings: Settings
+) -> Any:
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except SystemExit as exit_:
+            return _exited(exit_, policy)
+        except Exception as error:
+            delay = _delay_after(error, policy, settings, _run_id())
+            if delay is None:
+                raise
+            time.sleep(delay)
 
 
 def _record(flow_run: FlowRun, state: State, policy: GuardPolicy, settings: Settings) -> None:

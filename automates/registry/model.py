@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -133,6 +133,12 @@ class Automate(Frozen):
         ge=1,
         le=7 * 24 * 3600,
         description="How long an open breaker waits before one probe run (half-open).",
+    )
+    touches: tuple[Literal["money", "durable-data"], ...] = Field(
+        default=(),
+        description="What a run changes that must never be changed twice at once: such an "
+        "automate also takes a PostgreSQL advisory lock, as a second layer under Prefect's "
+        "concurrency limit.",
     )
     environments: tuple[Slug, ...] = Field(
         default=(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from automates.store.schema import crash_journal, execution_journal
@@ -41,3 +41,21 @@ def recent_crashes(
     if automate is not None:
         query = query.where(crash_journal.c.automate == automate)
     return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def try_advisory_lock(connection: Connection, automate: str) -> bool:
+    """Take the automate's session-level advisory lock if free (held until released or the
+    connection closes, so a crashed run cannot keep it)."""
+    return bool(
+        connection.execute(
+            text("SELECT pg_try_advisory_lock(hashtext('automates.run:' || :automate))"),
+            {"automate": automate},
+        ).scalar()
+    )
+
+
+def release_advisory_lock(connection: Connection, automate: str) -> None:
+    connection.execute(
+        text("SELECT pg_advisory_unlock(hashtext('automates.run:' || :automate))"),
+        {"automate": automate},
+    )
