@@ -149,6 +149,13 @@ def _exited(exit_: SystemExit, policy: GuardPolicy) -> Any:
     if code == 0:
         return Completed(message="exited 0")
     if policy.soft_fail:
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(
+            key=f"findings-{policy.automate}",
+            markdown=f"# Findings\n\n{policy.automate} exited {code}: see the run's log.\n",
+            description=f"exit code {code}",
+        )
         return Completed(name="Findings", message=f"exited {code}: findings", data=code)
     raise RuntimeError(f"exited with {code}") from exit_
 
