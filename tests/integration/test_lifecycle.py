@@ -78,8 +78,8 @@ def test_up_twice_run_down_up_again(tmp_path: Path) -> None:
 
         again = automates(env, "up")
         assert again["sync"]["created"] == [] and again["sync"]["server_writes"] == 0
-        [row] = automates(env, "list", "--family", "sre")
-        assert row["name"] == "disk-space-check"
+        rows = {r["name"]: r for r in automates(env, "list", "--family", "sre")}
+        row = rows["disk-space-check"]
         assert row["runs"] == 1 and row["last_run_state"] == "Completed"  # history survived
     finally:
         automates(env, "down")
