@@ -8,6 +8,7 @@ services.
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -122,8 +123,11 @@ class Settings(BaseSettings):
         env = {}
         for name in sorted(self.model_fields_set):
             value = getattr(self, name)
-            if value is not None:
-                env[f"AUTOMATES_{name.upper()}"] = str(value)
+            if value is None:
+                continue
+            # Complex values travel as JSON, which is how pydantic-settings reads them back.
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            env[f"AUTOMATES_{name.upper()}"] = text
         return env
 
 

@@ -50,11 +50,11 @@ def reset(name: str, as_json: bool = JsonOption) -> None:
     """Close an automate's breaker by hand and resume its schedules (if it is enabled)."""
     settings = load_settings()
     automate = load_registry(settings.registry_path).get(name)
-    if automate is None:
-        raise UnknownAutomateError(f"no automate named {name!r} is declared")
     engine = make_engine(database_url(settings))
     try:
         with transaction(engine) as connection:
+            if automate is None and name not in {b["automate"] for b in all_breakers(connection)}:
+                raise UnknownAutomateError(f"no automate named {name!r} has a breaker")
             before: dict[str, Any] = lock_breaker(connection, name)
             save_breaker(
                 connection,
@@ -66,12 +66,17 @@ def reset(name: str, as_json: bool = JsonOption) -> None:
             )
     finally:
         engine.dispose()
-    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
-        deployment_id = deployment_of(name)
-        if deployment_id is not None:
-            set_schedules_active(deployment_id, active=automate.enabled)
-    result = {"automate": name, "was": before["state"], "now": "closed"}
+    schedules = "untouched (not declared any more)"
+    if automate is not None:
+        with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+            deployment_id = deployment_of(name)
+            if deployment_id is None:
+                schedules = "untouched (no deployment: run `automates sync`)"
+            else:
+                set_schedules_active(deployment_id, active=automate.enabled)
+                schedules = "resumed" if automate.enabled else "kept inactive (disabled)"
+    result = {"automate": name, "was": before["state"], "now": "closed", "schedules": schedules}
     if as_json:
         emit_json(result)
     else:
-        console.print(f"breaker of {name}: {before['state']} → closed; schedules resumed")
+        console.print(f"breaker of {name}: {before['state']} → closed; schedules {schedules}")

@@ -13,7 +13,7 @@ from automates.platform.database import database_url
 from automates.reconcile import reconcile as run_reconcile
 from automates.registry.loader import load_registry
 from automates.store.breakers import held_automates
-from automates.store.engine import make_engine, transaction
+from automates.store.engine import make_engine, migrate, transaction
 from automates.sync import sync as run_sync
 
 app = typer.Typer()
@@ -78,6 +78,7 @@ def reconcile(as_json: bool = JsonOption) -> None:
     settings = load_settings()
     engine = make_engine(database_url(settings))
     try:
+        migrate(engine)  # the breakers table must exist to be read
         with transaction(engine) as connection:
             held = held_automates(connection)
     finally:

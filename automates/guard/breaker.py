@@ -2,7 +2,8 @@
 
 closed --(threshold consecutive failures)--> open: its schedules are paused on the server,
 one warning is logged and one `automates.breaker.opened` event is emitted (an operator hangs
-notifications on it with a Prefect automation). After the cool-down the `breaker-probe`
+notifications on it with a Prefect automation); a failed probe emits `probe_failed`, a
+recovery `closed`. After the cool-down the `breaker-probe`
 automate starts one run (half_open): success closes the breaker and resumes the schedules,
 failure re-opens it. Success or findings reset the count; skipped or cancelled runs count for
 nothing.
@@ -32,10 +33,16 @@ class Transition:
     before: str
     after: str
     failures: int
+    replayed: bool = False
 
     @property
     def opened(self) -> bool:
         return self.before != "open" and self.after == "open"
+
+    @property
+    def tripped(self) -> bool:
+        """The threshold was reached: the one moment that notifies."""
+        return self.before == "closed" and self.after == "open"
 
     @property
     def closed(self) -> bool:
@@ -77,19 +84,25 @@ def record_outcome(
 
 def apply(transition: Transition, deployment_id: UUID | None, schedules_active: bool) -> None:
     """The effects of a transition outside the store: schedules, log line, event."""
-    if not (transition.opened or transition.closed):
+    if transition.replayed or not (transition.opened or transition.closed):
         return
+    from automates.guard.runner import run_logger
+
     if deployment_id is not None:
         set_schedules_active(deployment_id, active=transition.closed and schedules_active)
-    if transition.opened:
-        logger.warning(
+    if transition.tripped:
+        run_logger().warning(
             "circuit breaker of %s opened after %d consecutive failures: schedules paused",
             transition.automate,
             transition.failures,
         )
+        _emit(transition, "opened")
+    elif transition.opened:
+        run_logger().warning("probe of %s failed: breaker re-opened", transition.automate)
+        _emit(transition, "probe_failed")
     else:
-        logger.warning("circuit breaker of %s closed: schedules resumed", transition.automate)
-    _emit(transition)
+        run_logger().warning("circuit breaker of %s closed: schedules resumed", transition.automate)
+        _emit(transition, "closed")
 
 
 def deployment_of(automate: str) -> UUID | None:
@@ -118,12 +131,12 @@ def set_schedules_active(deployment_id: UUID, *, active: bool) -> None:
                 client.update_deployment_schedule(deployment_id, schedule.id, active=active)
 
 
-def _emit(transition: Transition) -> None:
+def _emit(transition: Transition, what: str) -> None:
     from prefect.events import emit_event
 
     payload: dict[str, Any] = {"consecutive_failures": transition.failures}
     emit_event(
-        event=f"automates.breaker.{'opened' if transition.opened else 'closed'}",
+        event=f"automates.breaker.{what}",
         resource={
             "prefect.resource.id": f"automates.automate.{transition.automate}",
             "prefect.resource.name": transition.automate,

@@ -32,8 +32,9 @@ def record_run(
     flow_run: FlowRun,
     state: State,
     finished_at: datetime,
-) -> None:
-    """Journal the run, count it on the automate's breaker, then apply a breaker transition."""
+) -> breaker.Transition:
+    """Journal the run and count it on the automate's breaker; the breaker's transition (for
+    the caller to apply outside the transaction)."""
     from automates.guard.runner import outcome_of
 
     flow_run_id = flow_run.id
@@ -89,7 +90,8 @@ def record_run(
     }
     with transaction(store(settings.store_block)) as connection:
         if not record_execution(connection, row):
-            return  # this run was journaled already (a replayed hook): count it once
+            # Journaled already (a replayed hook): count it once, change nothing.
+            return breaker.Transition(run.automate, "closed", "closed", 0, replayed=True)
         transition = breaker.record_outcome(
             connection,
             run.automate,
@@ -99,4 +101,4 @@ def record_run(
         )
         for crash in crash_rows:
             record_crash(connection, {**crash, "breaker_state": transition.after})
-    breaker.apply(transition, flow_run.deployment_id, schedules_active=policy.enabled)
+    return transition

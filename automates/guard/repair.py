@@ -80,7 +80,9 @@ def repair(
         folder = Path(diagnosis.detail).resolve()
         if not folder.is_relative_to(data_root.resolve()):
             return f"missing directory {folder}: not created (outside the data folder)", False
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder.exists():
+            return f"{folder} exists: a missing file there is not the guard's to create", False
+        folder.mkdir(parents=True)
         return f"created missing directory {folder}", True
     if diagnosis.kind == "unwritable-log":
         fallback = Path(tempfile.mkdtemp(prefix=f"{automate}-logs-", dir=_writable(data_root)))

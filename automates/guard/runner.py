@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.states import Completed
 
 from automates.envfiles import load_env_files
-from automates.guard import journal
+from automates.guard import breaker, journal
 from automates.guard.policy import GuardPolicy
 from automates.guard.recording import record_run, store
 from automates.guard.repair import LOG_DIR_ENV, diagnose, repair
@@ -139,9 +139,13 @@ def _delay_after(
     return delay
 
 
+class ExitedNonZero(RuntimeError):
+    """A Python automate called sys.exit with a non-zero code (and is not soft-fail)."""
+
+
 def _exited(exit_: SystemExit, policy: GuardPolicy) -> Any:
     """A Python automate that calls sys.exit: 0 completes; non-zero is findings for a
-    soft-fail automate (the code kept), and a failure otherwise."""
+    soft-fail automate (the code kept), and otherwise a failure (returned, to be retried)."""
     code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     run = journal.current()
     if run is not None:
@@ -157,7 +161,9 @@ def _exited(exit_: SystemExit, policy: GuardPolicy) -> Any:
             description=f"exit code {code}",
         )
         return Completed(name="Findings", message=f"exited {code}: findings", data=code)
-    raise RuntimeError(f"exited with {code}") from exit_
+    failure = ExitedNonZero(f"exited with {code}")
+    failure.__cause__ = exit_
+    return failure
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
@@ -213,12 +219,15 @@ async def _attempts_async(
         try:
             return await fn(*args, **kwargs)
         except SystemExit as exit_:
-            return _exited(exit_, policy)
-        except Exception as error:
-            delay = _delay_after(error, policy, settings, _run_id())
-            if delay is None:
-                raise
-            await asyncio.sleep(delay)
+            error = _exited(exit_, policy)
+            if not isinstance(error, Exception):
+                return error
+        except Exception as raised:
+            error = raised
+        delay = _delay_after(error, policy, settings, _run_id())
+        if delay is None:
+            raise error
+        await asyncio.sleep(delay)
 
 
 def _attempts(
@@ -228,12 +237,15 @@ def _attempts(
         try:
             return fn(*args, **kwargs)
         except SystemExit as exit_:
-            return _exited(exit_, policy)
-        except Exception as error:
-            delay = _delay_after(error, policy, settings, _run_id())
-            if delay is None:
-                raise
-            time.sleep(delay)
+            error = _exited(exit_, policy)
+            if not isinstance(error, Exception):
+                return error
+        except Exception as raised:
+            error = raised
+        delay = _delay_after(error, policy, settings, _run_id())
+        if delay is None:
+            raise error
+        time.sleep(delay)
 
 
 def _record(flow_run: FlowRun, state: State, policy: GuardPolicy, settings: Settings) -> None:
@@ -243,9 +255,18 @@ def _record(flow_run: FlowRun, state: State, policy: GuardPolicy, settings: Sett
 
     run = journal.current() or journal.begin(policy.automate)
     try:
-        record_run(settings, policy, run, flow_run, state, datetime.now(UTC))
+        transition = record_run(settings, policy, run, flow_run, state, datetime.now(UTC))
     except Exception:
         flow_run_logger(flow_run).exception("could not write the journals of %s", policy.automate)
+        return
+    try:
+        breaker.apply(transition, flow_run.deployment_id, schedules_active=policy.enabled)
+    except Exception:
+        flow_run_logger(flow_run).exception(
+            "journals written, but the breaker of %s could not reach the Prefect API "
+            "(its schedules follow at the next `automates sync`)",
+            policy.automate,
+        )
 
 
 def outcome_of(state: State) -> str:

@@ -48,7 +48,7 @@ def try_advisory_lock(connection: Connection, automate: str) -> bool:
     connection closes, so a crashed run cannot keep it)."""
     return bool(
         connection.execute(
-            text("SELECT pg_try_advisory_lock(hashtext('automates.run:' || :automate))"),
+            text("SELECT pg_try_advisory_lock(hashtextextended('automates.run:' || :automate, 0))"),
             {"automate": automate},
         ).scalar()
     )
@@ -56,6 +56,6 @@ def try_advisory_lock(connection: Connection, automate: str) -> bool:
 
 def release_advisory_lock(connection: Connection, automate: str) -> None:
     connection.execute(
-        text("SELECT pg_advisory_unlock(hashtext('automates.run:' || :automate))"),
+        text("SELECT pg_advisory_unlock(hashtextextended('automates.run:' || :automate, 0))"),
         {"automate": automate},
     )

@@ -161,6 +161,7 @@ def test_an_operator_resets_a_breaker(server: Settings, project: Project) -> Non
         "automate": "fragile",
         "was": "open",
         "now": "closed",
+        "schedules": "resumed",
     }
     assert breaker(settings)["state"] == "closed"
     assert schedules_active(settings) == [True]

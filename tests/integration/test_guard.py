@@ -80,6 +80,16 @@ def guarded_project(server: Settings, project: Project, worker: str, tmp_path: P
             work_pool=worker,
         ),
         automate(
+            "py-exit",
+            kind="oneshot",
+            schedules=[],
+            entrypoint="flows/exit_audit.py:exit_audit",
+            family="exports",
+            retries=1,
+            retry_backoff_seconds=0.5,
+            work_pool=worker,
+        ),
+        automate(
             "flaky-sync",
             kind="oneshot",
             schedules=[],
@@ -111,6 +121,14 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
     [row] = journal(settings, "execution_journal", py_audit)
     assert (row["outcome"], row["exit_code"]) == ("findings", 2)
     assert run(settings, "exit-audit/py-audit", code=0).state_name == "Completed"
+    # Not an audit: a non-zero exit is a failure, retried like any other.
+    py_exit = run(settings, "exit-audit/py-exit", code=3)
+    assert py_exit.state_name == "Failed"
+    crashes = journal(settings, "crash_journal", py_exit)
+    assert [(c["attempt"], c["error_class"], c["retry_outcome"]) for c in crashes] == [
+        (1, "ExitedNonZero", "failed"),
+        (2, "ExitedNonZero", "none"),
+    ]
 
     # Timeout: the run is stopped, its state says why, and the script's process is gone.
     pid_file = tmp_path / "slow.pid"

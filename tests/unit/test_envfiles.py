@@ -40,3 +40,13 @@ def test_prefect_api_url_also_read_from_prefects_own_variable(
     monkeypatch.setenv("PREFECT_API_URL", "http://elsewhere:4200/api")
     assert Settings().api_url == "http://elsewhere:4200/api"
     assert Settings().ui_url == "http://elsewhere:4200"
+
+
+def test_settings_travel_to_child_processes_intact(monkeypatch: pytest.MonkeyPatch) -> None:
+    given = Settings(installable_modules={"yaml": "pyyaml"}, server_port=4300)
+    exported = given.as_env()
+    assert set(exported) == {"AUTOMATES_INSTALLABLE_MODULES", "AUTOMATES_SERVER_PORT"}
+    for name, value in exported.items():
+        monkeypatch.setenv(name, value)
+    child = Settings()
+    assert child.installable_modules == {"yaml": "pyyaml"} and child.server_port == 4300
