@@ -1,4 +1,5 @@
-"""Wrapping a flow in its guard: environment, env files, timeout, retries, soft-fail, journals.
+"""Wrapping a flow in its guard: environment, env files, advisory lock, timeout, retries with
+self-repair, soft-fail exits, and the journals and breaker at the end.
 
 The wrapped flow is still the declared flow (same name, parameters, hooks); Prefect enforces
 the timeout (`timeout_seconds`, final state "TimedOut"), and the guard runs the attempts itself
@@ -41,14 +42,13 @@ def guarded(flow: Flow[..., Any], policy: GuardPolicy, settings: Settings) -> Fl
     def journal_the_run(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
         _record(flow_run, state, policy, settings)
 
-    hook = journal_the_run
     wrapped = flow.with_options(
         timeout_seconds=policy.timeout_seconds,
         retries=0,  # the guard retries itself, with backoff and journaling
-        on_completion=[*flow.on_completion_hooks, hook],
-        on_failure=[*flow.on_failure_hooks, hook],
-        on_crashed=[*flow.on_crashed_hooks, hook],
-        on_cancellation=[*flow.on_cancellation_hooks, hook],
+        on_completion=[*flow.on_completion_hooks, journal_the_run],
+        on_failure=[*flow.on_failure_hooks, journal_the_run],
+        on_crashed=[*flow.on_crashed_hooks, journal_the_run],
+        on_cancellation=[*flow.on_cancellation_hooks, journal_the_run],
     )
     wrapped.fn = _wrap(flow.fn, policy, settings)
     return wrapped
