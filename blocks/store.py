@@ -7,17 +7,24 @@ secret field and never shown in the UI.
 
 from __future__ import annotations
 
-from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
+from typing import TYPE_CHECKING, Any
+
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from automates.settings import Settings
 from automates.store.engine import make_engine
 
+if TYPE_CHECKING:
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
 STORE_DRIVER = "postgresql+psycopg"
+BLOCK_TYPE = "sqlalchemy-connector"
 
 
 def connector_for(url: str) -> SqlAlchemyConnector:
+    from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
+
     parsed = make_url(url)
     components = ConnectionComponents(
         driver=STORE_DRIVER,
@@ -32,6 +39,8 @@ def connector_for(url: str) -> SqlAlchemyConnector:
 
 
 def _rendered(connector: SqlAlchemyConnector) -> str:
+    from prefect_sqlalchemy import ConnectionComponents
+
     info = connector.connection_info
     assert isinstance(info, ConnectionComponents)
     return info.create_url().render_as_string(hide_password=False)
@@ -39,6 +48,8 @@ def _rendered(connector: SqlAlchemyConnector) -> str:
 
 async def save_store_block(name: str, url: str) -> bool:
     """Save the block unless it already holds this URL; return whether it was written."""
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
     wanted = connector_for(url)
     try:
         current = await SqlAlchemyConnector.aload(name)
@@ -56,6 +67,28 @@ def store_engine(settings: Settings | None = None) -> Engine:
 
 
 def store_engine_from_block(name: str) -> Engine:
-    # `_sync=True`: callable from state hooks that Prefect runs inside an event loop.
-    connector = SqlAlchemyConnector.load(name, _sync=True)
-    return make_engine(_rendered(connector))
+    """The store's engine from the block document, read with Prefect's client.
+
+    Every guarded run calls this from its own fresh process; reading the document's fields
+    directly spares it importing prefect-sqlalchemy (about 0.2 s, docs/benchmarks.md).
+    """
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        document = client.read_block_document_by_name(name, block_type_slug=BLOCK_TYPE)
+    return make_engine(_url(document.data["connection_info"]).render_as_string(False))
+
+
+def _url(info: dict[str, Any]) -> URL:
+    def secret(value: Any) -> Any:
+        return value.get_secret_value() if hasattr(value, "get_secret_value") else value
+
+    return URL.create(
+        drivername=info["driver"],
+        username=info.get("username"),
+        password=secret(info.get("password")),
+        host=info.get("host"),
+        port=info.get("port"),
+        database=info.get("database"),
+        query=info.get("query") or {},
+    )

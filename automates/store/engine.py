@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -17,6 +14,10 @@ from automates.errors import StoreError
 from automates.store.schema import SCHEMA
 from automates.store.urls import redacted, store_url
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# alembic is imported where it is used: every guarded run imports this module, none migrates.
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -38,6 +39,8 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -46,6 +49,8 @@ def _alembic_config(connection: Connection) -> Config:
 
 def migrate(engine: Engine) -> str | None:
     """Apply every pending migration (forward only); return the revision now current."""
+    from alembic import command
+
     with transaction(engine) as connection:
         # One migrator at a time, even when several `up` or test sessions race.
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('automates.migrate'))")
@@ -55,11 +60,16 @@ def migrate(engine: Engine) -> str | None:
 
 
 def current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(connection, opts={"version_table_schema": SCHEMA})
     return context.get_current_revision()
 
 
 def head_revision() -> str | None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return ScriptDirectory.from_config(config).get_current_head()
