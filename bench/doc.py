@@ -1,4 +1,4 @@
-"""The section of docs/benchmarks.md between the `registry-sync-bench` marker comments."""
+"""Sections of docs/benchmarks.md between marker comments (`registry-sync-bench` here)."""
 
 from __future__ import annotations
 
@@ -114,10 +114,15 @@ def section(r: dict[str, Any]) -> str:
 
 
 def write_doc(r: dict[str, Any]) -> None:
-    text = section(r)
+    write_section(section(r), BEGIN, END)
+
+
+def write_section(text: str, begin: str, end: str) -> None:
+    """Replace the text between the `begin` and `end` lines of docs/benchmarks.md (appended if
+    absent); the rest of the file is kept as it is."""
     if DOC.exists():
         current = DOC.read_text()
-        pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
+        pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
         if pattern.search(current):
             updated = pattern.sub(lambda _: text, current, count=1)
         else:
