@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ from automates.store.engine import make_engine
 from automates.sync import sync
 from flows.breaker_probe import breaker_probe
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env
+from tests.fixtures.servers import cli_env, cli_json
 
 
 def run_once(settings: Settings) -> str | None:
@@ -155,9 +152,9 @@ def test_an_operator_resets_a_breaker(server: Settings, project: Project) -> Non
 
     asyncio.run(pause())
     env = cli_env(settings)
-    [status] = _cli(env, "breaker", "status", "--json")
+    [status] = cli_json(env, "breaker", "status", "--json")
     assert (status["automate"], status["state"]) == ("fragile", "open")
-    assert _cli(env, "breaker", "reset", "fragile", "--json") == {
+    assert cli_json(env, "breaker", "reset", "fragile", "--json") == {
         "automate": "fragile",
         "was": "open",
         "now": "closed",
@@ -165,15 +162,3 @@ def test_an_operator_resets_a_breaker(server: Settings, project: Project) -> Non
     }
     assert breaker(settings)["state"] == "closed"
     assert schedules_active(settings) == [True]
-
-
-def _cli(env: dict[str, str], *args: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "automates.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)

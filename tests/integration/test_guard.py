@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ from automates.settings import Settings
 from automates.store.engine import make_engine, transaction
 from automates.sync import sync
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env
+from tests.fixtures.servers import cli_env, cli_json
 
 
 def script(name: str, command: list[str], **fields: Any) -> dict[str, Any]:
@@ -195,11 +192,11 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
 
     # The CLI shows both journals.
     env = cli_env(settings)
-    logs = _cli(env, "logs", "flaky-sync", "--json")
+    logs = cli_json(env, "logs", "flaky-sync", "--json")
     assert [(r["outcome"], r["attempts"]) for r in logs] == [("completed", 2)]
-    crashes = _cli(env, "crashes", "--json")
+    crashes = cli_json(env, "crashes", "--json")
     assert {c["automate"] for c in crashes} >= {"slow-export", "broken-export", "flaky-sync"}
-    [only] = _cli(env, "crashes", "flaky-sync", "--json")
+    [only] = cli_json(env, "crashes", "flaky-sync", "--json")
     assert only["retry_outcome"] == "succeeded" and only["breaker_state"] == "closed"
 
 
@@ -228,15 +225,3 @@ def test_the_crash_journal_is_append_only(scratch_database: str) -> None:
             ("m",)
         ]
     engine.dispose()
-
-
-def _cli(env: dict[str, str], *args: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "automates.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)

@@ -7,12 +7,11 @@ This is the guard against the silent class of break seen with SQLAlchemy 2.1, wh
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import FlowRun, StateType
@@ -22,7 +21,7 @@ from automates.server.deployed import read_server_state
 from automates.settings import Settings
 from automates.sync import sync
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env
+from tests.fixtures.servers import cli_env, cli_json
 
 T = TypeVar("T")
 
@@ -82,32 +81,22 @@ def test_a_cron_schedule_runs_to_completion_through_the_worker(
     assert first.parameters == {"greeting": "from the schedule"}
 
     env = cli_env(settings)
-    listed = _cli(env, "list", "--json")
+    listed = cli_json(env, "list", "--json")
     rows = {row["name"]: row for row in listed}
     assert rows["every-minute"]["last_run_state"] == "Completed"
     assert rows["every-minute"]["runs"] >= 1
     assert rows["every-minute"]["next_runs"], "the next fire time comes from the server"
     assert rows["on-demand"]["next_runs"] == [] and rows["on-demand"]["runs"] == 0
-    assert [r["name"] for r in _cli(env, "list", "--json", "--kind", "oneshot")] == ["on-demand"]
+    assert [r["name"] for r in cli_json(env, "list", "--json", "--kind", "oneshot")] == [
+        "on-demand"
+    ]
 
-    shown = _cli(env, "show", "every-minute", "--json")
+    shown = cli_json(env, "show", "every-minute", "--json")
     assert shown["deployment"] == "hello/every-minute"
     assert len(shown["next_runs"]) >= 2
     assert shown["schedules"] == [
         {"slug": "minutely", "cron": "* * * * *", "timezone": "Asia/Makassar", "parameters": {}}
     ]
-
-
-def _cli(env: dict[str, str], *args: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "automates.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def test_show_of_an_unknown_automate_is_a_clear_error(server: Settings, project: Project) -> None:
