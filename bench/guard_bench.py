@@ -40,19 +40,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if (_checkout := str(Path(__file__).resolve().parents[1])) not in sys.path:
+    sys.path.insert(0, _checkout)  # run as a script: the imports below need the checkout
 
-from bench import server  # noqa: E402  (needs REPO on the path)
-from bench.guard_measure import code_version, journal_counts, measure, overhead, timer  # noqa: E402
+from bench import server
+from bench.common import REPO, RESULTS, log
+from bench.guard_measure import code_version, journal_counts, measure, overhead, timer
 
 IMPORT_SAMPLES = 2  # fresh processes timing the guard engine's imports
-RESULTS = REPO / "bench" / "results"  # git-ignored
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,10 +13,11 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+from bench.timed import run_timed
 
 ENGINES = {
     "bare_engine": "prefect.engine",
@@ -68,17 +69,7 @@ class EngineRuns:
     def run(self, variant: str) -> float:
         flow_run_id = asyncio.run(_new_run(self.api_url, self.deployment_id))
         env = {**self.env[variant], "PREFECT__FLOW_RUN_ID": str(flow_run_id)}
-        started = time.perf_counter()
-        completed = subprocess.run(
-            [sys.executable, "-m", ENGINES[variant]],
-            cwd=self.project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        seconds = time.perf_counter() - started
+        seconds, completed = run_timed([sys.executable, "-m", ENGINES[variant]], self.project, env)
         state = asyncio.run(_final_state(self.api_url, flow_run_id))
         if completed.returncode != 0 or state != "Completed":
             raise RuntimeError(

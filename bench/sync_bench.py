@@ -39,19 +39,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if (_checkout := str(Path(__file__).resolve().parents[1])) not in sys.path:
+    sys.path.insert(0, _checkout)  # run as a script: the imports below need the checkout
 
-from bench import doc, fixture, instrument, server, timed  # noqa: E402  (needs REPO on the path)
+from bench import doc, fixture, instrument, server, timed
+from bench.common import RESULTS, log
 
 TARGET_COLD = 5.0  # prefect-deploy-cold / our-cold must be at least this
 TARGET_NOCHANGE = 20.0  # prefect-deploy-nochange / our-nochange must be at least this
-RESULTS = REPO / "bench" / "results"  # git-ignored
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import json
 import os
@@ -35,22 +36,29 @@ def prefect_deploy(settings: Any, project: Path, log: Path) -> float:
     env = components.prefect_env(settings)
     env.pop("PREFECT_PROFILE", None)
     argv = [str(VENV_BIN / "prefect"), "--no-prompt", "deploy", "--all"]
-    started = time.perf_counter()
-    with log.open("wb") as out:
-        completed = subprocess.run(
-            argv,
-            cwd=project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    seconds = time.perf_counter() - started
+    seconds, completed = run_timed(argv, project, env, log)
     if completed.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
         raise RuntimeError(f"prefect deploy --all exited {completed.returncode}:\n{tail}")
     return seconds
+
+
+def run_timed(
+    argv: list[str], cwd: Path, env: dict[str, str], log: Path | None = None
+) -> tuple[float, subprocess.CompletedProcess[Any]]:
+    """Run `argv` to its exit with no stdin: its wall seconds and its result. Its output is
+    captured as text, or with `log` written to that file (stdout and stderr together)."""
+    started = time.perf_counter()
+    with log.open("wb") if log else contextlib.nullcontext() as out:
+        output: dict[str, Any] = (
+            {"stdout": out, "stderr": subprocess.STDOUT}
+            if log
+            else {"capture_output": True, "text": True}
+        )
+        completed = subprocess.run(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, check=False, **output
+        )
+    return time.perf_counter() - started, completed
 
 
 def cli_sync(settings: Any, project: Path) -> tuple[float, dict[str, Any]]:
@@ -63,17 +71,7 @@ def cli_sync(settings: Any, project: Path) -> tuple[float, dict[str, Any]]:
         AUTOMATES_WORK_POOL=settings.work_pool,
         PREFECT_HOME=str(settings.data_path / "prefect"),
     )
-    started = time.perf_counter()
-    completed = subprocess.run(
-        [str(VENV_BIN / "automates"), "sync", "--json"],
-        cwd=project,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
+    seconds, completed = run_timed([str(VENV_BIN / "automates"), "sync", "--json"], project, env)
     if completed.returncode != 0:
         raise RuntimeError(
             f"automates sync --json exited {completed.returncode}:\n"
