@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments.flow_runs import arun_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -35,22 +34,25 @@ def run(settings: Settings, name: str, **parameters: Any) -> tuple[FlowRun, str]
     return flow_run, flow_run.state.message or ""
 
 
-async def _artifact(client: PrefectClient, key: str) -> str:
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    [artifact] = await client.read_artifacts(
-        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-        sort=ArtifactSort.CREATED_DESC,
-        limit=1,
+def artifact(settings: Settings, key: str, flow_run: FlowRun) -> str:
+    """The artifact `key` that this very run published (a scheduled run of the same automate
+    may publish one under the same key meanwhile)."""
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
     )
-    return str(artifact.data)
 
-
-def artifact(settings: Settings, key: str) -> str:
     async def read() -> str:
         async with prefect_client(settings.api_url) as client:
-            return await _artifact(client, key)
+            [found] = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=[key]),
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]),
+                ),
+                limit=1,
+            )
+        return str(found.data)
 
     return asyncio.run(read())
 
@@ -66,13 +68,13 @@ def test_builtin_automates_run_through_the_worker(server: Settings, worker: str)
     assert (
         message == f"{declared} declared, {deployable} deployed, {declared} importable, 0 drift(s)"
     )
-    assert "No drift" in artifact(settings, "registry-reconcile")
+    assert "No drift" in artifact(settings, "registry-reconcile", flow_run)
 
     flow_run, message = run(settings, "store-maintenance/store-maintenance", deep=True)
     assert flow_run.state_name == "Completed", flow_run.state
     count = len(metadata.sorted_tables)
     assert message.startswith(f"vacuumed and analyzed {count} tables; schema at {head_revision()}")
-    sizes = artifact(settings, "store-maintenance")
+    sizes = artifact(settings, "store-maintenance", flow_run)
     assert f"| automates | {declared} |" in sizes and "| crash_journal |" in sizes
 
     flow_run, message = run(settings, "disk-space-check/disk-space-check")
@@ -81,11 +83,11 @@ def test_builtin_automates_run_through_the_worker(server: Settings, worker: str)
     assert flow_run.state_name == "Findings"
     assert flow_run.state is not None and flow_run.state.is_completed()
     assert "% free (< 100" in message
-    assert "## Findings" in artifact(settings, "disk-space-check")
+    assert "## Findings" in artifact(settings, "disk-space-check", flow_run)
 
     flow_run, message = run(settings, "registry-report/registry-report")
     assert flow_run.state_name == "Completed", flow_run.state
-    report = artifact(settings, "registry-report")
+    report = artifact(settings, "registry-report", flow_run)
     assert "## audits" in report and "registry-reconcile" in report
 
     flow_run, message = run(settings, "flow-run-retention/flow-run-retention", keep_days=1)
@@ -106,7 +108,7 @@ def test_reconcile_automate_reports_findings_on_drift(server: Settings, worker: 
     flow_run, message = run(settings, "registry-reconcile/registry-reconcile")
     assert flow_run.state_name == "Findings"
     assert message.endswith("1 drift(s)")
-    assert "| ghost | hand-made/ghost |" in artifact(settings, "registry-reconcile")
+    assert "| ghost | hand-made/ghost |" in artifact(settings, "registry-reconcile", flow_run)
 
 
 def test_retention_deletes_only_old_finished_runs_of_automates(
