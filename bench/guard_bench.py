@@ -32,7 +32,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -61,7 +60,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
 
     from automates.guard.policy import GUARD_ENV
-    from automates.platform import components, embedded_pg
     from automates.settings import Settings
     from automates.sync import sync
     from bench import guard_phases, guard_process, guard_setup
@@ -79,79 +77,66 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["code"] = code_version(REPO)
     total_started = time.perf_counter()
     cwd = Path.cwd()
-    try:
-        log(f"embedded PostgreSQL in {data_dir}")
-        database_url = embedded_pg.start(data_dir)
-        log(f"Prefect server on {settings.api_url}")
-        started = time.perf_counter()
-        components.start_server(settings, database_url, timeout=180.0)
-        result["server_start_seconds"] = round(time.perf_counter() - started, 1)
-        result["machine"] = server.machine_facts(database_url)
-        log("automates sync: deployments, store migrated, store block saved")
-        report = asyncio.run(sync(settings, database_url))
-        assert len(report.created) == 2 and report.block_written, report.as_dict()
+    with server.running_layer(settings, data_dir, work, args.keep, result) as database_url:
+        try:
+            log("automates sync: deployments, store migrated, store block saved")
+            report = asyncio.run(sync(settings, database_url))
+            assert len(report.created) == 2 and report.block_written, report.as_dict()
 
-        os.chdir(project)  # where the worker starts a run
-        calls, builds = guard_setup.variants(settings)
-        result["guarded_build_ms"] = {k: round(v * 1000, 2) for k, v in builds.items()}
+            os.chdir(project)  # where the worker starts a run
+            calls, builds = guard_setup.variants(settings)
+            result["guarded_build_ms"] = {k: round(v * 1000, 2) for k, v in builds.items()}
 
-        def pick(*names: str) -> dict[str, Callable[[], float]]:
-            return {name: timer(calls[name]) for name in names}
+            def pick(*names: str) -> dict[str, Callable[[], float]]:
+                return {name: timer(calls[name]) for name in names}
 
-        log(f"1. trivial flow, bare vs guarded: {warmup} + {runs} runs each, interleaved")
-        result["flow"] = measure(pick("bare_flow", "guarded_flow"), warmup, runs)
+            log(f"1. trivial flow, bare vs guarded: {warmup} + {runs} runs each, interleaved")
+            result["flow"] = measure(pick("bare_flow", "guarded_flow"), warmup, runs)
 
-        os.environ[GUARD_ENV] = policies[guard_setup.SCRIPT_AUTOMATE].encoded()  # as the worker
-        log(f"2. script `true`, three ways: {warmup} + {runs} runs each, interleaved")
-        part2 = pick("bare_subprocess", "bare_flow_subprocess", "guarded_run_script")
-        result["script"] = measure(part2, warmup, runs)
+            os.environ[GUARD_ENV] = policies[guard_setup.SCRIPT_AUTOMATE].encoded()  # as the worker
+            log(f"2. script `true`, three ways: {warmup} + {runs} runs each, interleaved")
+            part2 = pick("bare_subprocess", "bare_flow_subprocess", "guarded_run_script")
+            result["script"] = measure(part2, warmup, runs)
 
-        log(f"1+2 again, Prefect's heartbeat thread off, run_script unguarded too: {runs} each")
-        quiet = ["bare_flow", "guarded_flow", "bare_flow_subprocess"]
-        quiet += ["unguarded_run_script", "guarded_run_script"]
-        no_heartbeat = {k: timer(guard_setup.without_heartbeats(calls[k])) for k in quiet}
-        result["no_heartbeat"] = measure(no_heartbeat, warmup, runs)
-        del os.environ[GUARD_ENV]
+            log(f"1+2 again, Prefect's heartbeat thread off, run_script unguarded too: {runs} each")
+            quiet = ["bare_flow", "guarded_flow", "bare_flow_subprocess"]
+            quiet += ["unguarded_run_script", "guarded_run_script"]
+            no_heartbeat = {k: timer(guard_setup.without_heartbeats(calls[k])) for k in quiet}
+            result["no_heartbeat"] = measure(no_heartbeat, warmup, runs)
+            del os.environ[GUARD_ENV]
 
-        log(f"phases of the guarded trivial flow: {args.phase_runs} instrumented runs")
-        result["phases"] = guard_phases.measure(
-            calls["guarded_flow"], settings.store_block, args.phase_runs
-        )
-        expected = {
-            guard_setup.FLOW_AUTOMATE: 2 * (warmup + runs) + args.phase_runs,
-            guard_setup.SCRIPT_AUTOMATE: 2 * (warmup + runs),
-        }
-        counts = journal_counts(database_url)
-        assert counts == expected, f"journal rows {counts}, expected {expected}"
-
-        if not args.no_process:
-            log(f"3. fresh engine processes, bare vs guard: {args.process_runs} runs each")
-            engine_runs = guard_process.EngineRuns(
-                settings,
-                f"hello/{guard_setup.FLOW_AUTOMATE}",
-                policies[guard_setup.FLOW_AUTOMATE].encoded(),
-                project,
+            log(f"phases of the guarded trivial flow: {args.phase_runs} instrumented runs")
+            result["phases"] = guard_phases.measure(
+                calls["guarded_flow"], settings.store_block, args.phase_runs
             )
-            # no warm-up: every run is a fresh process, the server is warm already
-            result["process"] = measure(engine_runs.callables(), 0, args.process_runs)
-            expected[guard_setup.FLOW_AUTOMATE] += args.process_runs
+            expected = {
+                guard_setup.FLOW_AUTOMATE: 2 * (warmup + runs) + args.phase_runs,
+                guard_setup.SCRIPT_AUTOMATE: 2 * (warmup + runs),
+            }
             counts = journal_counts(database_url)
             assert counts == expected, f"journal rows {counts}, expected {expected}"
-            log(f"imports of a guard engine process beyond Prefect's: {IMPORT_SAMPLES} processes")
-            result["import_samples"] = IMPORT_SAMPLES
-            result["process_imports_ms"] = guard_process.import_costs(
-                engine_runs.env["bare_engine"], project, IMPORT_SAMPLES
-            )
-        result["journal_rows"] = counts
-    finally:
-        os.chdir(cwd)
-        log("stopping the Prefect server and the embedded PostgreSQL")
-        components.server(settings).stop()
-        embedded_pg.stop(data_dir)
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+
+            if not args.no_process:
+                log(f"3. fresh engine processes, bare vs guard: {args.process_runs} runs each")
+                engine_runs = guard_process.EngineRuns(
+                    settings,
+                    f"hello/{guard_setup.FLOW_AUTOMATE}",
+                    policies[guard_setup.FLOW_AUTOMATE].encoded(),
+                    project,
+                )
+                # no warm-up: every run is a fresh process, the server is warm already
+                result["process"] = measure(engine_runs.callables(), 0, args.process_runs)
+                expected[guard_setup.FLOW_AUTOMATE] += args.process_runs
+                counts = journal_counts(database_url)
+                assert counts == expected, f"journal rows {counts}, expected {expected}"
+                log(f"imports of a guard engine beyond Prefect's: {IMPORT_SAMPLES} processes")
+                result["import_samples"] = IMPORT_SAMPLES
+                result["process_imports_ms"] = guard_process.import_costs(
+                    engine_runs.env["bare_engine"], project, IMPORT_SAMPLES
+                )
+            result["journal_rows"] = counts
+        finally:
+            os.chdir(cwd)
 
     result["total_seconds"] = round(time.perf_counter() - total_started, 1)
     result["verdict"] = {

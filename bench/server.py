@@ -11,6 +11,8 @@ import asyncio
 import os
 import platform
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,35 @@ def check_deployed(api_url: str, expected: set[str], what: str) -> None:
             f"after {what}: {len(deployments)} deployments on the server, expected "
             f"{len(expected)} (missing e.g. {missing}, unexpected e.g. {extra})"
         )
+
+
+@contextmanager
+def running_layer(
+    settings: Any, data_dir: Path, work: Path, keep: bool, result: dict[str, Any]
+) -> Iterator[str]:
+    """An embedded PostgreSQL and a Prefect server for one benchmark run; yields the database
+    URL. Records the server's start time and the machine in `result`; stops both and removes
+    the work folder (unless `keep`) however the run ends."""
+    import shutil
+    import time
+
+    from automates.platform import components, embedded_pg
+    from bench.common import log
+
+    try:
+        log(f"embedded PostgreSQL in {data_dir}")
+        database_url = embedded_pg.start(data_dir)
+        log(f"Prefect server on {settings.api_url}")
+        started = time.perf_counter()
+        components.start_server(settings, database_url, timeout=180.0)
+        result["server_start_seconds"] = round(time.perf_counter() - started, 1)
+        result["machine"] = machine_facts(database_url)
+        yield database_url
+    finally:
+        log("stopping the Prefect server and the embedded PostgreSQL")
+        components.server(settings).stop()
+        embedded_pg.stop(data_dir)
+        if keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)

@@ -32,7 +32,6 @@ import collections
 import cProfile
 import datetime as dt
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -57,7 +56,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     server.isolate_environment(data_dir, args.no_scheduler)  # before Prefect reads its settings
     import prefect
 
-    from automates.platform import components, embedded_pg
     from automates.registry.loader import load_registry
     from automates.registry.prefect_yaml import render
     from automates.settings import Settings
@@ -76,15 +74,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         phases.install()
     result: dict[str, Any] = {"count": fixture.COUNT, "scheduler_service": not args.no_scheduler}
     total_started = time.perf_counter()
-    try:
-        log(f"embedded PostgreSQL in {data_dir}")
-        database_url = embedded_pg.start(data_dir)
-        log(f"Prefect server on {settings.api_url}")
-        started = time.perf_counter()
-        components.start_server(settings, database_url, timeout=180.0)
-        result["server_start_seconds"] = round(time.perf_counter() - started, 1)
-        result["machine"] = server.machine_facts(database_url)
-
+    with server.running_layer(settings, data_dir, work, args.keep, result) as database_url:
         log("a. our sync, cold")
         seconds, report = asyncio.run(timed.our_sync(settings, database_url, profile))
         assert len(report.created) == fixture.COUNT, f"cold sync created {len(report.created)}"
@@ -140,14 +130,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fields_changed": dict(sorted(fields.items())),
             "example": example,
         }
-    finally:
-        log("stopping the Prefect server and the embedded PostgreSQL")
-        components.server(settings).stop()
-        embedded_pg.stop(data_dir)
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
     result["total_seconds"] = round(time.perf_counter() - total_started, 1)
     result["ratios"] = ratios(result)
