@@ -7,10 +7,10 @@ uvicorn worker, in this process, with the server's services).
 
 from __future__ import annotations
 
-from automates.platform.prefect_patches import apply_all
+from automates.platform.prefect_patches import apply_server
 
 if __name__ == "__main__":
-    apply_all()
+    apply_server()
     from prefect.cli import app
 
     app()

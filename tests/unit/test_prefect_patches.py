@@ -8,8 +8,11 @@ import pytest
 from prefect._internal.schemas import validators
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.types import _datetime
+from prefect.utilities.schema_tools import ValidationError, validate
+from prefect.utilities.schema_tools import validation as schema_validation
+from prefect.workers.process import ProcessWorker
 
-from automates.platform.prefect_patches import memoize_timezone_listing
+from automates.platform.prefect_patches import memoize_schema_checks, memoize_timezone_listing
 
 
 def test_the_timezone_listing_is_memoized_where_prefect_validates() -> None:
@@ -27,3 +30,25 @@ def test_schedules_are_validated_as_before() -> None:
     assert CronSchedule(cron="0 3 * * *", timezone="Asia/Makassar").timezone == "Asia/Makassar"
     with pytest.raises(ValueError, match="Invalid timezone"):
         CronSchedule(cron="0 3 * * *", timezone="Mars/Olympus")
+
+
+def test_schema_checks_are_memoized_where_prefect_validates_job_variables() -> None:
+    memoize_schema_checks()
+    memoize_schema_checks()  # idempotent
+    check = schema_validation._VALIDATOR.check_schema
+    assert getattr(check, "automates_memoized", False)
+    variables = ProcessWorker.get_default_base_job_template()["variables"]
+    # Job variables are still validated against the (memoized) schema on every call.
+    good = {"command": "python -m automates.guard.engine", "env": {"AUTOMATES_GUARD": "{}"}}
+    for _ in range(2):
+        assert validate(good, variables, raise_on_error=True, ignore_required=True) == []
+        with pytest.raises(ValidationError, match="stream_output"):
+            validate({"stream_output": "loud"}, variables, raise_on_error=True)
+
+
+def test_an_invalid_schema_is_still_refused_every_time() -> None:
+    memoize_schema_checks()
+    broken = {"type": "object", "properties": {"x": {"type": "no-such-type"}}}
+    for _ in range(2):
+        with pytest.raises(ValueError, match="Invalid schema"):
+            schema_validation.is_valid_schema(broken, preprocess=False)
