@@ -185,7 +185,8 @@ def _compare(
 
 def _timing(spec: DeploymentSpec) -> list[str]:
     return [
-        f"{s.slug}: {s.cron} {s.timezone}" + (f" {s.parameters}" if s.parameters else "")
+        f"{s.slug}: {s.cron or s.rrule or f'every {s.interval_seconds:g}s from {s.anchor}'}"
+        f" {s.timezone}" + (f" {s.parameters}" if s.parameters else "")
         for s in spec.schedules
     ]
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from automates.registry.model import Automate
+from automates.scheduling.quiet_hours import QuietHours
 
 GUARD_ENV = "AUTOMATES_GUARD"
 # The worker runs this instead of `python -m prefect.engine`; `python` is the worker's (its PATH
@@ -36,6 +37,7 @@ class GuardPolicy(BaseModel):
     advisory_lock: bool = False
     environments: tuple[str, ...] = ()
     env_files: tuple[str, ...] = ()
+    quiet_hours: QuietHours | None = None  # checked by automates.guard.quiet_hours
 
     @classmethod
     def of(cls, automate: Automate) -> GuardPolicy:
@@ -51,6 +53,7 @@ class GuardPolicy(BaseModel):
             advisory_lock=bool(automate.touches),
             environments=automate.environments,
             env_files=automate.env_files,
+            quiet_hours=automate.quiet_hours,
         )
 
     @classmethod
@@ -59,7 +62,12 @@ class GuardPolicy(BaseModel):
         return None if raw is None else cls.model_validate_json(raw)
 
     def encoded(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # Without quiet hours the key is left out, so existing deployments keep their job
+        # variables byte for byte.
+        data = self.model_dump(
+            mode="json", exclude={"quiet_hours"} if not self.quiet_hours else None
+        )
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def retry_delay(self, retry: int, seed: str) -> float:
         """Delay before retry number `retry` (1-based): doubling, with up to 25% jitter.

@@ -8,12 +8,27 @@ automate without a schedule.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
+
+from automates.scheduling.forms import Form, at_form, cron_form, every_form
+from automates.scheduling.jitter import MAX_JITTER_SECONDS, jitter_bound, stable_offset
+from automates.scheduling.phrases import parse_phrase
+from automates.scheduling.quiet_hours import QuietHours
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$")
 ENTRYPOINT = re.compile(r"^[\w./-]+\.py(:[A-Za-z_]\w*)?$")
@@ -69,14 +84,70 @@ class Frozen(BaseModel):
 
 
 class Schedule(Frozen):
-    """One cron schedule of an automate, in an IANA timezone."""
+    """One schedule of an automate, in an IANA timezone, in exactly one form: `cron`,
+    `every` (an interval), `at` (a one-off RFC 3339 time) or `when` (a natural phrase,
+    translated into one of the others; see automates/scheduling/phrases.py)."""
 
     slug: Slug = Field(default="default", description="Stable id of the schedule on the server.")
-    cron: Cron
+    cron: Cron | None = None
+    every: str | None = Field(default=None, description="An interval: '15m', '2h', '1h30m'.")
+    at: str | datetime | None = Field(
+        default=None, description="A one-off time with its UTC offset: '2026-12-01T09:00+08:00'."
+    )
+    when: str | None = Field(default=None, description="A phrase: 'every weekday at 9'.")
     timezone: Timezone = "UTC"
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="Flow parameters for runs of this schedule only."
     )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Schedule:
+        given = [f for f in ("cron", "every", "at", "when") if getattr(self, f) is not None]
+        if len(given) != 1:
+            raise _FieldError(
+                "cron", f"give exactly one of cron, every, at or when (got {given or 'none'})"
+            )
+        field = given[0]
+        try:
+            if field == "when":
+                assert self.when is not None
+                phrase = parse_phrase(self.when)
+                if phrase.relative:
+                    raise ValueError(
+                        f"{self.when!r} is relative to the moment it is read, so every load "
+                        f"would move it; write at: '{_rfc3339(phrase.form)}' instead"
+                    )
+            else:
+                self.form  # noqa: B018 - resolving is validating
+        except ValueError as error:
+            raise _FieldError(field, str(error)) from None
+        return self
+
+    @model_serializer(mode="wrap")
+    def _only_the_given_form(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A schedule is dumped with the one form key it was declared with, as it was before
+        # `every`, `at` and `when` existed: stored declarations and digests stay the same.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if k not in _FORM_KEYS or v is not None}
+
+    @cached_property
+    def form(self) -> Form:
+        """The resolved form: what `when` became, or the form given."""
+        if self.cron is not None:
+            return cron_form(self.cron)
+        if self.every is not None:
+            return every_form(self.every)
+        if self.at is not None:
+            return at_form(self.at)
+        assert self.when is not None
+        return parse_phrase(self.when).form
+
+    @property
+    def became(self) -> str:
+        """The echo shown to the operator: the phrase and the form it became."""
+        if self.when is not None:
+            return f"when {self.when!r} → {self.form.text}"
+        return self.form.text
 
 
 class Automate(Frozen):
@@ -150,6 +221,21 @@ class Automate(Frozen):
         description="Env files (relative to the project root) loaded before each run, never "
         "overwriting variables already set.",
     )
+    jitter_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_JITTER_SECONDS,
+        description="Up to this many seconds of stable offset on every schedule (a hash of "
+        "the name and the schedule's slug), seen as the runs' scheduled time.",
+    )
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="A daily window in which the automate does not fire."
+    )
+    origin: Literal["operator", "agent"] = Field(
+        default="operator",
+        description="Who declared it; an agent's schedules may not fire more often than "
+        "AUTOMATES_AGENT_MIN_INTERVAL_SECONDS.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Automate:
@@ -191,6 +277,11 @@ class Automate(Frozen):
         if len(set(self.agents)) != len(self.agents):
             raise _FieldError("agents", "an agent is listed twice")
         return self
+
+    def jitter_offset(self, schedule: Schedule) -> int:
+        """The stable offset of one of this automate's schedules, in seconds."""
+        bound = jitter_bound(schedule.form, self.jitter_seconds)
+        return stable_offset(self.name, schedule.slug, bound)
 
     @property
     def flow_entrypoint(self) -> str:
@@ -236,6 +327,14 @@ class Automate(Frozen):
 MANAGED_TAG = "managed-by:automates"
 # Script automates all run this flow; it is loaded from the installed package, not the checkout.
 SCRIPT_FLOW_ENTRYPOINT = "automates.guard.script:run_script"
+
+
+_FORM_KEYS = frozenset({"cron", "every", "at", "when"})
+
+
+def _rfc3339(form: Form) -> str:
+    assert form.at is not None
+    return form.at.isoformat().replace("+00:00", "Z")
 
 
 class _FieldError(ValueError):

@@ -13,6 +13,7 @@ import yaml
 
 from automates.guard.policy import job_variables
 from automates.registry.model import Registry
+from automates.scheduling.realise import prefect_schedule, prefect_yaml_fields
 from automates.server.spec import deployment_parameters
 
 HEADER = (
@@ -41,8 +42,9 @@ def render(registry: Registry, default_pool: str, prefect_version: str) -> str:
             },
             "schedules": [
                 {
-                    "cron": s.cron,
-                    "timezone": s.timezone,
+                    **prefect_yaml_fields(
+                        prefect_schedule(s.form, s.timezone, automate.jitter_offset(s))
+                    ),
                     "slug": s.slug,
                     "active": automate.enabled,
                     **({"parameters": dict(s.parameters)} if s.parameters else {}),

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from automates.guard.policy import job_variables
 from automates.registry.entrypoints import flow_target
 from automates.registry.model import MANAGED_TAG, Automate, Registry
+from automates.scheduling.realise import PrefectSchedule, prefect_schedule
 
 SET_WORKING_DIRECTORY = "prefect.deployments.steps.set_working_directory"
 
@@ -22,10 +23,57 @@ class ScheduleSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     slug: str | None
-    cron: str | None  # None: the server holds a non-cron schedule
+    cron: str | None  # a cron schedule (six fields when it carries a jitter offset)
     timezone: str | None
     active: bool
     parameters: dict[str, Any] = {}
+    interval_seconds: float | None = None  # an interval schedule...
+    anchor: str | None = None  # ...and its anchor, ISO 8601 in UTC
+    rrule: str | None = None  # an rrule schedule (a one-off `at`)
+
+    @property
+    def declarable(self) -> bool:
+        """True if this is one of the shapes sync writes (cron, interval or rrule)."""
+        return self.cron is not None or self.interval_seconds is not None or bool(self.rrule)
+
+    def prefect_schedule(self) -> PrefectSchedule:
+        from datetime import datetime, timedelta
+
+        from prefect.client.schemas.schedules import (
+            CronSchedule,
+            IntervalSchedule,
+            RRuleSchedule,
+        )
+
+        if self.cron is not None:
+            return CronSchedule(cron=self.cron, timezone=self.timezone)
+        if self.interval_seconds is not None:
+            assert self.anchor is not None
+            return IntervalSchedule(
+                interval=timedelta(seconds=self.interval_seconds),
+                anchor_date=datetime.fromisoformat(self.anchor),
+                timezone=self.timezone,
+            )
+        assert self.rrule is not None
+        return RRuleSchedule(rrule=self.rrule, timezone=self.timezone)
+
+    @classmethod
+    def of(
+        cls, schedule: Any, slug: str | None, active: bool, parameters: dict[str, Any]
+    ) -> ScheduleSpec:
+        """The spec of a Prefect schedule object (client or server schema)."""
+        interval = getattr(schedule, "interval", None)
+        anchor = getattr(schedule, "anchor_date", None)
+        return cls(
+            slug=slug,
+            cron=getattr(schedule, "cron", None),
+            timezone=getattr(schedule, "timezone", None),
+            active=active,
+            parameters=parameters,
+            interval_seconds=None if interval is None else interval.total_seconds(),
+            anchor=None if anchor is None else _utc_iso(anchor),
+            rrule=getattr(schedule, "rrule", None),
+        )
 
 
 class DeploymentSpec(BaseModel):
@@ -105,10 +153,9 @@ def declared_spec(
         schedules=tuple(
             sorted(
                 (
-                    ScheduleSpec(
+                    ScheduleSpec.of(
+                        prefect_schedule(s.form, s.timezone, automate.jitter_offset(s)),
                         slug=s.slug,
-                        cron=s.cron,
-                        timezone=s.timezone,
                         active=automate.enabled and not held,
                         parameters=dict(s.parameters),
                     )
@@ -147,12 +194,10 @@ def deployed_spec(deployment: Any, flow_name: str) -> DeploymentSpec:
     """The same shape from a Prefect `DeploymentResponse`."""
     schedules = []
     for item in deployment.schedules:
-        schedule = item.schedule
         schedules.append(
-            ScheduleSpec(
+            ScheduleSpec.of(
+                item.schedule,
                 slug=item.slug,
-                cron=getattr(schedule, "cron", None),
-                timezone=getattr(schedule, "timezone", None),
                 active=item.active,
                 parameters=dict(item.parameters or {}),
             )
@@ -183,4 +228,10 @@ def _concurrency_limit(deployment: Any) -> int | None:
 
 
 def _schedule_key(schedule: ScheduleSpec) -> tuple[str, str]:
-    return (schedule.slug or "", schedule.cron or "")
+    return (schedule.slug or "", schedule.cron or schedule.rrule or str(schedule.interval_seconds))
+
+
+def _utc_iso(moment: Any) -> str:
+    from datetime import UTC
+
+    return str(moment.astimezone(UTC).isoformat())

@@ -69,7 +69,7 @@ def upsert_automates(connection: Connection, changed: list[tuple[Automate, str]]
     if agents:
         connection.execute(insert(automate_agents), agents)
     schedules = [
-        {"automate": a.name, "slug": s.slug, "cron": s.cron, "timezone": s.timezone}
+        {"automate": a.name, "slug": s.slug, "cron": s.form.expression, "timezone": s.timezone}
         for a, _ in changed
         for s in a.schedules
     ]

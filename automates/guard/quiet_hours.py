@@ -1,0 +1,91 @@
+"""The guard's quiet-hours pre-check: a run whose tick falls inside its automate's quiet
+window ends at once, in a Completed state the Prefect UI shows by name.
+
+- `skip`: the run ends as "Skipped", its message naming the window.
+- `defer`: the run ends as "Deferred", after asking Prefect for one run of the same deployment
+  scheduled at the window's end. The request carries an idempotency key made of the
+  deployment and that end, so every tick of one window collapses into the same single run.
+
+The tick is the run's scheduled time (a late run is judged by when it should have started,
+as the preview judges it); a run tagged `quiet-hours:override` (an operator's explicit manual
+run) is let through. A run that is not from a deployment cannot be deferred and is skipped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect.client.schemas.objects import State
+from prefect.states import Completed, Scheduled
+
+from automates.guard.policy import GuardPolicy
+from automates.scheduling.quiet_hours import QuietAction, QuietHours
+
+OVERRIDE_TAG = "quiet-hours:override"
+DEFERRED_TAG = "quiet-hours:deferred"
+
+
+def quiet_refusal(policy: GuardPolicy, flow_run: Any | None = None) -> State | None:
+    """The state that ends this run because of quiet hours, or None to let it run."""
+    quiet = policy.quiet_hours
+    if quiet is None:
+        return None
+    flow_run = flow_run if flow_run is not None else _current_flow_run()
+    tick = _tick(flow_run)
+    if not quiet.contains(tick):
+        return None
+    if flow_run is not None and OVERRIDE_TAG in (flow_run.tags or ()):
+        return None
+    if quiet.action is QuietAction.SKIP:
+        return skipped(quiet, tick)
+    end = quiet.window_end(tick)
+    if end is None or flow_run is None or flow_run.deployment_id is None:
+        reason = "always quiet" if quiet.always else "not a deployment run"
+        return skipped(quiet, tick, f" (defer impossible: {reason})")
+    deferred = _schedule_deferred_run(flow_run, end)
+    return Completed(
+        name="Deferred",
+        message=f"deferred: tick {_show(tick)} is in {quiet.label}; "
+        f"one run at {_show(end)} (flow run {deferred})",
+    )
+
+
+def skipped(quiet: QuietHours, tick: datetime, note: str = "") -> State:
+    return Completed(
+        name="Skipped", message=f"skipped: tick {_show(tick)} is in {quiet.label}{note}"
+    )
+
+
+def deferral_key(deployment_id: Any, end: datetime) -> str:
+    return f"quiet-hours-defer:{deployment_id}:{end.astimezone(UTC).isoformat()}"
+
+
+def _schedule_deferred_run(flow_run: Any, end: datetime) -> Any:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(
+            flow_run.deployment_id,
+            parameters=dict(flow_run.parameters or {}),
+            state=Scheduled(scheduled_time=end),
+            tags=[DEFERRED_TAG],
+            idempotency_key=deferral_key(flow_run.deployment_id, end),
+        )
+    return run.id
+
+
+def _tick(flow_run: Any | None) -> datetime:
+    scheduled = getattr(flow_run, "expected_start_time", None)
+    return scheduled.astimezone(UTC) if scheduled is not None else datetime.now(UTC)
+
+
+def _current_flow_run() -> Any | None:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return context.flow_run if context is not None else None
+
+
+def _show(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,161 @@
+"""Schedule forms, stable jitter and quiet hours on a real Prefect server and worker."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments.flow_runs import arun_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from automates.guard.quiet_hours import DEFERRED_TAG, _schedule_deferred_run
+from automates.reconcile import reconcile
+from automates.registry.loader import load_registry
+from automates.scheduling.preview import fire_times
+from automates.scheduling.quiet_hours import QuietHours
+from automates.scheduling.targets import automate_schedules
+from automates.server.client import prefect_client
+from automates.server.deployed import read_server_state
+from automates.settings import Settings
+from automates.sync import sync
+from tests.fixtures.projects import Project, automate
+from tests.integration.test_scheduled_runs import wait_for
+
+
+def runs_of(settings: Settings, full_name: str) -> list[FlowRun]:
+    async def read() -> list[FlowRun]:
+        async with prefect_client(settings.api_url) as client:
+            deployment = (await read_server_state(client)).deployments[full_name]
+            runs: list[FlowRun] = []
+            while True:  # the API answers 200 runs at most per request
+                page = await client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                    limit=200,
+                    offset=len(runs),
+                )
+                runs.extend(page)
+                if len(page) < 200:
+                    return runs
+
+    return asyncio.run(read())
+
+
+def test_every_form_with_jitter_becomes_runs_at_the_previewed_times(
+    server: Settings, project: Project
+) -> None:
+    one_off = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    project.declare(
+        automate(
+            "jittered",
+            jitter_seconds=3600,
+            schedules=[
+                {"slug": "hourly", "cron": "0 * * * *", "timezone": "Europe/Paris"},
+                {"slug": "ten-minutes", "every": "10m"},
+                {"slug": "once", "at": one_off.isoformat()},
+                {"slug": "mornings", "when": "every weekday at 9", "timezone": "Asia/Makassar"},
+            ],
+        )
+    )
+    settings = project.settings(server)
+    first = asyncio.run(sync(settings, settings.database_url or ""))
+    assert first.created == ["hello/jittered"]
+    declared = load_registry(settings.registry_path).automates[0]
+    schedules = {s.slug: s for s in automate_schedules(declared)}
+    offsets = {slug: s.offset_seconds for slug, s in schedules.items()}
+    assert offsets["once"] == 0 and 0 < offsets["ten-minutes"] <= 599
+    assert 0 < offsets["hourly"] <= 3599 and 0 < offsets["mornings"] <= 3599
+
+    def scheduled() -> list[FlowRun] | None:
+        runs = [r for r in runs_of(settings, "hello/jittered") if r.auto_scheduled]
+        # The scheduler has made at least three runs of each recurring schedule and the one-off.
+        return (
+            runs
+            if len(runs) >= 10 and any(r.expected_start_time == one_off for r in runs)
+            else None
+        )
+
+    runs = wait_for(scheduled, timeout=60, what="the scheduler to create the runs")
+    times = {r.expected_start_time for r in runs}
+    assert all(t is not None and t.microsecond == 0 for t in times)
+
+    # The runs' scheduled times are the preview's, which carry each schedule's offset.
+    start = min(t for t in times if t is not None)
+    previewed: dict[str, set[datetime]] = {
+        slug: set(asyncio.run(fire_times(schedule, start, 3)))
+        for slug, schedule in schedules.items()
+    }
+    for slug, expected in previewed.items():
+        assert expected <= times, slug
+    assert times <= set().union(
+        *(asyncio.run(fire_times(s, start, len(runs))) for s in schedules.values())
+    )
+    minute, second = divmod(offsets["hourly"], 60)
+    assert all((t.minute, t.second) == (minute, second) for t in previewed["hourly"])
+    assert [r for r in runs if r.expected_start_time == one_off]  # the one-off, exactly
+
+    # Read back from the server, every form equals its declaration: nothing to change, no drift.
+    again = asyncio.run(sync(settings, settings.database_url or ""))
+    assert again.unchanged == ["hello/jittered"] and again.updated == {}
+    assert not asyncio.run(reconcile(settings)).has_drift
+
+
+def run(settings: Settings, full_name: str, **options: Any) -> FlowRun:
+    async def go() -> FlowRun:
+        with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+            return await arun_deployment(full_name, timeout=120, **options)
+
+    return asyncio.run(go())
+
+
+def test_quiet_hours_skip_and_defer_real_runs(
+    server: Settings, project: Project, worker: str
+) -> None:
+    now = datetime.now(UTC)
+    window = {
+        "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+        "end": (now + timedelta(hours=2)).strftime("%H:%M"),
+        "timezone": "UTC",
+    }
+    project.declare(
+        automate(
+            "hushed",
+            kind="oneshot",
+            schedules=[],
+            work_pool=worker,
+            quiet_hours={"start": "00:00", "end": "00:00", "action": "skip"},
+        ),
+        automate(
+            "later",
+            kind="oneshot",
+            schedules=[],
+            work_pool=worker,
+            quiet_hours={**window, "action": "defer"},
+        ),
+    )
+    settings = project.settings(server)
+    asyncio.run(sync(settings, settings.database_url or ""))
+
+    skipped = run(settings, "hello/hushed")
+    assert skipped.state_name == "Skipped"
+    assert skipped.state is not None and skipped.state.is_completed()
+    assert "quiet hours (always, UTC)" in (skipped.state.message or "")
+
+    # Defer: the run ends Deferred and leaves one run scheduled at the window's end.
+    end = QuietHours.model_validate(window).window_end(now)
+    assert end is not None
+    deferred = run(settings, "hello/later")
+    assert deferred.state_name == "Deferred"
+    assert deferred.state is not None and end.strftime("%H:%M:%S") in (deferred.state.message or "")
+    [waiting] = [r for r in runs_of(settings, "hello/later") if DEFERRED_TAG in r.tags]
+    assert (waiting.state_name, waiting.expected_start_time) == ("Scheduled", end)
+    assert waiting.parameters == deferred.parameters
+
+    # Another tick of the same window asks again and gets the same run: one run per window.
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+        assert _schedule_deferred_run(deferred, end) == waiting.id
+    assert [r.id for r in runs_of(settings, "hello/later") if DEFERRED_TAG in r.tags] == [
+        waiting.id
+    ]
