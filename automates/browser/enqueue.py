@@ -1,0 +1,123 @@
+"""Enqueue and read browser jobs: the Python API for automates, and what the CLI calls.
+
+`enqueue` validates the kind and the payload before anything exists; only then does it write
+the job row and ask Prefect for the flow run that a `residential` worker will pull. If Prefect
+refuses, the row is removed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any
+
+from prefect.exceptions import ObjectNotFound
+from pydantic import BaseModel, ConfigDict
+
+from automates.browser import jobs
+from automates.browser.deploy import FLOW_NAME
+from automates.browser.kinds import parse_payload
+from automates.errors import BrowserJobError, BrowserPayloadError, UnknownBrowserJobError
+from automates.platform.database import database_url
+from automates.server.client import prefect_client
+from automates.settings import Settings
+from automates.store.engine import make_engine, transaction
+
+MAX_TIMEOUT_SECONDS = 3600
+
+
+class BrowserJob(BaseModel):
+    """A job as the store holds it; `result` may hold personal data."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: uuid.UUID
+    kind: str
+    status: str
+    timeout_seconds: int
+    flow_run_id: uuid.UUID | None
+    host: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    result: dict[str, Any] | None
+    counters: dict[str, int]
+
+
+def _timeout(settings: Settings, kind: str, timeout_seconds: int | None) -> int:
+    value = settings.browser_job_timeout_seconds if timeout_seconds is None else timeout_seconds
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_TIMEOUT_SECONDS
+    ):
+        raise BrowserPayloadError(
+            f"kind {kind!r}: field 'timeout_seconds' must be an integer from 1 to "
+            f"{MAX_TIMEOUT_SECONDS}"
+        )
+    return value
+
+
+async def enqueue(
+    settings: Settings, kind: str, payload: Any, timeout_seconds: int | None = None
+) -> BrowserJob:
+    """Validate, record and start one job; BrowserPayloadError (nothing created) if invalid."""
+    model = parse_payload(kind, payload)
+    timeout = _timeout(settings, kind, timeout_seconds)
+    engine = make_engine(database_url(settings))
+    try:
+        with transaction(engine) as connection:
+            job_id = jobs.insert_job(connection, kind, model.model_dump(mode="json"), timeout)
+        try:
+            flow_run_id = await _start_flow_run(settings, job_id)
+        except BaseException:
+            with transaction(engine) as connection:
+                jobs.delete_queued(connection, job_id)
+            raise
+        with transaction(engine) as connection:
+            jobs.attach_flow_run(connection, job_id, flow_run_id)
+            row = jobs.read_job(connection, job_id)
+    finally:
+        engine.dispose()
+    return BrowserJob.model_validate(row)
+
+
+async def _start_flow_run(settings: Settings, job_id: uuid.UUID) -> uuid.UUID:
+    name = f"{FLOW_NAME}/{settings.browser_deployment}"
+    async with prefect_client(settings.api_url) as client:
+        try:
+            deployment = await client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            raise BrowserJobError(
+                f"no deployment {name} on the server: run `automates browser deploy` first"
+            ) from None
+        flow_run = await client.create_flow_run_from_deployment(
+            deployment.id, parameters={"job_id": str(job_id)}, name=f"browser-{job_id}"
+        )
+    return flow_run.id
+
+
+def enqueue_job(
+    settings: Settings, kind: str, payload: Any, timeout_seconds: int | None = None
+) -> BrowserJob:
+    """`enqueue` for synchronous callers."""
+    return asyncio.run(enqueue(settings, kind, payload, timeout_seconds))
+
+
+def get_job(settings: Settings, job_id: str | uuid.UUID) -> BrowserJob:
+    try:
+        key = uuid.UUID(str(job_id))
+    except ValueError:
+        raise UnknownBrowserJobError(f"{str(job_id)[:60]!r} is not a browser job id") from None
+    engine = make_engine(database_url(settings))
+    try:
+        with transaction(engine) as connection:
+            row = jobs.read_job(connection, key)
+    finally:
+        engine.dispose()
+    if row is None:
+        raise UnknownBrowserJobError(f"no browser job {key}")
+    return BrowserJob.model_validate(row)

@@ -1,0 +1,95 @@
+"""Launching Chromium for one job, and making sure it is gone afterwards.
+
+Playwright drives the system's Chromium (`browser_executable`); its own browser download is
+never used. Each launch carries a marker switch naming the job, so that when a job passes its
+timeout every process of its browser can be found and killed even if Playwright cannot close
+it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import psutil
+from playwright.async_api import Browser, async_playwright
+
+from automates.errors import BrowserJobError
+
+# The flags measured to work with Debian's Chromium here (shared/ENVIRONMENT.md).
+CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+CLOSE_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    executable: str
+    headful: bool = False
+    proxy: str | None = None  # socks5://host:port
+
+
+def marker(job_id: object) -> str:
+    """A switch Chromium ignores, present in the command line of every process of the job."""
+    return f"--automates-browser-job={job_id}"
+
+
+def _arguments(options: LaunchOptions, job_id: object) -> list[str]:
+    arguments = [*CHROMIUM_FLAGS, marker(job_id)]
+    if options.proxy:
+        # Chromium sends loopback addresses around a proxy by default; with a proxy, nothing
+        # may leave any other way.
+        arguments.append("--proxy-bypass-list=<-loopback>")
+    return arguments
+
+
+@contextlib.asynccontextmanager
+async def chromium(options: LaunchOptions, job_id: object) -> AsyncIterator[Browser]:
+    """A browser for one job; on the way out (timeout and cancellation included) it is killed."""
+    if not os.access(options.executable, os.X_OK):
+        raise BrowserJobError(f"no Chromium at {options.executable} (setting browser_executable)")
+    if options.headful and not os.environ.get("DISPLAY"):
+        raise BrowserJobError("browser_headful is set but there is no DISPLAY (start Xvfb?)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=options.executable,
+            headless=not options.headful,
+            args=_arguments(options, job_id),
+            proxy={"server": options.proxy} if options.proxy else None,
+        )
+        try:
+            yield browser
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(browser.close()), CLOSE_GRACE_SECONDS)
+            kill_job_processes(job_id)
+
+
+def job_processes(job_id: object) -> list[psutil.Process]:
+    """Live processes of this job's browser (found by their marker switch)."""
+    wanted = marker(job_id)
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if wanted in (process.info["cmdline"] or []):
+                found.append(process)
+    return found
+
+
+def kill_job_processes(job_id: object) -> int:
+    """Kill whatever is left of the job's browser; the number of processes killed."""
+    processes = job_processes(job_id)
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(processes, timeout=CLOSE_GRACE_SECONDS)
+    return len(processes)

@@ -1,0 +1,67 @@
+"""`automates browser enqueue | get | deploy`: browser jobs (docs/browser.md)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.table import Table
+
+from automates.browser.deploy import CodeSource, ensure_browser_deployment
+from automates.browser.enqueue import BrowserJob, enqueue_job, get_job
+from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
+
+app = typer.Typer(help="Browser jobs run by the residential workers.")
+
+
+def _show(job: BrowserJob, as_json: bool) -> None:
+    data = job.model_dump(mode="json")
+    if as_json:
+        emit_json(data)
+        return
+    table = Table("field", "value", show_header=False)
+    for name, value in data.items():
+        table.add_row(name, "-" if value is None else str(value))
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def enqueue(
+    kind: str,
+    payload: str = typer.Option(..., "--payload", help="The job's payload, a JSON object."),
+    timeout: int | None = typer.Option(None, "--timeout", help="Seconds before the job is killed."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Validate and queue one job of KIND; unknown kinds and bad payloads create nothing."""
+    _show(enqueue_job(load_settings(), kind, payload, timeout), as_json)
+
+
+@app.command()
+@handle_errors
+def get(job: str, as_json: bool = JsonOption) -> None:
+    """One job: status, host, attempts, times, error and result."""
+    _show(get_job(load_settings(), job), as_json)
+
+
+@app.command()
+@handle_errors
+def deploy(
+    git_repository: str | None = typer.Option(
+        None, help="Workers clone this repository before each run (default: this checkout)."
+    ),
+    git_branch: str = typer.Option("main", help="The branch they clone."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create or update the residential pool and the browser-job deployment."""
+    settings = load_settings()
+    source = (
+        CodeSource(git_repository=git_repository, git_branch=git_branch)
+        if git_repository
+        else CodeSource(directory=str(settings.project_root))
+    )
+    deployment_id = asyncio.run(ensure_browser_deployment(settings, source))
+    if as_json:
+        emit_json({"deployment_id": deployment_id, "pool": settings.browser_pool})
+    else:
+        console.print(f"browser-job deployment {deployment_id} on pool {settings.browser_pool}")

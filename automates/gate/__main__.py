@@ -1,0 +1,40 @@
+"""`python -m automates.gate`: serve the gate (settings gate_*; docs/browser.md#the-gate)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from automates.envfiles import load_env_files
+from automates.errors import SettingsError
+from automates.gate.app import GateConfig, create_app
+from automates.platform.database import database_url
+from automates.settings import Settings, env_file_paths
+
+
+def main() -> None:
+    load_env_files(env_file_paths())
+    settings = Settings()
+    if settings.gate_worker_token is None or len(settings.gate_worker_token) < 16:
+        raise SettingsError("AUTOMATES_GATE_WORKER_TOKEN must be set (16 characters or more)")
+    config = GateConfig(
+        upstream_api_url=(settings.gate_upstream_url or settings.api_url).rstrip("/"),
+        worker_token=settings.gate_worker_token.get_secret_value(),
+        pool=settings.browser_pool,
+        database_url=database_url(settings),
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s gate %(message)s")
+    # httpx would log every forwarded URL; the gate's own line per request is enough.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    uvicorn.run(
+        create_app(config),
+        host=settings.gate_host,
+        port=settings.gate_port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Browser jobs through two residential workers: throughput, enqueue→done latency, duplicates
+and losses (docs/benchmarks.md, section "Browser worker").
+
+A throw-away embedded PostgreSQL and Prefect server (bench/server.py), the gate, two
+residential workers behind it and the local test site; N `page_snapshot` jobs are enqueued at
+once and followed to their end in the store.
+
+    uv run python bench/browser_bench.py [--jobs 20] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from automates.browser.deploy import ensure_browser_deployment
+from automates.browser.enqueue import enqueue_job, get_job
+from automates.settings import Settings
+from automates.store.engine import make_engine, migrate
+from bench import server
+from bench.common import RESULTS, log
+from tests.conftest import free_port
+from tests.fixtures.browser_layer import POOL, start_gate, start_worker, stop
+from tests.fixtures.browser_site import serve_site
+
+DEADLINE_SECONDS = 900
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def measure(settings: Settings, database_url: str, folder: Path, jobs: int) -> dict[str, Any]:
+    settings = Settings(**{**settings.model_dump(exclude_unset=True), "database_url": database_url})
+    migrate(make_engine(database_url))
+    asyncio.run(ensure_browser_deployment(settings))
+    gate = start_gate(settings, folder)
+    workers = [start_worker(gate, folder, f"home-{n}") for n in (1, 2)]
+    try:
+        with serve_site(database_url) as site:
+            log("warm-up job (first imports and Chromium start on each worker)")
+            warm = enqueue_job(settings, "page_snapshot", {"url": f"{site.url}/article"})
+            while get_job(settings, warm.id).status not in ("done", "failed"):
+                time.sleep(0.5)
+            log(f"enqueueing {jobs} page_snapshot jobs")
+            ids = [
+                enqueue_job(settings, "page_snapshot", {"url": f"{site.url}/article?n={n}"}).id
+                for n in range(jobs)
+            ]
+            deadline = time.monotonic() + DEADLINE_SECONDS
+            ended: dict[Any, Any] = {}
+            while len(ended) < jobs and time.monotonic() < deadline:
+                for job_id in ids:
+                    if job_id not in ended:
+                        job = get_job(settings, job_id)
+                        if job.status in ("done", "failed"):
+                            ended[job_id] = job
+                time.sleep(0.5)
+    finally:
+        for process, _ in workers:
+            stop(process)
+        stop(gate.process)
+    gate_log = gate.log.read_text()
+    claims = {job_id: gate_log.count(f"/jobs/{job_id}/claim -> 200") for job_id in ids}
+    done = [job for job in ended.values() if job.status == "done"]
+    latencies = [
+        (job.finished_at - job.created_at).total_seconds() for job in done if job.finished_at
+    ]
+    first = min(job.created_at for job in ended.values())
+    last = max(job.finished_at for job in ended.values() if job.finished_at)
+    span = (last - first).total_seconds()
+    return {
+        "jobs": jobs,
+        "done": len(done),
+        "failed": sum(1 for job in ended.values() if job.status == "failed"),
+        "pages_answered_200": sum(
+            1 for job in done if (job.result or {}).get("http_status") == 200
+        ),
+        "lost": jobs - len(ended),
+        "duplicates": sum(1 for n in claims.values() if n > 1)
+        + sum(1 for job in ended.values() if job.attempts != 1),
+        "jobs_per_minute": round(len(done) / span * 60, 2) if span else None,
+        "latency_p50_seconds": round(statistics.median(latencies), 1) if latencies else None,
+        "latency_p99_seconds": round(_percentile(latencies, 0.99), 1) if latencies else None,
+        "latency_max_seconds": round(max(latencies), 1) if latencies else None,
+        "hosts": sorted({job.host or "" for job in ended.values()}),
+        "span_seconds": round(span, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="Keep the work folder.")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="browser-bench-"))
+    data_dir = work / "data"
+    settings = Settings(
+        project_root=Path(__file__).resolve().parents[1],
+        data_dir=data_dir,
+        server_port=free_port(),
+        work_pool="bench-local",
+        browser_pool=POOL,
+    )
+    result: dict[str, Any] = {}
+    started = time.perf_counter()
+    with server.running_layer(settings, data_dir, work, args.keep, result) as database_url:
+        result.update(measure(settings, database_url, work, args.jobs))
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "browser_bench.json").write_text(json.dumps(result, indent=2, default=str))
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
