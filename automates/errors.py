@@ -58,3 +58,55 @@ class PlatformError(AutomatesError):
 
 class ServerError(AutomatesError):
     """The Prefect API could not be reached or refused an operation."""
+
+
+class UnknownTemplateError(AutomatesError):
+    """No permission template of that name is saved; the message lists the known ones."""
+
+
+class TemplateError(AutomatesError):
+    """A permission template cannot be rendered for this scope (e.g. audit without a report
+    folder); nothing was started."""
+
+
+class UnknownLlmCliError(AutomatesError):
+    """No automates-llm-cli block of that name is saved."""
+
+
+class LlmError(AutomatesError):
+    """A call to the model API failed after the SDK's own retries."""
+
+
+class BrowserJobError(AutomatesError):
+    """A browser job was refused or could not be enqueued, run or read."""
+
+
+class BrowserPayloadError(BrowserJobError):
+    """A browser job's kind or payload is invalid; nothing was created.
+
+    The message names the kind and each field at fault.
+    """
+
+
+class UnknownBrowserJobError(BrowserJobError):
+    """No browser job has that id."""
+
+
+class EgressError(BrowserJobError):
+    """The egress safeguard refused to launch the browser (proxy down, or no residential IP)."""
+
+
+class ScheduleSpecError(AutomatesError):
+    """A schedule given on the command line (cron, every, at or a phrase) cannot be read."""
+
+
+class UnknownPerimeterError(AutomatesError):
+    """No perimeter of that id is in the store (`automates perimeter set` creates one)."""
+
+
+class UnknownTaskRunError(AutomatesError):
+    """No agent task run (or run) has that id."""
+
+
+class TaskRunRequestError(AutomatesError):
+    """An agent task run request is invalid; nothing was created. Names the field at fault."""

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +69,136 @@ class Settings(BaseSettings):
         default="automates-store",
         description="Name of the prefect-sqlalchemy block that flows use to reach the store.",
     )
+    agent_min_interval_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="The tightest gap between two fire times allowed for an automate that an "
+        "agent declared (`origin: agent`); a schedule firing more often is refused.",
+    )
+
+    llm_cli_block: str = Field(
+        default="default",
+        description="Name of the automates-llm-cli block that agent task runs spawn.",
+    )
+    llm_cli_executable: str = Field(
+        default="claude",
+        description="The LLM CLI executable saved in the default automates-llm-cli block "
+        "(a name looked up on PATH, or a path).",
+    )
+    llm_default_model: str = Field(
+        default="claude-sonnet-4-6",
+        description="The model used when neither the run nor the agent names one "
+        "(the LLM CLI block and the `automates.agents.llm` facade).",
+    )
+    llm_agent_models: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-agent model preference, as JSON (e.g. {"scout": "claude-haiku-4-5"}).',
+    )
+    llm_api_base_url: str | None = Field(
+        default=None,
+        description="Base URL of the Messages API for the LLM facade (unset: the SDK's own, "
+        "or ANTHROPIC_BASE_URL).",
+    )
+    llm_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Per-request timeout of the LLM facade."
+    )
+    llm_max_retries: int = Field(
+        default=2,
+        ge=0,
+        description="Retries of the LLM facade on 429/5xx/529 and connection errors "
+        "(the anthropic SDK's own backoff).",
+    )
+
+    # Runs and agent task runs (docs/runs.md).
+    agent_pool: str = Field(
+        default="agents",
+        description="The work pool of agent task runs, served by the agent dispatcher "
+        "(an in-process worker: no Python start-up between request and CLI).",
+    )
+    agent_daily_budget_usd: float = Field(
+        default=20.0,
+        gt=0,
+        description="Each agent's rolling budget: dollars over the last 24 hours, counting "
+        "finished task runs' cost and running ones' per-run budget. A task run that would "
+        "pass it is refused before its CLI starts.",
+    )
+    agent_budgets_usd: dict[str, float] = Field(
+        default_factory=dict,
+        description='Per-agent rolling 24-hour budgets, as JSON (e.g. {"scout": 5}); '
+        "agents not listed get agent_daily_budget_usd.",
+    )
+    task_run_timeout_seconds: int = Field(
+        default=1500,
+        ge=1,
+        le=1740,
+        description="A task run's timeout when it is requested without one.",
+    )
+    task_run_max_budget_usd: float = Field(
+        default=2.0,
+        gt=0,
+        description="A task run's per-run budget (--max-budget-usd) when requested without one.",
+    )
+    task_run_stuck_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="The unblock detector retries a task run pending this long without "
+        "starting, or running this long without a line of output past its timeout.",
+    )
+
+    # The browser worker (docs/browser.md).
+    browser_pool: str = Field(
+        default="residential",
+        description="The process work pool whose workers run browser jobs.",
+    )
+    browser_deployment: str = Field(
+        default="browser-job",
+        description="Name of the deployment of the `browser-job` flow that runs each job.",
+    )
+    browser_executable: Path = Field(
+        default=Path("/usr/bin/chromium"),
+        description="The Chromium that Playwright drives (Playwright's own download is not used).",
+    )
+    browser_headful: bool = Field(
+        default=False,
+        description="Run Chromium with a visible window (needs a display: DISPLAY, or Xvfb).",
+    )
+    browser_proxy: str | None = Field(
+        default=None,
+        description="Datacenter topology: a socks5://host:port proxy every browser job goes "
+        "through; the egress safeguard runs before each launch.",
+    )
+    browser_egress_echo_url: str | None = Field(
+        default=None,
+        description="A URL answering the caller's IP address as plain text; the egress safeguard "
+        "compares it fetched directly and through the proxy. Required with browser_proxy.",
+    )
+    browser_job_timeout_seconds: int = Field(
+        default=120,
+        ge=1,
+        le=3600,
+        description="A job's timeout when it is enqueued without one; the browser is killed "
+        "when it passes.",
+    )
+    browser_screenshot_dir: Path | None = Field(
+        default=None,
+        description="Where a job's debug screenshots live while it runs; purged when it ends "
+        "(default: the system temporary folder).",
+    )
+    browser_host: str | None = Field(
+        default=None,
+        description="The name a browser worker records on the jobs it claims (default: host name).",
+    )
+    gate_upstream_url: str | None = Field(
+        default=None,
+        description="The Prefect API the gate forwards allowed calls to (default: the API URL).",
+    )
+    gate_worker_token: SecretStr | None = Field(
+        default=None,
+        description="The residential workers' credential, checked by the gate; workers send it "
+        "as PREFECT_API_KEY.",
+    )
+    gate_host: str = Field(default="127.0.0.1", description="Where the gate listens.")
+    gate_port: Port = Field(default=4300, description="Where the gate listens.")
 
     @field_validator("database_url")
     @classmethod
@@ -125,6 +255,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value is None:
                 continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
             # Complex values travel as JSON, which is how pydantic-settings reads them back.
             text = json.dumps(value) if isinstance(value, dict | list) else str(value)
             env[f"AUTOMATES_{name.upper()}"] = text

@@ -12,6 +12,7 @@ from automates.errors import DeclarationError
 from automates.registry.entrypoints import static_problems
 from automates.registry.loader import load_registry
 from automates.registry.model import Registry
+from automates.scheduling.min_interval import interval_problems
 from automates.server.deploy import Progress, SyncReport, sync_server
 from automates.settings import Settings
 from automates.store.breakers import held_automates
@@ -22,14 +23,17 @@ from automates.store.registry import (
     stored_digests,
     upsert_automates,
 )
+from automates.store.taskruns import ensure_platform_perimeter
 from automates.store.urls import redacted
 from blocks.store import save_store_block
 
 
 def validated_registry(settings: Settings) -> Registry:
-    """The registry, refused whole if any declaration or entrypoint is invalid."""
+    """The registry, refused whole if any declaration or entrypoint is invalid (including an
+    agent's schedule firing more often than the minimum interval)."""
     registry = load_registry(settings.registry_path)
     problems = static_problems(registry, settings.project_root)
+    problems += interval_problems(registry.automates, settings.agent_min_interval_seconds)
     if problems:
         raise DeclarationError(problems)
     return registry
@@ -50,9 +54,12 @@ async def sync(
             held = held_automates(connection)
         report = await sync_server(settings, registry, prune=prune, progress=progress, held=held)
         sync_store(engine, registry, settings.work_pool, report, prune=prune)
+        with transaction(engine) as connection:
+            ensure_platform_perimeter(connection, settings.project_root)
     finally:
         engine.dispose()
     report.block_written = await _save_block(settings, database_url)
+    report.agent_blocks_written = await _save_agent_blocks(settings)
     report.database = redacted(database_url)
     return report
 
@@ -75,6 +82,21 @@ def sync_store(
         if prune:
             delete_automates(connection, gone)
             report.registry_removed.extend(gone)
+
+
+async def _save_agent_blocks(settings: Settings) -> list[str]:
+    """The permission templates and the LLM CLI block, saved where missing (never overwritten:
+    an operator's edits in the UI survive every sync)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from automates.agents.llm_cli import asave_default_llm_cli
+    from automates.agents.templates import asave_builtin_templates
+
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+        written = [f"template:{name}" for name in await asave_builtin_templates()]
+        if await asave_default_llm_cli(settings=settings):
+            written.append(f"llm-cli:{settings.llm_cli_block}")
+    return written
 
 
 async def _save_block(settings: Settings, database_url: str) -> bool:

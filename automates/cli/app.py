@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from automates.cli import breaker_cmds, journal_cmds, platform_cmds, registry_cmds, sync_cmds
+from automates.cli import (
+    breaker_cmds,
+    browser_cmds,
+    journal_cmds,
+    platform_cmds,
+    registry_cmds,
+    schedule_cmds,
+    sync_cmds,
+    taskrun_cmds,
+)
 from automates.platform.prefect_patches import apply_all
 
 app = typer.Typer(
@@ -17,6 +26,11 @@ app = typer.Typer(
 for group in (platform_cmds.app, sync_cmds.app, registry_cmds.app, journal_cmds.app):
     app.registered_commands.extend(group.registered_commands)
 app.add_typer(breaker_cmds.app, name="breaker")
+app.registered_commands.extend(schedule_cmds.app.registered_commands)  # preview, schedules
+app.add_typer(browser_cmds.app, name="browser")
+app.registered_commands.extend(taskrun_cmds.app.registered_commands)  # runs
+app.add_typer(taskrun_cmds.task_run_app, name="task-run")
+app.add_typer(taskrun_cmds.perimeter_app, name="perimeter")
 
 
 def main() -> None:

@@ -66,41 +66,54 @@ class RunJournal:
         return attempt
 
 
-_current: RunJournal | None = None  # one flow run per process: a module global suffices
+# One journal per flow run in progress, by flow run id: a fresh engine process runs one flow run,
+# but the agent dispatcher runs several at once in threads of one process.
+_journals: dict[str, RunJournal] = {}
+
+
+def _run_key() -> str:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context is not None and context.flow_run else ""
 
 
 def begin(automate: str) -> RunJournal:
-    global _current
-    _current = RunJournal(automate)
-    return _current
+    run = _journals[_run_key()] = RunJournal(automate)
+    return run
 
 
 def current() -> RunJournal | None:
-    return _current
+    return _journals.get(_run_key())
+
+
+def end(flow_run_id: object) -> None:
+    """Forget a flow run's journal once it is written."""
+    _journals.pop(str(flow_run_id), None)
 
 
 def step(name: str, **details: Any) -> None:
     """Record that a step of the run happened (with optional details)."""
     entry = {"step": name, "at": datetime.now(UTC).isoformat(), **details}
-    if _current is not None:
-        _current.steps.append(entry)
+    if (run := current()) is not None:
+        run.steps.append(entry)
     _log().info("step %s %s", name, details or "")
 
 
 def bump(counter: str, by: float = 1) -> None:
     """Add `by` to a named counter of the run."""
-    if _current is not None:
-        _current.counters[counter] = _current.counters.get(counter, 0) + by
+    if (run := current()) is not None:
+        run.counters[counter] = run.counters.get(counter, 0) + by
 
 
 def warn(message: str) -> None:
     """Record a warning: the run goes on, the journal keeps it."""
-    if _current is not None:
-        _current.warnings.append(message)
+    if (run := current()) is not None:
+        run.warnings.append(message)
     _log().warning(message)
 
 
 def note(**context: Any) -> None:
     """Add context to the run's journal row (e.g. the exit code of a script)."""
-    if _current is not None:
-        _current.context.update(context)
+    if (run := current()) is not None:
+        run.context.update(context)

@@ -28,6 +28,7 @@ from prefect.states import Completed
 from automates.envfiles import load_env_files
 from automates.guard import breaker, journal
 from automates.guard.policy import GuardPolicy
+from automates.guard.quiet_hours import quiet_refusal
 from automates.guard.recording import record_run, store
 from automates.guard.repair import LOG_DIR_ENV, diagnose, repair
 from automates.settings import Settings
@@ -61,7 +62,7 @@ def _refusal(policy: GuardPolicy, settings: Settings) -> State | None:
             name="Skipped",
             message=f"skipped: runs only in {allowed}; this is {settings.environment!r}",
         )
-    return None
+    return quiet_refusal(policy)  # Skipped or Deferred inside the quiet window
 
 
 @contextmanager
@@ -259,6 +260,8 @@ def _record(flow_run: FlowRun, state: State, policy: GuardPolicy, settings: Sett
     except Exception:
         flow_run_logger(flow_run).exception("could not write the journals of %s", policy.automate)
         return
+    finally:
+        journal.end(flow_run.id)
     try:
         breaker.apply(transition, flow_run.deployment_id, schedules_active=policy.enabled)
     except Exception:
@@ -271,7 +274,12 @@ def _record(flow_run: FlowRun, state: State, policy: GuardPolicy, settings: Sett
 
 def outcome_of(state: State) -> str:
     """The journal's lowercase outcome for a final Prefect state."""
-    by_name = {"Findings": "findings", "Skipped": "skipped", "TimedOut": "timed_out"}
+    by_name = {
+        "Findings": "findings",
+        "Skipped": "skipped",
+        "Deferred": "skipped",  # quiet hours: this run did nothing; a later one will
+        "TimedOut": "timed_out",
+    }
     if state.name in by_name:
         return by_name[state.name]
     return {

@@ -80,6 +80,17 @@ def start_worker(settings: Settings, pool: str) -> bool:
     return True
 
 
+def start_agent_dispatcher(settings: Settings, pool: str | None = None) -> bool:
+    """Start the agent dispatcher on the agent pool unless one of ours already runs."""
+    pool = pool or settings.agent_pool
+    managed = worker(settings, pool)
+    if managed.pid() is not None:
+        return False
+    argv = [sys.executable, "-m", "workers.agents", "--pool", pool]
+    managed.start(argv, prefect_env(settings), cwd=settings.project_root)
+    return True
+
+
 def _wait_healthy(settings: Settings, managed: Managed, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

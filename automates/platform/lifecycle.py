@@ -77,6 +77,10 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
     say(f"starting a process worker on pool {settings.work_pool!r}")
     started = components.start_worker(settings, settings.work_pool)
     (report.started if started else report.reused).append(f"worker-{settings.work_pool}")
+
+    say(f"starting the agent dispatcher on pool {settings.agent_pool!r}")
+    started = components.start_agent_dispatcher(settings)
+    (report.started if started else report.reused).append(f"worker-{settings.agent_pool}")
     return report
 
 

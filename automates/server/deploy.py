@@ -20,7 +20,6 @@ from prefect.client.schemas.actions import (
     DeploymentUpdate,
     WorkPoolCreate,
 )
-from prefect.client.schemas.schedules import CronSchedule
 from prefect.workers.process import ProcessWorker
 
 from automates.registry.model import Registry
@@ -44,6 +43,7 @@ class SyncReport:
     registry_written: list[str] = field(default_factory=list)
     registry_removed: list[str] = field(default_factory=list)
     block_written: bool = False
+    agent_blocks_written: list[str] = field(default_factory=list)
     database: str = ""
 
     @property
@@ -63,6 +63,7 @@ class SyncReport:
             "registry_written": self.registry_written,
             "registry_removed": self.registry_removed,
             "block_written": self.block_written,
+            "agent_blocks_written": self.agent_blocks_written,
             "database": self.database,
             "server_writes": self.server_writes,
         }
@@ -82,7 +83,7 @@ async def sync_server(
     notify = progress or (lambda action, name: None)
     async with prefect_client(settings.api_url) as client:
         state = await read_server_state(client)
-        await _ensure_work_pools(client, state, declared.values(), report)
+        await _ensure_work_pools(client, state, declared.values(), report, settings.agent_pool)
         flow_ids = await _ensure_flows(client, state, declared.values())
 
         limit = asyncio.Semaphore(WRITE_CONCURRENCY)
@@ -121,14 +122,21 @@ async def sync_server(
 
 
 async def _ensure_work_pools(
-    client: PrefectClient, state: ServerState, specs: Any, report: SyncReport
+    client: PrefectClient, state: ServerState, specs: Any, report: SyncReport, agent_pool: str
 ) -> None:
     for pool in sorted({s.work_pool for s in specs if s.work_pool} - state.work_pools):
+        # The agent pool is served by the in-process agent dispatcher, every other by a
+        # process worker; the pool's type says which worker type may pull from it.
+        worker: Any = ProcessWorker
+        if pool == agent_pool:
+            from automates.agents.dispatch import AgentDispatcher
+
+            worker = AgentDispatcher
         await client.create_work_pool(
             WorkPoolCreate(
                 name=pool,
-                type="process",
-                base_job_template=ProcessWorker.get_default_base_job_template(),
+                type=worker.type,
+                base_job_template=worker.get_default_base_job_template(),
             )
         )
         report.work_pools_created.append(pool)
@@ -144,13 +152,13 @@ async def _ensure_flows(client: PrefectClient, state: ServerState, specs: Any) -
 def _schedules(spec: DeploymentSpec) -> list[DeploymentScheduleCreate]:
     return [
         DeploymentScheduleCreate(
-            schedule=CronSchedule(cron=s.cron, timezone=s.timezone),
+            schedule=s.prefect_schedule(),
             active=s.active,
             slug=s.slug,
             parameters=s.parameters,
         )
         for s in spec.schedules
-        if s.cron is not None
+        if s.declarable
     ]
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     Table,
     Text,
     Uuid,
@@ -176,4 +177,181 @@ breakers = Table(
     CheckConstraint("consecutive_failures >= 0", name="consecutive_failures"),
     CheckConstraint("cooldown_seconds >= 1", name="cooldown_seconds"),
     CheckConstraint("(state = 'closed') = (opened_at IS NULL)", name="opened_when_open"),
+)
+
+BROWSER_JOB_STATUSES = ("queued", "running", "done", "failed")
+BROWSER_KIND_PATTERN = "^[a-z][a-z0-9_]{0,39}$"
+MAILBOX_PATTERN = "^[a-z0-9][a-z0-9._@+-]{0,127}$"
+
+# One row per browser job (docs/browser.md): enqueued on the server, claimed atomically by one
+# residential worker, finished through the gate. The result may hold personal data.
+browser_jobs = Table(
+    "browser_jobs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'queued'")),
+    Column("timeout_seconds", Integer, nullable=False),
+    Column("flow_run_id", Uuid),
+    Column("host", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("error", Text),
+    Column("result", JSONB),
+    Column("counters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    CheckConstraint(f"kind ~ '{BROWSER_KIND_PATTERN}'", name="kind"),
+    CheckConstraint(
+        "status IN (" + ", ".join(f"'{s}'" for s in BROWSER_JOB_STATUSES) + ")", name="status"
+    ),
+    CheckConstraint("timeout_seconds BETWEEN 1 AND 3600", name="timeout_seconds"),
+    CheckConstraint("attempts >= 0", name="attempts"),
+    CheckConstraint("(status = 'queued') = (started_at IS NULL)", name="started_when_claimed"),
+    CheckConstraint(
+        "(status IN ('done', 'failed')) = (finished_at IS NOT NULL)", name="finished_when_ended"
+    ),
+    CheckConstraint("result IS NULL OR status = 'done'", name="result_when_done"),
+    Index("browser_jobs_status_idx", "status", "created_at"),
+)
+
+# The server side's mailbox of second-factor codes: a mail fetcher (or, in tests, the test
+# portal) writes a row; the gate hands the newest unused one to the job that asks, once.
+browser_mailbox = Table(
+    "browser_mailbox",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("mailbox", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("consumed_by", Uuid),
+    Column("consumed_at", DateTime(timezone=True)),
+    CheckConstraint(f"mailbox ~ '{MAILBOX_PATTERN}'", name="mailbox"),
+    CheckConstraint("(consumed_by IS NULL) = (consumed_at IS NULL)", name="consumed_together"),
+    Index("browser_mailbox_mailbox_idx", "mailbox", text("received_at DESC")),
+)
+
+# --- Runs and agent task runs (docs/runs.md) -------------------------------------------------
+
+PERIMETER_KINDS = ("platform", "tenant")
+RUN_TRIGGERS = ("email", "chat", "cron", "manual")
+RUN_STATUSES = ("running", "completed", "failed")
+TASK_RUN_STATUSES = (
+    "pending",
+    "running",
+    "completed",
+    "failed",
+    "timed_out",
+    "over_budget",
+    "cancelled",
+)
+TASK_RUN_ENDED = ("completed", "failed", "timed_out", "over_budget", "cancelled")
+
+
+def _in(column: str, values: tuple[str, ...], name: str | None = None) -> CheckConstraint:
+    return CheckConstraint(
+        f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")", name=name or column
+    )
+
+
+# A perimeter scopes a run: the platform itself or one tenant, with the context a run loads.
+perimeters = Table(
+    "perimeters",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("machine", Text),
+    Column("client", Text),
+    Column("contact", Text),
+    Column("mailbox", Text),
+    Column("workdir", Text, nullable=False),  # the working tree a `code` task run may edit
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _slug_check("id"),
+    _in("kind", PERIMETER_KINDS),
+    CheckConstraint("(kind = 'platform') = (id = 'platform')", name="platform_is_platform"),
+    CheckConstraint("workdir LIKE '/%'", name="workdir_absolute"),
+)
+
+# A run: one scoped execution over a perimeter; it may spawn agent task runs.
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("perimeter", Text, ForeignKey("perimeters.id"), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'running'")),
+    Column("flow_run_id", Uuid),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("message", Text),
+    _in("trigger", RUN_TRIGGERS),
+    _in("status", RUN_STATUSES),
+    CheckConstraint("(status = 'running') = (ended_at IS NULL)", name="ended_when_done"),
+    Index("runs_created_idx", text("created_at DESC")),
+)
+
+# An agent task run: the execution unit delegated to an agent, one LLM CLI process per attempt.
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("run_id", Uuid, ForeignKey("runs.id")),
+    Column("codename", Text, nullable=False),
+    Column("agent", Text, nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("template", Text, nullable=False),
+    Column("perimeter", Text, ForeignKey("perimeters.id"), nullable=False),
+    Column("exit_criteria", Text),
+    Column("model", Text),
+    Column("dry_run", Boolean, nullable=False, server_default=text("false")),
+    Column("timeout_seconds", Integer, nullable=False),
+    Column("max_budget_usd", Numeric(12, 6)),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("flow_run_id", Uuid),
+    Column("command", JSONB),  # the exact argv run (or, for a dry run, that would have run)
+    Column("pid", Integer),
+    Column("exit_code", Integer),
+    Column("input_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("output_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("cost_usd", Numeric(12, 6), nullable=False, server_default=text("0")),
+    Column("terminal_reason", Text),
+    Column("error", Text),
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),  # the CLI process started
+    Column("heartbeat_at", DateTime(timezone=True)),  # the last line of output
+    Column("ended_at", DateTime(timezone=True)),
+    _slug_check("codename"),
+    _slug_check("agent"),
+    _in("status", TASK_RUN_STATUSES),
+    CheckConstraint("attempts BETWEEN 0 AND 4", name="attempts"),
+    CheckConstraint("timeout_seconds BETWEEN 1 AND 86400", name="timeout_seconds"),
+    CheckConstraint("max_budget_usd IS NULL OR max_budget_usd > 0", name="max_budget_usd"),
+    CheckConstraint("cost_usd >= 0", name="cost_usd"),
+    CheckConstraint(
+        "(status IN ("
+        + ", ".join(f"'{s}'" for s in TASK_RUN_ENDED)
+        + ")) = (ended_at IS NOT NULL)",
+        name="ended_when_done",
+    ),
+    Index("task_runs_status_idx", "status", "requested_at"),
+    Index("task_runs_agent_idx", "agent", "ended_at"),
+)
+
+# Every line the CLI printed, appended as it arrives: what `automates task-run tail` follows.
+task_run_output = Table(
+    "task_run_output",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("task_run_id", Uuid, ForeignKey("task_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("line", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("task_run_output_task_run_id_idx", "task_run_id", "id"),
 )

@@ -53,19 +53,28 @@ def test_up_twice_run_down_up_again(tmp_path: Path) -> None:
     env.pop("AUTOMATES_DATABASE_URL", None)
     try:
         first = automates(env, "up")
-        assert first["started"] == ["embedded-postgresql", "prefect-server", "worker-local"]
+        layer = ["embedded-postgresql", "prefect-server", "worker-local", "worker-agents"]
+        assert first["started"] == layer
         assert first["ui_url"] == f"http://127.0.0.1:{port}"
         assert "host=" in first["database"]  # the Unix socket of the embedded server
         assert len(first["sync"]["created"]) == len(shipped_registry().deployable)
 
         second = automates(env, "up")
         assert second["started"] == []
-        assert second["reused"] == ["embedded-postgresql", "prefect-server", "worker-local"]
+        assert second["reused"] == layer
         assert second["sync"]["server_writes"] == 0
 
         status = automates(env, "status")
         assert status["embedded_postgresql"] and status["api_healthy"]
-        assert status["workers"] == {"worker-local": True}
+        assert status["workers"] == {"worker-local": True, "worker-agents": True}
+
+        # The agent dispatcher serves agent task runs; sync saved the templates and the CLI block.
+        task_run = automates(
+            env, "task-run", "start", "--codename", "smoke", "--agent", "atlas", "--template",
+            "audit", "--prompt", "Check the layer.", "--dry-run", "--wait",
+        )  # fmt: skip
+        assert task_run["status"] == "completed" and task_run["started_at"] is None
+        assert "--permission-mode" in task_run["command"]
 
         prefect = str(Path(sys.executable).with_name("prefect"))
         ran = subprocess.run(
@@ -81,6 +90,7 @@ def test_up_twice_run_down_up_again(tmp_path: Path) -> None:
         [run_id] = re.findall(r"UUID: ([0-9a-f-]{36})", ran.stdout)
 
         assert automates(env, "down")["stopped"] == [
+            "worker-agents",
             "worker-local",
             "prefect-server",
             "embedded-postgresql",

@@ -49,16 +49,27 @@ def registry_table(settings: Settings) -> list[dict[str, Any]]:
     return result
 
 
+def pool_type(settings: Settings, pool: str) -> str:
+    async def read() -> str:
+        async with prefect_client(settings.api_url) as client:
+            return (await client.read_work_pool(pool)).type
+
+    return asyncio.run(read())
+
+
 def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> None:
     settings = layer_settings(server, project_root=REPO)
     report = asyncio.run(sync(settings, settings.database_url or ""))
     assert sorted(report.created) == [
+        "agent-task-run/agent-task-run",
         "breaker-probe/breaker-probe",
         "disk-space-check/disk-space-check",
         "flow-run-retention/flow-run-retention",
         "registry-reconcile/registry-reconcile",
         "registry-report/registry-report",
+        "scoped-run/scoped-run",
         "store-maintenance/store-maintenance",
+        "unblock-detector/unblock-detector",
     ]
     deployed = state(settings).deployments
     maintenance = deployed["store-maintenance/store-maintenance"].response
@@ -78,17 +89,32 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
     }
     rows = registry_table(settings)
     assert [r["name"] for r in rows] == [
+        "agent-task-run",
         "breaker-probe",
         "disk-space-check",
         "flow-run-retention",
         "registry-reconcile",
         "registry-report",
+        "scoped-run",
         "store-block",
         "store-maintenance",
+        "unblock-detector",
     ]
     store_block = next(r for r in rows if r["name"] == "store-block")
     assert store_block["kind"] == "lib"
     assert report.block_written
+    # Agent task runs go to the agent pool, created with the dispatcher's worker type.
+    agent = deployed["agent-task-run/agent-task-run"]
+    assert agent.response.work_pool_name == "agents" and agent.spec.concurrency_limit is None
+    assert pool_type(settings, "agents") == "automates-agents"
+    assert sorted(report.agent_blocks_written) == [
+        "llm-cli:default",
+        "template:audit",
+        "template:code",
+        "template:research",
+    ]
+    again = asyncio.run(sync(settings, settings.database_url or ""))
+    assert again.agent_blocks_written == [] and again.server_writes == 0
 
 
 def test_a_no_change_resync_writes_nothing(server: Settings, project: Project) -> None:

@@ -1,0 +1,174 @@
+"""Statements on perimeters, runs, agent task runs and their output."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, and_, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+
+from automates.store.schema import perimeters, runs, task_run_output, task_runs
+
+
+def upsert_perimeter(connection: Connection, **values: Any) -> None:
+    statement = insert(perimeters).values(**values)
+    changed = {k: statement.excluded[k] for k in values if k != "id"}
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["id"], set_={**changed, "updated_at": func.now()}
+        )
+    )
+
+
+def ensure_platform_perimeter(connection: Connection, workdir: Path) -> None:
+    """The `platform` perimeter (the layer itself), created once; later edits are kept."""
+    connection.execute(
+        insert(perimeters)
+        .values(id="platform", kind="platform", title="The platform", workdir=str(workdir))
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+
+
+def read_perimeter(connection: Connection, perimeter: str) -> dict[str, Any] | None:
+    row = connection.execute(select(perimeters).where(perimeters.c.id == perimeter)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def all_perimeters(connection: Connection) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in connection.execute(select(perimeters).order_by("id"))]
+
+
+def insert_run(connection: Connection, **values: Any) -> None:
+    connection.execute(insert(runs).values(**values))
+
+
+def finish_run(connection: Connection, run_id: UUID, status: str, message: str | None) -> None:
+    connection.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(status=status, message=message, ended_at=func.now())
+    )
+
+
+def recent_runs(connection: Connection, limit: int) -> list[dict[str, Any]]:
+    counts = (
+        select(func.count())
+        .where(task_runs.c.run_id == runs.c.id)
+        .correlate(runs)
+        .scalar_subquery()
+        .label("task_runs")
+    )
+    rows = connection.execute(select(runs, counts).order_by(runs.c.created_at.desc()).limit(limit))
+    return [dict(r._mapping) for r in rows]
+
+
+def read_run(connection: Connection, run_id: UUID) -> dict[str, Any] | None:
+    row = connection.execute(select(runs).where(runs.c.id == run_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def insert_task_run(connection: Connection, **values: Any) -> bool:
+    """A pending task run; False if one with this id exists already (a request is idempotent)."""
+    result = connection.execute(
+        insert(task_runs).values(**values).on_conflict_do_nothing(index_elements=["id"])
+    )
+    return bool(result.rowcount)
+
+
+def read_task_run(connection: Connection, task_run_id: UUID) -> dict[str, Any] | None:
+    row = connection.execute(select(task_runs).where(task_runs.c.id == task_run_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def lock_task_run(connection: Connection, task_run_id: UUID) -> dict[str, Any] | None:
+    row = connection.execute(
+        select(task_runs).where(task_runs.c.id == task_run_id).with_for_update()
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def update_task_run(connection: Connection, task_run_id: UUID, **values: Any) -> None:
+    connection.execute(update(task_runs).where(task_runs.c.id == task_run_id).values(**values))
+
+
+def cancel_pending(connection: Connection, task_run_id: UUID, reason: str) -> bool:
+    """Cancel a task run that has not started; False if it has (or has ended)."""
+    result = connection.execute(
+        update(task_runs)
+        .where(task_runs.c.id == task_run_id, task_runs.c.status == "pending")
+        .values(status="cancelled", ended_at=func.now(), error=reason)
+    )
+    return bool(result.rowcount)
+
+
+def lock_agent_budget(connection: Connection, agent: str) -> None:
+    """Serialise budget checks of one agent until the end of the transaction."""
+    connection.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"agent-budget:{agent}"}
+    )
+
+
+def committed_spend(connection: Connection, agent: str, now: datetime) -> Decimal:
+    """Dollars the agent has spent or reserved over the last 24 hours: the cost of task runs
+    that ended in that window, plus the per-run budget of those running (their worst case)."""
+    since = now - timedelta(hours=24)
+    spent = select(func.coalesce(func.sum(task_runs.c.cost_usd), 0)).where(
+        task_runs.c.agent == agent, task_runs.c.ended_at >= since
+    )
+    reserved = select(func.coalesce(func.sum(task_runs.c.max_budget_usd), 0)).where(
+        task_runs.c.agent == agent, task_runs.c.status == "running", task_runs.c.dry_run.is_(False)
+    )
+    return Decimal(connection.execute(spent).scalar_one()) + Decimal(
+        connection.execute(reserved).scalar_one()
+    )
+
+
+def append_output(connection: Connection, task_run_id: UUID, attempt: int, line: str) -> None:
+    connection.execute(
+        insert(task_run_output).values(task_run_id=task_run_id, attempt=attempt, line=line)
+    )
+    connection.execute(
+        update(task_runs).where(task_runs.c.id == task_run_id).values(heartbeat_at=func.now())
+    )
+
+
+def output_after(
+    connection: Connection, task_run_id: UUID, after_id: int, limit: int = 1000
+) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(task_run_output)
+        .where(task_run_output.c.task_run_id == task_run_id, task_run_output.c.id > after_id)
+        .order_by(task_run_output.c.id)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def stuck_task_runs(
+    connection: Connection, now: datetime, stuck_seconds: int
+) -> list[dict[str, Any]]:
+    """Task runs that nobody is moving: pending without a start for `stuck_seconds`, or running
+    with no output for `stuck_seconds` past their own timeout (the process that ran them is
+    gone). Locked, skipping rows another detector holds."""
+    threshold = now - timedelta(seconds=stuck_seconds)
+    last_sign = func.coalesce(task_runs.c.heartbeat_at, task_runs.c.started_at)
+    rows = connection.execute(
+        select(task_runs)
+        .where(
+            or_(
+                and_(task_runs.c.status == "pending", task_runs.c.requested_at < threshold),
+                and_(
+                    task_runs.c.status == "running",
+                    last_sign
+                    < threshold - func.make_interval(0, 0, 0, 0, 0, 0, task_runs.c.timeout_seconds),
+                ),
+            )
+        )
+        .order_by(task_runs.c.requested_at)
+        .with_for_update(skip_locked=True)
+    )
+    return [dict(r._mapping) for r in rows]

@@ -1,0 +1,255 @@
+"""run_cli against the fake CLI as a real subprocess: outcomes, live lines, bounds, kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from automates.agents.llm_cli import LlmCli
+from automates.agents.process import CliOutcome, run_cli
+from automates.agents.templates import BUILTIN_TEMPLATES, Scope
+from tests.conftest import REPO
+
+FAKE_CLAUDE = REPO / "tests" / "fixtures" / "fake_claude" / "claude"
+
+
+@pytest.fixture
+def scope(tmp_path: Path) -> Scope:
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "reports").mkdir()
+    return Scope(workdir=tmp_path / "tree", report_dir=tmp_path / "reports")
+
+
+def argv_for(scope: Scope, template: str = "research") -> list[str]:
+    cli = LlmCli(executable=str(FAKE_CLAUDE))
+    return cli.command(
+        prompt="Summarise the README",
+        template=BUILTIN_TEMPLATES[template],
+        scope=scope,
+        model="claude-sonnet-4-6",
+        max_budget_usd=None,
+        max_turns=None,
+    )
+
+
+def run(
+    argv: list[str],
+    scope: Scope,
+    *,
+    timeout: float = 60,
+    budget: float | None = None,
+    lines: list[str] | None = None,
+    started: list[int] | None = None,
+    **env: str,
+) -> CliOutcome:
+    base = {"PATH": os.environ["PATH"], "HOME": str(scope.workdir.parent), **env}
+    sink = lines if lines is not None else []
+    return run_cli(
+        argv,
+        cwd=scope.workdir,
+        env=base,
+        timeout_seconds=timeout,
+        max_budget_usd=budget,
+        on_start=started.append if started is not None else None,
+        on_line=sink.append,
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) is gone for our purpose.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ")[-1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("template", sorted(BUILTIN_TEMPLATES))
+def test_a_successful_run_is_completed_with_its_tokens_and_cost(
+    scope: Scope, template: str
+) -> None:
+    lines: list[str] = []
+    started: list[int] = []
+    outcome = run(argv_for(scope, template), scope, lines=lines, started=started)
+    assert outcome.status == "completed", outcome.error
+    assert outcome.exit_code == 0
+    assert outcome.pid == started[0]
+    events = [json.loads(line) for line in lines]
+    assert [event["type"] for event in events] == [
+        "system",
+        "assistant",
+        "assistant",
+        "user",
+        "assistant",
+        "result",
+    ]
+    result = events[-1]
+    # The fake CLI accepted the template's flags and echoed them in its init event.
+    assert events[0]["permissionMode"] == "dontAsk"
+    assert events[0]["cwd"] == str(scope.workdir)
+    assert outcome.input_tokens == result["usage"]["input_tokens"] == 4000
+    assert outcome.output_tokens == result["usage"]["output_tokens"] == 220
+    assert outcome.cost_usd == pytest.approx(result["total_cost_usd"])
+    assert outcome.cost_usd == pytest.approx((4000 * 3 + 220 * 15) / 1_000_000)
+    assert outcome.result_text == "The README says hi."
+    assert outcome.terminal_reason == "completed"
+    assert outcome.session_id == result["session_id"]
+
+
+def test_an_error_result_is_failed_with_its_reason(scope: Scope) -> None:
+    outcome = run(argv_for(scope), scope, FAKE_CLAUDE_MODE="error")
+    assert outcome.status == "failed"
+    assert outcome.exit_code == 1
+    assert outcome.terminal_reason == "api_error"
+    assert outcome.error == "API Error: 500 Internal server error"
+    assert (outcome.cost_usd, outcome.input_tokens, outcome.output_tokens) == (0, 0, 0)
+
+
+def test_no_result_event_is_failed_even_with_exit_zero(scope: Scope) -> None:
+    lines: list[str] = []
+    outcome = run(argv_for(scope), scope, lines=lines, FAKE_CLAUDE_MODE="garbage")
+    assert outcome.exit_code == 0
+    assert outcome.status == "failed"
+    assert outcome.error is not None and "no result event" in outcome.error
+    assert lines[-1] == "this is not json"  # every line is handed over, parsed or not
+
+
+def test_a_refused_flag_is_failed_with_the_cli_message(scope: Scope) -> None:
+    argv = [*argv_for(scope)[:-2], "--bogus-flag", "--", "x"]
+    outcome = run(argv, scope)
+    assert outcome.status == "failed"
+    assert outcome.exit_code == 1
+    assert outcome.error is not None and "unrecognized arguments: --bogus-flag" in outcome.error
+
+
+def test_a_missing_executable_is_failed_not_raised(scope: Scope) -> None:
+    outcome = run([str(scope.workdir / "no-such-cli"), "-p"], scope)
+    assert outcome.status == "failed"
+    assert outcome.pid is None
+    assert outcome.error is not None and "cannot start" in outcome.error
+
+
+def test_lines_arrive_while_the_process_still_runs(scope: Scope) -> None:
+    # The fake CLI prints its init event, then waits for the gate file before going on. The
+    # gate is created from on_line, so the run can only complete if lines are handed over
+    # live; buffered until exit, it would wait for the gate forever and time out.
+    gate = scope.workdir.parent / "gate"
+    seen_before_gate: list[str] = []
+
+    def on_line(line: str) -> None:
+        if not gate.exists():
+            seen_before_gate.append(line)
+            gate.touch()
+
+    outcome = run_cli(
+        argv_for(scope),
+        cwd=scope.workdir,
+        env={
+            "PATH": os.environ["PATH"],
+            "FAKE_CLAUDE_MODE": "gated",
+            "FAKE_CLAUDE_GATE": str(gate),
+        },
+        timeout_seconds=60,
+        max_budget_usd=None,
+        on_start=None,
+        on_line=on_line,
+    )
+    assert outcome.status == "completed", outcome.error
+    assert len(seen_before_gate) == 1
+    assert json.loads(seen_before_gate[0])["subtype"] == "init"
+
+
+def test_a_hanging_cli_is_killed_with_its_whole_process_group(scope: Scope) -> None:
+    pids_file = scope.workdir.parent / "pids"
+    lines: list[str] = []
+    outcome = run(
+        argv_for(scope),
+        scope,
+        timeout=2,
+        lines=lines,
+        FAKE_CLAUDE_MODE="hang",
+        FAKE_CLAUDE_PIDS=str(pids_file),
+    )
+    assert outcome.status == "timed_out"
+    assert outcome.error == "timed out after 2 s"
+    assert json.loads(lines[0])["subtype"] == "init"
+    cli_pid, grandchild_pid = map(int, pids_file.read_text().split())
+    assert cli_pid == outcome.pid
+    # The CLI and the process it started (a tool's shell, say) are both gone.
+    assert not alive(cli_pid)
+    assert not alive(grandchild_pid)
+
+
+def test_a_cli_ignoring_sigterm_is_killed_anyway(scope: Scope) -> None:
+    pids_file = scope.workdir.parent / "pids"
+    outcome = run(
+        argv_for(scope),
+        scope,
+        timeout=1,
+        FAKE_CLAUDE_MODE="hang",
+        FAKE_CLAUDE_PIDS=str(pids_file),
+        FAKE_CLAUDE_IGNORE_TERM="1",
+    )
+    assert outcome.status == "timed_out"
+    assert outcome.exit_code == -9  # it took SIGKILL
+    assert not any(alive(int(pid)) for pid in pids_file.read_text().split())
+
+
+def test_a_runaway_cli_is_stopped_at_its_budget(scope: Scope) -> None:
+    lines: list[str] = []
+    outcome = run(argv_for(scope), scope, budget=0.5, lines=lines, FAKE_CLAUDE_MODE="runaway")
+    assert outcome.status == "over_budget"
+    assert outcome.cost_usd > 0.5
+    assert outcome.error is not None and "over the $0.5 budget" in outcome.error
+    # It was stopped at the first message that crossed the budget, not later.
+    messages = [json.loads(line)["message"] for line in lines[1:]]
+    costs = [
+        (m["usage"]["input_tokens"] * 3 + m["usage"]["output_tokens"] * 15) / 1e6 for m in messages
+    ]
+    assert sum(costs[:-1]) <= 0.5 < sum(costs)
+    assert outcome.pid is not None and not alive(outcome.pid)
+
+
+def test_a_failing_line_callback_still_kills_the_cli(scope: Scope) -> None:
+    pids_file = scope.workdir.parent / "pids"
+
+    def explode(line: str) -> None:
+        raise RuntimeError("the log store is down")
+
+    with pytest.raises(RuntimeError, match="log store"):
+        run_cli(
+            argv_for(scope),
+            cwd=scope.workdir,
+            env={
+                "PATH": os.environ["PATH"],
+                "FAKE_CLAUDE_MODE": "hang",
+                "FAKE_CLAUDE_PIDS": str(pids_file),
+            },
+            timeout_seconds=60,
+            max_budget_usd=None,
+            on_start=None,
+            on_line=explode,
+        )
+    assert not any(alive(int(pid)) for pid in pids_file.read_text().split())
+
+
+def test_the_fake_cli_refuses_what_the_real_one_refuses(scope: Scope) -> None:
+    import subprocess
+
+    cases = {
+        ("-p", "--permission-mode", "notAMode", "--", "x"): "argument --permission-mode",
+        ("-p", "--output-format", "stream-json", "--", "x"): "requires --verbose",
+        ("-p", "--max-budget-usd", "abc", "--", "x"): "must be a number greater than 0",
+        ("-p", "--bogus-flag", "--", "x"): "unrecognized arguments: --bogus-flag",
+    }
+    for args, message in cases.items():
+        done = subprocess.run(
+            [sys.executable, str(FAKE_CLAUDE), *args], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 1, args
+        assert message in done.stderr, (args, done.stderr)
