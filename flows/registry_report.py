@@ -48,7 +48,7 @@ def render(statuses: list[AutomateStatus]) -> str:
                 s.automate.kind.value,
                 s.automate.caste,
                 ", ".join(s.automate.agents) or "-",
-                "; ".join(f"{x.cron} {x.timezone}" for x in s.automate.schedules) or "-",
+                "; ".join(f"{x.form.expression} {x.timezone}" for x in s.automate.schedules) or "-",
                 s.next_runs[0].isoformat(timespec="minutes") if s.next_runs else "-",
                 s.last_run_state or "-",
                 f"{s.runs} ({s.failed_runs} failed)",

@@ -106,7 +106,7 @@ def render_prefect_yaml(
 def _schedules(status: AutomateStatus) -> str:
     if not status.automate.schedules:
         return "-"
-    text = ", ".join(f"{s.cron} {s.timezone}" for s in status.automate.schedules)
+    text = ", ".join(f"{s.form.expression} {s.timezone}" for s in status.automate.schedules)
     if status.deployment and status.active_schedules == 0:
         text += " [red](paused)[/red]"
     return text
