@@ -6,6 +6,8 @@ anywhere.
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import Engine
 
 from automates.errors import DeclarationError
@@ -52,14 +54,19 @@ async def sync(
         migrate(engine)
         with transaction(engine) as connection:
             held = held_automates(connection)
-        report = await sync_server(settings, registry, prune=prune, progress=progress, held=held)
+        # The blocks do not depend on the deployments: written side by side with them.
+        report, block_written, agent_blocks_written = await asyncio.gather(
+            sync_server(settings, registry, prune=prune, progress=progress, held=held),
+            _save_block(settings, database_url),
+            _save_agent_blocks(settings),
+        )
         sync_store(engine, registry, settings.work_pool, report, prune=prune)
         with transaction(engine) as connection:
             ensure_platform_perimeter(connection, settings.project_root)
     finally:
         engine.dispose()
-    report.block_written = await _save_block(settings, database_url)
-    report.agent_blocks_written = await _save_agent_blocks(settings)
+    report.block_written = block_written
+    report.agent_blocks_written = agent_blocks_written
     report.database = redacted(database_url)
     return report
 

@@ -27,7 +27,13 @@ from automates.errors import BrowserPayloadError
 from automates.server.client import prefect_client
 from automates.store.engine import make_engine, transaction
 from tests.conftest import REPO
-from tests.fixtures.browser_layer import Residential, browser_layer, residential, wait_for_end
+from tests.fixtures.browser_layer import (
+    Residential,
+    browser_layer,
+    residential,
+    wait_for_end,
+    wait_for_log,
+)
 from tests.fixtures.browser_site import MAILBOX, PASSWORD, USERNAME, Site, browser_site
 from tests.fixtures.servers import cli_env
 
@@ -149,7 +155,10 @@ def test_two_workers_run_each_of_many_jobs_exactly_once(
     ended = [wait_for_end(browser_layer.settings, job_id) for job_id in ids]
     assert [job.status for job in ended] == ["done"] * len(ids)
     assert all(job.attempts == 1 for job in ended)
-    gate_log = browser_layer.gate.log.read_text()
+    gate_log = wait_for_log(
+        browser_layer.gate.log.read_text,
+        lambda text: all(f"/jobs/{job_id}/finish -> 200" in text for job_id in ids),
+    )
     for job_id in ids:
         assert gate_log.count(f"/jobs/{job_id}/claim -> 200") == 1
         assert gate_log.count(f"/jobs/{job_id}/finish -> 200") == 1
@@ -269,6 +278,12 @@ def test_code_reaches_the_worker_through_a_git_pull_step(
     )
     done = wait_for_end(browser_layer.settings, job.id)
     assert done.status == "done", done.error
-    logs = "\n".join(log.read_text() for log in browser_layer.worker_logs)
+    cloned = "Deployment step 'git_clone' completed successfully"
+    logs = wait_for_log(
+        lambda: "\n".join(log.read_text() for log in browser_layer.worker_logs),
+        lambda text: any(
+            cloned in line and f"browser-{job.id}" in line for line in text.splitlines()
+        ),
+    )
     run_lines = [line for line in logs.splitlines() if f"browser-{job.id}" in line]
-    assert any("Deployment step 'git_clone' completed successfully" in line for line in run_lines)
+    assert any(cloned in line for line in run_lines)
