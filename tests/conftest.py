@@ -28,7 +28,16 @@ for _name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
     os.environ.pop(_name, None)
 
 REPO = Path(__file__).resolve().parents[1]
-pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.projects"]
+# Fixtures shared by several modules are registered here, once: a fixture imported into two test
+# modules would be two fixtures, and a session-scoped one would run twice (two gates, four
+# residential workers on one pool).
+pytest_plugins = [
+    "tests.fixtures.servers",
+    "tests.fixtures.projects",
+    "tests.fixtures.browser_layer",
+    "tests.fixtures.browser_site",
+    "tests.fixtures.browser_xvfb",
+]
 
 _postgres_passed = 0
 

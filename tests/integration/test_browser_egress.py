@@ -10,10 +10,8 @@ from automates.browser.egress import check_egress
 from automates.browser.launch import LaunchOptions, chromium
 from automates.errors import EgressError
 from tests.conftest import free_port
-from tests.fixtures.browser_site import Site, browser_site
+from tests.fixtures.browser_site import Site
 from tests.fixtures.browser_socks import socks5_proxy
-
-__all__ = ["browser_site"]
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -16,9 +16,7 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists
 
 from automates.server.client import prefect_client
-from tests.fixtures.browser_layer import Residential, auth, browser_layer, residential
-
-__all__ = ["browser_layer", "residential"]
+from tests.fixtures.browser_layer import Residential, auth
 
 FORBIDDEN = [
     ("POST", "/api/deployments/", {"name": "evil", "flow_id": str(uuid.uuid4())}),

@@ -8,10 +8,7 @@ import pytest
 
 from automates.browser.launch import LaunchOptions, chromium
 from automates.errors import BrowserJobError
-from tests.fixtures.browser_site import Site, browser_site
-from tests.fixtures.browser_xvfb import xvfb_display
-
-__all__ = ["browser_site", "xvfb_display"]
+from tests.fixtures.browser_site import Site
 
 
 async def _user_agent(url: str, headful: bool) -> str:

@@ -27,17 +27,9 @@ from automates.errors import BrowserPayloadError
 from automates.server.client import prefect_client
 from automates.store.engine import make_engine, transaction
 from tests.conftest import REPO
-from tests.fixtures.browser_layer import (
-    Residential,
-    browser_layer,
-    residential,
-    wait_for_end,
-    wait_for_log,
-)
-from tests.fixtures.browser_site import MAILBOX, PASSWORD, USERNAME, Site, browser_site
+from tests.fixtures.browser_layer import Residential, wait_for_end, wait_for_log
+from tests.fixtures.browser_site import MAILBOX, PASSWORD, USERNAME, Site
 from tests.fixtures.servers import cli_env
-
-__all__ = ["browser_layer", "browser_site", "residential"]
 
 
 def _count_jobs(database_url: str) -> int:
