@@ -6,6 +6,11 @@ boundary that meets them, so callers and the CLI only ever handle `AutomatesErro
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class AutomatesError(Exception):
     """Something the operator can act on went wrong."""
@@ -100,6 +105,18 @@ class ScheduleSpecError(AutomatesError):
     """A schedule given on the command line (cron, every, at or a phrase) cannot be read."""
 
 
+class ApprovalError(AutomatesError):
+    """An approval cannot be given (the automate asks for none, or the server holds another
+    version of it); nothing was recorded."""
+
+
+class RunParametersError(AutomatesError):
+    """Parameters given for a run do not fit the flow's parameters; nothing was started.
+
+    The message names each parameter at fault.
+    """
+
+
 class UnknownPerimeterError(AutomatesError):
     """No perimeter of that id is in the store (`automates perimeter set` creates one)."""
 
@@ -110,3 +127,11 @@ class UnknownTaskRunError(AutomatesError):
 
 class TaskRunRequestError(AutomatesError):
     """An agent task run request is invalid; nothing was created. Names the field at fault."""
+
+
+def field_problems(error: ValidationError, whole: str) -> str:
+    """A pydantic validation error as one line naming each field at fault
+    (`field 'x': message; ...`); `whole` names what an error of the whole model is about."""
+    return "; ".join(
+        f"field {'.'.join(str(p) for p in e['loc']) or whole!r}: {e['msg']}" for e in error.errors()
+    )

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     work_pool: str = Field(
         default="local", description="The process work pool served by the local worker."
     )
+    warm_pool: str = Field(
+        default="warm",
+        description="The work pool of short automates that must start on their second, served "
+        "by the warm worker (in-process, runs fetched ahead; docs/scheduling.md).",
+    )
     environment: str = Field(
         default="development",
         description="Where this process runs (e.g. production); an automate declaring "
@@ -199,6 +204,21 @@ class Settings(BaseSettings):
     )
     gate_host: str = Field(default="127.0.0.1", description="Where the gate listens.")
     gate_port: Port = Field(default=4300, description="Where the gate listens.")
+
+    # Approvals and the webhook (docs/scheduling.md#approval, #triggers-beyond-time).
+    approval_timeout_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="How long a run of a before_first_run automate waits for approval, "
+        "suspended; then Prefect fails it.",
+    )
+    webhook_host: str = Field(default="127.0.0.1", description="Where the webhook listens.")
+    webhook_port: Port = Field(default=4400, description="Where the webhook listens.")
+    webhook_token: SecretStr | None = Field(
+        default=None,
+        description="The webhook's bearer token (16 characters or more); unset, one is "
+        "generated once into <data folder>/webhook.token.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -17,8 +17,8 @@ from automates.registry.model import Registry
 from automates.scheduling.min_interval import interval_problems
 from automates.server.deploy import Progress, SyncReport, sync_server
 from automates.settings import Settings
-from automates.store.breakers import held_automates
 from automates.store.engine import make_engine, migrate, transaction
+from automates.store.held import schedules_held
 from automates.store.registry import (
     declaration_digest,
     delete_automates,
@@ -53,12 +53,11 @@ async def sync(
     try:
         migrate(engine)
         with transaction(engine) as connection:
-            held = held_automates(connection)
+            held = schedules_held(connection, registry, settings.work_pool)
         # The blocks do not depend on the deployments: written side by side with them.
-        report, block_written, agent_blocks_written = await asyncio.gather(
+        report, (block_written, agent_blocks_written) = await asyncio.gather(
             sync_server(settings, registry, prune=prune, progress=progress, held=held),
-            _save_block(settings, database_url),
-            _save_agent_blocks(settings),
+            _save_blocks(settings, database_url),
         )
         sync_store(engine, registry, settings.work_pool, report, prune=prune)
         with transaction(engine) as connection:
@@ -89,6 +88,15 @@ def sync_store(
         if prune:
             delete_automates(connection, gone)
             report.registry_removed.extend(gone)
+
+
+async def _save_blocks(settings: Settings, database_url: str) -> tuple[bool, list[str]]:
+    """The store block, then the agent blocks. One after the other: a fresh Prefect server
+    (3.8.8) creates its block-encryption key when it stores its first block document, and two
+    first documents at once both insert the key; the loser's save fails (409, then 404 on
+    Prefect's read-back). Seen on a fresh server's first sync."""
+    block_written = await _save_block(settings, database_url)
+    return block_written, await _save_agent_blocks(settings)
 
 
 async def _save_agent_blocks(settings: Settings) -> list[str]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -36,7 +35,7 @@ if (_checkout := str(Path(__file__).resolve().parents[1])) not in sys.path:
     sys.path.insert(0, _checkout)  # run as a script: the imports below need the checkout
 
 from bench import server
-from bench.common import REPO, RESULTS, log
+from bench.common import REPO, log, save_result
 from bench.doc import machine_lines, write_section
 
 TARGET_P50 = 0.8
@@ -230,11 +229,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     result = run(args)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"dispatch_bench-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
-        json.dumps(result, indent=2, default=str)
-    )
-    print(json.dumps(result, indent=2, default=str))
+    save_result("dispatch_bench", result)
     if not args.no_doc:
         write_section(section(result), BEGIN, END)
     sys.exit(0 if result["target"]["met"] else 1)

@@ -76,9 +76,9 @@ def declarations(count: int = COUNT) -> list[dict[str, Any]]:
         if i % 7 == 0:
             declaration["parameters"] = {"greeting": f"hello {i}"}
         if i % 10 == 0:
-            declaration["concurrency_limit"] = None  # unlimited
+            declaration.update(concurrency="allow", concurrency_limit=None)  # unlimited
         elif i % 10 == 5:
-            declaration["concurrency_limit"] = 2
+            declaration.update(concurrency="allow", concurrency_limit=2)
         out.append(declaration)
     return out
 

@@ -39,7 +39,8 @@ def _declaration(name: str, **fields: Any) -> dict[str, Any]:
         "agents": ["atlas"],
         "description": f"guard benchmark: {name}",
         "schedules": [],
-        "concurrency_limit": None,  # runs back to back never wait for a slot
+        "concurrency": "allow",  # runs back to back never wait for a slot
+        "concurrency_limit": None,
         **fields,
     }
 

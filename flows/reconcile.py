@@ -11,9 +11,10 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, State
 
 from automates.reconcile import ReconcileReport, reconcile
+from automates.registry.loader import load_registry
 from automates.settings import Settings
-from automates.store.breakers import held_automates
 from automates.store.engine import transaction
+from automates.store.held import schedules_held
 from blocks.store import store_engine
 from tasks.reporting import markdown_table, publish_markdown
 
@@ -25,7 +26,9 @@ async def registry_reconcile() -> State:
     engine = store_engine(settings)
     try:
         with transaction(engine) as connection:
-            held = held_automates(connection)
+            held = schedules_held(
+                connection, load_registry(settings.registry_path), settings.work_pool
+            )
     finally:
         engine.dispose()
     report = await reconcile(settings, held=held)

@@ -3,7 +3,8 @@
 PostgreSQL comes from AUTOMATES_TEST_DATABASE_URL (CI uses the machine's own) or, on a fresh
 machine, from the embedded wheel in a temporary folder. Each session works in a fresh database
 of its own, dropped at the end. Nothing here skips: if PostgreSQL cannot be reached, the tests
-that need it error, and under CI a run in which no PostgreSQL test passed fails.
+that need it error, and under CI (or with AUTOMATES_TEST_DATABASE_URL set) a run in which no
+PostgreSQL test passed fails.
 """
 
 from __future__ import annotations
@@ -34,11 +35,15 @@ REPO = Path(__file__).resolve().parents[1]
 pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.projects",
+    "tests.fixtures.task_runs",
     "tests.fixtures.browser_layer",
     "tests.fixtures.browser_site",
     "tests.fixtures.browser_xvfb",
 ]
 
+# PostgreSQL tests seen and passed, counted where reports arrive: in the one pytest process, or
+# under pytest-xdist in the controller, which runs no test itself.
+_postgres_seen = 0
 _postgres_passed = 0
 
 
@@ -102,15 +107,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    global _postgres_passed
-    if report.when == "call" and report.passed and "postgres" in report.keywords:
-        _postgres_passed += 1
+    global _postgres_seen, _postgres_passed
+    if "postgres" not in report.keywords:
+        return
+    _postgres_seen += report.when == "setup"
+    _postgres_passed += report.when == "call" and report.passed
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    collected_postgres = any("postgres" in item.keywords for item in session.items)
-    if os.environ.get("CI") and collected_postgres and _postgres_passed == 0:
-        print("\nCI: no PostgreSQL test passed; failing the run (they must run in CI).")
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller, which sees every report, decides
+    required = os.environ.get("CI") or os.environ.get("AUTOMATES_TEST_DATABASE_URL")
+    if required and _postgres_seen and _postgres_passed == 0:
+        print("\nno PostgreSQL test passed; failing the run (a PostgreSQL was required).")
         session.exitstatus = 1
 
 

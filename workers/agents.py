@@ -20,27 +20,34 @@ DEFAULT_POLL_SECONDS = 0.25
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pool", default=None, help="Work pool (default: AUTOMATES_AGENT_POOL).")
+    serve(argv, __doc__, "agents", DEFAULT_POLL_SECONDS)
+
+
+def serve(argv: list[str] | None, description: str | None, kind: str, poll_seconds: float) -> None:
+    """Parse the command line and run the in-process worker of `kind` (agents or warm)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--pool", default=None, help=f"Work pool (default: the {kind} pool).")
     parser.add_argument("--name", default=None, help="Worker name (default: <host>-<pool>).")
-    parser.add_argument("--poll-seconds", type=float, default=DEFAULT_POLL_SECONDS)
+    parser.add_argument("--poll-seconds", type=float, default=poll_seconds)
     args = parser.parse_args(argv)
     load_env_files(env_file_paths())
     # Read by Prefect's worker loop when it starts: set before Prefect's settings load.
     os.environ["PREFECT_WORKER_QUERY_SECONDS"] = str(args.poll_seconds)
     settings = Settings()
-    pool = args.pool or settings.agent_pool
 
     from automates.agents.dispatch import AgentDispatcher
+    from automates.platform.inprocess import WarmWorker
     from automates.platform.prefect_patches import apply_all
 
     apply_all()
-    dispatcher = AgentDispatcher(
+    worker_type = AgentDispatcher if kind == "agents" else WarmWorker
+    pool = args.pool or (settings.agent_pool if kind == "agents" else settings.warm_pool)
+    worker = worker_type(
         work_pool_name=pool,
         name=args.name or f"{socket.gethostname()}-{pool}",
         settings=settings,
     )
-    asyncio.run(dispatcher.start())
+    asyncio.run(worker.start())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from automates.errors import TaskRunRequestError
+from automates.errors import TaskRunRequestError, field_problems
 from automates.store.schema import SLUG_PATTERN
 
 CONTEXT_FIELDS = ("machine", "client", "contact", "mailbox")
@@ -28,9 +28,7 @@ class RunRequest(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            problems = "; ".join(
-                f"field {'.'.join(str(p) for p in e['loc'])!r}: {e['msg']}" for e in error.errors()
-            )
+            problems = field_problems(error, "(request)")
             raise TaskRunRequestError(f"invalid run request: {problems}") from None
 
     def row(self) -> dict[str, Any]:

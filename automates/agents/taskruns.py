@@ -33,6 +33,7 @@ from automates.errors import (
     AutomatesError,
     TaskRunRequestError,
     UnknownPerimeterError,
+    field_problems,
 )
 from automates.settings import Settings
 from automates.store import taskruns as sql
@@ -68,10 +69,7 @@ class TaskRunRequest(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            problems = "; ".join(
-                f"field {'.'.join(str(p) for p in e['loc']) or '(request)'!r}: {e['msg']}"
-                for e in error.errors()
-            )
+            problems = field_problems(error, "(request)")
             raise TaskRunRequestError(f"invalid agent task run request: {problems}") from None
 
     def full_prompt(self) -> str:

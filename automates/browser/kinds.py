@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from automates.errors import BrowserPayloadError
+from automates.errors import BrowserPayloadError, field_problems
 
 MAX_PAYLOAD_BYTES = 4096
 
@@ -96,8 +96,5 @@ def parse_payload(kind: str, payload: Any) -> Payload:
     try:
         return model.model_validate(payload)
     except ValidationError as error:
-        problems = "; ".join(
-            f"field {'.'.join(str(p) for p in e['loc']) or '(payload)'!r}: {e['msg']}"
-            for e in error.errors()
-        )
+        problems = field_problems(error, "(payload)")
         raise BrowserPayloadError(f"kind {kind!r}: invalid payload: {problems}") from None

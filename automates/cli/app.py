@@ -5,14 +5,17 @@ from __future__ import annotations
 import typer
 
 from automates.cli import (
+    approval_cmds,
     breaker_cmds,
     browser_cmds,
+    hold_cmds,
     journal_cmds,
     platform_cmds,
     registry_cmds,
     schedule_cmds,
     sync_cmds,
     taskrun_cmds,
+    trigger_cmds,
 )
 from automates.platform.prefect_patches import apply_all
 
@@ -27,6 +30,8 @@ for group in (platform_cmds.app, sync_cmds.app, registry_cmds.app, journal_cmds.
     app.registered_commands.extend(group.registered_commands)
 app.add_typer(breaker_cmds.app, name="breaker")
 app.registered_commands.extend(schedule_cmds.app.registered_commands)  # preview, schedules
+for group in (hold_cmds.app, approval_cmds.app, trigger_cmds.app):
+    app.registered_commands.extend(group.registered_commands)  # holds, release, approve, trigger
 app.add_typer(browser_cmds.app, name="browser")
 app.registered_commands.extend(taskrun_cmds.app.registered_commands)  # runs
 app.add_typer(taskrun_cmds.task_run_app, name="task-run")

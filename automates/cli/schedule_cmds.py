@@ -1,4 +1,5 @@
-"""`automates preview | schedules`: what the schedules became and when they will fire."""
+"""`automates preview | schedules`: what the schedules became and when they will fire, and
+`preview --simulate-outage`: what the misfire policy does with the ticks of an outage."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from automates.cli.output import JsonOption, console, emit_json, handle_errors, 
 from automates.errors import ScheduleSpecError, UnknownAutomateError
 from automates.registry.loader import load_registry
 from automates.registry.model import Automate
-from automates.scheduling.preview import PreviewSchedule, TickStatus, preview
+from automates.scheduling.misfire import DEFAULT_GRACE_SECONDS, Misfire
+from automates.scheduling.preview import (
+    OutagePreview,
+    PreviewSchedule,
+    TickStatus,
+    TooManyTicks,
+    preview,
+    simulate_outage,
+)
 from automates.scheduling.quiet_hours import QuietAction, QuietHours
 from automates.scheduling.realise import prefect_yaml_fields
 from automates.scheduling.targets import automate_schedules, spec_schedule
@@ -22,6 +31,9 @@ from automates.scheduling.targets import automate_schedules, spec_schedule
 app = typer.Typer()
 QuietActionOption = typer.Option(
     QuietAction.SKIP, "--quiet-action", help="A SPEC: skip or defer quiet ticks."
+)
+MisfireOption = typer.Option(
+    Misfire.SKIP, "--misfire", help="A SPEC: the misfire policy of --simulate-outage."
 )
 
 
@@ -47,16 +59,36 @@ def preview_command(
     ),
     quiet_tz: str = typer.Option("UTC", "--quiet-tz", help="A SPEC: the quiet hours' zone."),
     quiet_action: QuietAction = QuietActionOption,
+    outage: tuple[str, str] | None = typer.Option(
+        None,
+        "--simulate-outage",
+        metavar="FROM TO",
+        help="What the misfire policy does if nothing runs from FROM to TO (RFC 3339; "
+        "without offset: in --tz).",
+    ),
+    misfire: Misfire = MisfireOption,
+    grace: int = typer.Option(
+        DEFAULT_GRACE_SECONDS,
+        "--grace",
+        min=1,
+        max=24 * 3600,
+        help="A SPEC: misfire_grace_seconds for --simulate-outage.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """The next fire times after jitter, quiet hours and DST; skipped or deferred ticks say why."""
+    """The next fire times after jitter, quiet hours and DST; skipped or deferred ticks say why.
+    With --simulate-outage: which missed ticks run, which are skipped, and whether it holds."""
     zone = _zone(tz) if tz else None
-    start = _start(from_, zone)
+    if outage is not None and from_ is not None:
+        raise ScheduleSpecError("--from: not with --simulate-outage, whose FROM is the start")
+    span = _outage_span(outage, zone) if outage is not None else None
+    start = span[0] if span is not None else _start(from_, zone)
     settings = load_settings()
     automate = load_registry(settings.registry_path).get(target)
     if automate is not None:
         schedules = automate_schedules(automate)
         quiet_hours = automate.quiet_hours
+        misfire, grace = automate.misfire, automate.misfire_grace_seconds
         if not schedules:
             raise UnknownAutomateError(f"automate {target!r} has no schedule to preview")
     else:
@@ -70,6 +102,10 @@ def preview_command(
                 f"{target!r} is not a declared automate, nor a schedule: {error}"
             ) from None
         quiet_hours = _quiet(quiet, quiet_tz, quiet_action)
+    if span is not None:
+        simulated = _simulate(schedules, span, misfire, grace, quiet_hours)
+        _show_outage(target, schedules, simulated, count, tz, as_json)
+        return
     ticks = asyncio.run(preview(schedules, start=start, count=count, quiet=quiet_hours))
     shown_zone = tz
     if as_json:
@@ -94,6 +130,91 @@ def preview_command(
         if tick.status is TickStatus.DEFER:
             status += f" → {shown['runs_at']}"
         table.add_row(tick.schedule, shown["local"], status, tick.reason or "")
+    console.print(table)
+
+
+def _outage_span(outage: tuple[str, str], zone: ZoneInfo | None) -> tuple[datetime, datetime]:
+    start, end = (_moment("--simulate-outage", text, zone) for text in outage)
+    if end <= start:
+        raise ScheduleSpecError(
+            f"--simulate-outage: TO ({outage[1]}) must be after FROM ({outage[0]})"
+        )
+    return start, end
+
+
+def _simulate(
+    schedules: list[PreviewSchedule],
+    span: tuple[datetime, datetime],
+    misfire: Misfire,
+    grace: int,
+    quiet: QuietHours | None,
+) -> OutagePreview:
+    try:
+        return asyncio.run(
+            simulate_outage(
+                schedules,
+                start=span[0],
+                end=span[1],
+                policy=misfire,
+                grace_seconds=grace,
+                quiet=quiet,
+            )
+        )
+    except TooManyTicks as error:
+        raise ScheduleSpecError(f"--simulate-outage: {error}") from None
+
+
+def _show_outage(
+    target: str,
+    schedules: list[PreviewSchedule],
+    simulated: OutagePreview,
+    count: int,
+    tz: str | None,
+    as_json: bool,
+) -> None:
+    decision = simulated.decision
+    if as_json:
+        emit_json(
+            {
+                "target": target,
+                "outage": {"from": simulated.start.isoformat(), "to": simulated.end.isoformat()},
+                "misfire": decision.policy.value,
+                "grace_seconds": simulated.grace_seconds,
+                "schedules": [_schedule_dict(s) for s in schedules],
+                "missed": len(decision.rulings),
+                "run": len(decision.to_run),
+                "hold": decision.hold,
+                "summary": decision.summary,
+                "resumes_at": simulated.resumes_at.isoformat() if simulated.resumes_at else None,
+                "ticks": [t.as_dict(tz) for t in simulated.ticks],
+            }
+        )
+        return
+    for schedule in schedules:
+        console.print(_schedule_line(schedule), highlight=False)
+    console.print(
+        f"outage {simulated.start.isoformat()} → {simulated.end.isoformat()}: misfire policy "
+        f"{decision.policy.value}, grace {simulated.grace_seconds} s",
+        highlight=False,
+    )
+    console.print(decision.summary, highlight=False)
+    if decision.hold:
+        console.print(
+            "HOLD: the automate would be held for operator review (schedules paused until "
+            "`automates release`)",
+            highlight=False,
+        )
+    if simulated.resumes_at is not None:
+        shown = simulated.resumes_at.astimezone(ZoneInfo(tz or schedules[0].timezone))
+        console.print(f"then on time from {shown.isoformat()}", highlight=False)
+    # The newest ticks: where catch_up's and fire_once's runs are.
+    hidden = max(0, len(simulated.ticks) - count)
+    table = Table("schedule", "tick", "fate", "why")
+    for tick in simulated.ticks[hidden:]:
+        shown_tick = tick.as_dict(tz)
+        table.add_row(tick.schedule, shown_tick["local"], tick.fate, tick.reason)
+    if hidden:
+        console.print(f"({hidden} older ticks not shown; --count shows more)", highlight=False)
     console.print(table)
 
 
@@ -169,10 +290,14 @@ def _zone(name: str) -> ZoneInfo:
 def _start(text: str | None, zone: ZoneInfo | None) -> datetime:
     if text is None:
         return datetime.now(UTC)
+    return _moment("--from", text, zone)
+
+
+def _moment(option: str, text: str, zone: ZoneInfo | None) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ScheduleSpecError(f"--from: {text!r} is not an RFC 3339 time") from None
+        raise ScheduleSpecError(f"{option}: {text!r} is not an RFC 3339 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone or UTC)
     return moment.astimezone(UTC)

@@ -12,8 +12,8 @@ from automates.cli.output import JsonOption, console, emit_json, handle_errors, 
 from automates.platform.database import database_url
 from automates.reconcile import reconcile as run_reconcile
 from automates.registry.loader import load_registry
-from automates.store.breakers import held_automates
 from automates.store.engine import make_engine, migrate, transaction
+from automates.store.held import schedules_held
 from automates.sync import sync as run_sync
 
 app = typer.Typer()
@@ -80,7 +80,9 @@ def reconcile(as_json: bool = JsonOption) -> None:
     try:
         migrate(engine)  # the breakers table must exist to be read
         with transaction(engine) as connection:
-            held = held_automates(connection)
+            held = schedules_held(
+                connection, load_registry(settings.registry_path), settings.work_pool
+            )
     finally:
         engine.dispose()
     report = asyncio.run(run_reconcile(settings, held=held))

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from automates.agents.taskruns import TaskRunRequest, new_task_run
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
-from automates.errors import TaskRunRequestError, UnknownTaskRunError
+from automates.errors import TaskRunRequestError, UnknownTaskRunError, field_problems
 from automates.platform.database import database_url
 from automates.server.client import prefect_client
 from automates.settings import Settings
@@ -276,7 +276,7 @@ def set_perimeter(
             mailbox=mailbox,
         )
     except ValidationError as error:
-        problems = "; ".join(f"field {e['loc'][0]!r}: {e['msg']}" for e in error.errors())
+        problems = field_problems(error, "(perimeter)")
         raise TaskRunRequestError(f"invalid perimeter {perimeter_id!r}: {problems}") from None
     engine = _engine(load_settings())
     try:

@@ -12,6 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from automates.registry.model import Automate
+from automates.scheduling.approval import Approval
+from automates.scheduling.concurrency import Concurrency
+from automates.scheduling.misfire import DEFAULT_GRACE_SECONDS, Misfire
 from automates.scheduling.quiet_hours import QuietHours
 
 GUARD_ENV = "AUTOMATES_GUARD"
@@ -19,6 +22,14 @@ GUARD_ENV = "AUTOMATES_GUARD"
 # starts with the project's virtual environment).
 GUARD_COMMAND = "python -m automates.guard.engine"
 JITTER = 0.25
+_LEFT_OUT_AT_DEFAULT = (
+    "quiet_hours",
+    "misfire",
+    "misfire_grace_seconds",
+    "approval",
+    "declaration_digest",
+    "concurrency",
+)
 
 
 class GuardPolicy(BaseModel):
@@ -38,9 +49,15 @@ class GuardPolicy(BaseModel):
     environments: tuple[str, ...] = ()
     env_files: tuple[str, ...] = ()
     quiet_hours: QuietHours | None = None  # checked by automates.guard.quiet_hours
+    misfire: Misfire = Misfire.SKIP  # automates.guard.misfire
+    misfire_grace_seconds: int = DEFAULT_GRACE_SECONDS
+    approval: Approval = Approval.NONE  # automates.guard.approval
+    # The version an approval is for (automates/store/registry.py); only with an approval.
+    declaration_digest: str | None = None
+    concurrency: Concurrency = Concurrency.FORBID  # automates.guard.concurrency
 
     @classmethod
-    def of(cls, automate: Automate) -> GuardPolicy:
+    def of(cls, automate: Automate, default_pool: str | None = None) -> GuardPolicy:
         return cls(
             automate=automate.name,
             timeout_seconds=automate.timeout_seconds,
@@ -54,6 +71,11 @@ class GuardPolicy(BaseModel):
             environments=automate.environments,
             env_files=automate.env_files,
             quiet_hours=automate.quiet_hours,
+            misfire=automate.misfire,
+            misfire_grace_seconds=automate.misfire_grace_seconds,
+            approval=automate.approval,
+            declaration_digest=_approved_version(automate, default_pool),
+            concurrency=automate.concurrency,
         )
 
     @classmethod
@@ -62,11 +84,14 @@ class GuardPolicy(BaseModel):
         return None if raw is None else cls.model_validate_json(raw)
 
     def encoded(self) -> str:
-        # Without quiet hours the key is left out, so existing deployments keep their job
-        # variables byte for byte.
-        data = self.model_dump(
-            mode="json", exclude={"quiet_hours"} if not self.quiet_hours else None
-        )
+        # The scheduling policies are left out at their defaults, so deployments that use
+        # none of them keep their job variables byte for byte.
+        defaults = {
+            name
+            for name in _LEFT_OUT_AT_DEFAULT
+            if getattr(self, name) == type(self).model_fields[name].default
+        }
+        data = self.model_dump(mode="json", exclude=defaults)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def retry_delay(self, retry: int, seed: str) -> float:
@@ -80,6 +105,20 @@ class GuardPolicy(BaseModel):
         return self.retry_backoff_seconds * 2 ** (retry - 1) * (1 + jitter)
 
 
-def job_variables(automate: Automate) -> dict[str, Any]:
+def job_variables(automate: Automate, default_pool: str | None = None) -> dict[str, Any]:
     """The deployment's job variables that route its runs through the guard."""
-    return {"command": GUARD_COMMAND, "env": {GUARD_ENV: GuardPolicy.of(automate).encoded()}}
+    policy = GuardPolicy.of(automate, default_pool)
+    return {"command": GUARD_COMMAND, "env": {GUARD_ENV: policy.encoded()}}
+
+
+def _approved_version(automate: Automate, default_pool: str | None) -> str | None:
+    """The digest sync stores for the declaration, for an automate that asks for approval."""
+    if automate.approval is Approval.NONE:
+        return None
+    pool = automate.work_pool or default_pool
+    if pool is None:
+        raise ValueError(f"{automate.name}: the approval's digest needs the default work pool")
+    # Imported here: a flow run reads its policy without loading the store's SQL modules.
+    from automates.store.registry import declaration_digest
+
+    return declaration_digest(automate, pool)

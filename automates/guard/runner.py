@@ -15,8 +15,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,15 +25,20 @@ from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.states import Completed
 
 from automates.envfiles import load_env_files
-from automates.guard import breaker, journal
+from automates.guard import breaker, concurrency, journal
+from automates.guard.approval import approval_refusal
+from automates.guard.misfire import misfire_refusal
 from automates.guard.policy import GuardPolicy
 from automates.guard.quiet_hours import quiet_refusal
-from automates.guard.recording import record_run, store
+from automates.guard.recording import record_run
 from automates.guard.repair import LOG_DIR_ENV, diagnose, repair
 from automates.settings import Settings
-from automates.store.journals import release_advisory_lock, try_advisory_lock
 
 logger = logging.getLogger("automates.guard")
+
+# Prefect's server lets a run turn Running up to half a second before its scheduled time (it
+# rounds the wait to whole seconds); a wait longer than this is a clock problem, not a lead.
+MAX_TICK_WAIT_SECONDS = 1.0
 
 
 def guarded(flow: Flow[..., Any], policy: GuardPolicy, settings: Settings) -> Flow[..., Any]:
@@ -56,37 +60,33 @@ def guarded(flow: Flow[..., Any], policy: GuardPolicy, settings: Settings) -> Fl
 
 
 def _refusal(policy: GuardPolicy, settings: Settings) -> State | None:
+    """The state that ends this run before its body, or None. In order: the environment,
+    quiet hours, the misfire policy (a stale tick), the approval (the run may wait here)."""
     if policy.environments and settings.environment not in policy.environments:
         allowed = ", ".join(policy.environments)
         return Completed(
             name="Skipped",
             message=f"skipped: runs only in {allowed}; this is {settings.environment!r}",
         )
-    return quiet_refusal(policy)  # Skipped or Deferred inside the quiet window
-
-
-@contextmanager
-def _exclusive(policy: GuardPolicy, settings: Settings) -> Iterator[bool]:
-    """The advisory lock of an automate that touches money or durable data; True if held
-    (or not needed). Released when the run's attempts are over."""
-    if not policy.advisory_lock:
-        yield True
-        return
-    with store(settings.store_block).connect() as connection:
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        held = try_advisory_lock(connection, policy.automate)
-        try:
-            yield held
-        finally:
-            if held:
-                release_advisory_lock(connection, policy.automate)
-
-
-def _locked_out(policy: GuardPolicy) -> State:
-    return Completed(
-        name="Skipped",
-        message=f"skipped: another run of {policy.automate} holds its advisory lock",
+    return (
+        quiet_refusal(policy)  # Skipped or Deferred inside the quiet window
+        or misfire_refusal(policy, settings)
+        or approval_refusal(policy, settings)
     )
+
+
+def _until_tick() -> float:
+    """Seconds until this run's scheduled time when it is just ahead: an in-process worker
+    starts a run's engine a little before its tick (automates/platform/inprocess.py), and the
+    body waits here for the tick itself. Never more than MAX_TICK_WAIT_SECONDS."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    flow_run = context.flow_run if context is not None else None
+    if flow_run is None or flow_run.expected_start_time is None:
+        return 0.0
+    ahead = flow_run.expected_start_time.timestamp() - time.time()
+    return min(max(ahead, 0.0), MAX_TICK_WAIT_SECONDS)
 
 
 def _prepare(policy: GuardPolicy, settings: Settings) -> State | None:
@@ -190,24 +190,26 @@ def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Ca
 
         @functools.wraps(fn)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(_until_tick())
             refusal = _prepare(policy, settings)
             if refusal is not None:
                 return refusal
-            with _exclusive(policy, settings) as held:
-                if not held:
-                    return _locked_out(policy)
+            with concurrency.slot(policy, settings) as refused:
+                if refused is not None:
+                    return refused
                 return await _attempts_async(fn, args, kwargs, policy, settings)
 
         return guarded_async
 
     @functools.wraps(fn)
     def guarded_sync(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(_until_tick())
         refusal = _prepare(policy, settings)
         if refusal is not None:
             return refusal
-        with _exclusive(policy, settings) as held:
-            if not held:
-                return _locked_out(policy)
+        with concurrency.slot(policy, settings) as refused:
+            if refused is not None:
+                return refused
             return _attempts(fn, args, kwargs, policy, settings)
 
     return guarded_sync
@@ -278,6 +280,7 @@ def outcome_of(state: State) -> str:
         "Findings": "findings",
         "Skipped": "skipped",
         "Deferred": "skipped",  # quiet hours: this run did nothing; a later one will
+        "Held": "skipped",  # misfire: did nothing; the automate waits for operator review
         "TimedOut": "timed_out",
     }
     if state.name in by_name:

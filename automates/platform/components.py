@@ -17,6 +17,11 @@ from automates.settings import Settings
 from automates.store.urls import prefect_server_url
 from workers.process import worker_argv
 
+# Connections the Prefect server keeps open to its database: one per deployment sync writes at
+# once (WRITE_CONCURRENCY in automates/server/deploy.py) would be 32; 20 covers the writes
+# with Prefect's 10 overflow connections on top, well under PostgreSQL's 100.
+SERVER_POOL_SIZE = 20
+
 
 def server(settings: Settings) -> Managed:
     return Managed("prefect-server", settings.data_path / "run")
@@ -63,6 +68,11 @@ def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -
         PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS=os.environ.get(
             "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "10"
         ),
+        # Prefect's pool keeps 5 connections and opens up to 10 more per burst, closing each
+        # after its request: a cold sync would wait on connections more than on work.
+        PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE=os.environ.get(
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE", str(SERVER_POOL_SIZE)
+        ),
     )
     argv = [sys.executable, "-m", "automates.platform.server_main", "server", "start"]
     argv += ["--host", settings.server_host, "--port", str(settings.server_port)]
@@ -82,12 +92,41 @@ def start_worker(settings: Settings, pool: str) -> bool:
 
 def start_agent_dispatcher(settings: Settings, pool: str | None = None) -> bool:
     """Start the agent dispatcher on the agent pool unless one of ours already runs."""
-    pool = pool or settings.agent_pool
+    return _start_inprocess_worker(settings, "workers.agents", pool or settings.agent_pool)
+
+
+def start_warm_worker(settings: Settings, pool: str | None = None) -> bool:
+    """Start the warm worker on the warm pool unless one of ours already runs."""
+    return _start_inprocess_worker(settings, "workers.warm", pool or settings.warm_pool)
+
+
+def _start_inprocess_worker(settings: Settings, module: str, pool: str) -> bool:
     managed = worker(settings, pool)
     if managed.pid() is not None:
         return False
-    argv = [sys.executable, "-m", "workers.agents", "--pool", pool]
+    argv = [sys.executable, "-m", module, "--pool", pool]
     managed.start(argv, prefect_env(settings), cwd=settings.project_root)
+    return True
+
+
+def webhook(settings: Settings) -> Managed:
+    return Managed("webhook", settings.data_path / "run")
+
+
+def start_webhook(settings: Settings, timeout: float = 30.0) -> bool:
+    """Start the webhook (automates/webhook/) unless ours already runs; return whether started."""
+    managed = webhook(settings)
+    if managed.pid() is not None:
+        return False
+    argv = [sys.executable, "-m", "automates.webhook"]
+    managed.start(argv, prefect_env(settings), cwd=settings.project_root)
+    host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "::") else settings.webhook_host
+    deadline = time.monotonic() + timeout
+    while not _port_taken(f"http://{host}:{settings.webhook_port}"):
+        if managed.pid() is None or time.monotonic() > deadline:
+            managed.stop()
+            raise PlatformError(f"the webhook did not start:\n{managed.log_tail()}")
+        time.sleep(0.3)
     return True
 
 

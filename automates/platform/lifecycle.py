@@ -14,6 +14,7 @@ from typing import Any
 from automates.errors import PlatformError
 from automates.platform import components, embedded_pg
 from automates.platform.database import database_url
+from automates.platform.processes import stop_together
 from automates.server.client import api_healthy
 from automates.server.deploy import SyncReport
 from automates.settings import Settings
@@ -81,17 +82,47 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
     say(f"starting the agent dispatcher on pool {settings.agent_pool!r}")
     started = components.start_agent_dispatcher(settings)
     (report.started if started else report.reused).append(f"worker-{settings.agent_pool}")
+
+    if _declares_pool(settings, settings.warm_pool):  # an idle warm worker is a wasted process
+        say(f"starting the warm worker on pool {settings.warm_pool!r}")
+        started = components.start_warm_worker(settings)
+        (report.started if started else report.reused).append(f"worker-{settings.warm_pool}")
+
+    if _declares_webhook(settings):  # no automate takes webhook runs: no port opened
+        say(f"starting the webhook on {settings.webhook_host}:{settings.webhook_port}")
+        started = components.start_webhook(settings)
+        (report.started if started else report.reused).append("webhook")
     return report
+
+
+def _declares_webhook(settings: Settings) -> bool:
+    from automates.errors import DeclarationError
+    from automates.registry.loader import load_registry
+
+    try:
+        return any(a.webhook for a in load_registry(settings.registry_path).deployable)
+    except DeclarationError:
+        return False
+
+
+def _declares_pool(settings: Settings, pool: str) -> bool:
+    from automates.errors import DeclarationError
+    from automates.registry.loader import load_registry
+
+    try:
+        registry = load_registry(settings.registry_path)
+    except DeclarationError:  # `up --no-sync` on a broken registry: sync reports it
+        return False
+    return any(a.work_pool == pool for a in registry.deployable)
 
 
 def down(settings: Settings) -> list[str]:
     """Stop the workers, the server and the embedded PostgreSQL; return what was stopped."""
-    stopped = []
     run_dir = settings.data_path / "run"
-    for pid_file in sorted(run_dir.glob("worker-*.pid")):
-        pool = pid_file.stem.removeprefix("worker-")
-        if components.worker(settings, pool).stop():
-            stopped.append(pid_file.stem)
+    pools = [f.stem.removeprefix("worker-") for f in sorted(run_dir.glob("worker-*.pid"))]
+    # The workers and the webhook depend on nothing but the server: stopped together, first.
+    clients = [components.worker(settings, pool) for pool in pools]
+    stopped = [c.name for c in stop_together([*clients, components.webhook(settings)])]
     if components.server(settings).stop():
         stopped.append("prefect-server")
     if settings.embedded and embedded_pg.stop(settings.data_path):
@@ -114,4 +145,5 @@ def status(settings: Settings) -> dict[str, Any]:
         "api_url": settings.api_url,
         "ui_url": settings.ui_url,
         "workers": workers,
+        "webhook_process": components.webhook(settings).pid() is not None,
     }

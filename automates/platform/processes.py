@@ -59,23 +59,29 @@ class Managed:
 
     def stop(self, grace_seconds: float = 15.0) -> bool:
         """Stop the component's process group; return whether it was running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        if _alive(pid):
-            _signal_group(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return bool(stop_together([self], grace_seconds))
 
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+def stop_together(components: Sequence[Managed], grace_seconds: float = 15.0) -> list[Managed]:
+    """Stop independent components at once (each is asked, then all are waited for, then
+    any still there is killed); return those that were running."""
+    running = [(c, pid) for c in components if (pid := c.pid()) is not None]
+    for _, pid in running:
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and any(_alive(pid) for _, pid in running):
+        time.sleep(0.1)
+    for component, pid in running:
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+        component.pid_file.unlink(missing_ok=True)
+    return [component for component, _ in running]
 
 
 def _alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from automates.errors import DeclarationError, DeclarationProblem
 from automates.registry.model import Automate, Registry
+from automates.scheduling.triggers import trigger_problems
 
 REGISTRY = "<registry>"
 _FIELD_PREFIX = re.compile(r"^(?:Value error, )?\[(?P<field>[\w.\[\]]+)\] (?P<message>.*)$", re.S)
@@ -63,6 +64,8 @@ def parse_registry(document: Any) -> Registry:
         for name, n in counts.items()
         if n > 1
     )
+    names = [_label(item, i) for i, item in enumerate(items)]
+    problems.extend(trigger_problems(automates, names))  # between declarations: `after`
     if problems:
         raise DeclarationError(problems)
     return Registry(automates=tuple(automates))

@@ -25,10 +25,14 @@ from pydantic import (
     model_validator,
 )
 
+from automates.scheduling.approval import Approval
+from automates.scheduling.concurrency import Concurrency
 from automates.scheduling.forms import Form, at_form, cron_form, every_form
 from automates.scheduling.jitter import MAX_JITTER_SECONDS, jitter_bound, stable_offset
+from automates.scheduling.misfire import DEFAULT_GRACE_SECONDS, Misfire
 from automates.scheduling.phrases import parse_phrase
 from automates.scheduling.quiet_hours import QuietHours
+from automates.scheduling.triggers import Trigger
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$")
 ENTRYPOINT = re.compile(r"^[\w./-]+\.py(:[A-Za-z_]\w*)?$")
@@ -176,7 +180,10 @@ class Automate(Frozen):
     schedules: tuple[Schedule, ...] = ()
     timeout_seconds: int = Field(default=300, ge=1, le=MAX_TIMEOUT_SECONDS)
     concurrency_limit: int | None = Field(
-        default=1, ge=1, description="Runs at once; 1 forbids overlap, null means unlimited."
+        default=1,
+        ge=1,
+        description="Runs at once: 1 (the default) under forbid, queue_one and replace; under "
+        "allow, 2 or more, or null for no limit.",
     )
     work_pool: Slug | None = Field(default=None, description="Default: the settings' work pool.")
     enabled: bool = True
@@ -236,6 +243,34 @@ class Automate(Frozen):
         description="Who declared it; an agent's schedules may not fire more often than "
         "AUTOMATES_AGENT_MIN_INTERVAL_SECONDS.",
     )
+    misfire: Misfire = Field(
+        default=Misfire.SKIP,
+        description="What happens to ticks missed while the server or workers were down: "
+        "skip, catch_up (at most 3; hold if more and over 24 h old) or fire_once.",
+    )
+    misfire_grace_seconds: int = Field(
+        default=DEFAULT_GRACE_SECONDS,
+        ge=1,
+        le=24 * 3600,
+        description="A run starting this late after its tick or less is on time, not missed.",
+    )
+    concurrency: Concurrency = Field(
+        default=Concurrency.FORBID,
+        description="A new run while one is active: forbid (skipped), queue_one, replace or "
+        "allow (up to concurrency_limit).",
+    )
+    approval: Approval = Field(
+        default=Approval.NONE,
+        description="none, before_enable (schedules inactive until approved) or "
+        "before_first_run (the first run after a change waits for approval).",
+    )
+    triggers: tuple[Trigger, ...] = Field(
+        default=(), description="Prefect events that start a run, besides the schedules."
+    )
+    webhook: bool = Field(
+        default=False,
+        description="Whether the authenticated webhook may start this automate.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Automate:
@@ -265,8 +300,33 @@ class Automate(Frozen):
                 f"in timeout_seconds={self.timeout_seconds}",
             )
 
+    def _coherent_concurrency(self) -> None:
+        policy, limit = self.concurrency.value, self.concurrency_limit
+        if self.concurrency is not Concurrency.ALLOW:
+            if limit != 1:
+                raise _FieldError(
+                    "concurrency_limit",
+                    f"concurrency: {policy} runs one at a time, so concurrency_limit must be 1 "
+                    f"or left out, got {'null' if limit is None else limit}; to let runs "
+                    "overlap, declare concurrency: allow",
+                )
+            return
+        if "concurrency_limit" not in self.model_fields_set or self.concurrency_limit == 1:
+            raise _FieldError(
+                "concurrency_limit",
+                "concurrency: allow lets runs overlap, so it needs concurrency_limit: 2 or "
+                "more, or null for no limit (for one run at a time, use forbid or queue_one)",
+            )
+        if self.touches:
+            raise _FieldError(
+                "concurrency",
+                f"a run that touches {', '.join(self.touches)} must never overlap another: "
+                "use forbid, queue_one or replace, not allow",
+            )
+
     def _coherent_schedules(self) -> Automate:
         self._coherent_retries()
+        self._coherent_concurrency()
         if self.kind is Kind.RECURRING and not self.schedules:
             raise _FieldError("schedules", "a recurring automate needs at least one schedule")
         if self.kind is not Kind.RECURRING and self.schedules:

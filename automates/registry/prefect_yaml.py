@@ -14,7 +14,7 @@ import yaml
 from automates.guard.policy import job_variables
 from automates.registry.model import Registry
 from automates.scheduling.realise import prefect_schedule, prefect_yaml_fields
-from automates.server.spec import deployment_parameters
+from automates.server.spec import deployment_parameters, prefect_concurrency_limit
 
 HEADER = (
     "# GENERATED from deployments/registry.yaml by `automates render-prefect-yaml`: do not edit.\n"
@@ -33,12 +33,12 @@ def render(registry: Registry, default_pool: str, prefect_version: str) -> str:
             "entrypoint": automate.flow_entrypoint,
             "description": description,
             "tags": list(automate.tags),
-            "concurrency_limit": automate.concurrency_limit,
+            "concurrency_limit": prefect_concurrency_limit(automate),
             "paused": not automate.enabled,
             "parameters": deployment_parameters(automate),
             "work_pool": {
                 "name": automate.work_pool or default_pool,
-                "job_variables": job_variables(automate),
+                "job_variables": job_variables(automate, default_pool),
             },
             "schedules": [
                 {

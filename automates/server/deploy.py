@@ -1,9 +1,10 @@
 """Syncing declarations to the Prefect server (the server half of `automates sync`).
 
-The server is read once (flows, deployments, work pools); only what differs is written, so a
-re-sync with nothing changed costs three reads and no write. Writes run concurrently, bounded.
-Deployments that nobody declares are reported; they are deleted only with `prune`, and then
-only if this tool created them (the `managed-by:automates` tag).
+The server is read once (flows, deployments and their trigger automations, work pools);
+only what differs is written, so a re-sync with nothing changed costs four reads and no
+write. Writes run concurrently, bounded. Deployments that nobody declares are reported; they
+are deleted only with `prune`, and then only if this tool created them (the
+`managed-by:automates` tag).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from automates.registry.model import Registry
 from automates.server.client import prefect_client
 from automates.server.deployed import ServerState, read_server_state
 from automates.server.spec import DeploymentSpec, declared_specs, differences
+from automates.server.triggers import write_triggers
 from automates.settings import Settings
 
 # Deployment writes in flight at once. The server spends most of a create waiting (its
@@ -86,7 +88,9 @@ async def sync_server(
     notify = progress or (lambda action, name: None)
     async with prefect_client(settings.api_url) as client:
         state = await read_server_state(client)
-        await _ensure_work_pools(client, state, declared.values(), report, settings.agent_pool)
+        await _ensure_work_pools(
+            client, state, declared.values(), report, settings.agent_pool, settings.warm_pool
+        )
         flow_ids = await _ensure_flows(client, state, declared.values())
 
         limit = asyncio.Semaphore(WRITE_CONCURRENCY)
@@ -95,7 +99,9 @@ async def sync_server(
             current = state.deployments.get(spec.full_name)
             if current is None:
                 async with limit:
-                    await _create(client, flow_ids[spec.flow_name], spec)
+                    created = await _create(client, flow_ids[spec.flow_name], spec)
+                    if spec.triggers:
+                        await write_triggers(client, created, spec.triggers)
                 report.created.append(spec.full_name)
                 notify("created", spec.full_name)
                 return
@@ -105,7 +111,10 @@ async def sync_server(
                 notify("unchanged", spec.full_name)
                 return
             async with limit:
-                await client.update_deployment(current.id, _update(spec))
+                if changed.keys() - {"triggers"}:
+                    await client.update_deployment(current.id, _update(spec))
+                if "triggers" in changed:  # Prefect automations, not deployment fields
+                    await write_triggers(client, current.id, spec.triggers)
             report.updated[spec.full_name] = sorted(changed)
             notify("updated", spec.full_name)
 
@@ -117,6 +126,7 @@ async def sync_server(
             report.undeclared.append(name)
             if prune and deployed.spec.managed:
                 await client.delete_deployment(deployed.id)
+                await client.delete_resource_owned_automations(f"prefect.deployment.{deployed.id}")
                 report.pruned.append(name)
                 notify("pruned", name)
     report.created.sort()
@@ -125,16 +135,25 @@ async def sync_server(
 
 
 async def _ensure_work_pools(
-    client: PrefectClient, state: ServerState, specs: Any, report: SyncReport, agent_pool: str
+    client: PrefectClient,
+    state: ServerState,
+    specs: Any,
+    report: SyncReport,
+    agent_pool: str,
+    warm_pool: str,
 ) -> None:
     for pool in sorted({s.work_pool for s in specs if s.work_pool} - state.work_pools):
-        # The agent pool is served by the in-process agent dispatcher, every other by a
+        # The agent and warm pools are served by in-process workers, every other by a
         # process worker; the pool's type says which worker type may pull from it.
         worker: Any = ProcessWorker
         if pool == agent_pool:
             from automates.agents.dispatch import AgentDispatcher
 
             worker = AgentDispatcher
+        elif pool == warm_pool:
+            from automates.platform.inprocess import WarmWorker
+
+            worker = WarmWorker
         await client.create_work_pool(
             WorkPoolCreate(
                 name=pool,
@@ -182,8 +201,8 @@ def _fields(spec: DeploymentSpec) -> dict[str, Any]:
     }
 
 
-async def _create(client: PrefectClient, flow_id: Any, spec: DeploymentSpec) -> None:
-    await client.create_deployment(
+async def _create(client: PrefectClient, flow_id: Any, spec: DeploymentSpec) -> Any:
+    return await client.create_deployment(
         flow_id=flow_id, name=spec.name, schedules=_schedules(spec), **_fields(spec)
     )
 

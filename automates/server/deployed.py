@@ -11,6 +11,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.responses import DeploymentResponse
 
 from automates.server.spec import DeploymentSpec, deployed_spec
+from automates.server.triggers import read_deployed_triggers
 
 PAGE = 200  # the server's default maximum page size
 T = TypeVar("T")
@@ -37,8 +38,10 @@ async def read_server_state(client: PrefectClient) -> ServerState:
     flows = await _all(client.read_flows)
     names = {flow.id: flow.name for flow in flows}
     deployments: dict[str, Deployed] = {}
+    triggers = await read_deployed_triggers(client)
     for deployment in await _all(client.read_deployments):
-        spec = deployed_spec(deployment, names.get(deployment.flow_id, "?"))
+        flow_name = names.get(deployment.flow_id, "?")
+        spec = deployed_spec(deployment, flow_name, triggers.get(deployment.id, ()))
         deployments[spec.full_name] = Deployed(deployment.id, deployment.flow_id, spec, deployment)
     pools = await _all(client.read_work_pools)
     return ServerState(

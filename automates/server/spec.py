@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict
 from automates.guard.policy import job_variables
 from automates.registry.entrypoints import flow_target
 from automates.registry.model import MANAGED_TAG, Automate, Registry
+from automates.scheduling.concurrency import Concurrency
 from automates.scheduling.realise import PrefectSchedule, prefect_schedule
+from automates.server.triggers import TriggerSpec, declared_triggers
 
 SET_WORKING_DIRECTORY = "prefect.deployments.steps.set_working_directory"
 
@@ -95,6 +97,7 @@ class DeploymentSpec(BaseModel):
     parameter_schema: dict[str, Any] | None
     pull_steps: tuple[dict[str, Any], ...]
     job_variables: dict[str, Any]
+    triggers: tuple[TriggerSpec, ...] = ()  # Prefect automations owned by the deployment
 
     @property
     def full_name(self) -> str:
@@ -123,6 +126,7 @@ COMPARED_FIELDS = (
     "parameter_schema",
     "pull_steps",
     "job_variables",
+    "triggers",
 )
 
 
@@ -164,15 +168,24 @@ def declared_spec(
                 key=_schedule_key,
             )
         ),
-        concurrency_limit=automate.concurrency_limit,
+        concurrency_limit=prefect_concurrency_limit(automate),
         tags=automate.tags,
         description=description,
         paused=not automate.enabled,
         parameters=deployment_parameters(automate),
         parameter_schema=target.parameter_schema,
         pull_steps=({SET_WORKING_DIRECTORY: {"directory": str(root)}},),
-        job_variables=job_variables(automate),
+        job_variables=job_variables(automate, default_pool),
+        triggers=declared_triggers(automate),
     )
+
+
+def prefect_concurrency_limit(automate: Automate) -> int | None:
+    """The deployment's Prefect concurrency limit. Only `allow` has one: under forbid,
+    queue_one and replace the guard's slot decides (automates/guard/concurrency.py), and a
+    Prefect limit would hold their runs in AwaitingConcurrencySlot before the guard could skip,
+    queue or replace them."""
+    return automate.concurrency_limit if automate.concurrency is Concurrency.ALLOW else None
 
 
 def deployment_parameters(automate: Automate) -> dict[str, Any]:
@@ -190,8 +203,10 @@ def declared_specs(
     return {spec.full_name: spec for spec in specs}
 
 
-def deployed_spec(deployment: Any, flow_name: str) -> DeploymentSpec:
-    """The same shape from a Prefect `DeploymentResponse`."""
+def deployed_spec(
+    deployment: Any, flow_name: str, triggers: tuple[TriggerSpec, ...] = ()
+) -> DeploymentSpec:
+    """The same shape from a Prefect `DeploymentResponse` (and its automations' triggers)."""
     schedules = []
     for item in deployment.schedules:
         schedules.append(
@@ -217,6 +232,7 @@ def deployed_spec(deployment: Any, flow_name: str) -> DeploymentSpec:
         parameter_schema=deployment.parameter_openapi_schema,
         pull_steps=tuple(deployment.pull_steps or ()),
         job_variables=dict(deployment.job_variables or {}),
+        triggers=triggers,
     )
 
 

@@ -43,19 +43,46 @@ def recent_crashes(
     return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def try_advisory_lock(connection: Connection, automate: str) -> bool:
-    """Take the automate's session-level advisory lock if free (held until released or the
-    connection closes, so a crashed run cannot keep it)."""
+# Advisory lock keys: a 64-bit hash of "automates.<purpose>:<automate>". Purposes: "run" (the
+# lock of an automate that touches money or durable data), "active" (the run that holds the
+# automate's concurrency slot), "waiting" (the one run queue_one lets wait for it).
+_KEY = "hashtextextended('automates.' || :purpose || ':' || :automate, 0)"
+
+
+def try_advisory_lock(connection: Connection, automate: str, purpose: str = "run") -> bool:
+    """Take one of the automate's session-level advisory locks if free (held until released or
+    the connection closes, so a crashed run cannot keep it)."""
     return bool(
         connection.execute(
-            text("SELECT pg_try_advisory_lock(hashtextextended('automates.run:' || :automate, 0))"),
-            {"automate": automate},
+            text(f"SELECT pg_try_advisory_lock({_KEY})"),
+            {"automate": automate, "purpose": purpose},
         ).scalar()
     )
 
 
-def release_advisory_lock(connection: Connection, automate: str) -> None:
+def release_advisory_lock(connection: Connection, automate: str, purpose: str = "run") -> None:
     connection.execute(
-        text("SELECT pg_advisory_unlock(hashtextextended('automates.run:' || :automate, 0))"),
-        {"automate": automate},
+        text(f"SELECT pg_advisory_unlock({_KEY})"),
+        {"automate": automate, "purpose": purpose},
     )
+
+
+def name_session(connection: Connection, name: str) -> None:
+    """Set the session's application_name, which `lock_holder` reads back (at most 63 bytes)."""
+    connection.execute(text("SELECT set_config('application_name', :name, false)"), {"name": name})
+
+
+def lock_holder(connection: Connection, automate: str, purpose: str) -> str | None:
+    """The application_name of the session holding the automate's advisory lock ('' if it
+    set none), or None when nobody holds it. A bigint key shows in pg_locks as classid (high
+    32 bits) and objid (low 32 bits), with objsubid 1."""
+    row = connection.execute(
+        text(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            f" AND ((l.classid::bigint << 32) | l.objid::bigint) = {_KEY}"
+        ),
+        {"automate": automate, "purpose": purpose},
+    ).first()
+    return None if row is None else str(row[0] or "")

@@ -355,3 +355,46 @@ task_run_output = Table(
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("task_run_output_task_run_id_idx", "task_run_id", "id"),
 )
+
+HOLD_REASONS = ("misfire",)
+
+# An automate held for operator review (its schedules stay paused, as under an open breaker)
+# until `automates release NAME`. At most one open hold per automate and reason.
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("automate", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("held_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("released_at", DateTime(timezone=True)),
+    Column("released_by", Text),
+    _in("reason", HOLD_REASONS),
+    CheckConstraint("(released_at IS NULL) = (released_by IS NULL)", name="released_by_whom"),
+    Index(
+        "holds_open_idx",
+        "automate",
+        "reason",
+        unique=True,
+        postgresql_where=text("released_at IS NULL"),
+    ),
+)
+
+APPROVAL_STAGES = ("before_enable", "before_first_run")
+
+# Who approved which version (digest) of an automate's declaration, and when.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("automate", Text, nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("approved_by", Text, nullable=False),
+    Column("approved_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("flow_run_id", Uuid),  # the waiting run it resumed (before_first_run)
+    Column("note", Text),
+    _in("stage", APPROVAL_STAGES),
+    Index("approvals_automate_idx", "automate", "digest", "stage", unique=True),
+)

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect.deployments.flow_runs import arun_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import text
 
@@ -18,16 +17,7 @@ from automates.store.engine import make_engine
 from automates.sync import sync
 from flows.breaker_probe import breaker_probe
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, cli_json
-
-
-def run_once(settings: Settings) -> str | None:
-    async def go() -> str | None:
-        with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
-            flow_run = await arun_deployment("script/fragile", timeout=120)
-        return flow_run.state_name
-
-    return asyncio.run(go())
+from tests.fixtures.servers import cli_env, cli_json, run_all
 
 
 def breaker(settings: Settings) -> dict[str, Any]:
@@ -47,6 +37,17 @@ def schedules_active(settings: Settings) -> list[bool]:
         return [s.active for s in deployment.schedules]
 
     return asyncio.run(read())
+
+
+def wait_for_schedules(settings: Settings, active: bool, timeout: float = 30) -> None:
+    """The breaker commits its state first and sets the schedules after (the store and the
+    Prefect API share no transaction), so a reader can see the state a moment before them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if schedules_active(settings) == [active, active]:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"schedules never became active={active}: {schedules_active(settings)}")
 
 
 def wait_for_state(settings: Settings, state: str, timeout: float = 90) -> dict[str, Any]:
@@ -81,16 +82,21 @@ def test_ten_failures_open_the_breaker_and_a_probe_recovers_it(
             ],
             breaker_cooldown_seconds=2,
             work_pool=worker,
+            # The ten failures run at once: they are counted one at a time all the same.
+            concurrency="allow",
         )
+        | {"concurrency_limit": None}
     )
     settings = project.settings(server)
     asyncio.run(sync(settings, settings.database_url or ""))
 
-    outcomes = [run_once(settings) for _ in range(10)]
+    outcomes = [
+        r.state_name for r in asyncio.run(run_all(settings, *[("script/fragile", {})] * 10))
+    ]
     assert outcomes == ["Failed"] * 10
     row = wait_for_state(settings, "open")
     assert row["consecutive_failures"] == 10
-    assert schedules_active(settings) == [False, False]
+    wait_for_schedules(settings, active=False)
     engine = make_engine(settings.database_url or "")
     with engine.connect() as connection:
         states = [
@@ -125,7 +131,7 @@ def test_ten_failures_open_the_breaker_and_a_probe_recovers_it(
     assert probe(settings).startswith("1 probe run(s) started")
     closed = wait_for_state(settings, "closed")
     assert closed["consecutive_failures"] == 0 and closed["opened_at"] is None
-    assert schedules_active(settings) == [True, True]
+    wait_for_schedules(settings, active=True)
 
 
 def test_an_operator_resets_a_breaker(server: Settings, project: Project) -> None:

@@ -100,8 +100,13 @@ def test_a_portal_login_gets_its_second_factor_from_the_server_and_never_shows_i
             states = await client.read_flow_run_states(job.flow_run_id)  # type: ignore[arg-type]
         return [log.message for log in logs] + [state.message or "" for state in states]
 
-    seen = asyncio.run(run_logs_and_states())
-    assert any("portal_login" in line for line in seen)  # the logs were read
+    # The job's row says done before its run logs its last line (`browser job ... (portal_login)
+    # done ...`) and before Prefect ships that line: read once it is there.
+    shown = wait_for_log(
+        lambda: "\n".join(asyncio.run(run_logs_and_states())), lambda t: "(portal_login) done" in t
+    )
+    seen = shown.splitlines()
+    assert any("(portal_login) done" in line for line in seen)  # the logs were read
     everything = "\n".join(
         [
             *seen,

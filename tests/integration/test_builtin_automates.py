@@ -6,8 +6,6 @@ import asyncio
 from typing import Any
 
 from prefect.client.schemas.objects import FlowRun
-from prefect.deployments.flow_runs import arun_deployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from automates.server.client import prefect_client
 from automates.settings import Settings
@@ -15,7 +13,7 @@ from automates.store.engine import head_revision
 from automates.store.schema import metadata
 from automates.sync import sync
 from tests.conftest import REPO, shipped_registry
-from tests.fixtures.servers import layer_settings
+from tests.fixtures.servers import layer_settings, run_deployment
 
 
 def run(settings: Settings, name: str, **parameters: Any) -> tuple[FlowRun, str]:
@@ -25,11 +23,7 @@ def run(settings: Settings, name: str, **parameters: Any) -> tuple[FlowRun, str]
     storage), so what a run found is read from its state message and its artifact.
     """
 
-    async def go() -> FlowRun:
-        with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
-            return await arun_deployment(name, parameters=parameters, timeout=180)
-
-    flow_run = asyncio.run(go())
+    flow_run = run_deployment(settings, name, timeout=180, **parameters)
     assert flow_run.state is not None
     return flow_run, flow_run.state.message or ""
 

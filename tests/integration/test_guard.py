@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 from prefect.client.schemas.objects import FlowRun
-from prefect.deployments.flow_runs import arun_deployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import text
 
 from automates.errors import StoreError
@@ -19,19 +17,11 @@ from automates.settings import Settings
 from automates.store.engine import make_engine, transaction
 from automates.sync import sync
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, cli_json
+from tests.fixtures.servers import cli_env, cli_json, run_all
 
 
 def script(name: str, command: list[str], **fields: Any) -> dict[str, Any]:
     return automate(name, kind="oneshot", schedules=[], entrypoint=None, command=command, **fields)
-
-
-def run(settings: Settings, full_name: str, **parameters: Any) -> FlowRun:
-    async def go() -> FlowRun:
-        with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
-            return await arun_deployment(full_name, parameters=parameters, timeout=120)
-
-    return asyncio.run(go())
 
 
 def journal(settings: Settings, table: str, flow_run: FlowRun) -> list[dict[str, Any]]:
@@ -103,9 +93,35 @@ def guarded_project(server: Settings, project: Project, worker: str, tmp_path: P
 
 def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_path: Path) -> None:
     settings = guarded_project
+    pid_file = tmp_path / "slow.pid"
+    target = settings.data_path / "exports" / "today" / "out.csv"
+    outside = tmp_path / "not-ours" / "out.csv"
+    # Runs of different automates at once (the worker starts each in its own process); runs of
+    # the same automate one after the other, as its default concurrency policy wants.
+    first = asyncio.run(
+        run_all(
+            settings,
+            ("script/cert-audit", {}),
+            ("exit-audit/py-audit", {}),
+            ("exit-audit/py-exit", {"code": 3}),
+            ("script/slow-export", {"argv": ["scripts/slow.sh", str(pid_file)]}),
+            ("script/broken-export", {}),
+            ("script/exporter", {"argv": ["scripts/export.sh", str(target)]}),
+            ("script/greeter", {}),
+            ("script/prod-only", {}),
+            ("flaky/flaky-sync", {"marker": str(tmp_path / "flaky.marker")}),
+        )
+    )
+    audit, py_audit, py_exit, slow, broken, exporter, greeter, skipped, flaky = first
+    py_audit_ok, refused = asyncio.run(
+        run_all(
+            settings,
+            ("exit-audit/py-audit", {"code": 0}),
+            ("script/exporter", {"argv": ["scripts/export.sh", str(outside)]}),
+        )
+    )
 
     # Soft-fail: the audit's exit 2 is findings, with the exit code kept.
-    audit = run(settings, "script/cert-audit")
     assert audit.state_name == "Findings"
     assert audit.state is not None and audit.state.is_completed()
     [row] = journal(settings, "execution_journal", audit)
@@ -113,13 +129,11 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
     assert journal(settings, "crash_journal", audit) == []
 
     # The same for a Python audit that exits 2; exit 0 completes.
-    py_audit = run(settings, "exit-audit/py-audit")
     assert py_audit.state_name == "Findings"
     [row] = journal(settings, "execution_journal", py_audit)
     assert (row["outcome"], row["exit_code"]) == ("findings", 2)
-    assert run(settings, "exit-audit/py-audit", code=0).state_name == "Completed"
+    assert py_audit_ok.state_name == "Completed"
     # Not an audit: a non-zero exit is a failure, retried like any other.
-    py_exit = run(settings, "exit-audit/py-exit", code=3)
     assert py_exit.state_name == "Failed"
     crashes = journal(settings, "crash_journal", py_exit)
     assert [(c["attempt"], c["error_class"], c["retry_outcome"]) for c in crashes] == [
@@ -128,8 +142,6 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
     ]
 
     # Timeout: the run is stopped, its state says why, and the script's process is gone.
-    pid_file = tmp_path / "slow.pid"
-    slow = run(settings, "script/slow-export", argv=["scripts/slow.sh", str(pid_file)])
     assert slow.state_name == "TimedOut"
     assert slow.state is not None
     assert "exceeded timeout of 3.0 second" in (slow.state.message or "")
@@ -142,7 +154,6 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
     assert (crash["error_class"], crash["retry_outcome"]) == ("TimedOut", "none")
 
     # A failing script: the run fails with its exit code and stderr; the crash is journaled.
-    broken = run(settings, "script/broken-export")
     assert broken.state_name == "Failed"
     [crash] = journal(settings, "crash_journal", broken)
     assert crash["error_class"] == "ScriptFailed"
@@ -150,35 +161,28 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
     assert "Traceback" in crash["traceback"]
 
     # Self-repair: the missing folder (inside the data folder) is created, the retry succeeds.
-    target = settings.data_path / "exports" / "today" / "out.csv"
-    exporter = run(settings, "script/exporter", argv=["scripts/export.sh", str(target)])
     assert exporter.state_name == "Completed"
     assert target.read_text() == "id,amount\n"
     [crash] = journal(settings, "crash_journal", exporter)
     assert crash["fix_applied"] == f"created missing directory {target.parent}"
     assert crash["retry_outcome"] == "succeeded"
     # ... but never outside it: no fix, no retry.
-    outside = tmp_path / "not-ours" / "out.csv"
-    refused = run(settings, "script/exporter", argv=["scripts/export.sh", str(outside)])
     assert refused.state_name == "Failed" and not outside.parent.exists()
     [crash] = journal(settings, "crash_journal", refused)
     assert "not created (outside the data folder)" in crash["fix_applied"]
 
     # Env files are loaded before the run, without overwriting.
-    greeter = run(settings, "script/greeter")
     assert greeter.state_name == "Completed"
     [row] = journal(settings, "execution_journal", greeter)
     assert row["context"]["env_loaded"] == ["GREETING"]
 
     # The environment guard: skipped, not failed.
-    skipped = run(settings, "script/prod-only")
     assert skipped.state_name == "Skipped"
     assert skipped.state is not None and skipped.state.is_completed()
     [row] = journal(settings, "execution_journal", skipped)
     assert row["outcome"] == "skipped"
 
     # Retries with backoff: the first attempt fails, the retry succeeds; both journaled.
-    flaky = run(settings, "flaky/flaky-sync", marker=str(tmp_path / "flaky.marker"))
     assert flaky.state_name == "Completed"
     [row] = journal(settings, "execution_journal", flaky)
     assert row["attempts"] == 2 and row["counters"] == {"attempts_seen": 2}

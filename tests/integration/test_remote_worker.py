@@ -8,13 +8,11 @@ import signal
 import subprocess
 from pathlib import Path
 
-from prefect.deployments.flow_runs import arun_deployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
-
 from automates.settings import Settings
 from automates.sync import sync
 from tests.conftest import REPO
 from tests.fixtures.projects import Project, automate
+from tests.fixtures.servers import run_deployment
 
 
 def test_a_remote_worker_serves_its_pool(
@@ -36,13 +34,7 @@ def test_a_remote_worker_serves_its_pool(
         start_new_session=True,
     )
     try:
-
-        async def run() -> str | None:
-            with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
-                flow_run = await arun_deployment("hello/far-away", timeout=120)
-            return flow_run.state_name
-
-        assert asyncio.run(run()) == "Completed"
+        assert run_deployment(settings, "hello/far-away").state_name == "Completed"
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import FlowRun
-from prefect.deployments.flow_runs import arun_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from automates.guard.quiet_hours import DEFERRED_TAG, _schedule_deferred_run
@@ -22,7 +20,7 @@ from automates.server.deployed import read_server_state
 from automates.settings import Settings
 from automates.sync import sync
 from tests.fixtures.projects import Project, automate
-from tests.integration.test_scheduled_runs import wait_for
+from tests.fixtures.servers import run_deployment, wait_for
 
 
 def runs_of(settings: Settings, full_name: str) -> list[FlowRun]:
@@ -102,14 +100,6 @@ def test_every_form_with_jitter_becomes_runs_at_the_previewed_times(
     assert not asyncio.run(reconcile(settings)).has_drift
 
 
-def run(settings: Settings, full_name: str, **options: Any) -> FlowRun:
-    async def go() -> FlowRun:
-        with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
-            return await arun_deployment(full_name, timeout=120, **options)
-
-    return asyncio.run(go())
-
-
 def test_quiet_hours_skip_and_defer_real_runs(
     server: Settings, project: Project, worker: str
 ) -> None:
@@ -138,7 +128,7 @@ def test_quiet_hours_skip_and_defer_real_runs(
     settings = project.settings(server)
     asyncio.run(sync(settings, settings.database_url or ""))
 
-    skipped = run(settings, "hello/hushed")
+    skipped = run_deployment(settings, "hello/hushed")
     assert skipped.state_name == "Skipped"
     assert skipped.state is not None and skipped.state.is_completed()
     assert "quiet hours (always, UTC)" in (skipped.state.message or "")
@@ -146,7 +136,7 @@ def test_quiet_hours_skip_and_defer_real_runs(
     # Defer: the run ends Deferred and leaves one run scheduled at the window's end.
     end = QuietHours.model_validate(window).window_end(now)
     assert end is not None
-    deferred = run(settings, "hello/later")
+    deferred = run_deployment(settings, "hello/later")
     assert deferred.state_name == "Deferred"
     assert deferred.state is not None and end.strftime("%H:%M:%S") in (deferred.state.message or "")
     [waiting] = [r for r in runs_of(settings, "hello/later") if DEFERRED_TAG in r.tags]

@@ -9,42 +9,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from typing import TypeVar
 
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import FlowRun, StateType
 
-from automates.server.client import prefect_client
-from automates.server.deployed import read_server_state
 from automates.settings import Settings
 from automates.sync import sync
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, cli_json
+from tests.fixtures.servers import cli_env, cli_json, runs_of, wait_for
 
 T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def runs_of(settings: Settings, full_name: str) -> list[FlowRun]:
-    async def read() -> list[FlowRun]:
-        async with prefect_client(settings.api_url) as client:
-            deployment = (await read_server_state(client)).deployments[full_name]
-            return await client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
-            )
-
-    return asyncio.run(read())
 
 
 def test_a_cron_schedule_runs_to_completion_through_the_worker(

@@ -83,7 +83,7 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
     assert "caste:horlogers" in maintenance.tags and "family:maintenance" in maintenance.tags
     assert "kind:recurring" in maintenance.tags and "managed-by:automates" in maintenance.tags
     spec = deployed["store-maintenance/store-maintenance"].spec
-    assert spec.concurrency_limit == 1
+    assert spec.concurrency_limit is None  # forbid: the guard's slot, no Prefect limit
     assert deployed["flow-run-retention/flow-run-retention"].response.parameters == {
         "keep_days": 30
     }
@@ -119,7 +119,7 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
 
 def test_a_no_change_resync_writes_nothing(server: Settings, project: Project) -> None:
     project.declare(
-        automate("nightly", concurrency_limit=3),
+        automate("nightly", concurrency="allow", concurrency_limit=3),
         automate(
             "twice",
             schedules=[
@@ -163,12 +163,15 @@ def test_a_changed_declaration_updates_only_that_deployment(
         automate("first"),
         automate(
             "second",
+            concurrency="allow",
             concurrency_limit=2,
             schedules=[{"slug": "daily", "cron": "15 4 * * *", "timezone": "UTC"}],
         ),
     )
     report = asyncio.run(sync(settings, settings.database_url or ""))
-    assert report.updated == {"hello/second": ["concurrency_limit", "schedules"]}
+    assert report.updated == {
+        "hello/second": ["concurrency_limit", "job_variables", "schedules"]  # the guard's policy
+    }
     assert report.unchanged == ["hello/first"]
     assert report.registry_written == ["second"]
     second = state(settings).deployments["hello/second"]

@@ -131,6 +131,71 @@ def test_field_rules(fields: dict[str, Any], field: str) -> None:
     assert [(n, f) for n, f, _ in problems_of(declaration)] == [(declaration["name"], field)]
 
 
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        # forbid (the default), queue_one and replace run one at a time.
+        ({}, None),
+        ({"concurrency": "queue_one", "concurrency_limit": 1}, None),
+        ({"concurrency": "replace", "touches": ["money"]}, None),
+        (
+            {"concurrency_limit": 3},
+            (
+                "concurrency_limit",
+                "concurrency: forbid runs one at a time, so concurrency_limit must be 1 or left "
+                "out, got 3; to let runs overlap, declare concurrency: allow",
+            ),
+        ),
+        (
+            {"concurrency": "replace", "concurrency_limit": None},
+            (
+                "concurrency_limit",
+                "concurrency: replace runs one at a time, so concurrency_limit must be 1 or left "
+                "out, got null; to let runs overlap, declare concurrency: allow",
+            ),
+        ),
+        # allow overlaps: a number of 2 or more, or null for no limit, said explicitly.
+        ({"concurrency": "allow", "concurrency_limit": 2}, None),
+        ({"concurrency": "allow", "concurrency_limit": None}, None),
+        *[
+            (
+                fields,
+                (
+                    "concurrency_limit",
+                    "concurrency: allow lets runs overlap, so it needs concurrency_limit: 2 or "
+                    "more, or null for no limit (for one run at a time, use forbid or queue_one)",
+                ),
+            )
+            for fields in (
+                {"concurrency": "allow"},
+                {"concurrency": "allow", "concurrency_limit": 1},
+            )
+        ],
+        (
+            {"concurrency": "allow", "concurrency_limit": 2, "touches": ["durable-data"]},
+            (
+                "concurrency",
+                "a run that touches durable-data must never overlap another: use forbid, "
+                "queue_one or replace, not allow",
+            ),
+        ),
+        ({"concurrency": "sometimes"}, ("concurrency", None)),
+    ],
+)
+def test_concurrency_and_its_limit_agree(
+    fields: dict[str, Any], problem: tuple[str, str | None] | None
+) -> None:
+    declaration = {**automate("a1"), **fields}  # not automate(**fields): it drops a null
+    if problem is None:
+        [loaded] = parse_registry({"automates": [declaration]}).automates
+        assert loaded.concurrency == fields.get("concurrency", "forbid")
+        return
+    [(name, field, message)] = problems_of(declaration)
+    assert (name, field) == ("a1", problem[0])
+    if problem[1] is not None:
+        assert message == problem[1]
+
+
 def test_every_problem_is_reported_at_once() -> None:
     found = problems_of(
         automate("a1", colour="x"),

@@ -1,0 +1,122 @@
+"""Holds: automates held for operator review (holds, release)."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+import typer
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from rich.table import Table
+
+from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
+from automates.errors import AutomatesError, UnknownAutomateError
+from automates.guard.breaker import deployment_of, set_schedules_active
+from automates.platform.database import database_url
+from automates.registry.loader import load_registry
+from automates.store.breakers import held_automates
+from automates.store.engine import make_engine, transaction
+from automates.store.held import schedules_held
+from automates.store.holds import ever_held, list_holds, release_hold
+
+app = typer.Typer()
+
+
+@app.command("holds")
+@handle_errors
+def holds_command(
+    include_released: bool = typer.Option(False, "--all", help="Released holds too."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Automates held for operator review (their schedules paused), newest first."""
+    engine = make_engine(database_url(load_settings()))
+    try:
+        with transaction(engine) as connection:
+            rows = list_holds(connection, include_released=include_released)
+    finally:
+        engine.dispose()
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        console.print("no hold" if include_released else "no open hold")
+        return
+    table = Table("automate", "reason", "held at", "released", "detail")
+    for row in rows:
+        released = (
+            f"{row['released_at']:%Y-%m-%d %H:%M} by {row['released_by']}"
+            if row["released_at"]
+            else "open"
+        )
+        held_at = f"{row['held_at']:%Y-%m-%d %H:%M}"
+        table.add_row(row["automate"], row["reason"], held_at, released, row["detail"])
+    console.print(table)
+
+
+@app.command("release")
+@handle_errors
+def release_command(
+    name: str = typer.Argument(..., help="The held automate."),
+    by: str | None = typer.Option(None, "--by", help="Who releases it (default: your user)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Release a held automate: record who and when, and resume its schedules (unless its
+    circuit breaker or its approval still holds them, or it is disabled)."""
+    settings = load_settings()
+    who = (by if by is not None else getpass.getuser()).strip()
+    if not who:
+        raise AutomatesError("--by: give who releases the hold (a name, not empty)")
+    registry = load_registry(settings.registry_path)
+    automate = registry.get(name)
+    engine = make_engine(database_url(settings))
+    try:
+        with transaction(engine) as connection:
+            released = release_hold(connection, name, who)
+            if not released:
+                if automate is None and not ever_held(connection, name):
+                    known = ", ".join(a.name for a in registry.automates)
+                    raise UnknownAutomateError(
+                        f"no automate named {name!r} is declared or was ever held (known: {known})"
+                    )
+                raise AutomatesError(
+                    f"automate {name!r} has no open hold; nothing was changed "
+                    "(`automates holds --all` lists past ones)"
+                )
+            still = _still_held(connection, name, registry, settings.work_pool)
+    finally:
+        engine.dispose()
+    schedules = _resume(settings.api_url, name, automate, still)
+    result: dict[str, Any] = {
+        "automate": name,
+        "released": [
+            {k: row[k] for k in ("id", "reason", "held_at", "released_at", "released_by")}
+            for row in released
+        ],
+        "schedules": schedules,
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(f"released {name} (by {who}); schedules {schedules}", highlight=False)
+
+
+def _still_held(connection: Any, name: str, registry: Any, pool: str) -> str | None:
+    """Why the schedules stay paused after the release, if something else holds them."""
+    if name in held_automates(connection):
+        return "circuit breaker not closed"
+    if name in schedules_held(connection, registry, pool):
+        return "awaiting approval"
+    return None
+
+
+def _resume(api_url: str, name: str, automate: Any, still: str | None) -> str:
+    if automate is None:
+        return "untouched (not declared any more)"
+    if still is not None:
+        return f"kept paused ({still})"
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        deployment_id = deployment_of(name)
+        if deployment_id is None:
+            return "untouched (no deployment: run `automates sync`)"
+        set_schedules_active(deployment_id, active=automate.enabled)
+    return "resumed" if automate.enabled else "kept inactive (disabled)"

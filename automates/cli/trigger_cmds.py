@@ -1,0 +1,92 @@
+"""Triggers beyond time: `automates trigger NAME` (a manual run) and `automates webhook-token`.
+
+Event triggers need no command (sync writes them as Prefect automations), and the webhook is
+its own process (`python -m automates.webhook`, started by `automates up`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import typer
+
+from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
+from automates.errors import UnknownAutomateError
+from automates.guard.quiet_hours import OVERRIDE_TAG
+from automates.registry.loader import load_registry
+from automates.server.client import prefect_client
+from automates.server.runs import (
+    checked_parameters,
+    managed_deployment,
+    parameters_from_pairs,
+    start_run,
+)
+from automates.settings import Settings
+
+app = typer.Typer()
+
+MANUAL_TAG = "trigger:manual"
+ParamOption = typer.Option(
+    None, "--param", help="A flow parameter, NAME=VALUE (repeat it); checked before the run."
+)
+
+
+@app.command()
+@handle_errors
+def trigger(
+    name: str,
+    param: list[str] | None = ParamOption,
+    override_quiet_hours: bool = typer.Option(
+        False,
+        "--override-quiet-hours",
+        help=f"Run even inside the automate's quiet hours (tags the run {OVERRIDE_TAG}).",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Start one run of an automate now, through the worker and the guard."""
+    settings = load_settings()
+    automate = load_registry(settings.registry_path).get(name)
+    if automate is None or not automate.kind.deployable:
+        what = "declared" if automate is None else "deployable (it is a lib)"
+        raise UnknownAutomateError(f"no automate named {name!r} is {what}; nothing was started")
+    tags = [MANUAL_TAG, *([OVERRIDE_TAG] if override_quiet_hours else [])]
+    run = asyncio.run(_trigger(settings, name, param or [], tags))
+    if as_json:
+        emit_json(run)
+    else:
+        console.print(f"started {run['flow_run_name']} ({run['flow_run_id']}): {run['url']}")
+
+
+async def _trigger(settings: Settings, name: str, pairs: list[str], tags: list[str]) -> Any:
+    async with prefect_client(settings.api_url) as client:
+        deployment = await managed_deployment(client, name)
+        if deployment is None:
+            raise UnknownAutomateError(
+                f"{name!r} has no deployment on the server; run `automates sync` first"
+            )
+        given = parameters_from_pairs(pairs, deployment.parameter_openapi_schema)
+        parameters = checked_parameters(deployment, name, given)
+        run = await start_run(client, deployment, parameters, tags)
+    return {
+        "automate": name,
+        "flow_run_id": str(run.id),
+        "flow_run_name": run.name,
+        "parameters": run.parameters,
+        "tags": sorted(run.tags),
+        "url": f"{settings.ui_url}/runs/flow-run/{run.id}",
+    }
+
+
+@app.command("webhook-token")
+@handle_errors
+def webhook_token(as_json: bool = JsonOption) -> None:
+    """The webhook's bearer token (generated into the data folder the first time)."""
+    from automates.webhook.token import token_source, webhook_token
+
+    settings = load_settings()
+    token = webhook_token(settings)
+    if as_json:
+        emit_json({"token": token, "source": token_source(settings)})
+    else:
+        console.print(token, highlight=False)

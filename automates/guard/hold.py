@@ -1,0 +1,104 @@
+"""Holding an automate for operator review, from inside one of its runs.
+
+A hold is an open row in the store's `holds` table (automates/store/holds.py); while it is
+open the deployment's schedules stay paused, through the Prefect API as the circuit breaker
+pauses them, and sync and reconcile keep them so (automates/store/held.py). Opening it emits
+one Prefect event, `automates.automate.held`: the notification, on which an operator hangs a
+Prefect automation, as for `automates.breaker.opened`. `automates release NAME` closes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from prefect.client.schemas.objects import State
+from prefect.states import Completed
+
+from automates.guard.breaker import set_schedules_active
+from automates.guard.policy import GuardPolicy
+from automates.guard.recording import store
+from automates.scheduling.misfire import Decision, show
+from automates.settings import Settings
+from automates.store.engine import transaction
+from automates.store.holds import open_hold, released_since
+
+HELD_EVENT = "automates.automate.held"
+REASON = "misfire"
+
+
+def hold_for_review(
+    policy: GuardPolicy,
+    settings: Settings,
+    decision: Decision,
+    *,
+    deployment_id: UUID,
+    flow_run_id: UUID,
+) -> State:
+    """The state that ends a run whose outage the policy holds: Held. The first run of the
+    outage to get here opens the hold, pauses the schedules and emits the event; the others
+    find it open. A hold for this outage already released means the operator has reviewed it:
+    the run is then skipped."""
+    from automates.guard.runner import run_logger
+
+    automate = policy.automate
+    hold_id: int | None = None
+    with transaction(store(settings.store_block)) as connection:
+        # Released at or after the recovery: it was opened for this outage (no new tick can
+        # join an outage once it is over), and an operator let the automate go on.
+        released = released_since(connection, automate, REASON, decision.recovered_at)
+        if released is None:
+            hold_id = open_hold(connection, automate, REASON, decision.summary)
+    if released is not None:
+        return Completed(
+            name="Skipped",
+            message=f"skipped: its outage was held for review, and released by "
+            f"{released['released_by']} at {show(released['released_at'])}",
+        )
+    if hold_id is not None:
+        set_schedules_active(deployment_id, active=False)
+        run_logger().warning(
+            "%s held for operator review: %s; schedules paused", automate, decision.summary
+        )
+        _emit(automate, hold_id, decision, deployment_id, flow_run_id)
+    return Completed(
+        name="Held",
+        message=f"held for operator review: {decision.summary}; "
+        f"`automates release {automate}` resumes the schedules",
+    )
+
+
+def _emit(
+    automate: str, hold_id: int, decision: Decision, deployment_id: UUID, flow_run_id: UUID
+) -> None:
+    from prefect.events import emit_event
+
+    ticks = [r.tick.at for r in decision.rulings]
+    payload: dict[str, Any] = {
+        "hold_id": hold_id,
+        "reason": REASON,
+        "policy": decision.policy.value,
+        "missed": len(ticks),
+        "oldest": min(ticks).isoformat(),
+        "newest": max(ticks).isoformat(),
+        "recovered_at": decision.recovered_at.isoformat(),
+        "detail": decision.summary,
+    }
+    emit_event(
+        event=HELD_EVENT,
+        resource={
+            "prefect.resource.id": f"automates.automate.{automate}",
+            "prefect.resource.name": automate,
+        },
+        related=[
+            {
+                "prefect.resource.id": f"prefect.deployment.{deployment_id}",
+                "prefect.resource.role": "deployment",
+            },
+            {
+                "prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                "prefect.resource.role": "flow-run",
+            },
+        ],
+        payload=payload,
+    )

@@ -1,0 +1,18 @@
+"""Concurrency policies: what a new run does while another run of the same automate is active.
+
+- `forbid` (default): the new run is skipped, and recorded as skipped.
+- `queue_one`: at most one run waits for the active one; further ones are skipped.
+- `replace`: the active run is cancelled and the new one starts.
+- `allow`: runs overlap, up to the declared `concurrency_limit` (null: unlimited).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Concurrency(StrEnum):
+    FORBID = "forbid"
+    QUEUE_ONE = "queue_one"
+    REPLACE = "replace"
+    ALLOW = "allow"

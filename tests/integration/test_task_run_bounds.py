@@ -1,0 +1,164 @@
+"""The bounds of an agent task run, on the real dispatcher, server and store: refusals before
+any process starts (budget, template, perimeter, bad request), the timeout and cancel killing
+the CLI's processes, and the unblock detector for a run nobody will finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from sqlalchemy import text
+
+from automates.platform import components
+from automates.settings import Settings
+from automates.store.engine import make_engine, transaction
+from tests.conftest import REPO
+from tests.fixtures.task_runs import (
+    ENDED,
+    cli,
+    fake_cli,
+    flow_run_state,
+    refused_start,
+    show,
+    start,
+    task_run_row,
+    task_run_rows,
+    wait_for,
+)
+
+
+def test_refusals_happen_before_any_process_starts(layer: Settings, tmp_path: Path) -> None:
+    argv_file = tmp_path / "argv.json"
+    fake_cli(layer, tmp_path, "success", FAKE_CLAUDE_ARGV=str(argv_file))
+    # Over budget: the agent spent $19.50 of its $20 today; this run's $2 budget cannot fit.
+    engine = make_engine(layer.database_url or "")
+    with transaction(engine) as connection:
+        connection.execute(
+            text(
+                "INSERT INTO automates.task_runs (id, codename, agent, prompt, template, perimeter,"
+                " timeout_seconds, status, attempts, cost_usd, ended_at) VALUES (gen_random_uuid(),"
+                " 'earlier', 'scout', 'x', 'research', 'acme', 60, 'completed', 1, 19.5, now())"
+            )
+        )
+    engine.dispose()
+    row = start(layer)
+    assert row["status"] == "over_budget", row
+    assert row["started_at"] is None and row["pid"] is None and not argv_file.exists()
+    assert "refused before start" in row["error"] and "$20.00" in row["error"]
+    assert flow_run_state(layer, row["flow_run_id"]) == ("OverBudget", row["error"])
+    # Another agent's budget is its own.
+    assert start(layer, agent="oracle")["status"] == "completed"
+    # An unknown template and an unknown perimeter: failed with the name, nothing started.
+    row = start(layer, template="godmode", agent="oracle")
+    assert row["status"] == "failed" and "unknown permission template 'godmode'" in row["error"]
+    refused = refused_start(layer, codename="x", agent="oracle", perimeter="nowhere")
+    assert refused.returncode == 2 and "unknown perimeter 'nowhere'" in refused.stdout
+    bad = refused_start(layer, codename="Bad Name", agent="oracle")
+    assert bad.returncode == 2 and "'codename'" in bad.stdout
+    assert len(task_run_rows(layer)) == 4  # the two refused requests created nothing
+
+
+def test_timeout_kills_the_cli_and_cancel_stops_it(layer: Settings, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    fake_cli(layer, tmp_path, "hang", FAKE_CLAUDE_PIDS=str(pids))
+    row = start(layer, timeout="3")
+    assert row["status"] == "timed_out", row
+    assert flow_run_state(layer, row["flow_run_id"])[0] == "TimedOut"
+    for pid in map(int, pids.read_text().split()):
+        assert not _alive(pid), f"process {pid} of the timed-out CLI survived"
+
+    pids.unlink()
+    row = start(layer, wait=False, timeout="600")
+    wait_for(layer, row["id"], lambda r: r["status"] == "running" and r["pid"])
+    assert cli(layer, "task-run", "cancel", row["id"])["cancelled"] is True
+    row = wait_for(layer, row["id"], lambda r: r["status"] in ENDED)
+    assert row["status"] == "cancelled", row
+    for pid in map(int, pids.read_text().split()):
+        assert not _alive(pid), f"process {pid} of the cancelled CLI survived"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+def test_the_unblock_detector_retries_a_really_stuck_run_and_obeys_its_kill_switch(
+    layer: Settings, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    fake_cli(layer, tmp_path, "hang", FAKE_CLAUDE_PIDS=str(pids))
+    row = start(layer, wait=False, timeout="8")
+    task_run_id = UUID(row["id"])
+    while not ((found := task_run_row(layer, task_run_id))["status"] == "running" and found["pid"]):
+        time.sleep(0.05)
+    # The dispatcher dies hard, and the CLI with it: nobody will ever finish this task run.
+    dispatcher = components.worker(layer, layer.agent_pool)
+    os.kill(dispatcher.pid() or 0, signal.SIGKILL)
+    os.killpg(found["pid"], signal.SIGKILL)
+    time.sleep(10)  # past its 8 s timeout and the 1 s threshold since its last sign of life
+    row = show(layer, row["id"])
+    assert row["status"] == "running"
+
+    _set_kill_switch(layer, "true")
+    state, message = _run_detector(layer)
+    assert state == "Skipped" and "kill switch" in message
+    assert show(layer, row["id"])["attempts"] == 1
+
+    _set_kill_switch(layer, "false")
+    state, message = _run_detector(layer)
+    assert message == "1 stuck task run(s) retried, 0 given up", message
+    assert flow_run_state(layer, row["flow_run_id"])[0] == "Crashed"
+    retried = show(layer, row["id"])
+    assert retried["status"] == "pending" and retried["flow_run_id"] != row["flow_run_id"]
+    dispatcher.stop()
+    components.start_agent_dispatcher(layer)
+    final = wait_for(layer, row["id"], lambda r: r["status"] in ENDED)
+    assert final["attempts"] == 2 and final["status"] == "timed_out"
+
+
+def _set_kill_switch(settings: Settings, value: str) -> None:
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    subprocess.run(
+        [prefect, "variable", "set", "automates_unblock_kill_switch", value, "--overwrite"],
+        env={**os.environ, "PREFECT_API_URL": settings.api_url},
+        check=True,
+        capture_output=True,
+    )
+
+
+def _run_detector(settings: Settings) -> tuple[str, str]:
+    """One run of the unblock detector, in this process, against the layer's server and store."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    detector: Any = load_flow_from_entrypoint(f"{REPO}/flows/unblock_detector.py:unblock_detector")
+    env = {"AUTOMATES_DATABASE_URL": settings.database_url or ""}
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}), _environ(env):
+        state = detector(stuck_seconds=1, return_state=True)
+    return state.name or "", state.message or ""
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -1,0 +1,200 @@
+"""The guard's concurrency slot on a real PostgreSQL: each "run" is a store connection of its
+own, as in the guard, with no Prefect server (replace's call to Prefect is replaced by closing
+the holder's connection, which is what its killed process does)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine
+
+from automates.guard import concurrency
+from automates.guard.concurrency import ACTIVE, WAITING, Slots, enter
+from automates.guard.policy import GuardPolicy
+from automates.scheduling.concurrency import Concurrency
+from automates.store.engine import make_engine
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+class Runs:
+    """Runs of one automate, each on its own connection; closing one is its process dying."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.automate = f"slot-{uuid.uuid4().hex[:8]}"
+        self.connections: dict[str, Connection] = {}
+
+    def start(self, name: str) -> Slots:
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.connections[name] = connection
+        return Slots(connection, self.automate, name)
+
+    def die(self, name: str) -> None:
+        self.connections.pop(name).invalidate()  # the session ends, as when its process dies
+
+    def close(self) -> None:
+        for connection in self.connections.values():
+            connection.close()
+
+
+@pytest.fixture
+def runs(engine: Engine) -> Iterator[Runs]:
+    made = Runs(engine)
+    yield made
+    made.close()
+
+
+def policy(runs: Runs, concurrency_: Concurrency, **fields: Any) -> GuardPolicy:
+    return GuardPolicy(
+        automate=runs.automate,
+        timeout_seconds=fields.pop("timeout_seconds", 60),
+        retries=0,
+        retry_backoff_seconds=1,
+        soft_fail=False,
+        concurrency=concurrency_,
+        **fields,
+    )
+
+
+def until(condition: Any, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_forbid_skips_a_second_run_naming_the_active_one(runs: Runs) -> None:
+    forbid = policy(runs, Concurrency.FORBID)
+    first = runs.start("run-a")
+    assert enter(first, forbid) is None
+    refused = enter(runs.start("run-b"), forbid)
+    assert refused is not None and refused.name == "Skipped"
+    assert (
+        refused.message == f"skipped: run run-a of {runs.automate} is active (concurrency: forbid)"
+    )
+
+
+def test_a_dead_run_frees_its_slot_at_once(runs: Runs) -> None:
+    forbid = policy(runs, Concurrency.FORBID)
+    assert enter(runs.start("run-a"), forbid) is None
+    runs.die("run-a")  # no release: the process is gone
+    assert enter(runs.start("run-b"), forbid) is None
+    assert runs.start("observer").holder(ACTIVE) == "run-b"
+
+
+def test_queue_one_lets_one_wait_skips_the_next_and_hands_over(runs: Runs) -> None:
+    queue = policy(runs, Concurrency.QUEUE_ONE)
+    assert enter(runs.start("run-a"), queue) is None
+    observer = runs.start("observer")
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(enter, runs.start("run-b"), queue)
+        until(lambda: observer.holder(WAITING) == "run-b")
+        third = enter(runs.start("run-c"), queue)
+        assert third is not None and third.name == "Skipped"
+        assert third.message == (
+            f"skipped: run run-a of {runs.automate} is active and run run-b waits "
+            "(concurrency: queue_one)"
+        )
+        assert not waiting.done()
+        runs.die("run-a")
+        assert waiting.result(timeout=10) is None
+    assert observer.holder(ACTIVE) == "run-b"
+    assert observer.holder(WAITING) is None  # the place in the queue is free again
+
+
+def test_a_newcomer_does_not_overtake_the_waiting_run(runs: Runs) -> None:
+    queue = policy(runs, Concurrency.QUEUE_ONE)
+    first = runs.start("run-a")
+    assert enter(first, queue) is None
+    observer = runs.start("observer")
+    with ThreadPoolExecutor(2) as pool:
+        waiting = pool.submit(enter, runs.start("run-b"), queue)
+        until(lambda: observer.holder(WAITING) == "run-b")
+        first.release()  # the active run ends normally, and run-c comes as the slot changes hands
+        late = pool.submit(enter, runs.start("run-c"), queue)
+        assert waiting.result(timeout=10) is None
+        until(lambda: observer.holder(WAITING) == "run-c")
+        assert observer.holder(ACTIVE) == "run-b"  # run-c queued behind run-b
+        runs.die("run-b")
+        assert late.result(timeout=10) is None
+    assert observer.holder(ACTIVE) == "run-c"
+
+
+def test_queue_one_gives_up_within_its_timeout(runs: Runs) -> None:
+    queue = policy(runs, Concurrency.QUEUE_ONE, timeout_seconds=2)  # waits at most 1.8 s
+    assert enter(runs.start("run-a"), queue) is None
+    refused = enter(runs.start("run-b"), queue)
+    assert refused is not None and refused.name == "Skipped"
+    assert refused.message == (
+        f"skipped: run run-a of {runs.automate} was still active after 2 s of waiting, "
+        "as long as this run's timeout allows (concurrency: queue_one)"
+    )
+    assert runs.start("observer").holder(WAITING) is None
+
+
+def test_replace_cancels_the_active_run_and_takes_its_slot(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replace = policy(runs, Concurrency.REPLACE)
+    asked: list[tuple[str, str]] = []
+    finished: list[str] = []
+
+    def cancel(run_id: str, message: str) -> None:
+        asked.append((run_id, message))
+        runs.die(run_id)  # what the worker does to the cancelled run's process
+
+    monkeypatch.setattr(concurrency, "cancel_run", cancel)
+    monkeypatch.setattr(concurrency, "_finish_replaced", lambda run_id, *_: finished.append(run_id))
+    assert enter(runs.start("run-a"), replace) is None
+    assert enter(runs.start("run-b"), replace) is None
+    assert asked == [
+        ("run-a", f"cancelled: replaced by run run-b of {runs.automate} (concurrency: replace)")
+    ]
+    assert finished == ["run-a"]
+    assert runs.start("observer").holder(ACTIVE) == "run-b"
+
+
+def test_replace_says_so_when_the_active_run_does_not_stop(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(concurrency, "cancel_run", lambda run_id, message: None)  # never dies
+    monkeypatch.setattr(concurrency, "REPLACE_WAIT_SECONDS", 0.3)
+    replace = policy(runs, Concurrency.REPLACE)
+    assert enter(runs.start("run-a"), replace) is None
+    refused = enter(runs.start("run-b"), replace)
+    assert refused is not None and refused.is_failed()
+    message = refused.message or ""
+    assert message.startswith(f"could not replace run run-a of {runs.automate}: still active ")
+    assert message.endswith(" s after its cancellation (concurrency: replace)")
+    assert runs.start("observer").holder(ACTIVE) == "run-a"
+
+
+def test_the_touches_lock_still_holds_under_every_policy(runs: Runs) -> None:
+    other_host = runs.start("elsewhere")  # e.g. a run of another deployment of the automate
+    assert other_host.take(concurrency.TOUCHES)
+    for name, each in enumerate(Concurrency):
+        if each is Concurrency.ALLOW:
+            continue  # refused with touches at declaration
+        slots = runs.start(f"run-{name}")
+        refused = enter(slots, policy(runs, each, advisory_lock=True))
+        assert refused is not None and refused.name == "Skipped", each
+        assert refused.message == f"skipped: another run of {runs.automate} holds its advisory lock"
+        slots.release()
+
+
+def test_allow_takes_no_slot(runs: Runs) -> None:
+    allow = policy(runs, Concurrency.ALLOW)
+    assert enter(runs.start("run-a"), allow) is None
+    assert enter(runs.start("run-b"), allow) is None
+    assert runs.start("observer").holder(ACTIVE) is None
