@@ -157,7 +157,7 @@ def _decide_outage(
 
 
 def _starts_around(client: Any, deployment_id: Any, overdue: datetime) -> list[datetime]:
-    """The last run start at or before `overdue` and the first ones after it."""
+    """The last run start at or before `overdue` and the first one after it."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterDeploymentId,
@@ -168,27 +168,22 @@ def _starts_around(client: Any, deployment_id: Any, overdue: datetime) -> list[d
     ours = FlowRunFilterDeploymentId(any_=[deployment_id])
     # Prefect filters and sorts "start time" on coalesce(start_time, expected_start_time):
     # without is_null_=False a run still waiting would pass for a start.
-    before = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            deployment_id=ours,
-            start_time=FlowRunFilterStartTime.model_validate(
-                {"before_": overdue, "is_null_": False}
+    started = {"is_null_": False}
+    nearest = (
+        client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=ours,
+                start_time=FlowRunFilterStartTime.model_validate({side: overdue, **started}),
             ),
-        ),
-        sort=FlowRunSort.START_TIME_DESC,
-        limit=1,
+            sort=sort,
+            limit=1,
+        )
+        for side, sort in (
+            ("before_", FlowRunSort.START_TIME_DESC),
+            ("after_", FlowRunSort.START_TIME_ASC),
+        )
     )
-    after = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            deployment_id=ours,
-            start_time=FlowRunFilterStartTime.model_validate(
-                {"after_": overdue, "is_null_": False}
-            ),
-        ),
-        sort=FlowRunSort.START_TIME_ASC,
-        limit=1,
-    )
-    return [utc(r.start_time) for r in (*before, *after) if r.start_time]
+    return [utc(r.start_time) for runs in nearest for r in runs if r.start_time]
 
 
 def _runs_due_in(client: Any, deployment_id: Any, outage: Outage, grace: timedelta) -> list[Any]:

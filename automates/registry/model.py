@@ -8,65 +8,22 @@ automate without a schedule.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from enum import StrEnum
-from functools import cached_property
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal
 
-from croniter import croniter
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-    model_validator,
-)
+from pydantic import Field, model_validator
 
+from automates.registry.fields import FieldError, Frozen, Slug
+from automates.registry.schedule import Schedule
 from automates.scheduling.approval import Approval
 from automates.scheduling.concurrency import Concurrency
-from automates.scheduling.forms import Form, at_form, cron_form, every_form
 from automates.scheduling.jitter import MAX_JITTER_SECONDS, jitter_bound, stable_offset
 from automates.scheduling.misfire import DEFAULT_GRACE_SECONDS, Misfire
-from automates.scheduling.phrases import parse_phrase
 from automates.scheduling.quiet_hours import QuietHours
 from automates.scheduling.triggers import Trigger
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$")
 ENTRYPOINT = re.compile(r"^[\w./-]+\.py(:[A-Za-z_]\w*)?$")
 MAX_TIMEOUT_SECONDS = 1800
-
-
-def _slug(value: str) -> str:
-    if not SLUG.match(value) or len(value) > 63:
-        raise ValueError(
-            f"{value!r} is not a slug (lowercase letters, digits and inner hyphens, 63 at most)"
-        )
-    return value
-
-
-def _cron(value: str) -> str:
-    fields = value.split()
-    if len(fields) != 5:
-        raise ValueError(f"{value!r} is not a 5-field cron expression (minute hour day month dow)")
-    if not croniter.is_valid(value):
-        raise ValueError(f"{value!r} is not a valid cron expression")
-    return " ".join(fields)
-
-
-def _timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA timezone (e.g. 'Asia/Makassar')") from None
-    return value
-
-
-Slug = Annotated[str, AfterValidator(_slug)]
-Cron = Annotated[str, AfterValidator(_cron)]
-Timezone = Annotated[str, AfterValidator(_timezone)]
 
 
 class Kind(StrEnum):
@@ -81,77 +38,6 @@ class Kind(StrEnum):
     @property
     def deployable(self) -> bool:
         return self is not Kind.LIB
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-class Schedule(Frozen):
-    """One schedule of an automate, in an IANA timezone, in exactly one form: `cron`,
-    `every` (an interval), `at` (a one-off RFC 3339 time) or `when` (a natural phrase,
-    translated into one of the others; see automates/scheduling/phrases.py)."""
-
-    slug: Slug = Field(default="default", description="Stable id of the schedule on the server.")
-    cron: Cron | None = None
-    every: str | None = Field(default=None, description="An interval: '15m', '2h', '1h30m'.")
-    at: str | datetime | None = Field(
-        default=None, description="A one-off time with its UTC offset: '2026-12-01T09:00+08:00'."
-    )
-    when: str | None = Field(default=None, description="A phrase: 'every weekday at 9'.")
-    timezone: Timezone = "UTC"
-    parameters: dict[str, Any] = Field(
-        default_factory=dict, description="Flow parameters for runs of this schedule only."
-    )
-
-    @model_validator(mode="after")
-    def _one_form(self) -> Schedule:
-        given = [f for f in ("cron", "every", "at", "when") if getattr(self, f) is not None]
-        if len(given) != 1:
-            raise _FieldError(
-                "cron", f"give exactly one of cron, every, at or when (got {given or 'none'})"
-            )
-        field = given[0]
-        try:
-            if field == "when":
-                assert self.when is not None
-                phrase = parse_phrase(self.when)
-                if phrase.relative:
-                    raise ValueError(
-                        f"{self.when!r} is relative to the moment it is read, so every load "
-                        f"would move it; write at: '{_rfc3339(phrase.form)}' instead"
-                    )
-            else:
-                self.form  # noqa: B018 - resolving is validating
-        except ValueError as error:
-            raise _FieldError(field, str(error)) from None
-        return self
-
-    @model_serializer(mode="wrap")
-    def _only_the_given_form(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A schedule is dumped with the one form key it was declared with, as it was before
-        # `every`, `at` and `when` existed: stored declarations and digests stay the same.
-        data: dict[str, Any] = handler(self)
-        return {k: v for k, v in data.items() if k not in _FORM_KEYS or v is not None}
-
-    @cached_property
-    def form(self) -> Form:
-        """The resolved form: what `when` became, or the form given."""
-        if self.cron is not None:
-            return cron_form(self.cron)
-        if self.every is not None:
-            return every_form(self.every)
-        if self.at is not None:
-            return at_form(self.at)
-        assert self.when is not None
-        return parse_phrase(self.when).form
-
-    @property
-    def became(self) -> str:
-        """The echo shown to the operator: the phrase and the form it became."""
-        if self.when is not None:
-            return f"when {self.when!r} → {self.form.text}"
-        return self.form.text
 
 
 class Automate(Frozen):
@@ -275,26 +161,26 @@ class Automate(Frozen):
     @model_validator(mode="after")
     def _coherent(self) -> Automate:
         if (self.entrypoint is None) == (self.command is None):
-            raise _FieldError("entrypoint", "give exactly one of entrypoint or command")
+            raise FieldError("entrypoint", "give exactly one of entrypoint or command")
         if self.command is not None:
             if self.kind is Kind.LIB:
-                raise _FieldError("command", "a lib has no command: it is never run")
+                raise FieldError("command", "a lib has no command: it is never run")
             return self._coherent_schedules()
         assert self.entrypoint is not None
         if not ENTRYPOINT.match(self.entrypoint):
-            raise _FieldError("entrypoint", f"{self.entrypoint!r} is not 'path/file.py:function'")
+            raise FieldError("entrypoint", f"{self.entrypoint!r} is not 'path/file.py:function'")
         has_function = ":" in self.entrypoint
         if self.kind is Kind.LIB:
             if has_function:
-                raise _FieldError("entrypoint", "a lib is a module path without ':function'")
+                raise FieldError("entrypoint", "a lib is a module path without ':function'")
         elif not has_function:
-            raise _FieldError("entrypoint", "must name the flow function: 'path/file.py:function'")
+            raise FieldError("entrypoint", "must name the flow function: 'path/file.py:function'")
         return self._coherent_schedules()
 
     def _coherent_retries(self) -> None:
         waits = self.retry_backoff_seconds * (2**self.retries - 1)  # before jitter
         if waits >= self.timeout_seconds:
-            raise _FieldError(
+            raise FieldError(
                 "retry_backoff_seconds",
                 f"{self.retries} retries wait at least {waits:.0f} s in all, which does not fit "
                 f"in timeout_seconds={self.timeout_seconds}",
@@ -304,7 +190,7 @@ class Automate(Frozen):
         policy, limit = self.concurrency.value, self.concurrency_limit
         if self.concurrency is not Concurrency.ALLOW:
             if limit != 1:
-                raise _FieldError(
+                raise FieldError(
                     "concurrency_limit",
                     f"concurrency: {policy} runs one at a time, so concurrency_limit must be 1 "
                     f"or left out, got {'null' if limit is None else limit}; to let runs "
@@ -312,13 +198,13 @@ class Automate(Frozen):
                 )
             return
         if "concurrency_limit" not in self.model_fields_set or self.concurrency_limit == 1:
-            raise _FieldError(
+            raise FieldError(
                 "concurrency_limit",
                 "concurrency: allow lets runs overlap, so it needs concurrency_limit: 2 or "
                 "more, or null for no limit (for one run at a time, use forbid or queue_one)",
             )
         if self.touches:
-            raise _FieldError(
+            raise FieldError(
                 "concurrency",
                 f"a run that touches {', '.join(self.touches)} must never overlap another: "
                 "use forbid, queue_one or replace, not allow",
@@ -328,14 +214,14 @@ class Automate(Frozen):
         self._coherent_retries()
         self._coherent_concurrency()
         if self.kind is Kind.RECURRING and not self.schedules:
-            raise _FieldError("schedules", "a recurring automate needs at least one schedule")
+            raise FieldError("schedules", "a recurring automate needs at least one schedule")
         if self.kind is not Kind.RECURRING and self.schedules:
-            raise _FieldError("schedules", f"a {self.kind.value} automate takes no schedule")
+            raise FieldError("schedules", f"a {self.kind.value} automate takes no schedule")
         slugs = [s.slug for s in self.schedules]
         if len(slugs) != len(set(slugs)):
-            raise _FieldError("schedules", f"schedule slugs must be unique, got {slugs}")
+            raise FieldError("schedules", f"schedule slugs must be unique, got {slugs}")
         if len(set(self.agents)) != len(self.agents):
-            raise _FieldError("agents", "an agent is listed twice")
+            raise FieldError("agents", "an agent is listed twice")
         return self
 
     def jitter_offset(self, schedule: Schedule) -> int:
@@ -387,22 +273,6 @@ class Automate(Frozen):
 MANAGED_TAG = "managed-by:automates"
 # Script automates all run this flow; it is loaded from the installed package, not the checkout.
 SCRIPT_FLOW_ENTRYPOINT = "automates.guard.script:run_script"
-
-
-_FORM_KEYS = frozenset({"cron", "every", "at", "when"})
-
-
-def _rfc3339(form: Form) -> str:
-    assert form.at is not None
-    return form.at.isoformat().replace("+00:00", "Z")
-
-
-class _FieldError(ValueError):
-    """A model-level rule broken by one field; the loader reports that field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(f"[{field}] {message}")
 
 
 class Registry(Frozen):

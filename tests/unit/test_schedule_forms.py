@@ -9,7 +9,7 @@ import pytest
 
 from automates.errors import DeclarationError
 from automates.registry.loader import parse_registry
-from automates.registry.model import Schedule
+from automates.registry.schedule import Schedule
 from automates.scheduling.forms import FormKind, at_form, every_form, format_duration
 from automates.scheduling.phrases import EXAMPLES, PhraseError, parse_phrase
 from tests.fixtures.projects import automate
