@@ -8,8 +8,9 @@ import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from automates.scheduling.forms import cron_form
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$")
 
@@ -23,12 +24,7 @@ def _slug(value: str) -> str:
 
 
 def _cron(value: str) -> str:
-    fields = value.split()
-    if len(fields) != 5:
-        raise ValueError(f"{value!r} is not a 5-field cron expression (minute hour day month dow)")
-    if not croniter.is_valid(value):
-        raise ValueError(f"{value!r} is not a valid cron expression")
-    return " ".join(fields)
+    return cron_form(value).expression  # its checks, and the fields joined by one space
 
 
 def _timezone(value: str) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from automates.registry.fields import Timezone
 
 
 class QuietAction(StrEnum):
@@ -27,14 +29,6 @@ def _clock(value: object) -> object:
     return value
 
 
-def _zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA timezone (e.g. 'Asia/Makassar')") from None
-    return value
-
-
 Clock = Annotated[time, BeforeValidator(_clock)]
 
 
@@ -45,7 +39,7 @@ class QuietHours(BaseModel):
 
     start: Clock
     end: Clock
-    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    timezone: Timezone = "UTC"
     action: QuietAction = QuietAction.SKIP
 
     @property
