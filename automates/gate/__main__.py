@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
-import uvicorn
-
 from automates.envfiles import load_env_files
 from automates.errors import SettingsError
 from automates.gate.app import GateConfig, create_app
 from automates.platform.database import database_url
+from automates.platform.http_service import serve
 from automates.settings import Settings, env_file_paths
 
 
@@ -24,16 +21,7 @@ def main() -> None:
         pool=settings.browser_pool,
         database_url=database_url(settings),
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s gate %(message)s")
-    # httpx would log every forwarded URL; the gate's own line per request is enough.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    uvicorn.run(
-        create_app(config),
-        host=settings.gate_host,
-        port=settings.gate_port,
-        log_level="warning",
-        access_log=False,
-    )
+    serve(create_app(config), "gate", settings.gate_host, settings.gate_port)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
-import uvicorn
-
 from automates.envfiles import load_env_files
+from automates.platform.http_service import serve
 from automates.settings import Settings, env_file_paths
 from automates.webhook.app import WebhookConfig, create_app
 from automates.webhook.token import webhook_token
@@ -20,16 +17,7 @@ def main() -> None:
         token=webhook_token(settings),
         registry_path=settings.registry_path,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s webhook %(message)s")
-    # httpx would log every Prefect API call; the webhook's own line per request is enough.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    uvicorn.run(
-        create_app(config),
-        host=settings.webhook_host,
-        port=settings.webhook_port,
-        log_level="warning",
-        access_log=False,
-    )
+    serve(create_app(config), "webhook", settings.webhook_host, settings.webhook_port)
 
 
 if __name__ == "__main__":
