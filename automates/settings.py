@@ -184,6 +184,14 @@ class Settings(BaseSettings):
         description="A job's timeout when it is enqueued without one; the browser is killed "
         "when it passes.",
     )
+    browser_lost_grace_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How long past its own timeout a claimed browser job may stay unreported "
+        "before browser-job-watch ends it as lost (its worker kills the browser at the timeout, "
+        "then reports).",
+    )
     browser_screenshot_dir: Path | None = Field(
         default=None,
         description="Where a job's debug screenshots live while it runs; purged when it ends "

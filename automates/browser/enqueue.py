@@ -23,12 +23,13 @@ from automates.platform.database import database_url
 from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.store.engine import make_engine, transaction
+from automates.store.schema import BROWSER_JOB_STATUSES
 
 MAX_TIMEOUT_SECONDS = 3600
 
 
-class BrowserJob(BaseModel):
-    """A job as the store holds it; `result` may hold personal data."""
+class BrowserJobLine(BaseModel):
+    """A job as listings show it: everything but the payload and the result."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -43,8 +44,13 @@ class BrowserJob(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
-    result: dict[str, Any] | None
     counters: dict[str, int]
+
+
+class BrowserJob(BrowserJobLine):
+    """A job as the store holds it; `result` may hold personal data."""
+
+    result: dict[str, Any] | None
 
 
 def _timeout(settings: Settings, kind: str, timeout_seconds: int | None) -> int:
@@ -121,3 +127,23 @@ def get_job(settings: Settings, job_id: str | uuid.UUID) -> BrowserJob:
     if row is None:
         raise UnknownBrowserJobError(f"no browser job {key}")
     return BrowserJob.model_validate(row)
+
+
+def list_jobs(
+    settings: Settings, status: str | None = None, limit: int = 50
+) -> list[BrowserJobLine]:
+    """The newest jobs first, of one status when given; never their payloads or results."""
+    if status is not None and status not in BROWSER_JOB_STATUSES:
+        raise BrowserPayloadError(
+            f"browser jobs: field 'status' must be one of {', '.join(BROWSER_JOB_STATUSES)}, "
+            f"not {status[:40]!r}"
+        )
+    if not 1 <= limit <= 1000:
+        raise BrowserPayloadError("browser jobs: field 'limit' must be from 1 to 1000")
+    engine = make_engine(database_url(settings))
+    try:
+        with transaction(engine) as connection:
+            rows = jobs.list_jobs(connection, status, limit)
+    finally:
+        engine.dispose()
+    return [BrowserJobLine.model_validate(row) for row in rows]

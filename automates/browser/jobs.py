@@ -2,7 +2,9 @@
 
 A job moves queued → running (claimed by exactly one worker) → done | failed. The claim is
 a single conditional UPDATE: of two workers handed the same job, one gets the row and the
-other gets nothing, whatever Prefect did.
+other gets nothing, whatever Prefect did. On the server side, the browser-job-watch automate
+ends what no worker will: a running job whose worker died becomes `lost`, a queued job whose
+flow run ended before any claim becomes `failed` (automates/browser/watch.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from sqlalchemy import Connection, func, null, select, update
 
 from automates.store.schema import browser_jobs, browser_mailbox
 
+# What a worker may report at the end of a job; `lost` is only ever the server side's verdict.
 TERMINAL = ("done", "failed")
+UNENDED = ("queued", "running")
 
 
 def insert_job(
@@ -129,3 +133,46 @@ def take_code(connection: Connection, mailbox: str, job: dict[str, Any]) -> str 
         .returning(browser_mailbox.c.code)
     ).first()
     return row.code if row else None
+
+
+def unended_jobs(connection: Connection) -> list[dict[str, Any]]:
+    """Every queued or running job with its flow run, oldest first, without payload or result."""
+    rows = connection.execute(
+        select(
+            browser_jobs.c.id,
+            browser_jobs.c.kind,
+            browser_jobs.c.status,
+            browser_jobs.c.host,
+            browser_jobs.c.flow_run_id,
+            browser_jobs.c.timeout_seconds,
+            browser_jobs.c.created_at,
+            browser_jobs.c.started_at,
+        )
+        .where(browser_jobs.c.status.in_(UNENDED))
+        .order_by(browser_jobs.c.created_at)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def end_unreported(connection: Connection, job_id: uuid.UUID, was: str, error: str) -> bool:
+    """End a job no worker will report on: `running` becomes `lost`, `queued` becomes `failed`.
+    False when it is no longer `was` (its worker reported, or it was claimed, meanwhile)."""
+    done = connection.execute(
+        update(browser_jobs)
+        .where(browser_jobs.c.id == job_id, browser_jobs.c.status == was)
+        .values(
+            status="lost" if was == "running" else "failed",
+            error=error,
+            finished_at=func.now(),
+        )
+    )
+    return done.rowcount == 1
+
+
+def list_jobs(connection: Connection, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """The newest jobs first (of one status, when given), without payload or result."""
+    query = select(*(c for c in browser_jobs.c if c.name not in ("payload", "result")))
+    if status is not None:
+        query = query.where(browser_jobs.c.status == status)
+    rows = connection.execute(query.order_by(browser_jobs.c.created_at.desc()).limit(limit))
+    return [dict(row._mapping) for row in rows]

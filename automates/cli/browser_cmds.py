@@ -1,4 +1,4 @@
-"""`automates browser enqueue | get | deploy`: browser jobs (docs/browser.md)."""
+"""`automates browser enqueue | get | list | deploy`: browser jobs (docs/browser.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from automates.browser.deploy import CodeSource, ensure_browser_deployment
-from automates.browser.enqueue import BrowserJob, enqueue_job, get_job
+from automates.browser.enqueue import BrowserJob, enqueue_job, get_job, list_jobs
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 
 app = typer.Typer(help="Browser jobs run by the residential workers.")
@@ -42,6 +42,34 @@ def enqueue(
 def get(job: str, as_json: bool = JsonOption) -> None:
     """One job: status, host, attempts, times, error and result."""
     _show(get_job(load_settings(), job), as_json)
+
+
+@app.command("list")
+@handle_errors
+def list_(
+    status: str | None = typer.Option(
+        None, "--status", help="Only jobs of this status: queued, running, done, failed, lost."
+    ),
+    limit: int = typer.Option(50, "--limit", help="At most this many (1 to 1000)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """The newest jobs first: status, host, times and error (never payloads or results)."""
+    found = list_jobs(load_settings(), status, limit)
+    if as_json:
+        emit_json([job.model_dump(mode="json") for job in found])
+        return
+    table = Table("job", "kind", "status", "host", "created", "finished", "error")
+    for job in found:
+        table.add_row(
+            str(job.id),
+            job.kind,
+            job.status,
+            job.host or "-",
+            f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{job.finished_at:%Y-%m-%d %H:%M:%S}" if job.finished_at else "-",
+            (job.error or "-")[:80],
+        )
+    console.print(table)
 
 
 @app.command()

@@ -50,6 +50,14 @@ def _slug_check(column: str) -> CheckConstraint:
     return CheckConstraint(f"{column} ~ '{SLUG_PATTERN}'", name=f"{column}_slug")
 
 
+def _quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _in(column: str, values: tuple[str, ...], name: str | None = None) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ({_quoted(values)})", name=name or column)
+
+
 KINDS = ", ".join(f"'{kind.value}'" for kind in Kind)
 
 automates = Table(
@@ -179,7 +187,9 @@ breakers = Table(
     CheckConstraint("(state = 'closed') = (opened_at IS NULL)", name="opened_when_open"),
 )
 
-BROWSER_JOB_STATUSES = ("queued", "running", "done", "failed")
+# `lost`: claimed, then never reported: its worker died, so what the job did is unknown.
+BROWSER_JOB_STATUSES = ("queued", "running", "done", "failed", "lost")
+BROWSER_JOB_ENDED = ("done", "failed", "lost")
 BROWSER_KIND_PATTERN = "^[a-z][a-z0-9_]{0,39}$"
 MAILBOX_PATTERN = "^[a-z0-9][a-z0-9._@+-]{0,127}$"
 
@@ -203,14 +213,17 @@ browser_jobs = Table(
     Column("result", JSONB),
     Column("counters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     CheckConstraint(f"kind ~ '{BROWSER_KIND_PATTERN}'", name="kind"),
-    CheckConstraint(
-        "status IN (" + ", ".join(f"'{s}'" for s in BROWSER_JOB_STATUSES) + ")", name="status"
-    ),
+    _in("status", BROWSER_JOB_STATUSES),
     CheckConstraint("timeout_seconds BETWEEN 1 AND 3600", name="timeout_seconds"),
     CheckConstraint("attempts >= 0", name="attempts"),
-    CheckConstraint("(status = 'queued') = (started_at IS NULL)", name="started_when_claimed"),
+    # Not started: queued, or failed before any worker claimed it (its flow run ended first).
     CheckConstraint(
-        "(status IN ('done', 'failed')) = (finished_at IS NOT NULL)", name="finished_when_ended"
+        "(started_at IS NULL) = (status = 'queued' OR (status = 'failed' AND attempts = 0))",
+        name="started_when_claimed",
+    ),
+    CheckConstraint(
+        f"(status IN ({_quoted(BROWSER_JOB_ENDED)})) = (finished_at IS NOT NULL)",
+        name="finished_when_ended",
     ),
     CheckConstraint("result IS NULL OR status = 'done'", name="result_when_done"),
     Index("browser_jobs_status_idx", "status", "created_at"),
@@ -247,12 +260,6 @@ TASK_RUN_STATUSES = (
     "cancelled",
 )
 TASK_RUN_ENDED = ("completed", "failed", "timed_out", "over_budget", "cancelled")
-
-
-def _in(column: str, values: tuple[str, ...], name: str | None = None) -> CheckConstraint:
-    return CheckConstraint(
-        f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")", name=name or column
-    )
 
 
 # A perimeter scopes a run: the platform itself or one tenant, with the context a run loads.

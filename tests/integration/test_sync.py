@@ -63,6 +63,7 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
     assert sorted(report.created) == [
         "agent-task-run/agent-task-run",
         "breaker-probe/breaker-probe",
+        "browser-job-watch/browser-job-watch",
         "disk-space-check/disk-space-check",
         "flow-run-retention/flow-run-retention",
         "registry-reconcile/registry-reconcile",
@@ -91,6 +92,7 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
     assert [r["name"] for r in rows] == [
         "agent-task-run",
         "breaker-probe",
+        "browser-job-watch",
         "disk-space-check",
         "flow-run-retention",
         "registry-reconcile",

@@ -1,0 +1,141 @@
+"""browser-job-watch on a real server, run by a real worker from its shipped declaration: jobs
+whose worker died end `lost`, a job whose flow run ended before any claim ends `failed`, and a
+job still inside its timeout is left alone.
+
+Residential workers are not needed: jobs are claimed and finished with the gate's own
+statements, and flow runs get the states Prefect gives them when a worker's process dies
+(Crashed) or an operator cancels one (Cancelled)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.objects import State
+from prefect.states import Cancelled, Crashed, Running
+from sqlalchemy import text
+
+from automates.browser import jobs
+from automates.browser.deploy import ensure_browser_deployment
+from automates.browser.enqueue import BrowserJob, enqueue_job, get_job
+from automates.settings import Settings
+from automates.store.engine import make_engine, transaction
+from automates.sync import sync
+from tests.conftest import REPO
+from tests.fixtures.misfire import api
+from tests.fixtures.servers import cli_env, cli_json, layer_settings, run_deployment, wait_for
+
+WATCH = "browser-job-watch/browser-job-watch"
+
+
+def events_about(settings: Settings, name: str) -> list[dict[str, Any]]:
+    async def read(client: PrefectClient) -> list[dict[str, Any]]:
+        response = await client._client.post(
+            "/events/filter",
+            json={"filter": {"event": {"name": [name]}}, "limit": 50},
+        )
+        response.raise_for_status()
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+    return api(settings, read)
+
+
+def test_the_watch_ends_the_jobs_no_worker_will_report_on(server: Settings, worker: str) -> None:
+    nobody = f"nobody-{os.urandom(3).hex()}"  # a pool no worker serves: jobs stay where put
+    settings = layer_settings(server, project_root=REPO, work_pool=worker, browser_pool=nobody)
+    asyncio.run(sync(settings, settings.database_url or ""))
+    asyncio.run(ensure_browser_deployment(settings))
+    engine = make_engine(settings.database_url or "")
+    with transaction(engine) as connection:  # other tests' jobs lost their flow runs
+        connection.execute(text("DELETE FROM automates.browser_jobs"))
+    crashed, vanished, busy, cancelled, finished = (
+        enqueue_job(settings, "page_snapshot", {"url": f"https://example.org/{i}"}, 60)
+        for i in range(5)
+    )
+    with transaction(engine) as connection:
+        for job in (crashed, vanished, busy, finished):
+            assert jobs.claim_job(connection, job.id, "home-1") is not None
+        assert jobs.finish_job(connection, finished.id, "home-1", "done", {"t": 1}, None, {})
+        # Claimed ten minutes ago with a 60 s timeout: its worker would have reported by now.
+        connection.execute(
+            text(
+                "UPDATE automates.browser_jobs SET started_at = now() - interval '10 minutes'"
+                " WHERE id = :id"
+            ),
+            {"id": vanished.id},
+        )
+
+    async def as_it_happened(client: PrefectClient) -> None:
+        happened: list[tuple[BrowserJob, State[Any]]] = [
+            (crashed, Crashed(message="the worker's process exited")),
+            (cancelled, Cancelled(message="cancelled by an operator")),
+            (vanished, Running()),
+            (busy, Running()),
+        ]
+        for job, state in happened:
+            assert job.flow_run_id is not None
+            await client.set_flow_run_state(job.flow_run_id, state, force=True)
+
+    api(settings, as_it_happened)
+
+    run = run_deployment(settings, WATCH, timeout=180)
+    assert run.state is not None and run.state.is_completed()
+    assert (run.state_name, run.state.message) == (
+        "Findings",
+        "2 lost, 1 failed unclaimed, 1 still queued or running",
+    )
+    now = {job.id: get_job(settings, job.id) for job in (crashed, vanished, busy, cancelled)}
+    assert now[crashed.id].status == "lost" and now[crashed.id].finished_at is not None
+    assert "its flow run ended Crashed without the job's report" in (now[crashed.id].error or "")
+    assert now[vanished.id].status == "lost"
+    assert "past its 60 s timeout and 300 s of grace" in (now[vanished.id].error or "")
+    assert now[busy.id].status == "running" and now[busy.id].error is None
+    assert (now[cancelled.id].status, now[cancelled.id].attempts) == ("failed", 0)
+    assert now[cancelled.id].started_at is None
+    assert "ended Cancelled before any worker claimed it" in (now[cancelled.id].error or "")
+    assert get_job(settings, finished.id).status == "done"
+
+    # The vanished worker's flow run, still Running, is marked Crashed with the reason.
+    assert vanished.flow_run_id is not None
+    flow_run_id = vanished.flow_run_id
+    state = api(settings, lambda c: c.read_flow_run(flow_run_id)).state
+    assert state is not None and state.name == "Crashed"
+    assert (state.message or "").startswith("browser job lost: claimed by home-1")
+
+    # A report arriving after the verdict is refused: the job stays lost.
+    with transaction(engine) as connection:
+        assert not jobs.finish_job(connection, crashed.id, "home-1", "done", {"t": 1}, None, {})
+    assert get_job(settings, crashed.id).status == "lost"
+
+    # One event per ended job, for automations to notify on; never the payload.
+    def both_lost() -> list[dict[str, Any]] | None:
+        found = events_about(settings, "automates.browser.job.lost")
+        return found if len(found) == 2 else None
+
+    lost = wait_for(
+        both_lost,
+        60,
+        "the lost-job events",
+    )
+    assert {e["resource"]["prefect.resource.id"] for e in lost} == {
+        f"automates.browser-job.{crashed.id}",
+        f"automates.browser-job.{vanished.id}",
+    }
+    assert all("example.org" not in str(e) for e in lost)
+
+    # The operator's listing: the lost ones, without payloads or results.
+    listed = cli_json(cli_env(settings), "browser", "list", "--status", "lost", "--json")
+    assert {row["id"] for row in listed} == {str(crashed.id), str(vanished.id)}
+    assert all("payload" not in row and "result" not in row for row in listed)
+
+    # Nothing left to end: the next run finds nothing.
+    again = run_deployment(settings, WATCH, timeout=180)
+    assert again.state is not None
+    assert (again.state_name, again.state.message) == (
+        "Completed",
+        "0 lost, 0 failed unclaimed, 1 still queued or running",
+    )
+    engine.dispose()
