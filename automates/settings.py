@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         description="A job's timeout when it is enqueued without one; the browser is killed "
         "when it passes.",
     )
+    missed_run_grace_seconds: int = Field(
+        default=900,
+        ge=0,
+        le=86400,
+        description="How long after a tick missed-run-check waits for its run to have started "
+        "before it reports the tick as missed.",
+    )
     browser_lost_grace_seconds: int = Field(
         default=300,
         ge=0,
