@@ -1,4 +1,4 @@
-"""browser-job-watch on a real server, run by a real worker from its shipped declaration: jobs
+"""browser-job-watch on a real server, run by a real worker from a declaration: jobs
 whose worker died end `lost`, a job whose flow run ended before any claim ends `failed`, and a
 job still inside its timeout is left alone.
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from typing import Any
 
 from prefect.client.orchestration import PrefectClient
@@ -25,7 +26,8 @@ from automates.store.engine import make_engine, transaction
 from automates.sync import sync
 from tests.conftest import REPO
 from tests.fixtures.misfire import api
-from tests.fixtures.servers import cli_env, cli_json, layer_settings, run_deployment, wait_for
+from tests.fixtures.projects import Project, automate
+from tests.fixtures.servers import cli_env, cli_json, run_deployment, wait_for
 
 WATCH = "browser-job-watch/browser-job-watch"
 
@@ -43,9 +45,24 @@ def events_about(settings: Settings, name: str) -> list[dict[str, Any]]:
     return api(settings, read)
 
 
-def test_the_watch_ends_the_jobs_no_worker_will_report_on(server: Settings, worker: str) -> None:
+def test_the_watch_ends_the_jobs_no_worker_will_report_on(
+    server: Settings, project: Project, worker: str
+) -> None:
     nobody = f"nobody-{os.urandom(3).hex()}"  # a pool no worker serves: jobs stay where put
-    settings = layer_settings(server, project_root=REPO, work_pool=worker, browser_pool=nobody)
+    # The shipped flow, declared without a schedule: a scheduled run of the shipped */5
+    # declaration would race the test's own run (and be skipped by, or skip, it).
+    shutil.copy(REPO / "flows" / "browser_watch.py", project.root / "flows" / "browser_watch.py")
+    project.declare(
+        automate(
+            "browser-job-watch",
+            kind="tool",
+            schedules=[],
+            family="browser",
+            entrypoint="flows/browser_watch.py:browser_job_watch",
+            work_pool=worker,
+        )
+    )
+    settings = project.settings(server, browser_pool=nobody)
     asyncio.run(sync(settings, settings.database_url or ""))
     asyncio.run(ensure_browser_deployment(settings))
     engine = make_engine(settings.database_url or "")
