@@ -70,7 +70,11 @@ def why_missed(state_type: str | None, state_name: str | None, pool: str | None)
     if state_type is None:
         return "no flow run exists for it: Prefect's scheduler never created one"
     if state_type in WAITING:
-        return f"its run is still {state_name}: no worker took it from pool {pool or '?'}"
+        # Late, Scheduled, Pending, AwaitingConcurrencySlot...: it never started.
+        return (
+            f"its run is still {state_name}: it never started "
+            f"(does a worker serve pool {pool or '?'}?)"
+        )
     if state_type == "CRASHED":
         return "its run Crashed: the process running it died before it could finish"
     return None

@@ -98,8 +98,12 @@ def test_each_tick_that_did_not_run_is_reported_once(
 
     events = {e["resource"]["prefect.resource.name"]: e for e in wait_for(three, 60, "events")}
     assert set(events) == {"stranded", "vanished", "crashed"}
-    assert events["stranded"]["payload"]["reason"] == (
-        f"its run is still Late: no worker took it from pool {nobody}"
+    # Late once Prefect's late-runs service has passed by, Scheduled until then.
+    stranded = events["stranded"]["payload"]
+    assert stranded["state"] in ("Scheduled", "Late")
+    assert stranded["reason"] == (
+        f"its run is still {stranded['state']}: it never started "
+        f"(does a worker serve pool {nobody}?)"
     )
     assert events["vanished"]["payload"]["reason"].startswith("no flow run exists for it")
     assert events["crashed"]["payload"]["state"] == "Crashed"

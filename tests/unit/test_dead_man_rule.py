@@ -11,6 +11,7 @@ from automates.scheduling.forms import at_form, cron_form, every_form
 from automates.scheduling.realise import prefect_schedule
 
 NOW = datetime(2026, 12, 3, 10, 47, 12, tzinfo=UTC)
+NEVER_STARTED = "it never started (does a worker serve pool local?)"
 
 
 def test_the_newest_due_tick_of_a_frequent_schedule() -> None:
@@ -44,9 +45,9 @@ def test_nothing_is_due_before_the_schedule_existed() -> None:
     ("state_type", "state_name", "missed"),
     [
         (None, None, "no flow run exists for it: Prefect's scheduler never created one"),
-        ("SCHEDULED", "Late", "its run is still Late: no worker took it from pool local"),
-        ("SCHEDULED", "Scheduled", "its run is still Scheduled: no worker took it from pool local"),
-        ("PENDING", "Pending", "its run is still Pending: no worker took it from pool local"),
+        ("SCHEDULED", "Late", f"its run is still Late: {NEVER_STARTED}"),
+        ("SCHEDULED", "Scheduled", f"its run is still Scheduled: {NEVER_STARTED}"),
+        ("PENDING", "Pending", f"its run is still Pending: {NEVER_STARTED}"),
         (
             "CRASHED",
             "Crashed",
