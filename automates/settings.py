@@ -8,7 +8,9 @@ services.
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -303,3 +305,28 @@ def env_file_paths(project_root: Path = PROJECT_ROOT) -> list[Path]:
     here = Path.cwd() / ".env"
     ours = project_root / ".env"
     return [here] if here == ours else [here, ours]
+
+
+# AUTOMATES_* variables that are not settings of this root but are ours all the same.
+OTHER_VARIABLES = {
+    "AUTOMATES_GUARD": "the guard's policy, set in each run's environment by its deployment",
+    "AUTOMATES_LOG_DIR": "a run's log folder, set by the guard",
+    "AUTOMATES_TEST_DATABASE_URL": "the PostgreSQL the tests use",
+    "AUTOMATES_GATE_URL": "a residential worker's gate (its env file)",
+    "AUTOMATES_BROWSER_WORKER_LIMIT": "browsers at once on a residential worker (its env file)",
+}
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Each AUTOMATES_* variable in `environ` that nothing reads, with the setting it most
+    likely meant: a misspelt AUTOMATES_DATABASE_URL would otherwise be ignored, and the
+    embedded database used in its place."""
+    known = {f"AUTOMATES_{name.upper()}" for name in Settings.model_fields} | set(OTHER_VARIABLES)
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith("AUTOMATES_") or name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"{name} is not a setting{hint}")
+    return problems

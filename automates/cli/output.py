@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -12,8 +13,8 @@ import typer
 from rich.console import Console
 
 from automates.envfiles import load_env_files
-from automates.errors import AutomatesError, DeclarationError
-from automates.settings import Settings, env_file_paths
+from automates.errors import AutomatesError, DeclarationError, SettingsError
+from automates.settings import Settings, env_file_paths, unknown_variables
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,6 +26,12 @@ EXIT_ERROR = 2  # 1 is kept for "ran, and found something" (drift, findings)
 
 def load_settings() -> Settings:
     load_env_files(env_file_paths())
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise SettingsError(
+            "unknown settings: " + "; ".join(unknown) + ". Nothing was done; the settings are "
+            "listed in docs/configuration.md"
+        )
     try:
         return Settings()
     except ValueError as error:  # pydantic's ValidationError
