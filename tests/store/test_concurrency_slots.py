@@ -85,12 +85,17 @@ def test_forbid_skips_a_second_run_naming_the_active_one(runs: Runs) -> None:
     )
 
 
-def test_a_dead_run_frees_its_slot_at_once(runs: Runs) -> None:
+def test_a_dead_run_frees_its_slot_when_its_session_ends(runs: Runs) -> None:
     forbid = policy(runs, Concurrency.FORBID)
     assert enter(runs.start("run-a"), forbid) is None
+    observer = runs.start("observer")
     runs.die("run-a")  # no release: the process is gone
+    # PostgreSQL releases the slot as its backend notices the closed socket and exits: no
+    # lease to run out, but not synchronous with the close either (a loaded CI machine
+    # showed the gap).
+    until(lambda: observer.holder(ACTIVE) is None)
     assert enter(runs.start("run-b"), forbid) is None
-    assert runs.start("observer").holder(ACTIVE) == "run-b"
+    assert observer.holder(ACTIVE) == "run-b"
 
 
 def test_queue_one_lets_one_wait_skips_the_next_and_hands_over(runs: Runs) -> None:
