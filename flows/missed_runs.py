@@ -26,11 +26,11 @@ from prefect.states import Completed, State
 from automates.registry.model import MANAGED_TAG
 from automates.scheduling.dead_man import Missed, describe, newest_due, why_missed
 from automates.scheduling.misfire import show, utc
+from automates.server.deployed import read_all
 from automates.settings import Settings
 from tasks.reporting import markdown_table, publish_markdown
 
 RECURRING_TAG = "kind:recurring"
-_PAGE = 200
 
 
 @flow(name="missed-run-check", log_prints=False)
@@ -78,12 +78,7 @@ async def missed_run_check(grace_seconds: int | None = None) -> State:
 
 async def _recurring_deployments(client: Any) -> list[Any]:
     ours = DeploymentFilter(tags=DeploymentFilterTags(all_=[MANAGED_TAG, RECURRING_TAG]))
-    found: list[Any] = []
-    while True:
-        page = await client.read_deployments(deployment_filter=ours, limit=_PAGE, offset=len(found))
-        found.extend(page)
-        if len(page) < _PAGE:
-            return found
+    return await read_all(client.read_deployments, deployment_filter=ours)
 
 
 async def _tick_missed(

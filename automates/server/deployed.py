@@ -35,15 +35,15 @@ class ServerState:
 
 
 async def read_server_state(client: PrefectClient) -> ServerState:
-    flows = await _all(client.read_flows)
+    flows = await read_all(client.read_flows)
     names = {flow.id: flow.name for flow in flows}
     deployments: dict[str, Deployed] = {}
     triggers = await read_deployed_triggers(client)
-    for deployment in await _all(client.read_deployments):
+    for deployment in await read_all(client.read_deployments):
         flow_name = names.get(deployment.flow_id, "?")
         spec = deployed_spec(deployment, flow_name, triggers.get(deployment.id, ()))
         deployments[spec.full_name] = Deployed(deployment.id, deployment.flow_id, spec, deployment)
-    pools = await _all(client.read_work_pools)
+    pools = await read_all(client.read_work_pools)
     return ServerState(
         flows={flow.name: flow.id for flow in flows},
         deployments=deployments,
@@ -51,7 +51,8 @@ async def read_server_state(client: PrefectClient) -> ServerState:
     )
 
 
-async def _all(read: Callable[..., Awaitable[Sequence[T]]], **filters: Any) -> list[T]:
+async def read_all(read: Callable[..., Awaitable[Sequence[T]]], **filters: Any) -> list[T]:
+    """Every item a paged read method returns, page by page."""
     items: list[T] = []
     while True:
         page = await read(limit=PAGE, offset=len(items), **filters)

@@ -25,24 +25,11 @@ from automates.settings import Settings
 from automates.store.engine import make_engine, transaction
 from automates.sync import sync
 from tests.conftest import REPO
-from tests.fixtures.misfire import api
+from tests.fixtures.misfire import api, events_named
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import cli_env, cli_json, run_deployment, wait_for
 
 WATCH = "browser-job-watch/browser-job-watch"
-
-
-def events_about(settings: Settings, name: str) -> list[dict[str, Any]]:
-    async def read(client: PrefectClient) -> list[dict[str, Any]]:
-        response = await client._client.post(
-            "/events/filter",
-            json={"filter": {"event": {"name": [name]}}, "limit": 50},
-        )
-        response.raise_for_status()
-        events: list[dict[str, Any]] = response.json()["events"]
-        return events
-
-    return api(settings, read)
 
 
 def test_the_watch_ends_the_jobs_no_worker_will_report_on(
@@ -129,7 +116,7 @@ def test_the_watch_ends_the_jobs_no_worker_will_report_on(
 
     # One event per ended job, for automations to notify on; never the payload.
     def both_lost() -> list[dict[str, Any]] | None:
-        found = events_about(settings, "automates.browser.job.lost")
+        found = events_named(settings, "automates.browser.job.lost")
         return found if len(found) == 2 else None
 
     lost = wait_for(

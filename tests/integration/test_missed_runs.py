@@ -19,24 +19,11 @@ from prefect.states import Crashed
 from automates.settings import Settings
 from automates.sync import sync
 from tests.conftest import REPO
-from tests.fixtures.misfire import api, deployment_runs, final
+from tests.fixtures.misfire import api, deployment_runs, events_named, final
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import run_deployment, wait_for
 
 CHECK = "missed-run-check/missed-run-check"
-
-
-def missed_events(settings: Settings) -> list[dict[str, Any]]:
-    async def read(client: PrefectClient) -> list[dict[str, Any]]:
-        response = await client._client.post(
-            "/events/filter",
-            json={"filter": {"event": {"name": ["automates.automate.missed"]}}, "limit": 50},
-        )
-        response.raise_for_status()
-        events: list[dict[str, Any]] = response.json()["events"]
-        return events
-
-    return api(settings, read)
 
 
 def test_each_tick_that_did_not_run_is_reported_once(
@@ -93,7 +80,7 @@ def test_each_tick_that_did_not_run_is_reported_once(
     )
 
     def three() -> list[dict[str, Any]] | None:
-        events = missed_events(settings)
+        events = events_named(settings, "automates.automate.missed")
         return events if len(events) == 3 else None
 
     events = {e["resource"]["prefect.resource.name"]: e for e in wait_for(three, 60, "events")}
@@ -117,4 +104,4 @@ def test_each_tick_that_did_not_run_is_reported_once(
         for name in events
     }
     assert {e["id"] for e in events.values()} == expected
-    assert {e["id"] for e in missed_events(settings)} == expected
+    assert {e["id"] for e in events_named(settings, "automates.automate.missed")} == expected
