@@ -31,6 +31,7 @@ def serve(argv: list[str] | None, description: str | None, kind: str, poll_secon
     parser.add_argument("--poll-seconds", type=float, default=poll_seconds)
     args = parser.parse_args(argv)
     load_env_files(env_file_paths())
+    _keep_only(kind)
     # Read by Prefect's worker loop when it starts: set before Prefect's settings load.
     os.environ["PREFECT_WORKER_QUERY_SECONDS"] = str(args.poll_seconds)
     settings = Settings()
@@ -48,6 +49,18 @@ def serve(argv: list[str] | None, description: str | None, kind: str, poll_secon
         settings=settings,
     )
     asyncio.run(worker.start())
+
+
+def _keep_only(kind: str) -> None:
+    """Runs share this process's environment: drop what they must not see (the checkout's
+    `.env` may just have added the operator's secrets). The dispatcher keeps the operator's
+    own variables for its LLM CLI (its API key); the warm worker keeps what a process worker's
+    runs get (automates/platform/run_env.py)."""
+    from automates.platform.run_env import run_environment, without_secrets
+
+    keep = without_secrets(os.environ) if kind == "agents" else run_environment(os.environ)
+    for name in set(os.environ) - set(keep):
+        del os.environ[name]
 
 
 if __name__ == "__main__":

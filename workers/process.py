@@ -1,14 +1,16 @@
-"""A Prefect process worker for one work pool.
+"""The layer's process worker for one work pool: `python -m workers.process --pool NAME`.
 
 `automates up` starts one on this machine for the local pool; on another host,
-`workers/start-remote-worker` runs this module, which replaces itself with the same worker
-(`python -m workers.process --pool NAME`). The worker polls the server outward: a remote host
+`workers/start-remote-worker` runs this module, and the residential worker runs it behind the
+gate. It is Prefect's process worker (automates/platform/process_worker.py) that admits only
+declared runs and hands them no operator secret. It polls the server outward: a remote host
 needs no inbound access.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import sys
@@ -16,13 +18,12 @@ from pathlib import Path
 
 from automates.envfiles import load_env_files
 
-PREFECT = str(Path(sys.executable).with_name("prefect"))
 
-
-def worker_argv(pool: str, name: str | None = None) -> list[str]:
+def worker_argv(pool: str, name: str | None = None, limit: int | None = None) -> list[str]:
     """The command line of a process worker on `pool`, named after this host."""
     worker_name = name or f"{socket.gethostname()}-{pool}"
-    return [PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--name", worker_name]
+    argv = [sys.executable, "-m", "workers.process", "--pool", pool, "--name", worker_name]
+    return argv if limit is None else [*argv, "--limit", str(limit)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--pool", default=None, help="Work pool (default: AUTOMATES_WORK_POOL).")
     parser.add_argument("--name", default=None, help="Worker name (default: <host>-<pool>).")
+    parser.add_argument("--limit", type=int, default=None, help="Runs at once (default: any).")
     args = parser.parse_args(argv)
     load_env_files(args.env_file)
     api_url = os.environ.get("AUTOMATES_PREFECT_API_URL") or os.environ.get("PREFECT_API_URL")
@@ -44,10 +46,17 @@ def main(argv: list[str] | None = None) -> None:
             "PREFECT_API_URL (or AUTOMATES_PREFECT_API_URL) must point at the server, "
             "e.g. http://server:4200/api"
         )
-    os.environ["PREFECT_API_URL"] = api_url
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be 1 or more")
+    os.environ["PREFECT_API_URL"] = api_url  # before Prefect reads its settings
     pool = args.pool or os.environ.get("AUTOMATES_WORK_POOL", "local")
-    command = worker_argv(pool, args.name)
-    os.execv(command[0], command)
+
+    from automates.platform.process_worker import GuardedProcessWorker
+
+    worker = GuardedProcessWorker(
+        work_pool_name=pool, name=args.name or f"{socket.gethostname()}-{pool}", limit=args.limit
+    )
+    asyncio.run(worker.start())
 
 
 if __name__ == "__main__":

@@ -11,9 +11,8 @@ from __future__ import annotations
 import runpy
 from typing import Any
 
-from automates.envfiles import load_env_files
 from automates.guard.policy import GuardPolicy
-from automates.settings import Settings, env_file_paths
+from automates.settings import Settings
 
 
 def install() -> None:
@@ -23,7 +22,9 @@ def install() -> None:
     policy = GuardPolicy.from_env()
     if policy is None:
         return
-    load_env_files(env_file_paths())
+    # The checkout's `.env` is not read here: it holds the operator's secrets, and a run gets
+    # the layer's settings from its worker (automates/platform/run_env.py) and its own
+    # variables from the env files its declaration names (loaded by the guard).
     settings = Settings()
     load_flow = flow_engine.load_flow
 

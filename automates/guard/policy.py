@@ -6,7 +6,9 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -29,6 +31,7 @@ _LEFT_OUT_AT_DEFAULT = (
     "approval",
     "declaration_digest",
     "concurrency",
+    "command",
 )
 
 
@@ -55,6 +58,9 @@ class GuardPolicy(BaseModel):
     # The version an approval is for (automates/store/registry.py); only with an approval.
     declaration_digest: str | None = None
     concurrency: Concurrency = Concurrency.FORBID  # automates.guard.concurrency
+    # A script automate's command (automates/guard/script.py): part of the policy, not a run
+    # parameter, so no trigger can replace what the run executes.
+    command: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, automate: Automate, default_pool: str | None = None) -> GuardPolicy:
@@ -76,6 +82,7 @@ class GuardPolicy(BaseModel):
             approval=automate.approval,
             declaration_digest=_approved_version(automate, default_pool),
             concurrency=automate.concurrency,
+            command=automate.command,
         )
 
     @classmethod
@@ -103,6 +110,24 @@ class GuardPolicy(BaseModel):
         digest = hashlib.sha256(f"{seed}:{retry}".encode()).digest()
         jitter = random.Random(digest).uniform(0, JITTER)
         return self.retry_backoff_seconds * 2 ** (retry - 1) * (1 + jitter)
+
+
+_CURRENT: ContextVar[GuardPolicy | None] = ContextVar("automates_guard_policy", default=None)
+
+
+@contextmanager
+def in_force(policy: GuardPolicy) -> Iterator[None]:
+    """Make `policy` the one `current()` answers while a guarded body runs (in its thread)."""
+    token = _CURRENT.set(policy)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def current() -> GuardPolicy | None:
+    """The policy of the guarded run this code runs in, or None outside the guard."""
+    return _CURRENT.get()
 
 
 def job_variables(automate: Automate, default_pool: str | None = None) -> dict[str, Any]:

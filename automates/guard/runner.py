@@ -28,7 +28,7 @@ from automates.envfiles import load_env_files
 from automates.guard import breaker, concurrency, journal
 from automates.guard.approval import approval_refusal
 from automates.guard.misfire import misfire_refusal
-from automates.guard.policy import GuardPolicy
+from automates.guard.policy import GuardPolicy, in_force
 from automates.guard.quiet_hours import quiet_refusal
 from automates.guard.recording import record_run
 from automates.guard.repair import LOG_DIR_ENV, diagnose, repair
@@ -194,7 +194,7 @@ def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Ca
             refusal = _prepare(policy, settings)
             if refusal is not None:
                 return refusal
-            with concurrency.slot(policy, settings) as refused:
+            with concurrency.slot(policy, settings) as refused, in_force(policy):
                 if refused is not None:
                     return refused
                 return await _attempts_async(fn, args, kwargs, policy, settings)
@@ -207,7 +207,7 @@ def _wrap(fn: Callable[..., Any], policy: GuardPolicy, settings: Settings) -> Ca
         refusal = _prepare(policy, settings)
         if refusal is not None:
             return refusal
-        with concurrency.slot(policy, settings) as refused:
+        with concurrency.slot(policy, settings) as refused, in_force(policy):
             if refused is not None:
                 return refused
             return _attempts(fn, args, kwargs, policy, settings)

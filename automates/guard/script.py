@@ -22,10 +22,14 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 
 from automates.guard import journal
-from automates.guard.policy import GuardPolicy
+from automates.guard.policy import current
 
 TAIL_LINES = 40
 KILL_GRACE_SECONDS = 5.0
+
+
+class NotDeclared(RuntimeError):
+    """The script flow ran without a guarded declaration that names its command."""
 
 
 class ScriptFailed(RuntimeError):
@@ -38,14 +42,18 @@ class ScriptFailed(RuntimeError):
 
 
 @flow(name="script")
-def run_script(argv: list[str]) -> State:
-    """Run a declared command as a subprocess of the guarded run.
+def run_script() -> State:
+    """Run the declared command (the executable, relative to the project root or on PATH, and
+    its arguments) as a subprocess of the guarded run.
 
-    Args:
-        argv: the executable (relative to the project root, or on PATH) and its arguments.
+    The command comes from the guard's policy, which the deployment carries from the
+    declaration; the flow takes no parameter, so no trigger can change what runs.
     """
     logger = get_run_logger()
-    policy = GuardPolicy.from_env()
+    policy = current()
+    if policy is None or not policy.command:
+        raise NotDeclared("a script runs only under the guard of a declaration that names it")
+    argv = list(policy.command)
     executable = argv[0]
     if "/" in executable and not os.path.isabs(executable):
         executable = str(Path.cwd() / executable)
@@ -84,7 +92,7 @@ def run_script(argv: list[str]) -> State:
         run.exit_code = exit_code
     if exit_code == 0:
         return Completed(message=f"{argv[0]} exited 0")
-    if policy is not None and policy.soft_fail:
+    if policy.soft_fail:
         _publish_findings(policy.automate, argv, exit_code, stdout_tail)
         return Completed(
             name="Findings",

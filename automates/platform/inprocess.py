@@ -46,6 +46,7 @@ from prefect.workers.base import (
 
 from automates.guard.policy import GuardPolicy
 from automates.guard.runner import guarded
+from automates.platform.process_worker import AdmissionMixin
 from automates.server.spec import SET_WORKING_DIRECTORY
 from automates.settings import Settings
 
@@ -62,8 +63,11 @@ class InProcessResult(BaseWorkerResult):
     """The outcome of one flow run an in-process worker ran."""
 
 
-class InProcessWorker(BaseWorker[BaseJobConfiguration, BaseVariables, InProcessResult]):
-    """Runs each flow run of its pool in this process, at its scheduled time."""
+class InProcessWorker(
+    AdmissionMixin, BaseWorker[BaseJobConfiguration, BaseVariables, InProcessResult]
+):
+    """Runs each flow run of its pool in this process, at its scheduled time; only runs that
+    pass admission (automates/platform/admission.py), as the process worker does."""
 
     # Prefect registers every worker class under its type; pools use the subclasses' types.
     type = "automates-inprocess"

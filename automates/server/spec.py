@@ -173,7 +173,7 @@ def declared_spec(
         description=description,
         paused=not automate.enabled,
         parameters=deployment_parameters(automate),
-        parameter_schema=target.parameter_schema,
+        parameter_schema=closed_schema(target.parameter_schema),
         pull_steps=({SET_WORKING_DIRECTORY: {"directory": str(root)}},),
         job_variables=job_variables(automate, default_pool),
         triggers=declared_triggers(automate),
@@ -189,10 +189,16 @@ def prefect_concurrency_limit(automate: Automate) -> int | None:
 
 
 def deployment_parameters(automate: Automate) -> dict[str, Any]:
-    """The deployment's default parameters; a script's command is the script flow's `argv`."""
-    if automate.command is not None:
-        return {**automate.parameters, "argv": list(automate.command)}
+    """The deployment's default parameters. A script's command is not one: it travels in the
+    guard's policy, out of reach of whoever starts a run (automates/platform/admission.py)."""
     return dict(automate.parameters)
+
+
+def closed_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The flow's parameter schema, refusing any parameter it does not name: Prefect's server
+    then refuses an undeclared parameter on every path that enforces the schema, and the
+    workers refuse it on the others."""
+    return {**schema, "additionalProperties": False}
 
 
 def declared_specs(

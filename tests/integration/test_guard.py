@@ -51,14 +51,32 @@ def journal(settings: Settings, table: str, flow_run: FlowRun) -> list[dict[str,
 @pytest.fixture
 def guarded_project(server: Settings, project: Project, worker: str, tmp_path: Path) -> Settings:
     (project.root / "guard.env").write_text("GREETING=from-the-env-file\n")
+    export_target = project.settings(server).data_path / "exports" / "today" / "out.csv"
     project.declare(
         script("cert-audit", ["scripts/audit.sh"], family="audits", work_pool=worker),
         # 10 s, not less: the timeout covers the guard's pre-checks (API reads) before the
         # script starts, and on a loaded machine 3 s ran out before it wrote its pid.
-        script("slow-export", ["scripts/slow.sh"], timeout_seconds=10, work_pool=worker),
+        script(
+            "slow-export",
+            ["scripts/slow.sh", str(tmp_path / "slow.pid")],
+            timeout_seconds=10,
+            work_pool=worker,
+        ),
         script("broken-export", ["scripts/broken.sh"], family="exports", work_pool=worker),
         script("greeter", ["scripts/greet.sh"], env_files=["guard.env"], work_pool=worker),
-        script("exporter", ["scripts/export.sh"], family="exports", work_pool=worker),
+        # A script's arguments are part of its declaration: no run can change them.
+        script(
+            "exporter",
+            ["scripts/export.sh", str(export_target)],
+            family="exports",
+            work_pool=worker,
+        ),
+        script(
+            "stray-export",
+            ["scripts/export.sh", str(tmp_path / "not-ours" / "out.csv")],
+            family="exports",
+            work_pool=worker,
+        ),
         script("prod-only", ["scripts/greet.sh"], environments=["production"], work_pool=worker),
         automate(
             "py-audit",
@@ -106,9 +124,9 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
             ("script/cert-audit", {}),
             ("exit-audit/py-audit", {}),
             ("exit-audit/py-exit", {"code": 3}),
-            ("script/slow-export", {"argv": ["scripts/slow.sh", str(pid_file)]}),
+            ("script/slow-export", {}),
             ("script/broken-export", {}),
-            ("script/exporter", {"argv": ["scripts/export.sh", str(target)]}),
+            ("script/exporter", {}),
             ("script/greeter", {}),
             ("script/prod-only", {}),
             ("flaky/flaky-sync", {"marker": str(tmp_path / "flaky.marker")}),
@@ -119,7 +137,7 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
         run_all(
             settings,
             ("exit-audit/py-audit", {"code": 0}),
-            ("script/exporter", {"argv": ["scripts/export.sh", str(outside)]}),
+            ("script/stray-export", {}),
         )
     )
 

@@ -28,12 +28,13 @@ NAP = ["scripts/nap.sh", "0"]
 
 
 def script(name: str, **fields: Any) -> dict[str, Any]:
+    """A script automate whose command, for each run, is the one the test gives `start`."""
     return automate(
         name,
         kind="oneshot",
         schedules=[],
         entrypoint=None,
-        command=["scripts/hold.sh", "never"],
+        command=["scripts/per_run.sh", "runs"],
         family="exports",
         **fields,
     )
@@ -47,17 +48,22 @@ def deploy(project: Project, server: Settings, declaration: dict[str, Any]) -> S
 
 
 def start(settings: Settings, name: str, argv: list[str]) -> UUID:
-    """A run of script/NAME with its own command line (the script flow's `argv`)."""
+    """A run of script/NAME that runs `argv`: scripts/per_run.sh reads it from the project's
+    runs/ folder, by the run's id (no run can carry its own command)."""
 
     async def go() -> UUID:
         async with prefect_client(settings.api_url) as client:
             deployment = await client.read_deployment_by_name(f"script/{name}")
-            run = await client.create_flow_run_from_deployment(
-                deployment.id, parameters={"argv": argv}
-            )
+            run = await client.create_flow_run_from_deployment(deployment.id)
             return run.id
 
-    return asyncio.run(go())
+    run = asyncio.run(go())
+    commands = settings.project_root / "runs"
+    commands.mkdir(exist_ok=True)
+    written = commands / f"{run}.tmp"
+    written.write_text("".join(f"{argument}\n" for argument in argv))
+    written.rename(commands / str(run))  # whole or not at all: the script may be waiting
+    return run
 
 
 def read(settings: Settings, *ids: UUID) -> list[FlowRun]:

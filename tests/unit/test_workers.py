@@ -8,9 +8,10 @@ from workers.process import worker_argv
 
 
 def test_worker_command_line_names_pool_and_host() -> None:
-    argv = worker_argv("residential", name="home-box")
+    argv = worker_argv("residential", name="home-box", limit=2)
+    assert argv[0] == sys.executable
     assert argv[1:] == [
-        "worker", "start", "--pool", "residential", "--type", "process", "--name", "home-box"
+        "-m", "workers.process", "--pool", "residential", "--name", "home-box", "--limit", "2"
     ]  # fmt: skip
 
 
