@@ -60,6 +60,7 @@ async def sync(
             _save_blocks(settings, database_url),
         )
         sync_store(engine, registry, settings.work_pool, report, prune=prune)
+        await _ensure_unresponsive_automation(settings)
         with transaction(engine) as connection:
             ensure_platform_perimeter(connection, settings.project_root)
     finally:
@@ -88,6 +89,15 @@ def sync_store(
         if prune:
             delete_automates(connection, gone)
             report.registry_removed.extend(gone)
+
+
+async def _ensure_unresponsive_automation(settings: Settings) -> None:
+    """Prefect's automation that marks Crashed a run whose heartbeats stopped."""
+    from automates.server import unresponsive
+    from automates.server.client import prefect_client
+
+    async with prefect_client(settings.api_url) as client:
+        await unresponsive.ensure(client)
 
 
 async def _save_blocks(settings: Settings, database_url: str) -> tuple[bool, list[str]]:

@@ -1,0 +1,196 @@
+"""Runs that ended, or stalled, outside the guard's hands: settled and journaled once.
+
+The guard journals a run from its final-state hook, in the run's own process. That hook never
+runs when the process is gone: a worker killed with its process group (the run is then marked
+Crashed by Prefect's heartbeat automation, automates/server/unresponsive.py), a run whose
+final state was written while the store could not be reached, a run refused by its worker
+before any process started. And a run can stall before it starts: a worker proposed Pending
+("Submitting") and then lost its database or died, and nothing ever moves the run again.
+
+`settle` (run by the `run-watch` automate) finds both:
+
+- a run of a managed deployment that is Pending for longer than the grace is re-submitted
+  once (set Scheduled, so any worker of its pool takes it again); still not started one grace
+  after that, it is Crashed with the reason. Never run twice: a Pending run has not started.
+- a run that reached a final state with no row in the execution journal gets one (outcome
+  from its state, `journaled_by: run-watch` in its context), and is counted on its automate's
+  breaker as the guard would have. The journal's unique flow-run id makes a late hook and the
+  watch write one row between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine, select
+
+from automates.guard import breaker
+from automates.guard.policy import GuardPolicy
+from automates.registry.model import MANAGED_TAG
+from automates.store.engine import transaction
+from automates.store.journals import record_crash, record_execution
+from automates.store.schema import execution_journal
+
+RESUBMITTED = "re-submitted by run-watch"
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class Settled:
+    """One run the watch acted on: what it did and why."""
+
+    flow_run_id: UUID
+    automate: str
+    action: str  # resubmitted | crashed | journaled
+    reason: str
+
+
+def settle(
+    client: Any, engine: Engine, now: datetime, *, pending_grace: timedelta, lookback: timedelta
+) -> list[Settled]:
+    """Re-submit or end stalled runs, then journal unjournaled final ones (a sync client)."""
+    deployments = {d.id: d for d in client.read_deployments() if MANAGED_TAG in (d.tags or ())}
+    settled = [*_stalled(client, deployments, now, pending_grace)]
+    settled += _unjournaled(client, engine, deployments, now, lookback)
+    return settled
+
+
+def _runs(client: Any, types: list[str], **time_filter: Any) -> list[Any]:
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    runs: list[Any] = []
+    while True:
+        page = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[MANAGED_TAG]),
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType(t) for t in types])
+                ),
+                **time_filter,
+            ),
+            limit=200,
+            offset=len(runs),
+        )
+        runs.extend(page)
+        if len(page) < 200:
+            return runs
+
+
+def _stalled(
+    client: Any, deployments: dict[Any, Any], now: datetime, grace: timedelta
+) -> list[Settled]:
+    from prefect.states import Crashed, Scheduled
+
+    settled = []
+    for run in _runs(client, ["PENDING"]):
+        deployment = deployments.get(run.deployment_id)
+        since = run.state.timestamp if run.state is not None else None
+        if deployment is None or since is None or now - since < grace:
+            continue
+        history = client.read_flow_run_states(run.id)
+        if any(state.message == RESUBMITTED for state in history):
+            reason = (
+                f"never started: Pending for {int((now - since).total_seconds())} s after it "
+                "was re-submitted once (is a worker serving its pool?)"
+            )
+            client.set_flow_run_state(run.id, Crashed(message=reason), force=True)
+            settled.append(Settled(run.id, deployment.name, "crashed", reason))
+        else:
+            client.set_flow_run_state(
+                run.id, Scheduled(scheduled_time=now, message=RESUBMITTED), force=True
+            )
+            reason = f"Pending for {int((now - since).total_seconds())} s without starting"
+            settled.append(Settled(run.id, deployment.name, "resubmitted", reason))
+    return settled
+
+
+def _unjournaled(
+    client: Any, engine: Engine, deployments: dict[Any, Any], now: datetime, lookback: timedelta
+) -> list[Settled]:
+    from prefect.client.schemas.filters import FlowRunFilterEndTime
+
+    from automates.guard.runner import outcome_of
+
+    ended = [
+        run
+        for run in _runs(client, list(FINAL), end_time=FlowRunFilterEndTime(after_=now - lookback))
+        if run.deployment_id in deployments and run.state is not None
+    ]
+    if not ended:
+        return []
+    with transaction(engine) as connection:
+        journaled = set(
+            connection.execute(
+                select(execution_journal.c.flow_run_id).where(
+                    execution_journal.c.flow_run_id.in_([run.id for run in ended])
+                )
+            ).scalars()
+        )
+    settled = []
+    for run in ended:
+        if run.id in journaled:
+            continue
+        deployment = deployments[run.deployment_id]
+        outcome = outcome_of(run.state)
+        finished = run.end_time or run.state.timestamp or now
+        started = min(run.start_time or run.expected_start_time or finished, finished)
+        message = run.state.message or run.state.name
+        row = {
+            "automate": deployment.name,
+            "flow_run_id": run.id,
+            "started_at": started,
+            "finished_at": finished,
+            "duration_seconds": (finished - started).total_seconds(),
+            "outcome": outcome,
+            "message": message,
+            "attempts": 1,
+            "context": {"journaled_by": "run-watch", "state": run.state.name},
+        }
+        policy = _policy(deployment)
+        with transaction(engine) as connection:
+            if not record_execution(connection, row):
+                continue  # the guard's hook wrote it meanwhile
+            transition = None
+            if policy is not None:
+                transition = breaker.record_outcome(
+                    connection,
+                    deployment.name,
+                    outcome,
+                    threshold=policy.breaker_threshold,
+                    cooldown_seconds=policy.breaker_cooldown_seconds,
+                )
+            if outcome in ("failed", "crashed", "timed_out"):
+                record_crash(
+                    connection,
+                    {
+                        "automate": deployment.name,
+                        "flow_run_id": run.id,
+                        "attempt": 1,
+                        "error_class": run.state.name or "Crashed",
+                        "message": message or "",
+                        "traceback": "",
+                        "retry_outcome": "none",
+                        "breaker_state": transition.after if transition else None,
+                    },
+                )
+        if transition is not None:
+            breaker.apply(transition, run.deployment_id, schedules_active=not deployment.paused)
+        settled.append(Settled(run.id, deployment.name, "journaled", f"{outcome}: {message}"))
+    return settled
+
+
+def _policy(deployment: Any) -> GuardPolicy | None:
+    env = (deployment.job_variables or {}).get("env") or {}
+    try:
+        return GuardPolicy.from_env(env)
+    except ValueError:
+        return None

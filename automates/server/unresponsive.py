@@ -1,0 +1,67 @@
+"""Runs whose process died are marked Crashed by Prefect itself: heartbeats and one automation.
+
+Prefect's flow engine sends a `prefect.flow-run.heartbeat` event every
+`PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds while a run is Running (the layer sets
+`HEARTBEAT_SECONDS` for every process it starts). A run whose worker or process was killed
+(`kill -9` of its process group, a host that vanished) stops beating but stays Running for
+ever. Prefect's documented answer for a self-hosted server ("detect zombie flows") is a
+proactive automation: after a heartbeat, expect another heartbeat or a final state within a
+window, else set the run Crashed. `ensure` writes that automation once, at every sync; the
+`run-watch` automate then journals the crashed run (automates/guard/settle.py).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prefect.client.orchestration import PrefectClient
+
+from automates.registry.model import MANAGED_TAG
+
+AUTOMATION_NAME = "automates: crash unresponsive runs"
+# Prefect's minimum heartbeat interval is 30 s; a run is unresponsive after three missed beats.
+HEARTBEAT_SECONDS = 30
+UNRESPONSIVE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
+CRASHED_MESSAGE = (
+    f"no heartbeat for {UNRESPONSIVE_AFTER_SECONDS} s: the run's process or its worker died "
+    "(marked Crashed by the automation 'automates: crash unresponsive runs')"
+)
+
+
+def automation() -> object:
+    """The automation, as Prefect's client schema (`AutomationCore`)."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    return AutomationCore(
+        name=AUTOMATION_NAME,
+        description="Marks Crashed a flow run that stopped sending heartbeats (its process or "
+        "worker died), so no run stays Running unseen. Written by `automates sync`.",
+        tags=[MANAGED_TAG],
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=UNRESPONSIVE_AFTER_SECONDS),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=CRASHED_MESSAGE)],
+    )
+
+
+async def ensure(client: PrefectClient) -> bool:
+    """Create the automation unless one of that name exists; whether it was created."""
+    if await client.read_automations_by_name(AUTOMATION_NAME):
+        return False
+    await client.create_automation(automation())  # type: ignore[arg-type]
+    return True
