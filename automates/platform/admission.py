@@ -17,7 +17,7 @@ anything, and refuses a run that:
   schema, or parameters larger than `MAX_PARAMETER_BYTES` in all.
 
 A refused run ends `Failed` (state name `Refused`) with the reason, and its process never
-starts (docs/decisions/0027-run-admission.md).
+starts (docs/decisions/0032-run-admission.md).
 """
 
 from __future__ import annotations

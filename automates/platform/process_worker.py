@@ -96,6 +96,6 @@ class CleanJobConfiguration(ProcessJobConfiguration):
 
 
 class GuardedProcessWorker(AdmissionMixin, ProcessWorker):
-    """Prefect's process worker for a pool of this layer (docs/decisions/0027-run-admission.md)."""
+    """Prefect's process worker for a pool of this layer (docs/decisions/0032-run-admission.md)."""
 
     job_configuration = CleanJobConfiguration
