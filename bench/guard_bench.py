@@ -19,7 +19,8 @@ warm-up runs first, then N timed runs each:
      `guarded(flow, policy, settings)` (which also writes the execution journal and counts the
      run on the automate's breaker in the store);
   2. `subprocess.run(["true"])` alone (the floor), a bare flow doing that `subprocess.run`,
-     `run_script(argv=["true"])` unguarded, and `guarded(run_script, policy, settings)`;
+     `run_script()` with its policy in force but unguarded, and
+     `guarded(run_script, policy, settings)`;
 then an instrumented pass over the guarded trivial flow (where its time goes, first use of the
 store engine included), and 3. (informational) one run per fresh engine process, as the worker
 starts them: `python -m prefect.engine` vs `python -m automates.guard.engine`.

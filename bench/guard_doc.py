@@ -15,8 +15,8 @@ LABELS = {
     "guarded_flow": "same flow, `guarded(flow, policy, settings)`",
     "bare_subprocess": '`subprocess.run(["true"])` alone (floor, no Prefect)',
     "bare_flow_subprocess": 'bare Prefect flow doing `subprocess.run(["true"])`',
-    "unguarded_run_script": '`run_script(argv=["true"])`, unguarded',
-    "guarded_run_script": '`guarded(run_script, policy, settings)(argv=["true"])`',
+    "unguarded_run_script": "`run_script()` (command `true`), unguarded",
+    "guarded_run_script": "`guarded(run_script, policy, settings)()` (command `true`)",
     "bare_engine": "`python -m prefect.engine` (fresh process)",
     "guard_engine": "`python -m automates.guard.engine` (fresh process)",
 }

@@ -11,13 +11,14 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 from prefect import Flow, flow
 
-from automates.guard.policy import GuardPolicy
+from automates.guard.policy import GuardPolicy, in_force
 from automates.guard.runner import guarded
 from automates.guard.script import run_script
 from automates.registry.loader import load_registry
@@ -80,6 +81,12 @@ def bare_subprocess() -> int:
     return subprocess.run(SCRIPT_ARGV, check=True).returncode
 
 
+def _unguarded(script: Flow[..., Any], policy: GuardPolicy) -> Any:
+    """The script flow with its declared command in force but none of the guard's work."""
+    with in_force(policy):
+        return script()
+
+
 def variants(settings: Settings) -> tuple[dict[str, Callable[[], Any]], dict[str, float]]:
     """Every variant timed in-process, and the one-time cost of building each guarded flow
     (what `automates.guard.engine` pays once per process)."""
@@ -95,8 +102,8 @@ def variants(settings: Settings) -> tuple[dict[str, Callable[[], Any]], dict[str
         "guarded_flow": guarded_trivial,
         "bare_subprocess": bare_subprocess,
         "bare_flow_subprocess": lambda: bare_script(argv=SCRIPT_ARGV),
-        "unguarded_run_script": lambda: run_script(argv=SCRIPT_ARGV),
-        "guarded_run_script": lambda: guarded_script(argv=SCRIPT_ARGV),
+        "unguarded_run_script": partial(_unguarded, run_script, found[SCRIPT_AUTOMATE]),
+        "guarded_run_script": guarded_script,
     }
     return calls, {"guarded_flow": build_flow, "guarded_run_script": build_script}
 

@@ -120,9 +120,10 @@ def _unjournaled(
 
     from automates.guard.runner import outcome_of
 
+    since = FlowRunFilterEndTime(after_=now - lookback)  # type: ignore[arg-type]
     ended = [
         run
-        for run in _runs(client, list(FINAL), end_time=FlowRunFilterEndTime(after_=now - lookback))
+        for run in _runs(client, list(FINAL), end_time=since)
         if run.deployment_id in deployments and run.state is not None
     ]
     if not ended:

@@ -85,7 +85,7 @@ def parameter_problem(
 
 def _overrides(declared: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
     """The job variables the run sets to something else than its deployment does."""
-    names = []
+    names: list[str] = []
     for name, value in sorted(given.items()):
         if name == "env" and isinstance(value, Mapping):
             declared_env = declared.get("env") or {}

@@ -55,7 +55,11 @@ def automation() -> object:
             threshold=1,
             within=timedelta(seconds=UNRESPONSIVE_AFTER_SECONDS),
         ),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=CRASHED_MESSAGE)],
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED, name="Crashed", message=CRASHED_MESSAGE, force=False
+            )
+        ],
     )
 
 
