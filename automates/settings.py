@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,7 +27,10 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 class Settings(BaseSettings):
     """Configuration of the automates layer; see docs/configuration.md."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTOMATES_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a refused value may be a secret (a database URL's password).
+    model_config = SettingsConfigDict(
+        env_prefix="AUTOMATES_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     project_root: Path = Field(
         default=PROJECT_ROOT,
@@ -43,6 +47,7 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
+        repr=False,  # it holds the password
         description="An external PostgreSQL (postgresql://user:pass@host:port/db). Unset: the "
         "embedded PostgreSQL in the data folder. The Prefect server and the store share it.",
     )
@@ -179,12 +184,25 @@ class Settings(BaseSettings):
         description="A URL answering the caller's IP address as plain text; the egress safeguard "
         "compares it fetched directly and through the proxy. Required with browser_proxy.",
     )
+    browser_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (`name`, `address`, or either with `:port`) browser jobs may reach "
+        "although they are loopback, link-local, private or the layer's own; every other "
+        "host must be public (decision 0028). Needed on the enqueuing side and the worker.",
+    )
     browser_job_timeout_seconds: int = Field(
         default=120,
         ge=1,
         le=3600,
         description="A job's timeout when it is enqueued without one; the browser is killed "
         "when it passes.",
+    )
+    run_pending_grace_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=86400,
+        description="How long a run may stay Pending (a worker took it, nothing started) "
+        "before run-watch re-submits it once, and after that ends it Crashed.",
     )
     missed_run_grace_seconds: int = Field(
         default=900,
@@ -221,6 +239,18 @@ class Settings(BaseSettings):
     )
     gate_host: str = Field(default="127.0.0.1", description="Where the gate listens.")
     gate_port: Port = Field(default=4300, description="Where the gate listens.")
+    gate_max_body_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="The largest request body the gate reads (a worker's log batch is at most "
+        "1 MB); larger ones are refused 413 unread.",
+    )
+    gate_rate_limit: str = Field(
+        default="100/second",
+        description="Requests allowed per caller of the gate (its address, and the worker "
+        "credential, shared by all residential workers), as '100/second' or '20/second;600/minute'"
+        "; beyond: 429 with Retry-After.",
+    )
 
     # Approvals and the webhook (docs/scheduling.md#approval, #triggers-beyond-time).
     approval_timeout_seconds: int = Field(
@@ -236,6 +266,24 @@ class Settings(BaseSettings):
         description="The webhook's bearer token (16 characters or more); unset, one is "
         "generated once into <data folder>/webhook.token.",
     )
+    webhook_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="The largest webhook body (the run's parameters) read; larger ones are "
+        "refused 413 unread.",
+    )
+    webhook_rate_limit: str = Field(
+        default="30/minute",
+        description="Webhook requests allowed per caller (its address, and the token), as "
+        "'30/minute' or '5/second;100/hour'; beyond: 429 with Retry-After.",
+    )
+    http_read_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long the gate and the webhook wait for a request's head, then for its "
+        "body; a slower request is dropped (head) or refused 408 (body).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -244,6 +292,10 @@ class Settings(BaseSettings):
             ("postgresql://", "postgresql+", "postgres://")
         ):
             raise ValueError("AUTOMATES_DATABASE_URL must be a postgresql:// URL")
+        try:
+            urlsplit(value or "").port  # noqa: B018 (raises on a malformed host or port)
+        except ValueError:
+            raise ValueError("AUTOMATES_DATABASE_URL has a malformed host or port") from None
         return value
 
     @cached_property

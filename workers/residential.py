@@ -43,6 +43,10 @@ def residential_env(env: Mapping[str, str]) -> dict[str, str]:
         PREFECT_API_KEY=token,
         AUTOMATES_BROWSER_HOST=env.get("AUTOMATES_BROWSER_HOST") or socket.gethostname(),
     )
+    # Log batches sized for the gate's body limit (AUTOMATES_GATE_MAX_BODY_BYTES, 2 MiB):
+    # Prefect's default batch is 4 MB.
+    ready.setdefault("PREFECT_LOGGING_TO_API_BATCH_SIZE", "1000000")
+    ready.setdefault("PREFECT_LOGGING_TO_API_MAX_LOG_SIZE", "250000")
     ready.pop("AUTOMATES_GATE_WORKER_TOKEN")  # flow runs authenticate as PREFECT_API_KEY
     return ready
 

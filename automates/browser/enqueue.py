@@ -1,8 +1,8 @@
 """Enqueue and read browser jobs: the Python API for automates, and what the CLI calls.
 
-`enqueue` validates the kind and the payload before anything exists; only then does it write
-the job row and ask Prefect for the flow run that a `residential` worker will pull. If Prefect
-refuses, the row is removed again.
+`enqueue` validates the kind, the payload and the addresses of its URLs (decision 0028) before
+anything exists; only then does it write the job row and ask Prefect for the flow run that a
+`residential` worker will pull. If Prefect refuses, the row is removed again.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, ConfigDict
 
 from automates.browser import jobs
+from automates.browser.addresses import settings_rule
 from automates.browser.deploy import FLOW_NAME
-from automates.browser.kinds import parse_payload
+from automates.browser.kinds import check_addresses, parse_payload
 from automates.errors import BrowserJobError, BrowserPayloadError, UnknownBrowserJobError
 from automates.platform.database import database_url
 from automates.server.client import prefect_client
@@ -73,6 +74,7 @@ async def enqueue(
     """Validate, record and start one job; BrowserPayloadError (nothing created) if invalid."""
     model = parse_payload(kind, payload)
     timeout = _timeout(settings, kind, timeout_seconds)
+    await check_addresses(kind, model, await asyncio.to_thread(settings_rule, settings))
     engine = make_engine(database_url(settings))
     try:
         with transaction(engine) as connection:

@@ -25,6 +25,11 @@ class JobContext:
     second_factor: Callable[[], Awaitable[str]]
     counters: dict[str, int] = field(default_factory=dict)
     secrets: set[str] = field(default_factory=set)  # scrubbed from any error message
+    refused: list[str] = field(default_factory=list)  # connections the address rule refused
+
+    def refuse(self, reason: str) -> None:
+        self.refused.append(reason)
+        self.count("requests_refused")
 
     def count(self, name: str, by: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + by

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from automates.browser.addresses import AddressRule
 from automates.errors import BrowserPayloadError, field_problems
 
 MAX_PAYLOAD_BYTES = 4096
@@ -20,12 +21,14 @@ MAX_PAYLOAD_BYTES = 4096
 # Characters a URL may hold here: RFC 3986's unreserved and reserved sets, minus the ones a
 # shell or SQL would read specially ($ ' " ` ( ) and whitespace). A legitimate target never
 # needs them; a hostile payload usually does.
+URL_FIELD = "automates:url-field"  # marks the fields the browser opens: the address rule's
 SafeUrl = Annotated[
     str,
     StringConstraints(
         pattern=r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9/?#\[\]@!&*+,;=%._~:-]*)?$",
         max_length=2048,
     ),
+    URL_FIELD,
 ]
 # Names, accounts, mailboxes: letters, digits and . _ @ + - only.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$")]
@@ -86,6 +89,8 @@ def parse_payload(kind: str, payload: Any) -> Payload:
             payload = json.loads(payload)
         except json.JSONDecodeError as error:
             raise BrowserPayloadError(f"kind {kind!r}: the payload is not JSON: {error}") from None
+        except RecursionError:  # `[[[[…` deeper than the parser's stack: no payload nests so
+            raise BrowserPayloadError(f"kind {kind!r}: the payload nests too deeply") from None
     if not isinstance(payload, dict):
         raise BrowserPayloadError(f"kind {kind!r}: the payload must be a JSON object")
     size = len(json.dumps(payload))
@@ -98,3 +103,22 @@ def parse_payload(kind: str, payload: Any) -> Payload:
     except ValidationError as error:
         problems = field_problems(error, "(payload)")
         raise BrowserPayloadError(f"kind {kind!r}: invalid payload: {problems}") from None
+
+
+def url_fields(model: type[Payload]) -> list[str]:
+    """The payload fields the browser is sent to (every field typed SafeUrl)."""
+    return [name for name, info in model.model_fields.items() if URL_FIELD in info.metadata]
+
+
+async def check_addresses(kind: str, payload: Payload, rule: AddressRule) -> None:
+    """Refuse a payload whose URL the address rule forbids, naming the kind and the field."""
+    problems = []
+    for name in url_fields(type(payload)):
+        reason = await rule.check_url(getattr(payload, name))
+        if reason is not None:
+            problems.append(f"field {name!r}: {reason}")
+    if problems:
+        raise BrowserPayloadError(
+            f"kind {kind!r}: forbidden address: {'; '.join(problems)} (decision 0028: browser "
+            "jobs reach public addresses only, unless the operator allows the host)"
+        )

@@ -4,6 +4,9 @@ Playwright drives the system's Chromium (`browser_executable`); its own browser 
 never used. Each launch carries a marker switch naming the job, so that when a job passes its
 timeout every process of its browser can be found and killed even if Playwright cannot close
 it cleanly.
+
+Every launch goes through the job's filtering proxy (`automates.browser.filter_proxy`): the
+browser reaches no address the address rule forbids, whatever its pages ask.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 import psutil
 from playwright.async_api import Browser, async_playwright
 
+from automates.browser.addresses import AddressRule
+from automates.browser.filter_proxy import FilterProxy
 from automates.errors import BrowserJobError
 
 # The flags measured to work with Debian's Chromium here (shared/ENVIRONMENT.md).
@@ -27,6 +32,11 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # WebRTC's UDP does not go through a proxy: without this a page could reach the LAN by it.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # Chromium sends loopback addresses around a proxy by default; nothing may leave any other
+    # way than through the job's filtering proxy.
+    "--proxy-bypass-list=<-loopback>",
 )
 CLOSE_GRACE_SECONDS = 5.0
 
@@ -35,7 +45,9 @@ CLOSE_GRACE_SECONDS = 5.0
 class LaunchOptions:
     executable: str
     headful: bool = False
-    proxy: str | None = None  # socks5://host:port
+    proxy: str | None = None  # socks5://host:port, the datacenter topology's upstream
+    rule: AddressRule = field(default_factory=AddressRule)  # default: no host allowed beyond public
+    on_refused: Callable[[str], None] | None = None  # told each refused connection's reason
 
 
 def marker(job_id: object) -> str:
@@ -43,13 +55,8 @@ def marker(job_id: object) -> str:
     return f"--automates-browser-job={job_id}"
 
 
-def _arguments(options: LaunchOptions, job_id: object) -> list[str]:
-    arguments = [*CHROMIUM_FLAGS, marker(job_id)]
-    if options.proxy:
-        # Chromium sends loopback addresses around a proxy by default; with a proxy, nothing
-        # may leave any other way.
-        arguments.append("--proxy-bypass-list=<-loopback>")
-    return arguments
+def _arguments(job_id: object) -> list[str]:
+    return [*CHROMIUM_FLAGS, marker(job_id)]
 
 
 @contextlib.asynccontextmanager
@@ -59,12 +66,15 @@ async def chromium(options: LaunchOptions, job_id: object) -> AsyncIterator[Brow
         raise BrowserJobError(f"no Chromium at {options.executable} (setting browser_executable)")
     if options.headful and not os.environ.get("DISPLAY"):
         raise BrowserJobError("browser_headful is set but there is no DISPLAY (start Xvfb?)")
-    async with async_playwright() as playwright:
+    async with (
+        FilterProxy(options.rule, options.proxy, options.on_refused) as gatekeeper,
+        async_playwright() as playwright,
+    ):
         browser = await playwright.chromium.launch(
             executable_path=options.executable,
             headless=not options.headful,
-            args=_arguments(options, job_id),
-            proxy={"server": options.proxy} if options.proxy else None,
+            args=_arguments(job_id),
+            proxy={"server": gatekeeper.url},
         )
         try:
             yield browser

@@ -1,5 +1,8 @@
 """The worker side of one browser job: claim, re-check, run under a timeout, purge, finish.
 
+The re-check is the kind, the payload and the address rule (decision 0028) as this machine
+sees them; the browser then reaches nothing but through the rule's filtering proxy.
+
 What reaches logs and states is counters and a scrubbed error only: never the payload, the
 result or a second-factor code.
 """
@@ -11,15 +14,18 @@ import shutil
 import socket
 import tempfile
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from prefect.logging import get_run_logger
 
+from automates.browser.addresses import AddressRule, AllowedHost, settings_rule
 from automates.browser.channel import GateChannel
 from automates.browser.egress import check_egress
 from automates.browser.handlers import HANDLERS, JobContext
-from automates.browser.kinds import parse_payload
+from automates.browser.kinds import check_addresses, parse_payload
 from automates.browser.launch import LaunchOptions, chromium
 from automates.errors import AutomatesError, BrowserJobError
 from automates.settings import Settings
@@ -33,16 +39,34 @@ def _scrubbed(message: str, secrets: set[str]) -> str:
     return message[:500]
 
 
+def _with_echo(rule: AddressRule, echo_url: str) -> AddressRule:
+    parts = urlsplit(echo_url)
+    if not parts.hostname:
+        return rule
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    echo = AllowedHost.parse(
+        f"[{parts.hostname}]:{port}" if ":" in parts.hostname else f"{parts.hostname}:{port}"
+    )
+    return replace(rule, allowed=(*rule.allowed, echo))
+
+
 async def _attempt(
     settings: Settings, job_id: uuid.UUID, claimed: dict[str, Any], context: JobContext
 ) -> dict[str, Any]:
     # The worker's own whitelist: a kind its code does not know is refused before any launch.
     payload = parse_payload(claimed["kind"], claimed["payload"])
     handler = HANDLERS[type(payload)]
+    rule = await asyncio.to_thread(settings_rule, settings)
+    await check_addresses(claimed["kind"], payload, rule)
+    if settings.browser_proxy and settings.browser_egress_echo_url:
+        # The echo is the operator's own choice of URL; the safeguard must reach it.
+        rule = _with_echo(rule, settings.browser_egress_echo_url)
     options = LaunchOptions(
         executable=str(settings.browser_executable),
         headful=settings.browser_headful,
         proxy=settings.browser_proxy,
+        rule=rule,
+        on_refused=context.refuse,
     )
     async with chromium(options, job_id) as browser:
         if settings.browser_proxy:
@@ -85,6 +109,13 @@ async def run_job(job_id: uuid.UUID, settings: Settings | None = None) -> dict[s
         except Exception as failure:  # a site's failure is the job's, not the worker's
             first_line = (str(failure).splitlines() or [""])[0]
             error = _scrubbed(f"{type(failure).__name__}: {first_line}", context.secrets)
+            if context.refused:  # the page failed because the rule refused what it asked
+                more = len(context.refused) - 1
+                also = f" (and {more} more)" if more else ""
+                error = _scrubbed(
+                    f"the address rule refused {context.refused[0]}{also}; {error}",
+                    context.secrets,
+                )
         finally:
             context.count("screenshots_purged", sum(1 for _ in shots.iterdir()))
             shutil.rmtree(shots, ignore_errors=True)

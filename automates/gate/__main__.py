@@ -6,6 +6,7 @@ from automates.envfiles import load_env_files
 from automates.errors import SettingsError
 from automates.gate.app import GateConfig, create_app
 from automates.platform.database import database_url
+from automates.platform.http_limits import BodyLimits
 from automates.platform.http_service import serve
 from automates.settings import Settings, env_file_paths
 
@@ -20,8 +21,16 @@ def main() -> None:
         worker_token=settings.gate_worker_token.get_secret_value(),
         pool=settings.browser_pool,
         database_url=database_url(settings),
+        body=BodyLimits(settings.gate_max_body_bytes, settings.http_read_timeout_seconds),
+        rate_limit=settings.gate_rate_limit,
     )
-    serve(create_app(config), "gate", settings.gate_host, settings.gate_port)
+    serve(
+        create_app(config),
+        "gate",
+        settings.gate_host,
+        settings.gate_port,
+        settings.http_read_timeout_seconds,
+    )
 
 
 if __name__ == "__main__":

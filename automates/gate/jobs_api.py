@@ -8,6 +8,7 @@ thread so that a slow query never stalls the gate's proxying.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,16 +21,17 @@ from starlette.responses import JSONResponse, Response
 from automates.browser import jobs
 from automates.store.engine import transaction
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+# The body is read by the gate, bounded (automates/platform/http_limits.py), before the call.
+Endpoint = Callable[[Request, bytes], Awaitable[Response]]
 
 
-async def _parsed(request: Request) -> tuple[uuid.UUID, dict[str, Any]] | Response:
+def _parsed(request: Request, content: bytes) -> tuple[uuid.UUID, dict[str, Any]] | Response:
     try:
         job_id = uuid.UUID(request.path_params["job_id"])
-        body = await request.json()
+        body = json.loads(content)
         if not isinstance(body, dict) or not isinstance(body.get("host"), str):
             raise ValueError("host")
-    except ValueError:
+    except (ValueError, RecursionError):
         return JSONResponse({"detail": "a job id and a JSON body with 'host' are required"}, 422)
     return job_id, body
 
@@ -72,8 +74,8 @@ def job_endpoints(engine: Callable[[], Engine]) -> dict[str, Endpoint]:
                 body["counters"],
             )
 
-    async def claim(request: Request) -> Response:
-        parsed = await _parsed(request)
+    async def claim(request: Request, content: bytes) -> Response:
+        parsed = _parsed(request, content)
         if isinstance(parsed, Response):
             return parsed
         claimed = await run_in_threadpool(claim_now, parsed[0], parsed[1]["host"])
@@ -81,8 +83,8 @@ def job_endpoints(engine: Callable[[], Engine]) -> dict[str, Endpoint]:
             return JSONResponse({"detail": "the job is not queued"}, 409)
         return JSONResponse(claimed)
 
-    async def second_factor(request: Request) -> Response:
-        parsed = await _parsed(request)
+    async def second_factor(request: Request, content: bytes) -> Response:
+        parsed = _parsed(request, content)
         if isinstance(parsed, Response):
             return parsed
         code = await run_in_threadpool(code_now, parsed[0], parsed[1]["host"])
@@ -92,8 +94,8 @@ def job_endpoints(engine: Callable[[], Engine]) -> dict[str, Endpoint]:
             return JSONResponse({"detail": "no code in the mailbox yet"}, 404)
         return JSONResponse({"code": code})
 
-    async def finish(request: Request) -> Response:
-        parsed = await _parsed(request)
+    async def finish(request: Request, content: bytes) -> Response:
+        parsed = _parsed(request, content)
         if isinstance(parsed, Response):
             return parsed
         job_id, body = parsed

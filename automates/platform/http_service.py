@@ -1,17 +1,80 @@
-"""Serving one of our small HTTP services (the gate, the webhook) with uvicorn."""
+"""Serving one of our small HTTP services (the gate, the webhook) with uvicorn, bounded.
+
+Uvicorn reads a request's head with no deadline (its keep-alive timeout starts only after a
+response, and any byte received cancels it), so a client sending a header a byte at a time
+holds a connection forever. `_BoundedH11` gives each request's head the read timeout, from the
+connection's start or the previous response; the app bounds the body itself
+(http_limits.read_body). The head's size is bounded by h11 (`HEAD_MAX_BYTES`), and the
+connections and requests served at once by `MAX_CONNECTIONS` (beyond: 503).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+MAX_CONNECTIONS = 200
+HEAD_MAX_BYTES = 16 * 1024
 
 
-def serve(app: Any, name: str, host: str, port: int) -> None:
+class _BoundedH11(H11Protocol):
+    """Uvicorn's h11 protocol, closing a connection whose request head is late."""
+
+    head_timeout_seconds: float = 30.0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout_seconds, self._head_too_late)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_late(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm_head_timer()  # the head is in: the body has its own deadline
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+
+def serve(app: Any, name: str, host: str, port: int, read_timeout_seconds: float = 30.0) -> None:
     """Run `app` until stopped; each log line carries the service's `name`. The app logs one
     line per request itself, so uvicorn's access log and httpx's line per upstream call are
     left out."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    protocol = type("BoundedH11", (_BoundedH11,), {"head_timeout_seconds": read_timeout_seconds})
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=protocol,
+        limit_concurrency=MAX_CONNECTIONS,
+        h11_max_incomplete_event_size=HEAD_MAX_BYTES,
+    )

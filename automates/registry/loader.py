@@ -2,6 +2,11 @@
 
 An operator fixing a registry wants the whole list of what is wrong, not one error per try,
 so each declaration is validated on its own and the problems are gathered.
+
+The file is read bounded (limits.py): its size is checked on the bytes, it must decode as
+UTF-8, and PyYAML's safe loader is narrowed to refuse anchors and aliases (an anchor bomb
+expands a few lines into gigabytes), nesting deeper than the models need, and more nodes than
+any real registry holds. Every refusal names the line and happens before anything is written.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ import yaml
 from pydantic import ValidationError
 
 from automates.errors import DeclarationError, DeclarationProblem
+from automates.registry.limits import (
+    MAX_AUTOMATES,
+    MAX_INT_CHARS,
+    MAX_REGISTRY_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+)
 from automates.registry.model import Automate, Registry
 from automates.scheduling.triggers import trigger_problems
 
@@ -22,32 +34,120 @@ REGISTRY = "<registry>"
 _FIELD_PREFIX = re.compile(r"^(?:Value error, )?\[(?P<field>[\w.\[\]]+)\] (?P<message>.*)$", re.S)
 
 
+# A label or field taken from the file is shown at most this long in a problem.
+_SHOWN_CHARS = 100
+
+
+class _Refused(yaml.YAMLError):
+    """A YAML construct the registry does not accept, and where it is in the file."""
+
+    def __init__(self, mark: Any, message: str) -> None:  # a yaml Mark: line and column from 0
+        super().__init__(f"line {mark.line + 1}, column {mark.column + 1}: {message}")
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing what no registry needs and what makes parsing unbounded:
+    anchors and aliases, nesting deeper than MAX_YAML_DEPTH, more than MAX_YAML_NODES nodes,
+    and integers longer than MAX_INT_CHARS."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(event.start_mark, f"alias *{_short(event.anchor)}: {_NO_ANCHORS}")
+        if getattr(event, "anchor", None) is not None:
+            raise _Refused(event.start_mark, f"anchor &{_short(event.anchor)}: {_NO_ANCHORS}")
+        self._nodes += 1
+        if self._nodes > MAX_YAML_NODES:
+            raise _Refused(event.start_mark, f"more than {MAX_YAML_NODES} YAML nodes")
+        if self._depth >= MAX_YAML_DEPTH:
+            raise _Refused(event.start_mark, f"nested more than {MAX_YAML_DEPTH} levels deep")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(node.value) > MAX_INT_CHARS:
+            raise _Refused(node.start_mark, f"an integer of more than {MAX_INT_CHARS} characters")
+        return super().construct_yaml_int(node)
+
+
+_NO_ANCHORS = "the registry takes no YAML anchors or aliases; write the value out in full"
+BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_yaml_int)
+
+
 def load_registry(path: Path) -> Registry:
     """Parse and validate the registry file; raise `DeclarationError` listing every problem."""
+    return parse_registry(read_document(path))
+
+
+def read_document(path: Path) -> Any:
+    """The registry file as YAML data, read within MAX_REGISTRY_BYTES, strictly as UTF-8,
+    with BoundedLoader; any refusal is a `DeclarationError` on the field `file`."""
     try:
-        document = yaml.safe_load(path.read_text())
+        with path.open("rb") as file:
+            data = file.read(MAX_REGISTRY_BYTES + 1)  # never more, whatever the path is
     except FileNotFoundError:
-        raise DeclarationError(
-            [DeclarationProblem(REGISTRY, "file", f"{path} not found")]
-        ) from None
+        raise _file_error(f"{path} not found") from None
+    except OSError as error:
+        raise _file_error(f"{path} cannot be read: {error.strerror or error}") from None
+    if len(data) > MAX_REGISTRY_BYTES:
+        raise _file_error(
+            f"larger than {MAX_REGISTRY_BYTES} bytes ({MAX_REGISTRY_BYTES // 1024} KiB), the "
+            "most a registry may hold"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _file_error(_not_utf8(data, error.start)) from None
+    try:
+        return yaml.load(text, Loader=BoundedLoader)  # a SafeLoader subclass
+    except _Refused as error:
+        raise _file_error(str(error)) from None
     except yaml.YAMLError as error:
-        raise DeclarationError(
-            [DeclarationProblem(REGISTRY, "file", f"not YAML: {error}")]
-        ) from None
-    return parse_registry(document)
+        raise _file_error(f"not YAML: {error}") from None
+
+
+def _file_error(message: str) -> DeclarationError:
+    return DeclarationError([DeclarationProblem(REGISTRY, "file", message)])
+
+
+def _not_utf8(data: bytes, start: int) -> str:
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line = data.count(b"\n", 0, start) + 1
+    column = len(data[line_start:start].decode("utf-8", errors="replace")) + 1
+    return (
+        f"not UTF-8: byte 0x{data[start]:02x} at line {line}, column {column}; "
+        "save the file as UTF-8"
+    )
 
 
 def parse_registry(document: Any) -> Registry:
     if not isinstance(document, dict):
         raise DeclarationError([DeclarationProblem(REGISTRY, "file", "must be a mapping")])
     problems = [
-        DeclarationProblem(REGISTRY, key, "unknown key (expected only 'automates')")
+        DeclarationProblem(REGISTRY, _short(key), "unknown key (expected only 'automates')")
         for key in document
         if key != "automates"
     ]
     items = document.get("automates")
     if not isinstance(items, list):
         problems.append(DeclarationProblem(REGISTRY, "automates", "must be a list of automates"))
+        raise DeclarationError(problems)
+    if len(items) > MAX_AUTOMATES:
+        problems.append(
+            DeclarationProblem(
+                REGISTRY,
+                "automates",
+                f"{len(items)} automates declared, at most {MAX_AUTOMATES} are accepted",
+            )
+        )
         raise DeclarationError(problems)
 
     automates: list[Automate] = []
@@ -73,8 +173,16 @@ def parse_registry(document: Any) -> Registry:
 
 def _label(item: Any, index: int) -> str:
     if isinstance(item, dict) and isinstance(item.get("name"), str):
-        return item["name"]
+        return _short(item["name"])
     return f"#{index + 1}"
+
+
+def _short(text: object) -> str:
+    """Text from the file, as a problem shows it: cut, so one long name cannot flood output."""
+    text = str(text)
+    if len(text) <= _SHOWN_CHARS:
+        return text
+    return f"{text[:_SHOWN_CHARS]}... ({len(text)} characters)"
 
 
 def _problems(label: str, error: ValidationError) -> list[DeclarationProblem]:
@@ -91,7 +199,7 @@ def _problems(label: str, error: ValidationError) -> list[DeclarationProblem]:
             message = match["message"]
         else:
             message = message.removeprefix("Value error, ")
-        problems.append(DeclarationProblem(label, field or "(declaration)", message))
+        problems.append(DeclarationProblem(label, _short(field or "(declaration)"), message))
     return problems
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from automates.registry.fields import FieldError, Frozen, Slug
+from automates.registry.fields import CheckoutPath, FieldError, Frozen, Parameters, Slug
+from automates.registry.limits import MAX_COMMAND_ITEMS, MAX_LIST_ITEMS
 from automates.registry.schedule import Schedule
 from automates.scheduling.approval import Approval
 from automates.scheduling.concurrency import Concurrency
@@ -47,9 +48,11 @@ class Automate(Frozen):
     kind: Kind
     caste: Slug = Field(description="Owning agent group, e.g. vigies, horlogers.")
     family: Slug = Field(description="Functional family, e.g. audits, backups.")
-    agents: tuple[Slug, ...] = Field(default=(), description="Owning agents.")
+    agents: tuple[Slug, ...] = Field(
+        default=(), max_length=MAX_LIST_ITEMS, description="Owning agents."
+    )
     description: str = Field(min_length=1)
-    runbook: str | None = Field(
+    runbook: CheckoutPath | None = Field(
         default=None, description="Path of the runbook, relative to the project root."
     )
     entrypoint: str | None = Field(
@@ -60,10 +63,11 @@ class Automate(Frozen):
     command: tuple[str, ...] | None = Field(
         default=None,
         min_length=1,
+        max_length=MAX_COMMAND_ITEMS,
         description="A script automate: the executable (relative to the project root, or on "
         "PATH) and its arguments, run as a subprocess under the guard. No shell is involved.",
     )
-    schedules: tuple[Schedule, ...] = ()
+    schedules: tuple[Schedule, ...] = Field(default=(), max_length=MAX_LIST_ITEMS)
     timeout_seconds: int = Field(default=300, ge=1, le=MAX_TIMEOUT_SECONDS)
     concurrency_limit: int | None = Field(
         default=1,
@@ -73,7 +77,7 @@ class Automate(Frozen):
     )
     work_pool: Slug | None = Field(default=None, description="Default: the settings' work pool.")
     enabled: bool = True
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: Parameters = Field(default_factory=dict)
     retries: int = Field(default=0, ge=0, le=10, description="Retries after a failure.")
     retry_backoff_seconds: float = Field(
         default=10.0,
@@ -100,17 +104,20 @@ class Automate(Frozen):
     )
     touches: tuple[Literal["money", "durable-data"], ...] = Field(
         default=(),
+        max_length=MAX_LIST_ITEMS,
         description="What a run changes that must never be changed twice at once: such an "
         "automate also takes a PostgreSQL advisory lock, as a second layer under Prefect's "
         "concurrency limit.",
     )
     environments: tuple[Slug, ...] = Field(
         default=(),
+        max_length=MAX_LIST_ITEMS,
         description="Run only where AUTOMATES_ENVIRONMENT is one of these; elsewhere the run is "
         "recorded as skipped. Empty: everywhere.",
     )
-    env_files: tuple[str, ...] = Field(
+    env_files: tuple[CheckoutPath, ...] = Field(
         default=(),
+        max_length=MAX_LIST_ITEMS,
         description="Env files (relative to the project root) loaded before each run, never "
         "overwriting variables already set.",
     )
@@ -151,7 +158,9 @@ class Automate(Frozen):
         "before_first_run (the first run after a change waits for approval).",
     )
     triggers: tuple[Trigger, ...] = Field(
-        default=(), description="Prefect events that start a run, besides the schedules."
+        default=(),
+        max_length=MAX_LIST_ITEMS,
+        description="Prefect events that start a run, besides the schedules.",
     )
     webhook: bool = Field(
         default=False,

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from automates.registry.fields import Cron, FieldError, Frozen, Slug, Timezone
+from automates.registry.fields import Cron, FieldError, Frozen, Parameters, Slug, Timezone
 from automates.scheduling.forms import Form, at_form, cron_form, every_form
 from automates.scheduling.phrases import parse_phrase
 
@@ -33,7 +33,7 @@ class Schedule(Frozen):
     )
     when: str | None = Field(default=None, description="A phrase: 'every weekday at 9'.")
     timezone: Timezone = "UTC"
-    parameters: dict[str, Any] = Field(
+    parameters: Parameters = Field(
         default_factory=dict, description="Flow parameters for runs of this schedule only."
     )
 

@@ -9,11 +9,13 @@ resource labels. Each trigger becomes one of the deployment's Prefect triggers
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from automates.errors import DeclarationProblem
+from automates.registry.fields import Parameters
+from automates.registry.limits import MAX_LIST_ITEMS, MAX_STRING_CHARS
 
 if TYPE_CHECKING:
     from automates.registry.model import Automate
@@ -22,14 +24,18 @@ FLOW_RUN_EVENTS = "prefect.flow-run."
 
 
 class Trigger(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, str_max_length=MAX_STRING_CHARS
+    )
 
     after: str | None = Field(default=None, description="Another automate: a run of it completed.")
     event: str | None = Field(default=None, description="A Prefect event name.")
     match: dict[str, str] = Field(
-        default_factory=dict, description="Labels the event's resource must carry."
+        default_factory=dict,
+        max_length=MAX_LIST_ITEMS,
+        description="Labels the event's resource must carry.",
     )
-    parameters: dict[str, Any] = Field(
+    parameters: Parameters = Field(
         default_factory=dict, description="Flow parameters of the runs this trigger starts."
     )
 

@@ -17,6 +17,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
 
 from automates.errors import RunParametersError
+from automates.registry.limits import parameters_problem
 from automates.registry.model import MANAGED_TAG
 
 
@@ -34,8 +35,17 @@ async def managed_deployment(client: PrefectClient, name: str) -> DeploymentResp
 def parameter_problems(
     schema: Mapping[str, Any] | None, defaults: Mapping[str, Any], given: Mapping[str, Any]
 ) -> list[tuple[str, str]]:
-    """(parameter, what is wrong) for the parameters `given` over the deployment's `defaults`."""
+    """(parameter, what is wrong) for the parameters `given` over the deployment's `defaults`.
+    Values too deep, too large or not JSON (limits.py, as for declared parameters) are refused
+    before the schema's recursive check sees them."""
     from prefect.utilities.schema_tools import validate
+
+    bounded = [(name, parameters_problem({name: value})) for name, value in sorted(given.items())]
+    too_much = [(name, problem) for name, problem in bounded if problem is not None]
+    if not too_much and (problem := parameters_problem(dict(given))) is not None:
+        too_much.append(("(parameters)", problem))
+    if too_much:
+        return too_much
 
     schema = dict(schema or {})
     properties: dict[str, Any] = schema.get("properties") or {}
@@ -84,6 +94,8 @@ def parameters_from_pairs(pairs: Iterable[str], schema: Mapping[str, Any] | None
             continue
         try:
             parameters[name] = json.loads(raw)
+        except RecursionError:
+            raise RunParametersError(f"--param {name}: nested too deep to read") from None
         except ValueError:
             parameters[name] = raw  # not JSON: the schema check says whether text fits
     return parameters

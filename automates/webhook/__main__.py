@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from automates.envfiles import load_env_files
+from automates.platform.http_limits import BodyLimits
 from automates.platform.http_service import serve
 from automates.settings import Settings, env_file_paths
 from automates.webhook.app import WebhookConfig, create_app
@@ -16,8 +17,16 @@ def main() -> None:
         api_url=settings.api_url,
         token=webhook_token(settings),
         registry_path=settings.registry_path,
+        body=BodyLimits(settings.webhook_max_body_bytes, settings.http_read_timeout_seconds),
+        rate_limit=settings.webhook_rate_limit,
     )
-    serve(create_app(config), "webhook", settings.webhook_host, settings.webhook_port)
+    serve(
+        create_app(config),
+        "webhook",
+        settings.webhook_host,
+        settings.webhook_port,
+        settings.http_read_timeout_seconds,
+    )
 
 
 if __name__ == "__main__":

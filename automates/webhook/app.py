@@ -5,10 +5,14 @@ built like the browser gate (automates/gate/app.py): Starlette under uvicorn, on
 token compared in constant time, one log line per request naming method, path and status
 (never a body or a token).
 
+- 429: too many requests from this address (counted before the token is checked, so that
+  guessing is slow too) or with this token; Retry-After says when to come back;
 - 401: no token, or a wrong one (checked before anything else, so names do not leak);
 - 404: no declared automate of that name has `webhook: true`, or it has no deployment yet;
-- 422: the body is not a JSON object, or a parameter does not fit the deployment's parameter
-  schema; `errors` names each parameter;
+- 413: the body is over `max_bytes` (refused unread, Content-Length or not); 408: it did not
+  arrive within the read timeout (automates/platform/http_limits.py);
+- 422: the body is not a JSON object, nests deeper than MAX_JSON_DEPTH, or a parameter does
+  not fit the deployment's parameter schema; `errors` names each parameter;
 - 201: the run was created; the body gives its id. It goes through the worker and the guard
   like any run, tagged `trigger:webhook`.
 """
@@ -29,6 +33,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from automates.errors import AutomatesError, DeclarationError
+from automates.platform.http_limits import (
+    MAX_JSON_DEPTH,
+    BodyLimits,
+    CallerLimits,
+    Refused,
+    caller_address,
+    json_depth,
+    read_body,
+    token_key,
+)
 from automates.registry.loader import load_registry
 from automates.registry.model import Automate, Registry
 from automates.server.client import prefect_client
@@ -44,6 +58,8 @@ class WebhookConfig:
     api_url: str
     token: str
     registry_path: Path
+    body: BodyLimits = field(default_factory=lambda: BodyLimits(64 * 1024, 30.0))
+    rate_limit: str = "30/minute"
 
 
 @dataclass
@@ -62,11 +78,14 @@ class _Registry:
 
 def create_app(config: WebhookConfig) -> Starlette:
     registry = _Registry(config.registry_path)
+    callers = CallerLimits(config.rate_limit, "AUTOMATES_WEBHOOK_RATE_LIMIT")
+
+    def bearer(request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        return header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
 
     def authorized(request: Request) -> bool:
-        header = request.headers.get("authorization", "")
-        token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
-        return hmac.compare_digest(token.encode(), config.token.encode())
+        return hmac.compare_digest(bearer(request).encode(), config.token.encode())
 
     def logged(
         endpoint: Callable[[Request], Awaitable[Response]],
@@ -79,8 +98,16 @@ def create_app(config: WebhookConfig) -> Starlette:
         return handle
 
     async def start(request: Request) -> Response:
-        if not authorized(request):
-            return _error(401, "unauthenticated: send Authorization: Bearer <token>")
+        try:
+            callers.check("address", caller_address(request))
+            if not authorized(request):
+                return _error(401, "unauthenticated: send Authorization: Bearer <token>")
+            callers.check("token", token_key(bearer(request)))
+            return await start_run_of(request)
+        except Refused as refusal:
+            return refusal.response()
+
+    async def start_run_of(request: Request) -> Response:
         name = request.path_params["name"]
         try:
             automate = registry.automate(name)
@@ -88,13 +115,15 @@ def create_app(config: WebhookConfig) -> Starlette:
             return _error(503, f"the registry cannot be read: {error}")
         if automate is None or not automate.webhook:
             return _error(404, f"no automate named {name!r} accepts webhook runs")
-        body = await request.body()
+        body = await read_body(request, config.body)
         try:
             parameters = json.loads(body) if body.strip() else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             parameters = None
         if not isinstance(parameters, dict):
             return _error(422, "the body must be a JSON object of flow parameters")
+        if json_depth(parameters) > MAX_JSON_DEPTH:
+            return _error(422, f"parameters may nest at most {MAX_JSON_DEPTH} levels deep")
         try:
             async with prefect_client(config.api_url) as client:
                 deployment = await managed_deployment(client, name)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import pytest
 
+from automates.browser.addresses import AddressRule
 from automates.browser.launch import LaunchOptions, chromium
 from automates.errors import BrowserJobError
 from tests.fixtures.browser_site import Site
 
 
 async def _user_agent(url: str, headful: bool) -> str:
-    async with chromium(LaunchOptions("/usr/bin/chromium", headful=headful), "headful") as browser:
+    allowed = AddressRule.build([urlsplit(url).netloc])  # the test site is on loopback
+    options = LaunchOptions("/usr/bin/chromium", headful=headful, rule=allowed)
+    async with chromium(options, "headful") as browser:
         page = await browser.new_page()
         await page.goto(url)
         agent: str = await page.evaluate("navigator.userAgent")

@@ -88,3 +88,5 @@ def test_extra_fields_oversized_and_non_object_payloads_are_refused() -> None:
         parse_payload("page_snapshot", "{url: 1}")
     with pytest.raises(BrowserPayloadError, match="JSON object"):
         parse_payload("page_snapshot", '"http://x.test/"')
+    with pytest.raises(BrowserPayloadError, match="nests too deeply"):
+        parse_payload("page_snapshot", "[" * 2000 + "]" * 2000)  # within the size bound

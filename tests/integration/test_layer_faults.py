@@ -1,0 +1,269 @@
+"""Killing the layer's own processes while runs are in flight, on a layer `automates up` started
+on embedded defaults, recovered by `automates up` as an operator would (issue 12, finding 2).
+
+Killed, in turn: the process worker's whole process group, the embedded PostgreSQL's postmaster
+while runs are being submitted, the Prefect server while a run's command is running. After the
+recovery every run must reach a final state within RECOVERY_BOUND_SECONDS, be journaled exactly
+once, and no run's command may have started twice. The `run-watch` automate is run by the test
+every few seconds, as its schedule would (every two minutes) in production.
+
+Bound (documented in docs/decisions/0031-no-run-hangs-unseen.md): a run whose process died is
+Crashed 90 s after its last heartbeat (plus one heartbeat and the server's proactive-trigger
+pass); a run left Pending is re-submitted after AUTOMATES_RUN_PENDING_GRACE_SECONDS (30 here)
+and, if still not started one grace later, Crashed. 420 s covers both with the machine loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from prefect.client.schemas.objects import FlowRun
+
+from automates.platform import embedded_pg
+from automates.server.client import prefect_client
+from tests.conftest import REPO, free_port
+from tests.fixtures.projects import TEMPLATE, registry_yaml
+
+RECOVERY_BOUND_SECONDS = 420
+WATCH_EVERY_SECONDS = 15
+
+
+class Layer:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.started = root / "started.txt"  # count.sh: "<flow run id> <pid>" per start
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "AUTOMATES_PROJECT_ROOT": str(root / "checkout"),
+            "AUTOMATES_REGISTRY_FILE": str(root / "checkout" / "deployments" / "registry.yaml"),
+            "AUTOMATES_DATA_DIR": str(self.data),
+            "AUTOMATES_SERVER_PORT": str(self.port),
+            "AUTOMATES_RUN_PENDING_GRACE_SECONDS": "30",
+        }
+        self.env.pop("AUTOMATES_DATABASE_URL", None)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def automates(self, *args: str) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "automates.cli", *args, "--json"],
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    def pid_of(self, component: str) -> int:
+        return int((self.data / "run" / f"{component}.pid").read_text())
+
+    def api(self, call: Any) -> Any:
+        async def go() -> Any:
+            async with prefect_client(self.api_url) as client:
+                return await call(client)
+
+        return asyncio.run(go())
+
+    def start_run(self, deployment: str) -> UUID:
+        async def go(client: Any) -> UUID:
+            found = await client.read_deployment_by_name(deployment)
+            return (await client.create_flow_run_from_deployment(found.id)).id
+
+        return self.api(go)
+
+    def read(self, run: UUID) -> FlowRun:
+        return self.api(lambda client: client.read_flow_run(run))
+
+    def starts(self) -> Counter[str]:
+        if not self.started.exists():
+            return Counter()
+        return Counter(line.split()[0] for line in self.started.read_text().splitlines() if line)
+
+    def journal_counts(self, runs: list[UUID]) -> dict[UUID, int]:
+        url = embedded_pg.running_url(self.data)
+        assert url is not None
+        with psycopg.connect(url) as connection:
+            rows = connection.execute(
+                "SELECT flow_run_id, count(*) FROM automates.execution_journal "
+                "WHERE flow_run_id = ANY(%s) GROUP BY flow_run_id",
+                (runs,),
+            ).fetchall()
+        return {run: 0 for run in runs} | {row[0]: row[1] for row in rows}
+
+    def settle(self, runs: list[UUID]) -> dict[UUID, FlowRun]:
+        """Run run-watch (as its schedule would) until every run is final and journaled."""
+        deadline = time.monotonic() + RECOVERY_BOUND_SECONDS
+        while True:
+            watch = self.start_run("run-watch/run-watch")
+            while not _final(self.read(watch)) and time.monotonic() < deadline:
+                time.sleep(1)
+            found = {run: self.read(run) for run in runs}
+            if all(_final(r) for r in found.values()) and all(
+                count == 1 for count in self.journal_counts(runs).values()
+            ):
+                return found
+            if time.monotonic() > deadline:
+                states = {str(r): f.state_name for r, f in found.items()}
+                raise AssertionError(
+                    f"not all final and journaled within {RECOVERY_BOUND_SECONDS} s: {states}, "
+                    f"journal rows {self.journal_counts(runs)}"
+                )
+            time.sleep(WATCH_EVERY_SECONDS)
+
+    def kill_leftover_commands(self) -> None:
+        """count.sh runs in its own session: a killed flow run leaves it sleeping."""
+        if not self.started.exists():
+            return
+        for line in self.started.read_text().splitlines():
+            with contextlib.suppress(ProcessLookupError, IndexError, ValueError):
+                os.kill(int(line.split()[1]), signal.SIGKILL)
+
+
+def _final(run: FlowRun) -> bool:
+    return run.state is not None and run.state.is_final()
+
+
+def _until(condition: Any, what: str, seconds: float = 120) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+def _declaration(name: str, seconds: int, started: Path) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "oneshot",
+        "caste": "horlogers",
+        "family": "exports",
+        "agents": ["atlas"],
+        "description": f"fault test: counts its starts, then sleeps {seconds} s",
+        "schedules": [],
+        "command": ["scripts/count.sh", str(started), str(seconds)],
+        "timeout_seconds": 900,
+        "concurrency": "allow",
+        "concurrency_limit": None,
+    }
+
+
+@pytest.fixture(scope="module")
+def layer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layer]:
+    root = tmp_path_factory.mktemp("faults")
+    layer = Layer(root)
+    checkout = root / "checkout"
+    shutil.copytree(TEMPLATE, checkout)
+    shutil.copy(REPO / "flows" / "run_watch.py", checkout / "flows" / "run_watch.py")
+    (checkout / "deployments").mkdir()
+    watch = {
+        "name": "run-watch",
+        "kind": "tool",
+        "caste": "vigies",
+        "family": "sre",
+        "agents": ["atlas"],
+        "description": "run-watch, run by the test as its schedule would",
+        "entrypoint": "flows/run_watch.py:run_watch",
+        "schedules": [],
+    }
+    registry = {
+        "automates": [
+            _declaration("long", 600, layer.started),
+            _declaration("short", 4, layer.started),
+            watch,
+        ]
+    }
+    (checkout / "deployments" / "registry.yaml").write_text(registry_yaml(registry))
+    layer.automates("up")
+    try:
+        yield layer
+    finally:
+        layer.kill_leftover_commands()
+        subprocess.run(
+            [sys.executable, "-m", "automates.cli", "down"],
+            env=layer.env,
+            cwd=REPO,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def test_worker_and_database_killed_while_runs_are_in_flight(layer: Layer) -> None:
+    held = layer.start_run("script/long")
+    _until(lambda: layer.starts()[str(held)], "the long run's command to start")
+    os.killpg(os.getpgid(layer.pid_of("worker-local")), signal.SIGKILL)  # worker and its runs
+
+    submitted = [layer.start_run("script/short") for _ in range(6)]
+    postmaster = int((embedded_pg.pgdata(layer.data) / "postmaster.pid").read_text().split()[0])
+    os.kill(postmaster, signal.SIGKILL)  # while the runs are being taken and submitted
+    _until(lambda: embedded_pg.state(layer.data) == "dead", "the postmaster to be gone")
+
+    recovered = layer.automates("up")  # what an operator (or a supervisor) does
+    assert "embedded-postgresql" in recovered["started"]
+    assert "worker-local" in recovered["started"]
+
+    runs = [held, *submitted]
+    found = layer.settle(runs)
+    killed = found[held]
+    assert killed.state is not None and killed.state_name == "Crashed"
+    assert "no heartbeat" in (killed.state.message or "")
+    for run in submitted:
+        state = found[run].state
+        assert state is not None
+        assert state.is_completed() or "never started" in (state.message or ""), state
+    assert all(count <= 1 for count in layer.starts().values()), layer.starts()
+
+
+def test_server_killed_while_a_run_is_running(layer: Layer) -> None:
+    run = layer.start_run("script/short")
+    line = _until(
+        lambda: (
+            next(
+                (x for x in layer.started.read_text().splitlines() if x.startswith(str(run))), None
+            )
+            if layer.started.exists()
+            else None
+        ),
+        "the short run's command to start",
+    )
+    os.killpg(os.getpgid(layer.pid_of("prefect-server")), signal.SIGKILL)
+    command = int(line.split()[1])
+
+    def command_ended() -> bool:
+        try:
+            os.kill(command, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    _until(command_ended, "the run's command to end while the server is down")
+    recovered = layer.automates("up")
+    assert "prefect-server" in recovered["started"]
+
+    found = layer.settle([run])
+    assert _final(found[run])
+    assert layer.starts()[str(run)] == 1
