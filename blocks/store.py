@@ -2,7 +2,9 @@
 
 `automates sync` saves it from the settings; flows load it by name, so the worker's flow runs,
 the CLI and the Prefect UI (Blocks page) all see one configuration. The password, if any, is a
-secret field and never shown in the UI.
+secret field and never shown in the UI; but the API returns it to any caller that asks with
+include_secrets=true, so whoever reaches the API reads it
+(docs/decisions/0030-who-reads-the-store-secret.md).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
+from automates.errors import ServerError
 from automates.settings import Settings
 from automates.store.engine import make_engine
 
@@ -47,17 +50,29 @@ def _rendered(connector: SqlAlchemyConnector) -> str:
 
 
 async def save_store_block(name: str, url: str) -> bool:
-    """Save the block unless it already holds this URL; return whether it was written."""
+    """Save the block unless it already holds this URL; return whether it was written.
+
+    A refusal is reported by status and path only: Prefect's error text quotes the response,
+    and a 422 response quotes the request body, which holds the password.
+    """
+    from prefect.exceptions import PrefectHTTPStatusError
     from prefect_sqlalchemy import SqlAlchemyConnector
 
     wanted = connector_for(url)
     try:
-        current = await SqlAlchemyConnector.aload(name)
-    except ValueError:  # no such block yet
-        current = None
-    if current is not None and _rendered(current) == _rendered(wanted):
-        return False
-    await wanted.asave(name, overwrite=True)
+        try:
+            current = await SqlAlchemyConnector.aload(name)
+        except ValueError:  # no such block yet
+            current = None
+        if current is not None and _rendered(current) == _rendered(wanted):
+            return False
+        await wanted.asave(name, overwrite=True)
+    except PrefectHTTPStatusError as error:
+        request, response = error.request, error.response
+        raise ServerError(
+            f"the Prefect API refused the store block {name!r}: {request.method} "
+            f"{request.url.path} answered {response.status_code}"
+        ) from None
     return True
 
 

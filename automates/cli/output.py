@@ -5,16 +5,21 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError as SourceError
 from rich.console import Console
 
 from automates.envfiles import load_env_files
 from automates.errors import AutomatesError, DeclarationError, SettingsError
 from automates.settings import Settings, env_file_paths, unknown_variables
+from automates.store.urls import mask_passwords
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,8 +29,24 @@ errors = Console(stderr=True)
 EXIT_ERROR = 2  # 1 is kept for "ran, and found something" (drift, findings)
 
 
+# Variables whose whole value is a credential, masked in every error message.
+SECRET_VARIABLES = (
+    "AUTOMATES_WEBHOOK_TOKEN",
+    "AUTOMATES_GATE_WORKER_TOKEN",
+    "PREFECT_API_KEY",
+    "PREFECT_API_AUTH_STRING",
+    "PREFECT_SERVER_API_AUTH_STRING",
+)
+
+
 def load_settings() -> Settings:
-    load_env_files(env_file_paths())
+    loaded = load_env_files(env_file_paths())
+    if any(name.startswith("PREFECT_") for name in loaded):
+        # Prefect read its settings at import, before the env files: read them again, so
+        # that this command's own client sees e.g. PREFECT_API_AUTH_STRING from .env.
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
     unknown = unknown_variables(os.environ)
     if unknown:
         raise SettingsError(
@@ -34,8 +55,41 @@ def load_settings() -> Settings:
         )
     try:
         return Settings()
-    except ValueError as error:  # pydantic's ValidationError
-        raise AutomatesError(f"invalid settings: {error}") from error
+    except ValidationError as error:
+        raise SettingsError(f"invalid settings: {settings_problems(error)}") from None
+    except SourceError as error:  # a JSON setting that is not JSON
+        field = re.search(r'field "(\w+)"', str(error))
+        name = f"AUTOMATES_{field.group(1).upper()}" if field else "a setting"
+        raise SettingsError(f"invalid settings: {name}: not valid JSON") from None
+
+
+def settings_problems(error: ValidationError) -> str:
+    """Each refused setting by its variable and what is wrong, never with its value (the
+    value may be a secret: pydantic's own text quotes it as `input_value=...`)."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False, include_context=False):
+        field, *inner = (str(part) for part in problem["loc"])
+        name = f"AUTOMATES_{field.upper()}" + "".join(f" (key {part!r})" for part in inner)
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(message if message.startswith(name) else f"{name}: {message}")
+    return "; ".join(lines)
+
+
+def masked(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """`text` with every password in a URL, and every credential this process was given,
+    as `***`: an error message must never echo a secret."""
+    environ = os.environ if environ is None else environ
+    secrets = [environ.get(name, "") for name in SECRET_VARIABLES]
+    for name in ("AUTOMATES_DATABASE_URL", "AUTOMATES_BROWSER_PROXY"):
+        try:
+            password = urlsplit(environ.get(name, "")).password
+        except ValueError:
+            password = None
+        if password:
+            secrets += [password, unquote(password)]
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return mask_passwords(text)
 
 
 def emit_json(data: Any) -> None:
@@ -51,20 +105,19 @@ def handle_errors(command: F) -> F:
             return command(*args, **kwargs)
         except DeclarationError as error:
             if kwargs.get("as_json"):
-                emit_json(
-                    {
-                        "error": "invalid declarations",
-                        "problems": [p.as_dict() for p in error.problems],
-                    }
-                )
+                problems = [
+                    {key: masked(value) for key, value in p.as_dict().items()}
+                    for p in error.problems
+                ]
+                emit_json({"error": "invalid declarations", "problems": problems})
             else:
-                errors.print(f"[red]error:[/red] {error}", highlight=False)
+                errors.print(f"[red]error:[/red] {masked(str(error))}", highlight=False)
             raise typer.Exit(EXIT_ERROR) from None
         except AutomatesError as error:
             if kwargs.get("as_json"):
-                emit_json({"error": str(error)})
+                emit_json({"error": masked(str(error))})
             else:
-                errors.print(f"[red]error:[/red] {error}", highlight=False)
+                errors.print(f"[red]error:[/red] {masked(str(error))}", highlight=False)
             raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]

@@ -51,13 +51,23 @@ def down(as_json: bool = JsonOption) -> None:
 @app.command()
 @handle_errors
 def status(as_json: bool = JsonOption) -> None:
-    """Which local components run, and whether the API answers."""
+    """Each component (running, dead or stopped) and whether the API can serve; exit 1 if not
+    all is well."""
     report = lifecycle.status(load_settings())
     if as_json:
         emit_json(report)
-        return
-    for key, value in report.items():
-        console.print(f"{key}: {value}")
+    else:
+        colours = {"running": "green", "dead": "red", "stopped": "dim"}
+        api = "[green]ready[/green]" if report["api_ready"] else f"[red]{report['api']}[/red]"
+        console.print(f"api: {api} ({report['api_url']})", highlight=False)
+        console.print(f"ui: {report['ui_url']}", highlight=False)
+        console.print(f"database: {report['database']}", highlight=False)
+        for name, state in report["components"].items():
+            console.print(f"{name}: [{colours[state]}]{state}[/{colours[state]}]")
+        for problem in report["problems"]:
+            console.print(f"[red]problem:[/red] {problem}", highlight=False)
+    if not report["ok"]:
+        raise typer.Exit(1)  # ran, and found the layer not serving
 
 
 @app.command()

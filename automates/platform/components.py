@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import sys
@@ -10,9 +11,12 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
 from automates.errors import PlatformError
 from automates.platform.processes import Managed
-from automates.server.client import api_healthy
+from automates.platform.run_env import run_environment, without_secrets
+from automates.server.unresponsive import HEARTBEAT_SECONDS
 from automates.settings import Settings
 from automates.store.urls import prefect_server_url
 from workers.process import worker_argv
@@ -42,14 +46,76 @@ def prefect_env(settings: Settings, **extra: str) -> dict[str, str]:
         PREFECT_API_URL=settings.api_url,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )
+    # Every run sends heartbeats, so one whose process died is marked Crashed
+    # (automates/server/unresponsive.py).
+    env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     # The UI's browser side calls this URL; an operator exposing the UI sets it to a public one.
     env.setdefault("PREFECT_UI_API_URL", settings.api_url)
     env.update(extra)
     return env
 
 
+AUTH_SETTING = "PREFECT_SERVER_API_AUTH_STRING"
+CLIENT_AUTH_SETTING = "PREFECT_API_AUTH_STRING"
+
+
+def loopback(host: str) -> bool:
+    """Whether a bind address accepts this machine's connections only. A name other than
+    `localhost` may resolve anywhere, so it does not count."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_server_bind(settings: Settings) -> None:
+    """Refuse an API reachable beyond loopback without Prefect's basic auth.
+
+    Whoever reaches the API reads the store block's password (include_secrets=true): see
+    docs/decisions/0030-who-reads-the-store-secret.md.
+    """
+    if not loopback(settings.server_host) and not os.environ.get(AUTH_SETTING):
+        raise PlatformError(
+            f"AUTOMATES_SERVER_HOST={settings.server_host} makes the Prefect API reachable from "
+            f"other hosts, and whoever reaches it can read the store's password: set "
+            f"{AUTH_SETTING} (user:password) for the server, and {CLIENT_AUTH_SETTING} to the "
+            "same value for its clients, or keep the server on 127.0.0.1 and give remote "
+            "workers the gate. Nothing was started"
+        )
+    server_auth = os.environ.get(AUTH_SETTING)
+    if server_auth and os.environ.get(CLIENT_AUTH_SETTING) != server_auth:
+        raise PlatformError(
+            f"{AUTH_SETTING} is set but {CLIENT_AUTH_SETTING} is not, or differs: the worker, "
+            "the flow runs and this command would be refused by the API. Set it to the same "
+            "user:password. Nothing was started"
+        )
+
+
+async def api_ready(api_url: str, timeout: float = 2.0) -> tuple[bool, str]:
+    """Whether the API can serve, and why not: `/ready` answers 200 only when the server
+    reaches its database (`/health` only says that the process answers)."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            response = await http.get(f"{api_url}/ready")
+    except httpx.HTTPError as error:
+        return False, f"unreachable ({type(error).__name__})"
+    if response.status_code == 200:
+        return True, "ready"
+    return False, f"not ready ({response.status_code} on /ready: its database does not answer)"
+
+
+def ready(api_url: str) -> bool:
+    return asyncio.run(api_ready(api_url))[0]
+
+
 def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -> bool:
-    """Start the Prefect server on `database_url` unless already up; return whether started."""
+    """Start the Prefect server on `database_url` unless already up; return whether started.
+
+    A server of ours that died (its pid file names a process that is gone) is started again.
+    """
+    check_server_bind(settings)
     managed = server(settings)
     if managed.pid() is not None:
         # Ours already runs (perhaps still starting): wait for it rather than start another.
@@ -86,7 +152,9 @@ def start_worker(settings: Settings, pool: str) -> bool:
     managed = worker(settings, pool)
     if managed.pid() is not None:
         return False
-    managed.start(worker_argv(pool), prefect_env(settings), cwd=settings.project_root)
+    # Its flow runs inherit its environment: the operator's secrets stay out of both.
+    env = run_environment(prefect_env(settings))
+    managed.start(worker_argv(pool), env, cwd=settings.project_root)
     return True
 
 
@@ -105,7 +173,12 @@ def _start_inprocess_worker(settings: Settings, module: str, pool: str) -> bool:
     if managed.pid() is not None:
         return False
     argv = [sys.executable, "-m", module, "--pool", pool]
-    managed.start(argv, prefect_env(settings), cwd=settings.project_root)
+    # Runs share the worker's process. The dispatcher's LLM CLI needs the operator's own
+    # variables (its API key), so it loses only the layer's credentials; the warm worker
+    # gets what a process worker's runs get.
+    env = prefect_env(settings)
+    env = without_secrets(env) if module == "workers.agents" else run_environment(env)
+    managed.start(argv, env, cwd=settings.project_root)
     return True
 
 
@@ -133,14 +206,15 @@ def start_webhook(settings: Settings, timeout: float = 30.0) -> bool:
 def _wait_healthy(settings: Settings, managed: Managed, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if asyncio.run(api_healthy(settings.api_url)):
+        if ready(settings.api_url):
             return
         if managed.pid() is None:
             raise PlatformError(f"the Prefect server exited at start:\n{managed.log_tail()}")
         time.sleep(0.5)
     managed.stop()
     raise PlatformError(
-        f"the Prefect server was not healthy after {timeout:.0f} s:\n{managed.log_tail()}"
+        f"the Prefect server was not ready after {timeout:.0f} s (/api/ready):\n"
+        f"{managed.log_tail()}"
     )
 
 

@@ -12,6 +12,7 @@ import subprocess
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -52,10 +53,30 @@ def start(data_path: Path) -> str:
 
 def running_url(data_path: Path) -> str | None:
     """The URL of our database if the embedded server is running, else None."""
-    info = _library().utils.PostmasterInfo.read_from_pgdata(pgdata(data_path))
-    if info is None or not info.is_running() or info.status != "ready":
+    info = _postmaster(data_path)
+    if info is None or info is _TORN or not info.is_running() or info.status != "ready":
         return None
     return info.get_uri(database=DATABASE)
+
+
+_TORN = object()  # a postmaster.pid that is not a running postmaster's (a failed initdb's)
+
+
+def _postmaster(data_path: Path) -> Any:
+    """The postmaster.pid of the cluster, None when absent, _TORN when unreadable."""
+    try:
+        return _library().utils.PostmasterInfo.read_from_pgdata(pgdata(data_path))
+    except (AssertionError, ValueError, OSError):
+        return _TORN
+
+
+def state(data_path: Path) -> Literal["running", "dead", "stopped"]:
+    """running (its postmaster lives), dead (postmaster.pid names a process that is gone: it
+    was killed, `up` starts it again) or stopped (no postmaster.pid: stopped cleanly)."""
+    info = _postmaster(data_path)
+    if info is None:
+        return "stopped"
+    return "running" if info is not _TORN and info.is_running() else "dead"
 
 
 def stop(data_path: Path) -> bool:

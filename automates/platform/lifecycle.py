@@ -14,8 +14,7 @@ from typing import Any
 from automates.errors import PlatformError
 from automates.platform import components, embedded_pg
 from automates.platform.database import database_url
-from automates.platform.processes import stop_together
-from automates.server.client import api_healthy
+from automates.platform.processes import State, stop_together
 from automates.server.deploy import SyncReport
 from automates.settings import Settings
 from automates.store.engine import make_engine, migrate
@@ -48,6 +47,8 @@ class UpReport:
 def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -> UpReport:
     say = step or (lambda message: None)
     report = UpReport(ui_url=settings.ui_url, api_url=settings.api_url, database="")
+    if not settings.external_api:
+        components.check_server_bind(settings)  # before anything starts
 
     if settings.embedded:
         was_running = embedded_pg.running_url(settings.data_path) is not None
@@ -68,8 +69,10 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
         say(f"starting the Prefect server on {settings.api_url}")
         started = components.start_server(settings, url)
         (report.started if started else report.reused).append("prefect-server")
-    elif not asyncio.run(api_healthy(settings.api_url)):
-        raise PlatformError(f"the Prefect API at {settings.api_url} does not answer /health")
+    else:
+        ready, detail = asyncio.run(components.api_ready(settings.api_url))
+        if not ready:
+            raise PlatformError(f"the Prefect API at {settings.api_url} is {detail}")
 
     if run_sync:
         say("syncing the registry")
@@ -131,19 +134,49 @@ def down(settings: Settings) -> list[str]:
 
 
 def status(settings: Settings) -> dict[str, Any]:
-    run_dir = settings.data_path / "run"
-    workers = {
-        p.stem: components.worker(settings, p.stem.removeprefix("worker-")).pid() is not None
-        for p in sorted(run_dir.glob("worker-*.pid"))
-    }
+    """Each component `up` starts (running, dead or stopped) and whether the API can serve.
+
+    `ok` is false when the API is not ready, when a component died (its pid file names a
+    process that is gone), or when one that `up` starts is not running while the layer is up.
+    """
+    states = _component_states(settings)
+    api_ready, api_detail = asyncio.run(components.api_ready(settings.api_url))
+    problems = []
+    if not api_ready:
+        problems.append(f"the Prefect API at {settings.api_url} is {api_detail}")
+    for name, (state, expected) in states.items():
+        if state == "dead":
+            fix = "`automates up` restarts it" if expected else "`automates down` clears it"
+            problems.append(f"{name} is dead (its process is gone): {fix}")
+        elif state == "stopped" and expected and api_ready:
+            problems.append(f"{name} is not running: `automates up` starts it")
     return {
-        "embedded_postgresql": (
-            embedded_pg.running_url(settings.data_path) is not None if settings.embedded else None
-        ),
-        "prefect_server_process": components.server(settings).pid() is not None,
-        "api_healthy": asyncio.run(api_healthy(settings.api_url)),
+        "ok": not problems,
         "api_url": settings.api_url,
         "ui_url": settings.ui_url,
-        "workers": workers,
-        "webhook_process": components.webhook(settings).pid() is not None,
+        "api_ready": api_ready,
+        "api": api_detail,
+        "database": "embedded" if settings.embedded else redacted(settings.database_url or ""),
+        "components": {name: state for name, (state, _) in states.items()},
+        "problems": problems,
     }
+
+
+def _component_states(settings: Settings) -> dict[str, tuple[State, bool]]:
+    """name → (state, whether `up` starts it with these settings and this registry)."""
+    states: dict[str, tuple[State, bool]] = {}
+    if settings.embedded:
+        states["embedded-postgresql"] = (embedded_pg.state(settings.data_path), True)
+    states["prefect-server"] = (components.server(settings).state()[0], not settings.external_api)
+    expected_pools = [settings.work_pool, settings.agent_pool]
+    if _declares_pool(settings, settings.warm_pool):
+        expected_pools.append(settings.warm_pool)
+    run_dir = settings.data_path / "run"
+    found = [f.stem.removeprefix("worker-") for f in sorted(run_dir.glob("worker-*.pid"))]
+    for pool in dict.fromkeys([*expected_pools, *found]):
+        state = components.worker(settings, pool).state()[0]
+        states[f"worker-{pool}"] = (state, pool in expected_pools)
+    webhook = components.webhook(settings).state()[0], _declares_webhook(settings)
+    if webhook != ("stopped", False):  # an undeclared webhook that never ran is no component
+        states["webhook"] = webhook
+    return states

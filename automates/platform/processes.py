@@ -14,6 +14,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+# running: the pid file names a live process; dead: it names a process that is gone (the
+# component was started and never stopped, so it should be running); stopped: no pid file.
+State = Literal["running", "dead", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -33,14 +38,25 @@ class Managed:
 
     def pid(self) -> int | None:
         """The pid of the running component, or None (a stale pid file is removed)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        if _alive(pid):
+        state, pid = self.state()
+        if state == "running":
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
+
+    def state(self) -> tuple[State, int | None]:
+        """Whether the component runs, died, or was stopped, and the pid its file names.
+
+        Reads only: a dead component's pid file stays, so that `status` keeps saying it is
+        dead until `up` restarts it (or `down` clears it).
+        """
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except FileNotFoundError:
+            return "stopped", None
+        except ValueError:  # a torn or foreign pid file: nothing we can find
+            return "dead", None
+        return ("running" if _alive(pid) else "dead"), pid
 
     def start(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> int:
         self.run_dir.mkdir(parents=True, exist_ok=True)

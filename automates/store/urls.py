@@ -1,4 +1,4 @@
-"""One database URL, spelled for each driver that uses it.
+"""One database URL, spelled for each driver that uses it, and never shown with its password.
 
 Operators set one plain `postgresql://` URL; the store speaks psycopg 3 and the Prefect
 server asyncpg, so the driver part is rewritten here and nowhere else.
@@ -6,7 +6,14 @@ server asyncpg, so the driver part is rewritten here and nowhere else.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+# scheme://user:password@ — the password runs to the last @ before a space or a quote, so a
+# password holding an @ is masked whole (masking a little more is the safe mistake).
+_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s'\"]*):[^\s'\"]*@")
 
 
 def store_url(url: str) -> URL:
@@ -24,4 +31,13 @@ def with_database(url: str, database: str) -> str:
 
 
 def redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL with its password as `***`, even when SQLAlchemy cannot parse it."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return mask_passwords(url)
+
+
+def mask_passwords(text: str) -> str:
+    """`text` with the password of every URL in it as `***` (`scheme://user:***@host`)."""
+    return _USERINFO.sub(r"\g<head>:***@", text)

@@ -177,7 +177,8 @@ def layer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layer]:
     layer = Layer(root)
     checkout = root / "checkout"
     shutil.copytree(TEMPLATE, checkout)
-    shutil.copy(REPO / "flows" / "run_watch.py", checkout / "flows" / "run_watch.py")
+    for flow in ("run_watch.py", "agent_task_run.py"):
+        shutil.copy(REPO / "flows" / flow, checkout / "flows" / flow)
     (checkout / "deployments").mkdir()
     watch = {
         "name": "run-watch",
@@ -189,11 +190,27 @@ def layer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layer]:
         "entrypoint": "flows/run_watch.py:run_watch",
         "schedules": [],
     }
+    agent_runs = {  # as deployments/registry.yaml declares it
+        "name": "agent-task-run",
+        "kind": "tool",
+        "caste": "ouvriers",
+        "family": "agents",
+        "agents": ["atlas"],
+        "description": "one agent task run, on the dispatcher",
+        "entrypoint": "flows/agent_task_run.py:agent_task_run",
+        "work_pool": "agents",
+        "schedules": [],
+        "timeout_seconds": 1800,
+        "concurrency": "allow",
+        "concurrency_limit": None,
+        "breaker_threshold": 1000,
+    }
     registry = {
         "automates": [
             _declaration("long", 600, layer.started),
             _declaration("short", 4, layer.started),
             watch,
+            agent_runs,
         ]
     }
     (checkout / "deployments" / "registry.yaml").write_text(registry_yaml(registry))
@@ -267,3 +284,39 @@ def test_server_killed_while_a_run_is_running(layer: Layer) -> None:
     found = layer.settle([run])
     assert _final(found[run])
     assert layer.starts()[str(run)] == 1
+
+
+def test_dispatcher_killed_while_an_agent_task_run_runs(layer: Layer) -> None:
+    from automates.settings import Settings
+    from tests.fixtures.task_runs import fake_cli
+
+    settings = Settings(
+        project_root=layer.root / "checkout", data_dir=layer.data, server_port=layer.port
+    )
+    pids = layer.root / "cli.pids"
+    fake_cli(settings, layer.root, "hang", FAKE_CLAUDE_PIDS=str(pids))
+    started = layer.automates(
+        "task-run", "start", "--codename", "fault", "--agent", "atlas", "--template", "audit",
+        "--prompt", "Hang until killed.", "--timeout", "900",
+    )  # fmt: skip
+    task_run = started["id"]
+
+    def running() -> Any:
+        row = layer.automates("task-run", "show", task_run)
+        return row if row["status"] == "running" and row["flow_run_id"] and pids.exists() else None
+
+    row = _until(running, "the task run's CLI to be running")
+    flow_run = UUID(row["flow_run_id"])
+    # The dispatcher dies hard; its CLI (its own process group) with it.
+    os.killpg(os.getpgid(layer.pid_of("worker-agents")), signal.SIGKILL)
+    for pid in map(int, pids.read_text().split()):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+    recovered = layer.automates("up")
+    assert "worker-agents" in recovered["started"]
+
+    found = layer.settle([flow_run])
+    dead = found[flow_run]
+    assert dead.state is not None and dead.state_name == "Crashed"
+    assert "no heartbeat" in (dead.state.message or "")

@@ -1,0 +1,107 @@
+"""An error never echoes a secret: a refused setting is named, its value is not.
+
+Through the real CLI, as an operator meets it: a subprocess, text and --json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from automates.cli.output import masked
+from tests.conftest import REPO, free_port
+
+SECRET = "Sup3rS3cretPw"
+TOKEN = "tok3n-" + SECRET  # 16 characters or more, as the tokens must be
+
+
+def automates(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "automates.cli", *args],
+        # One line per message: a secret wrapped across two lines would pass unseen.
+        env={**os.environ, "COLUMNS": "1000", **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"AUTOMATES_DATABASE_URL": f"mysql://u:{SECRET}@h/db"}, "AUTOMATES_DATABASE_URL"),
+        (
+            {"AUTOMATES_DATABASE_URL": f"postgresql://u:{SECRET}@h:port/db"},
+            "AUTOMATES_DATABASE_URL",
+        ),
+        (
+            {"AUTOMATES_AGENT_BUDGETS_USD": json.dumps({"scout": SECRET})},
+            "AUTOMATES_AGENT_BUDGETS_USD",
+        ),
+        ({"AUTOMATES_INSTALLABLE_MODULES": "{" + SECRET}, "AUTOMATES_INSTALLABLE_MODULES"),
+        (  # another setting is refused while the secret-bearing ones are set
+            {
+                "AUTOMATES_SERVER_PORT": "0",
+                "AUTOMATES_DATABASE_URL": f"postgresql://u:{SECRET}@h/db",
+                "AUTOMATES_WEBHOOK_TOKEN": TOKEN,
+                "AUTOMATES_GATE_WORKER_TOKEN": TOKEN,
+                "AUTOMATES_BROWSER_PROXY": f"socks5://bob:{SECRET}@proxy:1080",
+            },
+            "AUTOMATES_SERVER_PORT",
+        ),
+    ],
+    ids=["database-url-scheme", "database-url-port", "mapping-entry", "json", "other-setting"],
+)
+def test_a_refused_setting_is_named_without_its_value(
+    env: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    env = {**env, "AUTOMATES_DATA_DIR": str(tmp_path)}
+    text = automates(env, "status")
+    assert text.returncode == 2, text.stdout + text.stderr
+    assert f"invalid settings: {named}" in text.stderr
+    assert SECRET not in text.stdout + text.stderr
+    assert "input_value" not in text.stderr
+
+    as_json = automates(env, "status", "--json")
+    assert as_json.returncode == 2, as_json.stdout + as_json.stderr
+    error = json.loads(as_json.stdout)["error"]
+    assert error.startswith(f"invalid settings: {named}")
+    assert SECRET not in as_json.stdout + as_json.stderr
+
+
+def test_an_unreachable_store_is_named_without_its_password(tmp_path: Path) -> None:
+    env = {
+        "AUTOMATES_DATA_DIR": str(tmp_path),
+        "AUTOMATES_DATABASE_URL": f"postgresql://automates:{SECRET}@127.0.0.1:{free_port()}/db",
+        "AUTOMATES_PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+    }
+    for args in (["sync"], ["sync", "--json"]):
+        done = automates(env, *args)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "cannot reach the store at postgresql+psycopg://automates:***@127.0.0.1" in (
+            done.stdout + done.stderr
+        )
+        assert SECRET not in done.stdout + done.stderr
+
+
+def test_every_message_is_masked_at_the_cli_boundary() -> None:
+    environ = {
+        "AUTOMATES_WEBHOOK_TOKEN": TOKEN,
+        "PREFECT_API_AUTH_STRING": f"admin:{SECRET}",
+        "AUTOMATES_DATABASE_URL": "postgresql://u:p%40ss-word@h/db",
+    }
+    message = (
+        f"refused mysql://u:{SECRET}@h/db; token {TOKEN}; auth admin:{SECRET}; "
+        "body {'password': 'p@ss-word'}; plain http://h:1/api"
+    )
+    assert masked(message, environ) == (
+        "refused mysql://u:***@h/db; token ***; auth ***; body {'password': '***'}; "
+        "plain http://h:1/api"
+    )
