@@ -1,8 +1,9 @@
 """Killing the layer's own processes while runs are in flight, on a layer `automates up` started
 on embedded defaults, recovered by `automates up` as an operator would (issue 12, finding 2).
 
-Killed, in turn: the process worker's whole process group, the embedded PostgreSQL's postmaster
-while runs are being submitted, the Prefect server while a run's command is running. After the
+Killed: the process worker's whole process group and the agent dispatcher mid-run, the
+embedded PostgreSQL's postmaster while runs are being submitted, the Prefect server while a
+run's command is running. After the
 recovery every run must reach a final state within RECOVERY_BOUND_SECONDS, be journaled exactly
 once, and no run's command may have started twice. The `run-watch` automate is run by the test
 every few seconds, as its schedule would (every two minutes) in production.
@@ -229,10 +230,40 @@ def layer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layer]:
         )
 
 
-def test_worker_and_database_killed_while_runs_are_in_flight(layer: Layer) -> None:
+def _hanging_task_run(layer: Layer) -> tuple[UUID, Path]:
+    """An agent task run whose (fake) LLM CLI hangs, running on the dispatcher: its flow run
+    id, and the file naming the CLI's process group."""
+    from automates.settings import Settings
+    from tests.fixtures.task_runs import fake_cli
+
+    settings = Settings(
+        project_root=layer.root / "checkout", data_dir=layer.data, server_port=layer.port
+    )
+    pids = layer.root / "cli.pids"
+    fake_cli(settings, layer.root, "hang", FAKE_CLAUDE_PIDS=str(pids))
+    started = layer.automates(
+        "task-run", "start", "--codename", "fault", "--agent", "atlas", "--template", "audit",
+        "--prompt", "Hang until killed.", "--timeout", "900",
+    )  # fmt: skip
+
+    def running() -> Any:
+        row = layer.automates("task-run", "show", started["id"])
+        return row if row["status"] == "running" and row["flow_run_id"] and pids.exists() else None
+
+    return UUID(_until(running, "the task run's CLI to be running")["flow_run_id"]), pids
+
+
+def test_worker_dispatcher_and_database_killed_while_runs_are_in_flight(layer: Layer) -> None:
+    # One wait for Prefect's heartbeat window covers both killed runs.
     held = layer.start_run("script/long")
+    agent_run, cli_pids = _hanging_task_run(layer)
     _until(lambda: layer.starts()[str(held)], "the long run's command to start")
     os.killpg(os.getpgid(layer.pid_of("worker-local")), signal.SIGKILL)  # worker and its runs
+    # The dispatcher dies hard; its CLI (its own process group) with it.
+    os.killpg(os.getpgid(layer.pid_of("worker-agents")), signal.SIGKILL)
+    for pid in map(int, cli_pids.read_text().split()):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
     submitted = [layer.start_run("script/short") for _ in range(6)]
     postmaster = int((embedded_pg.pgdata(layer.data) / "postmaster.pid").read_text().split()[0])
@@ -240,14 +271,13 @@ def test_worker_and_database_killed_while_runs_are_in_flight(layer: Layer) -> No
     _until(lambda: embedded_pg.state(layer.data) == "dead", "the postmaster to be gone")
 
     recovered = layer.automates("up")  # what an operator (or a supervisor) does
-    assert "embedded-postgresql" in recovered["started"]
-    assert "worker-local" in recovered["started"]
+    assert {"embedded-postgresql", "worker-local", "worker-agents"} <= set(recovered["started"])
 
-    runs = [held, *submitted]
+    runs = [held, agent_run, *submitted]
     found = layer.settle(runs)
-    killed = found[held]
-    assert killed.state is not None and killed.state_name == "Crashed"
-    assert "no heartbeat" in (killed.state.message or "")
+    for killed in (found[held], found[agent_run]):
+        assert killed.state is not None and killed.state_name == "Crashed", killed.state
+        assert "no heartbeat" in (killed.state.message or "")
     for run in submitted:
         state = found[run].state
         assert state is not None
@@ -284,39 +314,3 @@ def test_server_killed_while_a_run_is_running(layer: Layer) -> None:
     found = layer.settle([run])
     assert _final(found[run])
     assert layer.starts()[str(run)] == 1
-
-
-def test_dispatcher_killed_while_an_agent_task_run_runs(layer: Layer) -> None:
-    from automates.settings import Settings
-    from tests.fixtures.task_runs import fake_cli
-
-    settings = Settings(
-        project_root=layer.root / "checkout", data_dir=layer.data, server_port=layer.port
-    )
-    pids = layer.root / "cli.pids"
-    fake_cli(settings, layer.root, "hang", FAKE_CLAUDE_PIDS=str(pids))
-    started = layer.automates(
-        "task-run", "start", "--codename", "fault", "--agent", "atlas", "--template", "audit",
-        "--prompt", "Hang until killed.", "--timeout", "900",
-    )  # fmt: skip
-    task_run = started["id"]
-
-    def running() -> Any:
-        row = layer.automates("task-run", "show", task_run)
-        return row if row["status"] == "running" and row["flow_run_id"] and pids.exists() else None
-
-    row = _until(running, "the task run's CLI to be running")
-    flow_run = UUID(row["flow_run_id"])
-    # The dispatcher dies hard; its CLI (its own process group) with it.
-    os.killpg(os.getpgid(layer.pid_of("worker-agents")), signal.SIGKILL)
-    for pid in map(int, pids.read_text().split()):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-
-    recovered = layer.automates("up")
-    assert "worker-agents" in recovered["started"]
-
-    found = layer.settle([flow_run])
-    dead = found[flow_run]
-    assert dead.state is not None and dead.state_name == "Crashed"
-    assert "no heartbeat" in (dead.state.message or "")
