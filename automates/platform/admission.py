@@ -12,7 +12,8 @@ anything, and refuses a run that:
   deployment's own tag);
 - overrides any job variable of its deployment;
 - runs on a deployment whose job variables are not the ones sync writes (the guard's command
-  and policy, nothing else; none for the browser deployment);
+  and policy, nothing else; none for the browser deployment), or whose pull steps do more than
+  move into the checkout;
 - carries a parameter its deployment's schema does not declare, a value that does not fit the
   schema, or parameters larger than `MAX_PARAMETER_BYTES` in all.
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from automates.guard.policy import GUARD_COMMAND, GUARD_ENV
 from automates.registry.model import MANAGED_TAG
+from automates.server.spec import SET_WORKING_DIRECTORY
 
 BROWSER_TAG = "managed-by:automates-browser"  # automates/browser/deploy.py's deployment
 REFUSED = "Refused"
@@ -57,7 +59,9 @@ def refusal(deployment: Any | None, flow_run: Any) -> str | None:
             f"the run overrides job variables ({', '.join(overridden)}) of {deployment.name!r}; "
             "the declaration fixes the command, its working folder and its environment"
         )
-    problem = _deployment_problem(deployment.name, tags, declared_variables)
+    problem = _deployment_problem(deployment.name, tags, declared_variables) or _pull_problem(
+        deployment.name, tags, list(deployment.pull_steps or ())
+    )
     if problem is not None:
         return problem
     return parameter_problem(deployment.parameter_openapi_schema, dict(flow_run.parameters or {}))
@@ -95,6 +99,26 @@ def _overrides(declared: Mapping[str, Any], given: Mapping[str, Any]) -> list[st
         elif declared.get(name) != value:
             names.append(name)
     return names
+
+
+def _pull_problem(name: str, tags: set[str], steps: list[Any]) -> str | None:
+    """Sync's deployments move into the checkout and fetch nothing: a pull step that clones or
+    installs would run code that no declaration names."""
+    if MANAGED_TAG not in tags:
+        return None  # the browser deployment may clone its code (automates browser deploy)
+    shaped = (
+        len(steps) == 1
+        and isinstance(steps[0], Mapping)
+        and set(steps[0]) == {SET_WORKING_DIRECTORY}
+        and isinstance(steps[0][SET_WORKING_DIRECTORY], Mapping)
+        and set(steps[0][SET_WORKING_DIRECTORY]) == {"directory"}
+    )
+    if not shaped:
+        return (
+            f"deployment {name!r} has pull steps that `automates sync` did not write (only "
+            "moving into the checkout is accepted); run `automates sync`"
+        )
+    return None
 
 
 def _deployment_problem(name: str, tags: set[str], variables: Mapping[str, Any]) -> str | None:

@@ -11,6 +11,7 @@ from automates.guard.policy import GUARD_COMMAND, GUARD_ENV
 from automates.platform.admission import BROWSER_TAG, MAX_PARAMETER_BYTES, refusal
 from automates.platform.run_env import passed_on, run_environment, without_secrets
 from automates.registry.model import MANAGED_TAG
+from automates.server.spec import SET_WORKING_DIRECTORY
 
 SCHEMA = {
     "type": "object",
@@ -26,6 +27,7 @@ def deployment(**fields: Any) -> Any:
         "tags": [MANAGED_TAG],
         "job_variables": GUARD_VARIABLES,
         "parameter_openapi_schema": SCHEMA,
+        "pull_steps": [{SET_WORKING_DIRECTORY: {"directory": "/srv/checkout"}}],
     }
     return SimpleNamespace(**{**base, **fields})
 
@@ -69,6 +71,23 @@ def test_a_declared_run_is_admitted() -> None:
             "did not write",
         ),
         (deployment(tags=[BROWSER_TAG]), run(), "carries job variables"),
+        (
+            deployment(
+                pull_steps=[
+                    {"prefect.deployments.steps.git_clone": {"repository": "https://x/y"}},
+                    {SET_WORKING_DIRECTORY: {"directory": "{{ clone.directory }}"}},
+                ]
+            ),
+            run(),
+            "pull steps that `automates sync` did not write",
+        ),
+        (
+            deployment(
+                pull_steps=[{"prefect.deployments.steps.run_shell_script": {"script": "id"}}]
+            ),
+            run(),
+            "pull steps",
+        ),
         (deployment(), run(parameters={"argv": ["/bin/sh"]}), "argv are not declared"),
         (deployment(), run(parameters={"count": "three"}), "parameter count"),
         (
