@@ -123,6 +123,8 @@ async def _baseline_deployment(settings: Any) -> None:
                     entrypoint=ours.entrypoint,
                     work_pool_name=BASELINE_POOL,
                     job_variables=ours.job_variables,
+                    # The layer's workers run only deployments sync made (admission).
+                    tags=ours.tags,
                     pull_steps=ours.pull_steps,
                     parameter_openapi_schema=ours.parameter_openapi_schema,
                 ).model_dump(exclude_unset=True),
