@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from prefect import flow, get_run_logger
-from prefect.client.orchestration import get_client
+from prefect import flow, get_client, get_run_logger
 from prefect.events import emit_event
 from prefect.states import Completed, State
 
@@ -27,7 +26,7 @@ LOOKBACK = timedelta(hours=24)
 
 
 @flow(name="run-watch", log_prints=False)
-def run_watch(pending_grace_seconds: int | None = None) -> State:
+async def run_watch(pending_grace_seconds: int | None = None) -> State:
     """Settle stalled runs and journal the ones that ended outside the guard."""
     settings = Settings()
     grace = timedelta(
@@ -36,8 +35,8 @@ def run_watch(pending_grace_seconds: int | None = None) -> State:
         else pending_grace_seconds
     )
     logger = get_run_logger()
-    with get_client(sync_client=True) as client:
-        settled = settle(
+    async with get_client() as client:
+        settled = await settle(
             client,
             store(settings.store_block),
             datetime.now(UTC),

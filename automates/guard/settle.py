@@ -30,6 +30,7 @@ from sqlalchemy import Engine, select
 from automates.guard import breaker
 from automates.guard.policy import GuardPolicy
 from automates.registry.model import MANAGED_TAG
+from automates.server.deployed import read_all
 from automates.store.engine import transaction
 from automates.store.journals import record_crash, record_execution
 from automates.store.schema import execution_journal
@@ -48,17 +49,19 @@ class Settled:
     reason: str
 
 
-def settle(
+async def settle(
     client: Any, engine: Engine, now: datetime, *, pending_grace: timedelta, lookback: timedelta
 ) -> list[Settled]:
-    """Re-submit or end stalled runs, then journal unjournaled final ones (a sync client)."""
-    deployments = {d.id: d for d in client.read_deployments() if MANAGED_TAG in (d.tags or ())}
-    settled = [*_stalled(client, deployments, now, pending_grace)]
-    settled += _unjournaled(client, engine, deployments, now, lookback)
+    """Re-submit or end stalled runs, then journal unjournaled final ones (a Prefect client)."""
+    deployments = {
+        d.id: d for d in await read_all(client.read_deployments) if MANAGED_TAG in (d.tags or ())
+    }
+    settled = await _stalled(client, deployments, now, pending_grace)
+    settled += await _unjournaled(client, engine, deployments, now, lookback)
     return settled
 
 
-def _runs(client: Any, types: list[str], **time_filter: Any) -> list[Any]:
+async def _runs(client: Any, types: list[str], **time_filter: Any) -> list[Any]:
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterState,
@@ -67,45 +70,39 @@ def _runs(client: Any, types: list[str], **time_filter: Any) -> list[Any]:
     )
     from prefect.client.schemas.objects import StateType
 
-    runs: list[Any] = []
-    while True:
-        page = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[MANAGED_TAG]),
-                state=FlowRunFilterState(
-                    type=FlowRunFilterStateType(any_=[StateType(t) for t in types])
-                ),
-                **time_filter,
+    return await read_all(
+        client.read_flow_runs,
+        flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=[MANAGED_TAG]),
+            state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType(t) for t in types])
             ),
-            limit=200,
-            offset=len(runs),
-        )
-        runs.extend(page)
-        if len(page) < 200:
-            return runs
+            **time_filter,
+        ),
+    )
 
 
-def _stalled(
+async def _stalled(
     client: Any, deployments: dict[Any, Any], now: datetime, grace: timedelta
 ) -> list[Settled]:
     from prefect.states import Crashed, Scheduled
 
     settled = []
-    for run in _runs(client, ["PENDING"]):
+    for run in await _runs(client, ["PENDING"]):
         deployment = deployments.get(run.deployment_id)
         since = run.state.timestamp if run.state is not None else None
         if deployment is None or since is None or now - since < grace:
             continue
-        history = client.read_flow_run_states(run.id)
+        history = await client.read_flow_run_states(run.id)
         if any(state.message == RESUBMITTED for state in history):
             reason = (
                 f"never started: Pending for {int((now - since).total_seconds())} s after it "
                 "was re-submitted once (is a worker serving its pool?)"
             )
-            client.set_flow_run_state(run.id, Crashed(message=reason), force=True)
+            await client.set_flow_run_state(run.id, Crashed(message=reason), force=True)
             settled.append(Settled(run.id, deployment.name, "crashed", reason))
         else:
-            client.set_flow_run_state(
+            await client.set_flow_run_state(
                 run.id, Scheduled(scheduled_time=now, message=RESUBMITTED), force=True
             )
             reason = f"Pending for {int((now - since).total_seconds())} s without starting"
@@ -113,7 +110,7 @@ def _stalled(
     return settled
 
 
-def _unjournaled(
+async def _unjournaled(
     client: Any, engine: Engine, deployments: dict[Any, Any], now: datetime, lookback: timedelta
 ) -> list[Settled]:
     from prefect.client.schemas.filters import FlowRunFilterEndTime
@@ -123,7 +120,7 @@ def _unjournaled(
     since = FlowRunFilterEndTime(after_=now - lookback)  # type: ignore[arg-type]
     ended = [
         run
-        for run in _runs(client, list(FINAL), end_time=since)
+        for run in await _runs(client, list(FINAL), end_time=since)
         if run.deployment_id in deployments and run.state is not None
     ]
     if not ended:

@@ -22,6 +22,7 @@ from automates.sync import sync
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import cli_env
 from tests.integration.test_sync import registry_table, state
+from tests.unit.test_registry_limits import ANCHOR_BOMB
 
 # The CLI validates the shipped registry within 256 MiB of address space; expanding the bomb
 # below would need gigabytes.
@@ -29,25 +30,8 @@ MEMORY_CAP = 512 * 1024 * 1024
 # Only a safety net, so that a regression fails instead of hanging the suite.
 WALL_TIMEOUT = 300
 
-# Nine levels of nine aliases in one automate's parameters: about 387 million strings.
-BOMB = """\
-  - name: bomb
-    kind: oneshot
-    caste: vigies
-    family: audits
-    description: a billion laughs
-    entrypoint: flows/hello.py:hello
-    parameters:
-      a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
-      b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
-      c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
-      d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
-      e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
-      f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
-      g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
-      h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
-      i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
-"""
+# The unit tests' anchor bomb (about 387 million strings once expanded), as one more entry.
+BOMB = ANCHOR_BOMB.removeprefix("automates:\n")
 
 
 def good(description: str = "fine, as deployed") -> str:

@@ -39,6 +39,7 @@ from automates.platform import embedded_pg
 from automates.server.client import prefect_client
 from tests.conftest import REPO, free_port
 from tests.fixtures.projects import TEMPLATE, registry_yaml
+from tests.fixtures.servers import wait_for
 
 RECOVERY_BOUND_SECONDS = 420
 WATCH_EVERY_SECONDS = 15
@@ -146,16 +147,6 @@ def _final(run: FlowRun) -> bool:
     return run.state is not None and run.state.is_final()
 
 
-def _until(condition: Any, what: str, seconds: float = 120) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-
-
 def _declaration(name: str, seconds: int, started: Path) -> dict[str, Any]:
     return {
         "name": name,
@@ -250,14 +241,14 @@ def _hanging_task_run(layer: Layer) -> tuple[UUID, Path]:
         row = layer.automates("task-run", "show", started["id"])
         return row if row["status"] == "running" and row["flow_run_id"] and pids.exists() else None
 
-    return UUID(_until(running, "the task run's CLI to be running")["flow_run_id"]), pids
+    return UUID(wait_for(running, 120, "the task run's CLI to be running")["flow_run_id"]), pids
 
 
 def test_worker_dispatcher_and_database_killed_while_runs_are_in_flight(layer: Layer) -> None:
     # One wait for Prefect's heartbeat window covers both killed runs.
     held = layer.start_run("script/long")
     agent_run, cli_pids = _hanging_task_run(layer)
-    _until(lambda: layer.starts()[str(held)], "the long run's command to start")
+    wait_for(lambda: layer.starts()[str(held)], 120, "the long run's command to start")
     os.killpg(os.getpgid(layer.pid_of("worker-local")), signal.SIGKILL)  # worker and its runs
     # The dispatcher dies hard; its CLI (its own process group) with it.
     os.killpg(os.getpgid(layer.pid_of("worker-agents")), signal.SIGKILL)
@@ -268,7 +259,7 @@ def test_worker_dispatcher_and_database_killed_while_runs_are_in_flight(layer: L
     submitted = [layer.start_run("script/short") for _ in range(6)]
     postmaster = int((embedded_pg.pgdata(layer.data) / "postmaster.pid").read_text().split()[0])
     os.kill(postmaster, signal.SIGKILL)  # while the runs are being taken and submitted
-    _until(lambda: embedded_pg.state(layer.data) == "dead", "the postmaster to be gone")
+    wait_for(lambda: embedded_pg.state(layer.data) == "dead", 120, "the postmaster to be gone")
 
     recovered = layer.automates("up")  # what an operator (or a supervisor) does
     assert {"embedded-postgresql", "worker-local", "worker-agents"} <= set(recovered["started"])
@@ -287,7 +278,7 @@ def test_worker_dispatcher_and_database_killed_while_runs_are_in_flight(layer: L
 
 def test_server_killed_while_a_run_is_running(layer: Layer) -> None:
     run = layer.start_run("script/short")
-    line = _until(
+    line = wait_for(
         lambda: (
             next(
                 (x for x in layer.started.read_text().splitlines() if x.startswith(str(run))), None
@@ -295,6 +286,7 @@ def test_server_killed_while_a_run_is_running(layer: Layer) -> None:
             if layer.started.exists()
             else None
         ),
+        120,
         "the short run's command to start",
     )
     os.killpg(os.getpgid(layer.pid_of("prefect-server")), signal.SIGKILL)
@@ -307,7 +299,7 @@ def test_server_killed_while_a_run_is_running(layer: Layer) -> None:
             return True
         return False
 
-    _until(command_ended, "the run's command to end while the server is down")
+    wait_for(command_ended, 120, "the run's command to end while the server is down")
     recovered = layer.automates("up")
     assert "prefect-server" in recovered["started"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from automates.platform.processes import Managed
@@ -17,8 +18,10 @@ def test_a_component_whose_process_is_gone_is_dead_until_restarted(tmp_path: Pat
     assert component.state() == ("running", pid)
 
     subprocess.run(["kill", "-9", str(pid)], check=True)
-    while component.state()[0] == "running":  # until the kernel reaps it (no deadline needed:
-        pass  # SIGKILL cannot be caught)
+    deadline = time.monotonic() + 30
+    while component.state()[0] == "running":  # until the kernel has ended it
+        assert time.monotonic() < deadline, "the killed process still runs"
+        time.sleep(0.05)
     assert component.state() == ("dead", pid)
     assert component.state() == ("dead", pid)  # status reads; the pid file stays
 
