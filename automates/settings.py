@@ -285,6 +285,64 @@ class Settings(BaseSettings):
         "body; a slower request is dropped (head) or refused 408 (body).",
     )
 
+    # Alerts (docs/alerts.md).
+    routes_file: Path | None = Field(
+        default=None,
+        description="The alert routes file (default: <project_root>/deployments/routes.yaml); "
+        "absent, every alert goes to the journal route only.",
+    )
+    alert_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="Sends of one alert to one route before it is dead-lettered (and announced "
+        "on the fallback route).",
+    )
+    alert_retry_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="The wait after a route's first failed send; it doubles after each failure, "
+        "up to alert_retry_max_seconds.",
+    )
+    alert_retry_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="The longest wait between two sends of one alert to one route.",
+    )
+    alert_send_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="How long one send may take (connect and answer) before it counts as failed.",
+    )
+    alert_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="How often the alert deliverer looks for new alerts when not woken earlier.",
+    )
+    heartbeat_url: SecretStr | None = Field(
+        default=None,
+        description="An outbound dead-man ping (healthchecks.io, Cronitor): pinged every "
+        "heartbeat_interval_seconds while the layer is healthy, its /fail variant with the "
+        "reason when not; whoever owns the URL hears when the pings stop.",
+    )
+    heartbeat_interval_seconds: int = Field(
+        default=300,
+        ge=5,
+        le=86400,
+        description="How often the heartbeat ping is sent.",
+    )
+    heartbeat_late_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=86400,
+        description="A scheduled run this late and still not started means the layer is not "
+        "healthy (the scheduler or the workers are behind).",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:
@@ -307,6 +365,12 @@ class Settings(BaseSettings):
     def registry_path(self) -> Path:
         """The registry file; a relative setting is taken from the project root."""
         relative = self.registry_file or Path("deployments", "registry.yaml")
+        return (self.project_root / relative).resolve()
+
+    @cached_property
+    def routes_path(self) -> Path:
+        """The alert routes file; a relative setting is taken from the project root."""
+        relative = self.routes_file or Path("deployments", "routes.yaml")
         return (self.project_root / relative).resolve()
 
     @property
