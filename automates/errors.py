@@ -35,18 +35,20 @@ class DeclarationError(AutomatesError):
 class DeclarationProblem:
     """One problem in one declaration: which automate, which field, what is wrong."""
 
-    __slots__ = ("automate", "field", "message")
+    __slots__ = ("automate", "field", "message", "thing")
 
-    def __init__(self, automate: str, field: str, message: str) -> None:
-        self.automate = automate
+    def __init__(self, automate: str, field: str, message: str, *, thing: str = "automate") -> None:
+        self.automate = automate  # the name of the thing: an automate, or a route
         self.field = field
         self.message = message
+        self.thing = thing
 
     def __str__(self) -> str:
-        return f"automate {self.automate!r}, field {self.field!r}: {self.message}"
+        return f"{self.thing} {self.automate!r}, field {self.field!r}: {self.message}"
 
     def as_dict(self) -> dict[str, str]:
-        return {"automate": self.automate, "field": self.field, "message": self.message}
+        found = {"automate": self.automate, "field": self.field, "message": self.message}
+        return found if self.thing == "automate" else {**found, "thing": self.thing}
 
 
 class UnknownAutomateError(AutomatesError):

@@ -10,6 +10,8 @@ import asyncio
 
 from sqlalchemy import Engine
 
+from automates.alerts.routes import Routing, load_routing, registry_problems
+from automates.alerts.secrets import route_problems
 from automates.errors import DeclarationError
 from automates.registry.entrypoints import static_problems
 from automates.registry.loader import load_registry
@@ -17,6 +19,7 @@ from automates.registry.model import Registry
 from automates.scheduling.min_interval import interval_problems
 from automates.server.deploy import Progress, SyncReport, sync_server
 from automates.settings import Settings
+from automates.store.alerts import save_routing
 from automates.store.engine import make_engine, migrate, transaction
 from automates.store.held import schedules_held
 from automates.store.registry import (
@@ -32,13 +35,30 @@ from blocks.store import save_store_block
 
 def validated_registry(settings: Settings) -> Registry:
     """The registry, refused whole if any declaration or entrypoint is invalid (including an
-    agent's schedule firing more often than the minimum interval)."""
+    agent's schedule firing more often than the minimum interval, or a route it names that
+    the routes file lacks)."""
+    return validated(settings)[0]
+
+
+def validated(
+    settings: Settings, *, secrets: bool = False, blocks: bool = True
+) -> tuple[Registry, Routing]:
+    """The registry and the routes file, refused whole with every problem of both. With
+    `secrets`, every route's secret is read and its URL checked; without `blocks`, routes
+    whose secret is a Secret block (read from the API) are left to sync."""
     registry = load_registry(settings.registry_path)
     problems = static_problems(registry, settings.project_root)
     problems += interval_problems(registry.automates, settings.agent_min_interval_seconds)
+    try:
+        routing = load_routing(settings.routes_path)
+    except DeclarationError as error:
+        raise DeclarationError(problems + error.problems) from None
+    problems += registry_problems(registry.automates, routing)
+    if secrets:
+        problems += route_problems(routing, blocks=blocks)
     if problems:
         raise DeclarationError(problems)
-    return registry
+    return registry, routing
 
 
 async def sync(
@@ -48,7 +68,8 @@ async def sync(
     prune: bool = False,
     progress: Progress | None = None,
 ) -> SyncReport:
-    registry = validated_registry(settings)
+    # Route secrets may live in Secret blocks: read from the API, off the event loop.
+    registry, routing = await asyncio.to_thread(_validated_with_secrets, settings)
     engine = make_engine(database_url)
     try:
         migrate(engine)
@@ -60,6 +81,8 @@ async def sync(
             _save_blocks(settings, database_url),
         )
         sync_store(engine, registry, settings.work_pool, report, prune=prune)
+        with transaction(engine) as connection:
+            save_routing(connection, routing.model_dump(mode="json"))
         await _ensure_unresponsive_automation(settings)
         with transaction(engine) as connection:
             ensure_platform_perimeter(connection, settings.project_root)
@@ -69,6 +92,13 @@ async def sync(
     report.agent_blocks_written = agent_blocks_written
     report.database = redacted(database_url)
     return report
+
+
+def _validated_with_secrets(settings: Settings) -> tuple[Registry, Routing]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+        return validated(settings, secrets=True)
 
 
 def sync_store(

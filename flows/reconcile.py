@@ -10,6 +10,8 @@ from prefect import flow, get_run_logger
 from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, State
 
+from automates.alerts import catalog
+from automates.alerts.outbox import raise_alert
 from automates.reconcile import ReconcileReport, reconcile
 from automates.registry.loader import load_registry
 from automates.settings import Settings
@@ -41,11 +43,24 @@ async def registry_reconcile() -> State:
     publish_markdown(
         key="registry-reconcile", markdown=_markdown(report, summary), description=summary
     )
+    _alert(settings, report)
     if report.has_drift:
         for drift in report.drifts:
             logger.warning("%s %s: %s", drift.kind.value, drift.subject, drift.detail)
         return Completed(name="Findings", message=summary, data=report.as_dict())
     return Completed(message=summary, data=report.as_dict())
+
+
+def _alert(settings: Settings, report: ReconcileReport) -> None:
+    """Drift is an alert (de-duplicated while it lasts); its end, a resolution."""
+    findings = [f"{d.kind.value} {d.subject}: {d.detail}" for d in report.drifts]
+    alert = catalog.reconcile_drift(findings) if findings else catalog.reconcile_clean()
+    engine = store_engine(settings)
+    try:
+        with transaction(engine) as connection:
+            raise_alert(connection, alert)
+    finally:
+        engine.dispose()
 
 
 def _markdown(report: ReconcileReport, summary: str) -> str:

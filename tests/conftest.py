@@ -39,6 +39,7 @@ pytest_plugins = [
     "tests.fixtures.browser_layer",
     "tests.fixtures.browser_site",
     "tests.fixtures.browser_xvfb",
+    "tests.fixtures.receivers",
 ]
 
 # PostgreSQL tests seen and passed, counted where reports arrive: in the one pytest process, or

@@ -29,6 +29,9 @@ from sqlalchemy import Engine
 from automates.agents.llm_cli import LlmCli, load_llm_cli
 from automates.agents.process import CliOutcome, run_cli
 from automates.agents.templates import PermissionTemplate, Scope, load_template
+from automates.alerts import catalog
+from automates.alerts.kinds import AlertKind
+from automates.alerts.outbox import raise_alert
 from automates.errors import (
     AutomatesError,
     TaskRunRequestError,
@@ -259,7 +262,12 @@ def _finish(
     with transaction(engine) as connection:
         sql.update_task_run(connection, task_run_id, **values)
         row = sql.read_task_run(connection, task_run_id)
-    assert row is not None
+        assert row is not None
+        if status == "over_budget":  # the CLI was stopped at its budget: runaway cost
+            raise_alert(
+                connection,
+                catalog.task_run(AlertKind.TASK_RUN_KILLED, row["agent"], row["codename"], message),
+            )
     return _result(row, message, attempt)
 
 
@@ -270,6 +278,13 @@ def _end(
     if argv is not None:
         values["command"] = argv
     sql.update_task_run(connection, row["id"], **values)
+    if status == "over_budget":  # refused before start: the agent's budget is spent
+        raise_alert(
+            connection,
+            catalog.task_run(
+                AlertKind.TASK_RUN_OVER_BUDGET, row["agent"], row["codename"], message
+            ),
+        )
     return _result({**row, **values}, message)
 
 

@@ -27,6 +27,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 
+from automates.alerts import catalog
+from automates.alerts.outbox import raise_alert
 from automates.browser import jobs
 from automates.store.engine import transaction
 
@@ -108,6 +110,11 @@ def end_unreported(
         with transaction(engine) as connection:
             if not jobs.end_unreported(connection, job["id"], job["status"], reason):
                 continue  # reported or claimed meanwhile
+            if job["status"] == "running":  # a worker took it and died: lost, never re-run
+                raise_alert(
+                    connection,
+                    catalog.browser_job_lost(job["id"], job["kind"], job["flow_run_id"], reason),
+                )
         if run is not None and not run.final:
             _crash(client, job["flow_run_id"], reason)
         ended.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from automates.cli import (
+    alert_cmds,
     approval_cmds,
     breaker_cmds,
     browser_cmds,
@@ -36,6 +37,7 @@ app.add_typer(browser_cmds.app, name="browser")
 app.registered_commands.extend(taskrun_cmds.app.registered_commands)  # runs
 app.add_typer(taskrun_cmds.task_run_app, name="task-run")
 app.add_typer(taskrun_cmds.perimeter_app, name="perimeter")
+app.add_typer(alert_cmds.app, name="alerts")
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import SetStateStatus
 
+from automates.alerts import catalog
+from automates.alerts.outbox import raise_alert
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import ApprovalError, UnknownAutomateError
 from automates.guard.approval import KEY_PREFIX, version
@@ -101,6 +103,8 @@ async def _approve(
                     flow_run_id=waiting[0].id if waiting else None,
                     note=note,
                 )
+                if new:
+                    raise_alert(connection, catalog.approval_decided(automate.name, who))
                 held = schedules_held(connection, registry, settings.work_pool)
         finally:
             engine.dispose()

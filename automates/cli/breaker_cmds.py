@@ -8,6 +8,8 @@ import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from rich.table import Table
 
+from automates.alerts import catalog
+from automates.alerts.outbox import raise_alert
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import UnknownAutomateError
 from automates.guard.breaker import deployment_of, set_schedules_active
@@ -64,6 +66,8 @@ def reset(name: str, as_json: bool = JsonOption) -> None:
                 opened_at=None,
                 probe_started_at=None,
             )
+            if before["state"] != "closed":
+                raise_alert(connection, catalog.breaker_closed(name))
     finally:
         engine.dispose()
     schedules = "untouched (not declared any more)"

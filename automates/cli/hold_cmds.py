@@ -9,6 +9,8 @@ import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from rich.table import Table
 
+from automates.alerts import catalog
+from automates.alerts.outbox import raise_alert
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import AutomatesError, UnknownAutomateError
 from automates.guard.breaker import deployment_of, set_schedules_active
@@ -82,6 +84,7 @@ def release_command(
                     f"automate {name!r} has no open hold; nothing was changed "
                     "(`automates holds --all` lists past ones)"
                 )
+            raise_alert(connection, catalog.released(name, who))
             still = _still_held(connection, name, registry, settings.work_pool)
     finally:
         engine.dispose()

@@ -20,7 +20,7 @@ from automates.errors import UnknownAutomateError
 from automates.overview import AutomateStatus, gather_status, select
 from automates.registry.loader import load_registry
 from automates.registry.prefect_yaml import render
-from automates.sync import validated_registry
+from automates.sync import validated, validated_registry
 
 app = typer.Typer()
 
@@ -28,12 +28,16 @@ app = typer.Typer()
 @app.command()
 @handle_errors
 def validate(as_json: bool = JsonOption) -> None:
-    """Check every declaration and entrypoint file; change nothing."""
-    registry = validated_registry(load_settings())
+    """Check every declaration, entrypoint file and alert route; change nothing.
+
+    Routes whose secret is in a Prefect Secret block are checked by `sync`, which reaches the
+    API; routes reading an environment variable are checked here."""
+    registry, routing = validated(load_settings(), secrets=True, blocks=False)
+    routes = len(routing.all_routes)
     if as_json:
-        emit_json({"valid": True, "automates": len(registry.automates)})
+        emit_json({"valid": True, "automates": len(registry.automates), "routes": routes})
     else:
-        console.print(f"[green]valid[/green]: {len(registry.automates)} automates")
+        console.print(f"[green]valid[/green]: {len(registry.automates)} automates, {routes} routes")
 
 
 @app.command("list")

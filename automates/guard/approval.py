@@ -143,6 +143,7 @@ def _wait_for_approval(policy: GuardPolicy, digest: str, settings: Settings) -> 
                 timeout=settings.approval_timeout_seconds,
             )
         except Pause as pause:
+            _alert_waiting(policy.automate, settings)
             run_logger().warning(
                 "waiting for approval of version %s of %s: Resume in the Prefect UI, or "
                 "`automates approve %s`",
@@ -168,9 +169,28 @@ def _approved(automate: str, digest: str, stage: Approval, settings: Settings) -
         return approval_of(connection, automate, digest, stage.value) is not None
 
 
+def _alert_waiting(automate: str, settings: Settings) -> None:
+    """Tell the approvers (the run is suspended: nothing else would)."""
+    from automates.alerts import catalog
+    from automates.alerts.outbox import raise_alert
+    from automates.guard.recording import store
+    from automates.store.engine import transaction
+
+    flow_run = _current_flow_run()
+    with transaction(store(settings.store_block)) as connection:
+        raise_alert(
+            connection,
+            catalog.approval_waiting(
+                automate, flow_run.id if flow_run else None, Approval.BEFORE_FIRST_RUN.value
+            ),
+        )
+
+
 def _record(
     automate: str, digest: str, who: str, flow_run_id: Any, note: str | None, settings: Settings
 ) -> None:
+    from automates.alerts import catalog
+    from automates.alerts.outbox import raise_alert
     from automates.guard.recording import store
     from automates.store.approvals import record_approval
     from automates.store.engine import transaction
@@ -185,6 +205,7 @@ def _record(
             flow_run_id=flow_run_id,
             note=note,
         )
+        raise_alert(connection, catalog.approval_decided(automate, who))
 
 
 def _journaled(state: State, policy: GuardPolicy, flow_run: Any, settings: Settings) -> State:

@@ -15,6 +15,8 @@ from uuid import UUID
 from prefect.client.schemas.objects import State
 from prefect.states import Completed
 
+from automates.alerts import catalog
+from automates.alerts.outbox import raise_alert
 from automates.guard.breaker import set_schedules_active
 from automates.guard.policy import GuardPolicy
 from automates.guard.recording import store
@@ -49,6 +51,8 @@ def hold_for_review(
         released = released_since(connection, automate, REASON, decision.recovered_at)
         if released is None:
             hold_id = open_hold(connection, automate, REASON, decision.summary)
+            if hold_id is not None:
+                raise_alert(connection, catalog.held(automate, decision.summary))
     if released is not None:
         return Completed(
             name="Skipped",

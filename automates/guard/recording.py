@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 from typing import Any
+from uuid import UUID
 
 from prefect.client.schemas.objects import FlowRun, State
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from automates.alerts import catalog
+from automates.alerts.outbox import raise_alert
 from automates.guard import breaker
 from automates.guard.journal import Attempt, RunJournal
 from automates.guard.policy import GuardPolicy
@@ -101,4 +104,38 @@ def record_run(
         )
         for crash in crash_rows:
             record_crash(connection, {**crash, "breaker_state": transition.after})
+        # With the facts they report, in the same transaction (decision 0033).
+        raise_run_alerts(
+            connection,
+            run.automate,
+            outcome,
+            state.message,
+            flow_run_id,
+            transition,
+            policy.breaker_cooldown_seconds,
+        )
     return transition
+
+
+def raise_run_alerts(
+    connection: Connection,
+    automate: str,
+    outcome: str,
+    message: str | None,
+    flow_run_id: UUID,
+    transition: breaker.Transition | None,
+    cooldown_seconds: int,
+) -> None:
+    """The alerts of a journaled run: its outcome, its breaker's transition, the end of a
+    missed-tick condition; in the journal's transaction."""
+    told = catalog.run_outcome(automate, outcome, message, flow_run_id)
+    if told is not None:
+        raise_alert(connection, told)
+    if transition is not None and transition.tripped:
+        raise_alert(
+            connection, catalog.breaker_opened(automate, transition.failures, cooldown_seconds)
+        )
+    elif transition is not None and transition.closed:
+        raise_alert(connection, catalog.breaker_closed(automate))
+    if outcome in breaker.SUCCESS:  # ends a missed-tick condition, if one is open
+        raise_alert(connection, catalog.tick_recovered(automate, flow_run_id))

@@ -29,6 +29,7 @@ from sqlalchemy import Engine, select
 
 from automates.guard import breaker
 from automates.guard.policy import GuardPolicy
+from automates.guard.recording import raise_run_alerts
 from automates.registry.model import MANAGED_TAG
 from automates.server.deployed import read_all
 from automates.store.engine import transaction
@@ -180,6 +181,15 @@ async def _unjournaled(
                         "breaker_state": transition.after if transition else None,
                     },
                 )
+            raise_run_alerts(
+                connection,
+                deployment.name,
+                outcome,
+                message,
+                run.id,
+                transition,
+                policy.breaker_cooldown_seconds if policy else 0,
+            )
         if transition is not None:
             breaker.apply(transition, run.deployment_id, schedules_active=not deployment.paused)
         settled.append(Settled(run.id, deployment.name, "journaled", f"{outcome}: {message}"))

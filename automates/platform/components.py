@@ -182,6 +182,22 @@ def _start_inprocess_worker(settings: Settings, module: str, pool: str) -> bool:
     return True
 
 
+def alerts(settings: Settings) -> Managed:
+    return Managed("alerts", settings.data_path / "run")
+
+
+def start_alerts(settings: Settings) -> bool:
+    """Start the alert deliverer and heartbeat (automates/alerts/) unless ours already runs.
+
+    It keeps the operator's environment: routes read their secrets from it (decision 0033)."""
+    managed = alerts(settings)
+    if managed.pid() is not None:
+        return False
+    argv = [sys.executable, "-m", "automates.alerts"]
+    managed.start(argv, prefect_env(settings), cwd=settings.project_root)
+    return True
+
+
 def webhook(settings: Settings) -> Managed:
     return Managed("webhook", settings.data_path / "run")
 

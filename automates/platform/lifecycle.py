@@ -91,6 +91,10 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
         started = components.start_warm_worker(settings)
         (report.started if started else report.reused).append(f"worker-{settings.warm_pool}")
 
+    say("starting the alert deliverer")
+    started = components.start_alerts(settings)
+    (report.started if started else report.reused).append("alerts")
+
     if _declares_webhook(settings):  # no automate takes webhook runs: no port opened
         say(f"starting the webhook on {settings.webhook_host}:{settings.webhook_port}")
         started = components.start_webhook(settings)
@@ -125,7 +129,12 @@ def down(settings: Settings) -> list[str]:
     pools = [f.stem.removeprefix("worker-") for f in sorted(run_dir.glob("worker-*.pid"))]
     # The workers and the webhook depend on nothing but the server: stopped together, first.
     clients = [components.worker(settings, pool) for pool in pools]
-    stopped = [c.name for c in stop_together([*clients, components.webhook(settings)])]
+    stopped = [
+        c.name
+        for c in stop_together(
+            [*clients, components.webhook(settings), components.alerts(settings)]
+        )
+    ]
     if components.server(settings).stop():
         stopped.append("prefect-server")
     if settings.embedded and embedded_pg.stop(settings.data_path):
@@ -176,6 +185,7 @@ def _component_states(settings: Settings) -> dict[str, tuple[State, bool]]:
     for pool in dict.fromkeys([*expected_pools, *found]):
         state = components.worker(settings, pool).state()[0]
         states[f"worker-{pool}"] = (state, pool in expected_pools)
+    states["alerts"] = (components.alerts(settings).state()[0], True)
     webhook = components.webhook(settings).state()[0], _declares_webhook(settings)
     if webhook != ("stopped", False):  # an undeclared webhook that never ran is no component
         states["webhook"] = webhook

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -186,21 +187,25 @@ def _short(text: object) -> str:
 
 
 def _problems(label: str, error: ValidationError) -> list[DeclarationProblem]:
-    problems = []
-    for detail in error.errors():
-        field = _location(detail["loc"])
-        message = detail["msg"]
-        if detail["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif detail["type"] == "missing":
-            message = "required field is missing"
-        elif (match := _FIELD_PREFIX.match(message)) is not None:
-            field = ".".join(filter(None, [field, match["field"]]))
-            message = match["message"]
-        else:
-            message = message.removeprefix("Value error, ")
-        problems.append(DeclarationProblem(label, _short(field or "(declaration)"), message))
-    return problems
+    return [
+        DeclarationProblem(label, *problem_of(detail["loc"], detail)) for detail in error.errors()
+    ]
+
+
+def problem_of(loc: Sequence[int | str], detail: Any) -> tuple[str, str]:
+    """The field (cut) and the message of one pydantic error, as a problem shows them."""
+    field = _location(tuple(loc))
+    message = detail["msg"]
+    if detail["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif detail["type"] == "missing":
+        message = "required field is missing"
+    elif (match := _FIELD_PREFIX.match(message)) is not None:
+        field = ".".join(filter(None, [field, match["field"]]))
+        message = match["message"]
+    else:
+        message = message.removeprefix("Value error, ")
+    return _short(field or "(declaration)"), message
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

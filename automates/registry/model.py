@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from automates.alerts.delivery import Delivery
+from automates.alerts.kinds import ROUTABLE
 from automates.registry.fields import CheckoutPath, FieldError, Frozen, Parameters, Slug
 from automates.registry.limits import MAX_COMMAND_ITEMS, MAX_LIST_ITEMS
 from automates.registry.schedule import Schedule
@@ -166,6 +168,17 @@ class Automate(Frozen):
         default=False,
         description="Whether the authenticated webhook may start this automate.",
     )
+    delivery: Delivery | None = Field(
+        default=None,
+        description="How this automate's run outcomes are delivered (mode, routes); default: "
+        "the routes file's `delivery`.",
+    )
+    alerts: dict[str, tuple[Slug, ...]] = Field(
+        default_factory=dict,
+        max_length=MAX_LIST_ITEMS,
+        description="Alert kind → routes, for this automate's alerts (breaker_opened, held, "
+        "missed_tick, ...); kinds not listed follow the routes file's `alerts`.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Automate:
@@ -231,6 +244,10 @@ class Automate(Frozen):
             raise FieldError("schedules", f"schedule slugs must be unique, got {slugs}")
         if len(set(self.agents)) != len(self.agents):
             raise FieldError("agents", "an agent is listed twice")
+        for kind in self.alerts:
+            if kind not in ROUTABLE:
+                kinds = ", ".join(k.value for k in ROUTABLE)
+                raise FieldError(f"alerts.{kind}", f"not an alert kind ({kinds})")
         return self
 
     def jitter_offset(self, schedule: Schedule) -> int:

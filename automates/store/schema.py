@@ -23,12 +23,14 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from automates.alerts.kinds import AlertKind
 from automates.registry.model import Kind
 
 SCHEMA = "automates"
@@ -404,4 +406,65 @@ approvals = Table(
     Column("note", Text),
     _in("stage", APPROVAL_STAGES),
     Index("approvals_automate_idx", "automate", "digest", "stage", unique=True),
+)
+
+# Alerts (docs/alerts.md): the routes file as last synced, the outbox of alerts, and one
+# delivery row per alert and route, whose status tells what became of it and why.
+alert_routing = Table(
+    "alert_routing",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("config", JSONB, nullable=False),  # secret references, never secrets
+    Column("synced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+ALERT_KINDS = tuple(kind.value for kind in AlertKind)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("raised_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("kind", Text, nullable=False),
+    Column("automate", Text),
+    # What makes two alerts "the same" for de-duplication: no time, no id.
+    Column("signature", Text, nullable=False),
+    Column("condition", Text),  # the condition it opens or resolves (kinds.condition)
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("flow_run_id", Uuid),
+    Column("run_url", Text),
+    Column("facts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("routed_at", DateTime(timezone=True)),  # fanned out into deliveries
+    Column("resolved_at", DateTime(timezone=True)),  # a condition's end was raised
+    _in("kind", ALERT_KINDS),
+    Index("alerts_unrouted_idx", "id", postgresql_where=text("routed_at IS NULL")),
+    Index("alerts_condition_idx", "condition", "id"),
+)
+
+DELIVERY_STATUSES = ("pending", "sending", "sent", "suppressed", "folded", "digested", "dead")
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("route", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("reason", Text),  # why suppressed, folded or dead; the last failure while pending
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("digest_id", BigInteger, ForeignKey("alerts.id", ondelete="SET NULL")),
+    # False: never suppressed as a duplicate (resolutions, digests, `delivery.unchanged`).
+    Column("dedupe", Boolean, nullable=False, server_default=text("true")),
+    UniqueConstraint("alert_id", "route", name="alert_deliveries_alert_route_key"),
+    _in("status", DELIVERY_STATUSES),
+    CheckConstraint("attempts >= 0", name="attempts"),
+    Index("alert_deliveries_route_idx", "route", "status", "id"),
+    Index(
+        "alert_deliveries_open_idx", "id", postgresql_where=text("status IN ('pending', 'sending')")
+    ),
 )

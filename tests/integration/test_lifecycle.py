@@ -73,7 +73,7 @@ def test_up_twice_run_down_up_again(tmp_path: Path) -> None:
     env.pop("AUTOMATES_DATABASE_URL", None)
     try:
         first = automates(env, "up")
-        layer = ["embedded-postgresql", "prefect-server", "worker-local", "worker-agents"]
+        layer = ["embedded-postgresql", "prefect-server", "worker-local", "worker-agents", "alerts"]
         assert first["started"] == layer
         assert first["ui_url"] == f"http://127.0.0.1:{port}"
         assert "host=" in first["database"]  # the Unix socket of the embedded server
@@ -112,6 +112,7 @@ def test_up_twice_run_down_up_again(tmp_path: Path) -> None:
         assert automates(env, "down")["stopped"] == [
             "worker-agents",
             "worker-local",
+            "alerts",
             "prefect-server",
             "embedded-postgresql",
         ]

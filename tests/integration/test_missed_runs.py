@@ -1,6 +1,7 @@
 """missed-run-check on a real server, run by a real worker from its declaration: of four
 one-off ticks that fell due, the one a worker ran is fine; the one whose pool has no worker,
-the one whose run is gone and the one whose run Crashed are each reported once."""
+the one whose run is gone and the one whose run Crashed are each reported once. Ticks that
+fell due while the check itself was down are all reported by its next run, and only by it."""
 
 from __future__ import annotations
 
@@ -14,16 +15,49 @@ from functools import partial
 from typing import Any
 
 from prefect.client.orchestration import PrefectClient
-from prefect.states import Crashed
+from prefect.client.schemas.objects import FlowRun
+from prefect.states import Crashed, Running, Scheduled
 
+from automates.scheduling.misfire import utc
+from automates.scheduling.preview import ticks_between
 from automates.settings import Settings
 from automates.sync import sync
 from tests.conftest import REPO
-from tests.fixtures.misfire import api, deployment_runs, events_named, final
+from tests.fixtures.misfire import api, deployment, deployment_runs, events_named, final
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import run_deployment, wait_for
 
 CHECK = "missed-run-check/missed-run-check"
+GRACE = 2  # seconds
+
+
+def the_check(work_pool: str) -> dict[str, Any]:
+    """The check, declared as a tool: run on demand here, and not itself judged."""
+    return automate(
+        "missed-run-check",
+        kind="tool",
+        schedules=[],
+        family="sre",
+        entrypoint="flows/missed_runs.py:missed_run_check",
+        work_pool=work_pool,
+    )
+
+
+def reported_by(settings: Settings, *checks: FlowRun) -> list[dict[str, Any]]:
+    """The missed-run events these runs of the check emitted (Prefect relates an event to the
+    flow run that emitted it)."""
+    ours = {f"prefect.flow-run.{check.id}" for check in checks}
+    return [
+        event
+        for event in events_named(settings, "automates.automate.missed")
+        if ours & {related["prefect.resource.id"] for related in event.get("related", [])}
+    ]
+
+
+def judged_until(check: FlowRun) -> datetime:
+    """Where a run of the check stopped judging: its start, less its grace."""
+    assert check.start_time is not None
+    return utc(check.start_time) - timedelta(seconds=GRACE)
 
 
 def test_each_tick_that_did_not_run_is_reported_once(
@@ -40,14 +74,7 @@ def test_each_tick_that_did_not_run_is_reported_once(
         automate("vanished", schedules=once, work_pool=nobody),
         automate("crashed", schedules=once, work_pool=nobody),
         automate("not-yet", schedules=later, work_pool=nobody),  # due in an hour: not judged
-        automate(
-            "missed-run-check",
-            kind="tool",
-            schedules=[],
-            family="sre",
-            entrypoint="flows/missed_runs.py:missed_run_check",
-            work_pool=worker,
-        ),
+        the_check(worker),
     )
     settings = project.settings(server)
     asyncio.run(sync(settings, settings.database_url or ""))
@@ -72,7 +99,7 @@ def test_each_tick_that_did_not_run_is_reported_once(
     api(settings, as_it_happened)
     time.sleep(max(0.0, (tick + timedelta(seconds=3) - datetime.now(UTC)).total_seconds()))
 
-    check = run_deployment(settings, CHECK, timeout=180, grace_seconds=2)
+    check = run_deployment(settings, CHECK, timeout=180, grace_seconds=GRACE)
     assert check.state is not None and check.state.is_completed()
     assert (check.state_name, check.state.message) == (
         "Findings",
@@ -80,7 +107,7 @@ def test_each_tick_that_did_not_run_is_reported_once(
     )
 
     def three() -> list[dict[str, Any]] | None:
-        events = events_named(settings, "automates.automate.missed")
+        events = reported_by(settings, check)
         return events if len(events) == 3 else None
 
     events = {e["resource"]["prefect.resource.name"]: e for e in wait_for(three, 60, "events")}
@@ -96,12 +123,105 @@ def test_each_tick_that_did_not_run_is_reported_once(
     assert events["crashed"]["payload"]["state"] == "Crashed"
     assert all(e["payload"]["tick"] == tick.isoformat() for e in events.values())
 
-    # The next check sees the same misses: the same event ids, so no second alert.
-    again = run_deployment(settings, CHECK, timeout=180, grace_seconds=2)
-    assert again.state is not None and again.state.message == "4 due tick(s) checked, 3 missed"
+    # The next check judges only what fell due since the first: nothing; no second report.
+    again = run_deployment(settings, CHECK, timeout=180, grace_seconds=GRACE)
+    assert again.state is not None
+    assert (again.state_name, again.state.message) == (
+        "Completed",
+        "0 due tick(s) checked, 0 missed",
+    )
+    # One tick, one event: its id is the one it had when each event was one tick.
     expected = {
         str(uuid.uuid5(uuid.NAMESPACE_URL, f"automates:missed/{name}/once/{tick.isoformat()}"))
         for name in events
     }
     assert {e["id"] for e in events.values()} == expected
-    assert {e["id"] for e in events_named(settings, "automates.automate.missed")} == expected
+    assert {e["id"] for e in reported_by(settings, check, again)} == expected
+    assert all(len(e["payload"]["ticks"]) == 1 for e in events.values())
+
+
+def test_ticks_missed_while_the_check_was_down_are_each_reported_once(
+    server: Settings, project: Project, worker: str
+) -> None:
+    nobody = f"nobody-{os.urandom(3).hex()}"  # a pool no worker serves: no tick of it runs
+    shutil.copy(REPO / "flows" / "missed_runs.py", project.root / "flows" / "missed_runs.py")
+    project.declare(
+        automate("stalled", schedules=[{"slug": "often", "every": "5s"}], work_pool=nobody),
+        the_check(worker),
+    )
+    settings = project.settings(server)
+    asyncio.run(sync(settings, settings.database_url or ""))
+    schedule = deployment(settings, "stalled").schedules[0]
+    assert schedule.created is not None
+    made = utc(schedule.updated or schedule.created)
+
+    def due(start: datetime, end: datetime) -> list[datetime]:
+        return ticks_between(schedule.schedule, max(start, made), end, limit=1000)
+
+    first = run_deployment(settings, CHECK, timeout=180, grace_seconds=GRACE)
+
+    # The check is down: one run of it crashes midway (so it judged nothing for certain),
+    # then none runs while at least three more ticks fall due past the grace.
+    check_id = api(settings, partial(PrefectClient.read_deployment_by_name, name=CHECK)).id
+
+    async def crash_a_check(client: PrefectClient) -> FlowRun:
+        run = await client.create_flow_run_from_deployment(
+            check_id, state=Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=1))
+        )
+        await client.set_flow_run_state(run.id, Running(), force=True)
+        await client.set_flow_run_state(run.id, Crashed(message="the host died"), force=True)
+        return await client.read_flow_run(run.id)
+
+    crashed = api(settings, crash_a_check)
+    assert crashed.state_name == "Crashed" and crashed.start_time is not None
+    assert first.start_time is not None
+    assert crashed.start_time > first.start_time  # it would have moved the watermark
+    wait_for(
+        lambda: len(due(judged_until(first), datetime.now(UTC) - timedelta(seconds=GRACE))) >= 3,
+        120,
+        "three ticks due while the check is down",
+    )
+    second = run_deployment(settings, CHECK, timeout=180, grace_seconds=GRACE)
+    third = run_deployment(settings, CHECK, timeout=180, grace_seconds=GRACE)
+
+    # Each run judges the ticks from where the previous Completed one stopped to its own
+    # start less the grace: consecutive, never overlapping ranges.
+    checks = [first, second, third]
+    ends = [judged_until(check) for check in checks]
+    windows = [due(made, ends[0]), due(ends[0], ends[1]), due(ends[1], ends[2])]
+    assert len(windows[1]) >= 3  # the downtime's ticks
+    for check, ticks in zip(checks, windows, strict=True):
+        assert check.state is not None
+        assert check.state.message == f"{len(ticks)} due tick(s) checked, {len(ticks)} missed"
+        assert check.state_name == ("Findings" if ticks else "Completed")
+
+    # One event per schedule and check that found any, listing exactly its range's ticks.
+    def one_each() -> list[dict[str, Any]] | None:
+        events = reported_by(settings, *checks)
+        return events if len(events) == sum(1 for ticks in windows if ticks) else None
+
+    events = wait_for(one_each, 60, "the checks' events")
+    by_check = {
+        check.id: [tick.isoformat() for tick in ticks]
+        for check, ticks in zip(checks, windows, strict=True)
+        if ticks
+    }
+    listed = {
+        _emitted_by(event): [t["tick"] for t in event["payload"]["ticks"]] for event in events
+    }
+    assert listed == {f"prefect.flow-run.{run_id}": ticks for run_id, ticks in by_check.items()}
+    downtime = next(e for e in events if _emitted_by(e) == f"prefect.flow-run.{second.id}")
+    assert downtime["resource"]["prefect.resource.name"] == "stalled"
+    assert downtime["payload"]["tick"] == windows[1][-1].isoformat()  # the newest
+    assert downtime["payload"]["unjudged"] == 0
+    assert all(t["state"] in (None, "Scheduled", "Late") for t in downtime["payload"]["ticks"])
+    everything = [tick for ticks in listed.values() for tick in ticks]
+    assert len(everything) == len(set(everything))  # no tick reported twice
+
+
+def _emitted_by(event: dict[str, Any]) -> str:
+    return next(
+        related["prefect.resource.id"]
+        for related in event["related"]
+        if related["prefect.resource.role"] == "flow-run"
+    )

@@ -1,0 +1,1 @@
+"""Alerts: routes, the outbox, the deliverer and the outbound heartbeat (docs/alerts.md)."""

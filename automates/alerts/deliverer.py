@@ -1,0 +1,372 @@
+"""The deliverer: turns the outbox into messages, once per alert and route, in order.
+
+One deliverer works at a time (a PostgreSQL advisory lock; a second one waits as a standby).
+Each pass:
+1. routes new alerts: one delivery row per route the alert goes to (outcomes by the automate's
+   `delivery`, conditions by `alerts:`, resolutions where the alert they resolve went, dead
+   letters to the fallback route); a silent outcome is recorded as suppressed, with why;
+2. folds alerts past a route's rate limit into one digest once the oldest has waited
+   `digest_seconds`;
+3. sends the oldest open delivery of every route, routes side by side in threads: first
+   de-duplicated (same signature sent on the route within its window, condition unresolved)
+   or folded (rate limit); otherwise marked `sending` and committed, sent, then marked `sent`,
+   or `pending` again with exponential backoff, or `dead` after alert_max_attempts (a dead
+   letter is then raised for the fallback route).
+
+A delivery found `sending` when a deliverer starts was cut mid-send: its outcome is unknown,
+so it is sent again (the receiver may see it twice, at most once per crash and route, with
+the same Idempotency-Key). Nothing else is ever sent twice: a delivery is sent only from
+`pending`, and `sent` is final.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, text
+
+from automates.alerts import message
+from automates.alerts.channels import Channel, SendOutcome, send
+from automates.alerts.delivery import Delivery
+from automates.alerts.kinds import AlertKind
+from automates.alerts.outbox import Alert, raise_alert
+from automates.alerts.routes import JOURNAL, Route, Routing
+from automates.alerts.secrets import RouteSecretError, route_secrets
+from automates.settings import Settings
+from automates.store import alerts as store
+from automates.store.engine import transaction
+from automates.store.schema import automates as automates_table
+
+log = logging.getLogger("automates.alerts")
+
+LOCK = "automates.alerts.deliverer"
+ROUTE_BATCH = 500
+SEND_THREADS = 8
+Sender = Callable[[Channel, dict[str, Any], dict[str, str], Any, float], SendOutcome]
+
+
+class Deliverer:
+    def __init__(self, settings: Settings, engine: Engine, sender: Sender | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._send = sender or send
+        self._threads = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="alert-send")
+
+    # The loop.
+
+    def serve(self, stop: threading.Event) -> None:
+        """Deliver until `stop` is set: as soon as an alert is committed (LISTEN), and every
+        alert_poll_seconds for retries that come due."""
+        import psycopg
+
+        poll = self.settings.alert_poll_seconds
+        with self.engine.connect() as lock:
+            while not self._take_lock(lock):
+                if stop.wait(poll * 4):
+                    return
+            with transaction(self.engine) as connection:
+                orphans = store.orphaned_sends(connection)
+            if orphans:
+                log.warning("deliveries %s were cut mid-send: sending them again", orphans)
+            url = self.engine.url.set(drivername="postgresql").render_as_string(False)
+            with psycopg.connect(url, autocommit=True) as listener:
+                listener.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
+                while not stop.is_set():
+                    try:
+                        busy = self.step()
+                    except Exception:  # a pass that failed is retried; the loop never dies
+                        log.exception("alert delivery pass failed")
+                        busy = False
+                    if not busy:
+                        for _ in listener.notifies(timeout=poll, stop_after=1):
+                            pass
+        self._threads.shutdown(wait=True)
+
+    def _take_lock(self, connection: Connection) -> bool:
+        taken = connection.execute(
+            text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": LOCK}
+        ).scalar_one()
+        connection.commit()  # a session lock: it outlives the transaction
+        return bool(taken)
+
+    def step(self) -> bool:
+        """One pass; whether it did anything (then another follows at once)."""
+        with transaction(self.engine) as connection:
+            routing = self._routing(connection)
+        routed = self._route_new()
+        digested = self._digest_folded(routing)
+        sent = self._send_heads(routing)
+        return routed or digested or sent
+
+    # 1. Routing.
+
+    def _routing(self, connection: Connection) -> Routing:
+        config = store.routing_config(connection)
+        return Routing.model_validate(config) if config else Routing()
+
+    def _route_new(self) -> bool:
+        with transaction(self.engine) as connection:
+            rows = store.unrouted(connection, ROUTE_BATCH)
+            if not rows:
+                return False
+            routing = self._routing(connection)
+            overrides = _overrides(connection, {row["automate"] for row in rows} - {None})
+            for row in rows:
+                deliveries = self._deliveries(connection, row, routing, overrides)
+                store.add_deliveries(connection, row["id"], deliveries)
+        return True
+
+    def _deliveries(
+        self,
+        connection: Connection,
+        alert: dict[str, Any],
+        routing: Routing,
+        overrides: dict[str, tuple[Delivery | None, dict[str, tuple[str, ...]]]],
+    ) -> list[dict[str, Any]]:
+        kind = AlertKind(alert["kind"])
+        delivery, routes_by_kind = overrides.get(alert["automate"], (None, {}))
+        if kind.is_outcome:
+            chosen = delivery or routing.delivery
+            routes = chosen.routes or routing.default_routes
+            if not chosen.mode.delivers(kind):
+                now = datetime.now(UTC)
+                reason = f"delivery mode {chosen.mode.value}: {kind.value} is not delivered"
+                return [_silent(route, reason, now) for route in routes]
+            dedupe = not (kind is AlertKind.RUN_COMPLETED and chosen.unchanged)
+            return [{"route": route, "dedupe": dedupe} for route in routes]
+        if kind.resolved is not None:
+            resolved = list(alert["facts"].get("resolves", []))
+            reached = store.delivered_routes(connection, resolved)
+            if not reached:
+                reason = "the alerts it resolves reached no route"
+                return [_silent(JOURNAL, reason, datetime.now(UTC))]
+            return [{"route": route, "dedupe": False} for route in reached]
+        if kind is AlertKind.DEAD_LETTER:
+            return [{"route": routing.fallback, "dedupe": False}]
+        return [{"route": route} for route in routing.routes_for(kind, routes_by_kind)]
+
+    # 2. Digests.
+
+    def _digest_folded(self, routing: Routing) -> bool:
+        done = False
+        now = datetime.now(UTC)
+        with transaction(self.engine) as connection:
+            for name in store.routes_with_folded(connection):
+                route = routing.all_routes.get(name) or Route(name=name, channel=Channel.LOG)
+                folded = store.folded_on(connection, name)
+                if not folded or now - folded[0]["folded_at"] < timedelta(
+                    seconds=route.digest_seconds
+                ):
+                    continue
+                title, body = message.digest(name, folded, route.rate_limit_per_hour)
+                digest_id = store.insert_alert(
+                    connection,
+                    {
+                        "kind": AlertKind.DIGEST.value,
+                        "signature": f"digest|{name}|{folded[0]['id']}",
+                        "title": title,
+                        "body": body,
+                        "facts": {"folded": [item["id"] for item in folded]},
+                    },
+                )
+                store.add_deliveries(connection, digest_id, [{"route": name, "dedupe": False}])
+                store.mark_digested(connection, [item["delivery_id"] for item in folded], digest_id)
+                done = True
+        return done
+
+    # 3. Sending.
+
+    def _send_heads(self, routing: Routing) -> bool:
+        with transaction(self.engine) as connection:
+            heads = store.route_heads(connection)
+        now = datetime.now(UTC)
+        acted = False
+        claimed: list[tuple[dict[str, Any], Route]] = []
+        for head in heads:
+            if head["status"] != "pending" or head["next_attempt_at"] > now:
+                continue  # waiting for its backoff (or being sent by this pass)
+            acted = True
+            route = routing.all_routes.get(head["route"])
+            with transaction(self.engine) as connection:
+                if self._decided(connection, head, route, now):
+                    continue
+                if route is not None and store.claim(connection, head["id"]):
+                    claimed.append((head, route))
+        futures = [self._threads.submit(self._send_one, head, route) for head, route in claimed]
+        for future in futures:
+            future.result()
+        return acted
+
+    def _decided(
+        self, connection: Connection, head: dict[str, Any], route: Route | None, now: datetime
+    ) -> bool:
+        """Settle a delivery without sending it (gone route, duplicate, rate limit): whether it
+        was settled."""
+        kind = AlertKind(head["kind"])
+        if route is None:
+            self._dead(connection, head, f"route {head['route']!r} is no longer declared", now)
+            return True
+        if head["attempts"] > 0 or kind in (AlertKind.DIGEST, AlertKind.DEAD_LETTER):
+            return False  # decided at the first attempt; digests and dead letters always go
+        if head["dedupe"] and route.dedupe_window_seconds:
+            since = now - timedelta(seconds=route.dedupe_window_seconds)
+            duplicate = store.earlier_duplicate(connection, head, since)
+            if duplicate is not None:
+                reason = (
+                    f"duplicate of alert #{duplicate}, delivered on this route within "
+                    f"{_span(route.dedupe_window_seconds)} and not resolved since"
+                )
+                self._settle(connection, head, "suppressed", reason, now)
+                return True
+        if kind.resolved is None:
+            sent = store.sent_since(connection, route.name, now - timedelta(hours=1))
+            if sent >= route.rate_limit_per_hour:
+                reason = (
+                    f"rate limit of {route.rate_limit_per_hour}/hour reached: folded into the "
+                    f"next digest (within {_span(route.digest_seconds)})"
+                )
+                self._settle(connection, head, "folded", reason, now)
+                return True
+        return False
+
+    def _send_one(self, head: dict[str, Any], route: Route) -> None:
+        with transaction(self.engine) as connection:
+            alert = store.alert(connection, head["alert_id"])
+        assert alert is not None  # deliveries cascade with their alert
+        envelope = message.envelope(alert, route.name, self.settings.ui_url)
+        try:
+            secrets = route_secrets(route)
+        except RouteSecretError as error:
+            outcome = SendOutcome(ok=False, detail=str(error))
+        else:
+            try:
+                outcome = self._send(
+                    route.channel,
+                    route.options,
+                    secrets,
+                    envelope,
+                    self.settings.alert_send_timeout_seconds,
+                )
+            except Exception as error:  # a sender bug must not leave the row `sending`
+                outcome = SendOutcome(ok=False, detail=f"{type(error).__name__}")
+        if route.channel is Channel.LOG and outcome.ok:
+            log.warning("alert #%s %s: %s", alert["id"], alert["kind"], alert["title"])
+        now = datetime.now(UTC)
+        with transaction(self.engine) as connection:
+            if outcome.ok:
+                self._settle(connection, head, "sent", None, now)
+            elif head["attempts"] + 1 >= self.settings.alert_max_attempts:
+                self._dead(connection, head, outcome.detail, now)
+            else:
+                wait = store.backoff(
+                    head["attempts"] + 1,
+                    self.settings.alert_retry_seconds,
+                    self.settings.alert_retry_max_seconds,
+                )
+                store.set_delivery(
+                    connection,
+                    head["id"],
+                    status="pending",
+                    reason=f"attempt {head['attempts'] + 1} failed: {outcome.detail}",
+                    next_attempt_at=now + wait,
+                )
+
+    def _settle(
+        self,
+        connection: Connection,
+        head: dict[str, Any],
+        status: str,
+        reason: str | None,
+        now: datetime,
+    ) -> None:
+        store.set_delivery(connection, head["id"], status=status, reason=reason, finished_at=now)
+        _event(head, status, reason)
+
+    def _dead(
+        self, connection: Connection, head: dict[str, Any], reason: str, now: datetime
+    ) -> None:
+        self._settle(connection, head, "dead", reason, now)
+        if head["kind"] == AlertKind.DEAD_LETTER.value:
+            return  # the fallback route itself failed: journaled and visible, not looped
+        raise_alert(
+            connection,
+            Alert(
+                kind=AlertKind.DEAD_LETTER,
+                automate=head["automate"],
+                title=f"an alert could not be delivered on route {head['route']}",
+                body=(
+                    f"Alert #{head['alert_id']} ({head['kind']}) was not delivered on route "
+                    f"{head['route']} after {head['attempts'] + 1} attempt(s): {reason}. "
+                    f"`automates alerts retry {head['id']}` sends it again."
+                ),
+                reason=f"{head['route']} {head['alert_id']}",
+                facts={"delivery_id": head["id"], "alert_id": head["alert_id"]},
+            ),
+        )
+
+
+def _overrides(
+    connection: Connection, names: set[str]
+) -> dict[str, tuple[Delivery | None, dict[str, tuple[str, ...]]]]:
+    """Each automate's synced `delivery` and `alerts` (from its stored declaration)."""
+    if not names:
+        return {}
+    rows = connection.execute(
+        select(automates_table.c.name, automates_table.c.declaration).where(
+            automates_table.c.name.in_(sorted(names))
+        )
+    )
+    found = {}
+    for name, declaration in rows:
+        delivery = declaration.get("delivery")
+        found[name] = (
+            Delivery.model_validate(delivery) if delivery else None,
+            {kind: tuple(routes) for kind, routes in (declaration.get("alerts") or {}).items()},
+        )
+    return found
+
+
+def _silent(route: str, reason: str, now: datetime) -> dict[str, Any]:
+    return {"route": route, "status": "suppressed", "reason": reason, "finished_at": now}
+
+
+def _span(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def _event(head: dict[str, Any], status: str, reason: str | None) -> None:
+    """The delivery in Prefect's event feed (best effort: the store is the record)."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():  # no server to tell (Prefect would start an ephemeral one)
+        return
+    try:
+        from prefect.events import emit_event
+
+        related = []
+        if head.get("automate"):
+            related.append(
+                {
+                    "prefect.resource.id": f"automates.automate.{head['automate']}",
+                    "prefect.resource.role": "automate",
+                }
+            )
+        emit_event(
+            event=f"automates.alert.{status}",
+            resource={
+                "prefect.resource.id": f"automates.alert.{head['alert_id']}",
+                "automates.route": head["route"],
+                "automates.kind": head["kind"],
+            },
+            related=related,
+            payload={"delivery_id": head["id"], "reason": reason},
+        )
+    except Exception:  # no events client here (tests, no API): the store has it all
+        log.debug("alert event not emitted", exc_info=True)

@@ -1,0 +1,71 @@
+"""What the layer alerts about, and which alert ends which condition.
+
+An alert either opens a condition (a breaker opened, an automate held, a tick missed), reports a
+run's outcome, or resolves a condition an earlier alert opened. A resolving alert is delivered
+only where the alert it resolves was delivered, once (the deliverer, deliverer.py).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AlertKind(StrEnum):
+    # A run's outcome, routed by the automate's `delivery` (mode and routes).
+    RUN_COMPLETED = "run_completed"
+    RUN_FINDINGS = "run_findings"
+    RUN_FAILED = "run_failed"  # Failed, Crashed, TimedOut
+    # Conditions, routed by `alerts:` (routes file, overridable per automate).
+    BREAKER_OPENED = "breaker_opened"
+    HELD = "held"
+    APPROVAL_WAITING = "approval_waiting"
+    MISSED_TICK = "missed_tick"
+    BROWSER_JOB_LOST = "browser_job_lost"
+    TASK_RUN_OVER_BUDGET = "task_run_over_budget"
+    TASK_RUN_KILLED = "task_run_killed"
+    RECONCILE_DRIFT = "reconcile_drift"
+    # Resolutions of the conditions above.
+    BREAKER_CLOSED = "breaker_closed"
+    RELEASED = "released"
+    APPROVAL_DECIDED = "approval_decided"
+    TICK_RECOVERED = "tick_recovered"
+    RECONCILE_CLEAN = "reconcile_clean"
+    # The deliverer's own: an alert that could not be delivered, and a rate-limited batch.
+    DEAD_LETTER = "dead_letter"
+    DIGEST = "digest"
+
+    @property
+    def resolved(self) -> AlertKind | None:
+        """The kind of condition this alert ends, if it is a resolution."""
+        return _RESOLVES.get(self)
+
+    @property
+    def is_outcome(self) -> bool:
+        return self in RUN_OUTCOMES
+
+    @property
+    def routed_by_alerts(self) -> bool:
+        """Whether `alerts:` routes it (conditions); outcomes follow `delivery`, resolutions
+        follow the alert they resolve, dead letters go to the fallback route."""
+        return not (self.is_outcome or self.resolved or self in _DELIVERER_OWN)
+
+
+RUN_OUTCOMES = frozenset({AlertKind.RUN_COMPLETED, AlertKind.RUN_FINDINGS, AlertKind.RUN_FAILED})
+_DELIVERER_OWN = frozenset({AlertKind.DEAD_LETTER, AlertKind.DIGEST})
+_RESOLVES = {
+    AlertKind.BREAKER_CLOSED: AlertKind.BREAKER_OPENED,
+    AlertKind.RELEASED: AlertKind.HELD,
+    AlertKind.APPROVAL_DECIDED: AlertKind.APPROVAL_WAITING,
+    AlertKind.TICK_RECOVERED: AlertKind.MISSED_TICK,
+    AlertKind.RECONCILE_CLEAN: AlertKind.RECONCILE_DRIFT,
+}
+# The kinds an operator may route in `alerts:` (and override per automate).
+ROUTABLE = tuple(kind for kind in AlertKind if kind.routed_by_alerts)
+
+
+def condition(kind: AlertKind, automate: str | None) -> str | None:
+    """The condition an alert opens or resolves (`breaker_opened:nightly-backup`), if any."""
+    opened = kind.resolved or (kind if kind.routed_by_alerts else None)
+    if opened is None:
+        return None
+    return f"{opened.value}:{automate or '-'}"

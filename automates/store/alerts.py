@@ -1,0 +1,268 @@
+"""Statements on the alert outbox and its deliveries (automates/alerts/)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, text, update
+
+from automates.store.schema import alert_deliveries, alert_routing, alerts
+
+NOTIFY_CHANNEL = "automates_alerts"
+OPEN = ("pending", "sending")
+# A delivery that reached the route (or will, folded into a digest).
+DELIVERED = ("sent", "folded", "digested")
+
+
+def insert_alert(connection: Connection, row: dict[str, Any]) -> int:
+    alert_id = connection.execute(insert(alerts).values(**row).returning(alerts.c.id)).scalar_one()
+    # Wakes the deliverer at commit (PostgreSQL delivers notifications on commit only).
+    connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return int(alert_id)
+
+
+def resolve_condition(connection: Connection, condition: str) -> list[int]:
+    """Mark the open alerts of a condition resolved; their ids (empty: nothing was open)."""
+    rows = connection.execute(
+        update(alerts)
+        .where(alerts.c.condition == condition, alerts.c.resolved_at.is_(None))
+        .where(alerts.c.kind == condition.split(":", 1)[0])
+        .values(resolved_at=func.now())
+        .returning(alerts.c.id)
+    )
+    return sorted(int(alert_id) for (alert_id,) in rows)
+
+
+def open_conditions(connection: Connection, automate: str) -> list[str]:
+    rows = connection.execute(
+        select(alerts.c.condition)
+        .distinct()
+        .where(alerts.c.automate == automate, alerts.c.resolved_at.is_(None))
+        .where(alerts.c.condition.is_not(None))
+    )
+    return [condition for (condition,) in rows]
+
+
+# The routing the deliverer follows: the routes file as last synced.
+
+
+def save_routing(connection: Connection, config: dict[str, Any]) -> None:
+    from sqlalchemy.dialects.postgresql import insert as upsert
+
+    statement = upsert(alert_routing).values(id=1, config=config)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["id"], set_={"config": config, "synced_at": func.now()}
+        )
+    )
+
+
+def routing_config(connection: Connection) -> dict[str, Any] | None:
+    return connection.execute(select(alert_routing.c.config)).scalar_one_or_none()
+
+
+# The deliverer's statements.
+
+
+def unrouted(connection: Connection, limit: int) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(alerts)
+        .where(alerts.c.routed_at.is_(None))
+        .order_by(alerts.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def add_deliveries(connection: Connection, alert_id: int, deliveries: list[dict[str, Any]]) -> None:
+    if deliveries:
+        connection.execute(
+            insert(alert_deliveries), [{**d, "alert_id": alert_id} for d in deliveries]
+        )
+    connection.execute(update(alerts).where(alerts.c.id == alert_id).values(routed_at=func.now()))
+
+
+def delivered_routes(connection: Connection, alert_ids: list[int]) -> list[str]:
+    """Routes on which any of these alerts was (or is being) delivered."""
+    rows = connection.execute(
+        select(alert_deliveries.c.route)
+        .distinct()
+        .where(alert_deliveries.c.alert_id.in_(alert_ids))
+        .where(alert_deliveries.c.status.in_((*DELIVERED, *OPEN)))
+        .order_by(alert_deliveries.c.route)
+    )
+    return [route for (route,) in rows]
+
+
+def route_heads(connection: Connection) -> list[dict[str, Any]]:
+    """The oldest open delivery of each route (deliveries of a route go out in order)."""
+    rows = connection.execute(
+        select(alert_deliveries, alerts.c.kind, alerts.c.signature, alerts.c.automate)
+        .join(alerts, alerts.c.id == alert_deliveries.c.alert_id)
+        .where(alert_deliveries.c.status.in_(OPEN))
+        .distinct(alert_deliveries.c.route)
+        .order_by(alert_deliveries.c.route, alert_deliveries.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def earlier_duplicate(
+    connection: Connection, delivery: dict[str, Any], since: datetime
+) -> int | None:
+    """An earlier alert with the same signature delivered on the same route since `since`
+    whose condition has not been resolved: its id."""
+    earlier = alerts.alias("earlier")
+    return connection.execute(
+        select(earlier.c.id)
+        .join(alert_deliveries, alert_deliveries.c.alert_id == earlier.c.id)
+        .where(
+            alert_deliveries.c.route == delivery["route"],
+            alert_deliveries.c.id < delivery["id"],
+            alert_deliveries.c.status.in_(DELIVERED),
+            alert_deliveries.c.finished_at >= since,
+            earlier.c.signature == delivery["signature"],
+            earlier.c.resolved_at.is_(None),
+        )
+        .order_by(earlier.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def sent_since(connection: Connection, route: str, since: datetime) -> int:
+    return connection.execute(
+        select(func.count())
+        .select_from(alert_deliveries)
+        .join(alerts, alerts.c.id == alert_deliveries.c.alert_id)
+        .where(
+            alert_deliveries.c.route == route,
+            alert_deliveries.c.status == "sent",
+            alert_deliveries.c.finished_at >= since,
+            alerts.c.kind != "digest",
+        )
+    ).scalar_one()
+
+
+def set_delivery(connection: Connection, delivery_id: int, **values: Any) -> None:
+    connection.execute(
+        update(alert_deliveries).where(alert_deliveries.c.id == delivery_id).values(**values)
+    )
+
+
+def claim(connection: Connection, delivery_id: int) -> bool:
+    """Mark a pending delivery as being sent (committed before the send); False if another
+    deliverer took it first."""
+    result = connection.execute(
+        update(alert_deliveries)
+        .where(alert_deliveries.c.id == delivery_id, alert_deliveries.c.status == "pending")
+        .values(
+            status="sending",
+            attempts=alert_deliveries.c.attempts + 1,
+            claimed_at=func.now(),
+        )
+    )
+    return result.rowcount == 1
+
+
+def orphaned_sends(connection: Connection) -> list[int]:
+    """Deliveries left `sending` by a deliverer that stopped mid-send: back to pending."""
+    rows = connection.execute(
+        update(alert_deliveries)
+        .where(alert_deliveries.c.status == "sending")
+        .values(
+            status="pending",
+            reason="the deliverer stopped during the send, outcome unknown: sent again",
+        )
+        .returning(alert_deliveries.c.id)
+    )
+    return [int(delivery_id) for (delivery_id,) in rows]
+
+
+def folded_on(connection: Connection, route: str) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(
+            alert_deliveries.c.id.label("delivery_id"),
+            alert_deliveries.c.finished_at.label("folded_at"),
+            alerts,
+        )
+        .join(alerts, alerts.c.id == alert_deliveries.c.alert_id)
+        .where(alert_deliveries.c.route == route, alert_deliveries.c.status == "folded")
+        .order_by(alert_deliveries.c.id)
+        .with_for_update(of=alert_deliveries)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def routes_with_folded(connection: Connection) -> list[str]:
+    rows = connection.execute(
+        select(alert_deliveries.c.route).distinct().where(alert_deliveries.c.status == "folded")
+    )
+    return [route for (route,) in rows]
+
+
+def mark_digested(connection: Connection, delivery_ids: list[int], digest_id: int) -> None:
+    connection.execute(
+        update(alert_deliveries)
+        .where(alert_deliveries.c.id.in_(delivery_ids))
+        .values(status="digested", digest_id=digest_id, reason=f"sent in digest alert #{digest_id}")
+    )
+
+
+def alert(connection: Connection, alert_id: int) -> dict[str, Any] | None:
+    row = connection.execute(select(alerts).where(alerts.c.id == alert_id)).one_or_none()
+    return dict(row._mapping) if row else None
+
+
+def deliveries(
+    connection: Connection,
+    *,
+    status: str | None = None,
+    limit: int = 100,
+    alert_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Deliveries with their alert, newest first (`automates alerts list`)."""
+    query = (
+        select(
+            alert_deliveries,
+            alerts.c.kind,
+            alerts.c.automate,
+            alerts.c.title,
+            alerts.c.raised_at,
+            alerts.c.flow_run_id,
+        )
+        .join(alerts, alerts.c.id == alert_deliveries.c.alert_id)
+        .order_by(alert_deliveries.c.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(alert_deliveries.c.status == status)
+    if alert_id is not None:
+        query = query.where(alert_deliveries.c.alert_id == alert_id)
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def retry(connection: Connection, delivery_id: int) -> bool:
+    """A dead (or failed-and-waiting) delivery, back in line now."""
+    result = connection.execute(
+        update(alert_deliveries)
+        .where(
+            and_(
+                alert_deliveries.c.id == delivery_id,
+                alert_deliveries.c.status.in_(("dead", "pending")),
+            )
+        )
+        .values(
+            status="pending",
+            next_attempt_at=func.now(),
+            reason="retried by the operator",
+            finished_at=None,
+        )
+    )
+    if result.rowcount:
+        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return result.rowcount == 1
+
+
+def backoff(attempts: int, base: float, most: float) -> timedelta:
+    return timedelta(seconds=min(most, base * 2 ** max(0, attempts - 1)))
