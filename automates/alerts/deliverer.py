@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,7 +46,8 @@ log = logging.getLogger("automates.alerts")
 
 LOCK = "automates.alerts.deliverer"
 ROUTE_BATCH = 500
-SEND_THREADS = 8
+# Sends in flight at once: one per route at most, so this bounds the routes sent to at once.
+SEND_THREADS = 32
 Sender = Callable[[Channel, dict[str, Any], dict[str, str], Any, float], SendOutcome]
 
 
@@ -56,14 +57,15 @@ class Deliverer:
         self.engine = engine
         self._send = sender or send
         self._threads = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="alert-send")
+        self._wake = threading.Event()  # an alert committed, a send ended
+        self._next_due: datetime | None = None  # the next retry's time
+        self._events = _events_wanted()
 
     # The loop.
 
     def serve(self, stop: threading.Event) -> None:
-        """Deliver until `stop` is set: as soon as an alert is committed (LISTEN), and every
-        alert_poll_seconds for retries that come due."""
-        import psycopg
-
+        """Deliver until `stop` is set: as soon as an alert is committed (LISTEN) or a send
+        ends, when a retry comes due, and at least every alert_poll_seconds."""
         poll = self.settings.alert_poll_seconds
         with self.engine.connect() as lock:
             while not self._take_lock(lock):
@@ -73,19 +75,44 @@ class Deliverer:
                 orphans = store.orphaned_sends(connection)
             if orphans:
                 log.warning("deliveries %s were cut mid-send: sending them again", orphans)
-            url = self.engine.url.set(drivername="postgresql").render_as_string(False)
-            with psycopg.connect(url, autocommit=True) as listener:
-                listener.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
-                while not stop.is_set():
-                    try:
-                        busy = self.step()
-                    except Exception:  # a pass that failed is retried; the loop never dies
-                        log.exception("alert delivery pass failed")
-                        busy = False
-                    if not busy:
-                        for _ in listener.notifies(timeout=poll, stop_after=1):
-                            pass
-        self._threads.shutdown(wait=True)
+            listener = threading.Thread(
+                target=self._listen, args=(stop,), name="alert-listen", daemon=True
+            )
+            listener.start()
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    busy = self.step()
+                except Exception:  # a pass that failed is retried; the loop never dies
+                    log.exception("alert delivery pass failed")
+                    busy = False
+                if not busy:
+                    self._wake.wait(self._idle_wait(poll))
+            self._threads.shutdown(wait=True)  # the sends in flight end, and are recorded
+            listener.join()
+
+    def _listen(self, stop: threading.Event) -> None:
+        """Wake the loop on every alert committed (the outbox's NOTIFY)."""
+        import psycopg
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(False)
+        while not stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
+                    while not stop.is_set():
+                        for _ in connection.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except psycopg.Error:  # the database restarts: the poll covers the gap
+                log.warning("alert listener lost its connection; reconnecting", exc_info=True)
+                stop.wait(self.settings.alert_poll_seconds)
+
+    def _idle_wait(self, poll: float) -> float:
+        """Until the next retry comes due, at most `poll`."""
+        if self._next_due is None:
+            return poll
+        left = (self._next_due - datetime.now(UTC)).total_seconds()
+        return min(poll, max(0.01, left))
 
     def _take_lock(self, connection: Connection) -> bool:
         taken = connection.execute(
@@ -182,25 +209,35 @@ class Deliverer:
     # 3. Sending.
 
     def _send_heads(self, routing: Routing) -> bool:
+        """Start the send of each route's oldest delivery, if due; sends run in threads and
+        this pass does not wait for them (a slow route holds back only itself)."""
         with transaction(self.engine) as connection:
             heads = store.route_heads(connection)
         now = datetime.now(UTC)
         acted = False
-        claimed: list[tuple[dict[str, Any], Route]] = []
+        self._next_due = None
         for head in heads:
-            if head["status"] != "pending" or head["next_attempt_at"] > now:
-                continue  # waiting for its backoff (or being sent by this pass)
+            if head["status"] != "pending":
+                continue  # being sent: the route waits for the outcome
+            if head["next_attempt_at"] > now:
+                due = head["next_attempt_at"]
+                self._next_due = due if self._next_due is None else min(self._next_due, due)
+                continue
             acted = True
             route = routing.all_routes.get(head["route"])
             with transaction(self.engine) as connection:
                 if self._decided(connection, head, route, now):
                     continue
-                if route is not None and store.claim(connection, head["id"]):
-                    claimed.append((head, route))
-        futures = [self._threads.submit(self._send_one, head, route) for head, route in claimed]
-        for future in futures:
-            future.result()
+                if route is None or not store.claim(connection, head["id"]):
+                    continue
+            future = self._threads.submit(self._send_one, head, route)
+            future.add_done_callback(self._sent)
         return acted
+
+    def _sent(self, future: Future[None]) -> None:
+        if future.exception() is not None:  # recorded as still `sending`: retried at restart
+            log.error("alert send failed unexpectedly", exc_info=future.exception())
+        self._wake.set()
 
     def _decided(
         self, connection: Connection, head: dict[str, Any], route: Route | None, now: datetime
@@ -285,12 +322,15 @@ class Deliverer:
         now: datetime,
     ) -> None:
         store.set_delivery(connection, head["id"], status=status, reason=reason, finished_at=now)
-        _event(head, status, reason)
+        if self._events:
+            _event(head, status, reason)
 
     def _dead(
         self, connection: Connection, head: dict[str, Any], reason: str, now: datetime
     ) -> None:
         self._settle(connection, head, "dead", reason, now)
+        if head["kind"] == AlertKind.DIGEST.value:  # what it carried did not arrive either
+            store.undeliver_digest(connection, head["alert_id"])
         if head["kind"] == AlertKind.DEAD_LETTER.value:
             return  # the fallback route itself failed: journaled and visible, not looped
         raise_alert(
@@ -341,12 +381,16 @@ def _span(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
-def _event(head: dict[str, Any], status: str, reason: str | None) -> None:
-    """The delivery in Prefect's event feed (best effort: the store is the record)."""
+def _events_wanted() -> bool:
+    """Whether there is a Prefect API to send events to (without one, Prefect would start an
+    ephemeral server in this process to take them)."""
     from prefect.settings import PREFECT_API_URL
 
-    if not PREFECT_API_URL.value():  # no server to tell (Prefect would start an ephemeral one)
-        return
+    return bool(PREFECT_API_URL.value())
+
+
+def _event(head: dict[str, Any], status: str, reason: str | None) -> None:
+    """The delivery in Prefect's event feed (best effort: the store is the record)."""
     try:
         from prefect.events import emit_event
 

@@ -209,6 +209,15 @@ def mark_digested(connection: Connection, delivery_ids: list[int], digest_id: in
     )
 
 
+def undeliver_digest(connection: Connection, digest_id: int) -> None:
+    """The alerts a dead digest carried are dead too (a retry of the digest revives them)."""
+    connection.execute(
+        update(alert_deliveries)
+        .where(alert_deliveries.c.digest_id == digest_id, alert_deliveries.c.status == "digested")
+        .values(status="dead", reason=f"its digest, alert #{digest_id}, was not delivered")
+    )
+
+
 def alert(connection: Connection, alert_id: int) -> dict[str, Any] | None:
     row = connection.execute(select(alerts).where(alerts.c.id == alert_id)).one_or_none()
     return dict(row._mapping) if row else None
@@ -260,6 +269,16 @@ def retry(connection: Connection, delivery_id: int) -> bool:
         )
     )
     if result.rowcount:
+        # A digest retried carries its alerts again.
+        digest = select(alert_deliveries.c.alert_id).where(alert_deliveries.c.id == delivery_id)
+        connection.execute(
+            update(alert_deliveries)
+            .where(
+                alert_deliveries.c.digest_id == digest.scalar_subquery(),
+                alert_deliveries.c.status == "dead",
+            )
+            .values(status="digested", reason="sent again in its digest")
+        )
         connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return result.rowcount == 1
 
