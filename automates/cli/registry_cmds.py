@@ -37,7 +37,10 @@ def validate(as_json: bool = JsonOption) -> None:
     if as_json:
         emit_json({"valid": True, "automates": len(registry.automates), "routes": routes})
     else:
-        console.print(f"[green]valid[/green]: {len(registry.automates)} automates, {routes} routes")
+        plural = "" if routes == 1 else "s"
+        console.print(
+            f"[green]valid[/green]: {len(registry.automates)} automates, {routes} route{plural}"
+        )
 
 
 @app.command("list")

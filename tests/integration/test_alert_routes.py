@@ -95,7 +95,13 @@ def test_run_outcomes_reach_the_declared_route_with_the_run_link(
 
     deliverer = subprocess.Popen(
         [sys.executable, "-m", "automates.alerts"],
-        env={**env, "PREFECT_API_URL": settings.api_url},
+        env={
+            **env,
+            "PREFECT_API_URL": settings.api_url,
+            # The same process pings the outbound heartbeat.
+            "AUTOMATES_HEARTBEAT_URL": f"{http_sink.base_url}/ping/{TOKEN}",
+            "AUTOMATES_HEARTBEAT_INTERVAL_SECONDS": "5",
+        },
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -111,7 +117,16 @@ def test_run_outcomes_reach_the_declared_route_with_the_run_link(
             )
         )
         assert [r.state_name for r in runs] == ["Failed", "Findings", "Completed"]
-        received = http_sink.wait_for(2, timeout=120)
+        deadline = time.monotonic() + 120
+        while len([r for r in http_sink.requests if r.path.startswith("/ops/")]) < 2:
+            assert time.monotonic() < deadline, http_sink.requests
+            time.sleep(0.2)
+        received = [r for r in http_sink.requests if r.path.startswith("/ops/")]
+        pings = [r for r in http_sink.requests if r.path.startswith("/ping/")]
+        while not pings:
+            assert time.monotonic() < deadline, "no heartbeat ping"
+            time.sleep(0.2)
+            pings = [r for r in http_sink.requests if r.path.startswith("/ping/")]
         deadline = time.monotonic() + 60
         while len(alert_rows(settings)) < 3:
             assert time.monotonic() < deadline, alert_rows(settings)
@@ -148,7 +163,12 @@ def test_run_outcomes_reach_the_declared_route_with_the_run_link(
     assert tested.returncode == 0, tested.stderr
     outcome = json.loads(tested.stdout)
     assert (outcome["route"], outcome["channel"], outcome["sent"]) == ("ops", "webhook", True)
-    assert "test of route ops" in http_sink.wait_for(3)[2].json()["title"]
+    tests = [r for r in http_sink.requests if r.path.startswith("/ops/")][2:]
+    assert "test of route ops" in tests[0].json()["title"]
+    # The heartbeat saw the server answer, and the settings' own pool with no worker: /fail.
+    assert pings[0].path.startswith(f"/ping/{TOKEN}")
+    if pings[0].method == "POST":
+        assert pings[0].path.endswith("/fail") and b"work pool 'test-local'" in pings[0].body
 
 
 def test_a_bad_route_is_refused_at_validate_and_sync_and_nothing_is_synced(
