@@ -223,6 +223,7 @@ def test_outcomes_follow_each_automates_delivery_mode(
                 automate("loud", delivery={"mode": "announce", "routes": ["hook"]}),
                 automate("quiet"),  # the project default: failure_only
                 automate("mute", delivery={"mode": "none"}),
+                automate("chatty", delivery={"mode": "announce", "unchanged": True}),
             ]
         }
     )
@@ -238,18 +239,30 @@ def test_outcomes_follow_each_automates_delivery_mode(
                 catalog.run_outcome("quiet", "findings", "2 certificates expire soon", None),
                 catalog.run_outcome("mute", "failed", "exit code 3", None),
                 catalog.run_outcome("loud", "skipped", "quiet hours", None),
+                # Nothing new: the same summary again is silent, unless `unchanged: true`.
+                catalog.run_outcome("loud", "completed", "3 files exported", None),
+                catalog.run_outcome("chatty", "completed", "nothing to do", None),
+                catalog.run_outcome("chatty", "completed", "nothing to do", None),
             ],
         ),
     )
     with delivering(settings_for(scratch_database), engine):
-        rows = settled(engine, 4)
-        received = http_sink.wait_for(2)
+        rows = settled(engine, 7)
+        received = http_sink.wait_for(4)
     assert [r.json()["title"] for r in received] == [
         "[automates] loud completed",
         "[automates] quiet has findings",
+        "[automates] chatty completed",
+        "[automates] chatty completed",
     ]
+    again = [r for r in rows if r["title"] == "loud completed"][1]
+    assert again["status"] == "suppressed" and again["reason"].startswith("duplicate of alert #")
     assert "2 certificates expire soon" in received[1].json()["message"]
-    silent = {r["title"]: r["reason"] for r in rows if r["status"] == "suppressed"}
+    silent = {
+        r["title"]: r["reason"]
+        for r in rows
+        if r["status"] == "suppressed" and r["title"] != "loud completed"
+    }
     assert silent == {
         "quiet completed": "delivery mode failure_only: run_completed is not delivered",
         "mute failed": "delivery mode none: run_failed is not delivered",

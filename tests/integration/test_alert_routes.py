@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -150,6 +151,22 @@ def test_run_outcomes_reach_the_declared_route_with_the_run_link(
         ("suppressed", "delivery mode failure_only: run_completed is not delivered")
     ]
 
+    # Each delivery is in the UI's event feed, about its automate.
+    sent_events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 90
+    while len(sent_events) < 2:
+        assert time.monotonic() < deadline, sent_events
+        time.sleep(0.5)
+        found = httpx.post(
+            f"{settings.api_url}/events/filter",
+            json={"filter": {"event": {"name": ["automates.alert.sent"]}}, "limit": 50},
+            timeout=30,
+        )
+        found.raise_for_status()
+        sent_events = found.json()["events"]
+    related = {r["prefect.resource.id"] for e in sent_events for r in e["related"]}
+    assert {"automates.automate.exporter", "automates.automate.auditor"} <= related
+
     listed = run_cli(env, "alerts", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert {(d["automate"], d["status"]) for d in json.loads(listed.stdout)} == {
@@ -221,3 +238,27 @@ def test_a_bad_route_is_refused_at_validate_and_sync_and_nothing_is_synced(
         routing = connection.execute(text("SELECT config FROM automates.alert_routing")).scalar()
     engine.dispose()
     assert routing is not None and routing["routes"] == []  # the previous sync's, unchanged
+
+
+def test_a_route_secret_in_a_prefect_secret_block(
+    clean_alerts: Settings, project: Project, http_sink: HttpSink
+) -> None:
+    from prefect.blocks.system import Secret
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    settings = project.settings(clean_alerts)
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+        Secret(value=f"{http_sink.base_url}/vault/{TOKEN}").save("e2e-hook-url", overwrite=True)
+    project.declare(automate("kept"))
+    project.declare_routes(
+        {"routes": [{"name": "vaulted", "channel": "webhook", "url": {"secret": "e2e-hook-url"}}]}
+    )
+    env = cli_env(settings)
+    synced = run_cli(env, "sync", "--json")  # reads the block to check the route
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    tested = run_cli(env, "alerts", "test", "vaulted", "--json")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert json.loads(tested.stdout)["sent"] is True
+    [request] = http_sink.wait_for(1)
+    assert request.path == f"/vault/{TOKEN}"
+    assert TOKEN not in synced.stdout + tested.stdout + tested.stderr
