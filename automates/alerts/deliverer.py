@@ -144,8 +144,15 @@ class Deliverer:
             routing = self._routing(connection)
             overrides = _overrides(connection, {row["automate"] for row in rows} - {None})
             for row in rows:
-                deliveries = self._deliveries(connection, row, routing, overrides)
-                store.add_deliveries(connection, row["id"], deliveries)
+                try:
+                    with connection.begin_nested():  # one alert that cannot be routed
+                        deliveries = self._deliveries(connection, row, routing, overrides)
+                        store.add_deliveries(connection, row["id"], _once_per_route(deliveries))
+                except Exception as error:  # must not hold back every alert after it
+                    log.exception("alert #%s could not be routed", row["id"])
+                    reason = f"could not be routed ({type(error).__name__}): journaled only"
+                    silent = _silent(JOURNAL, reason, datetime.now(UTC))
+                    store.add_deliveries(connection, row["id"], [silent])
         return True
 
     def _deliveries(
@@ -369,6 +376,14 @@ def _overrides(
             {kind: tuple(routes) for kind, routes in (declaration.get("alerts") or {}).items()},
         )
     return found
+
+
+def _once_per_route(deliveries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A route listed twice (`[ops, ops]`) gets the alert once."""
+    first: dict[str, dict[str, Any]] = {}
+    for delivery in deliveries:
+        first.setdefault(delivery["route"], delivery)
+    return list(first.values())
 
 
 def _silent(route: str, reason: str, now: datetime) -> dict[str, Any]:

@@ -220,7 +220,7 @@ def test_outcomes_follow_each_automates_delivery_mode(
     registry = parse_registry(
         {
             "automates": [
-                automate("loud", delivery={"mode": "announce", "routes": ["hook"]}),
+                automate("loud", delivery={"mode": "announce", "routes": ["hook", "hook"]}),
                 automate("quiet"),  # the project default: failure_only
                 automate("mute", delivery={"mode": "none"}),
                 automate("chatty", delivery={"mode": "announce", "unchanged": True}),

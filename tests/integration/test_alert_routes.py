@@ -245,10 +245,12 @@ def test_a_route_secret_in_a_prefect_secret_block(
 ) -> None:
     from prefect.blocks.system import Secret
     from prefect.settings import PREFECT_API_URL, temporary_settings
+    from pydantic import SecretStr
 
     settings = project.settings(clean_alerts)
     with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
-        Secret(value=f"{http_sink.base_url}/vault/{TOKEN}").save("e2e-hook-url", overwrite=True)
+        url = SecretStr(f"{http_sink.base_url}/vault/{TOKEN}")
+        Secret(value=url).save("e2e-hook-url", overwrite=True)
     project.declare(automate("kept"))
     project.declare_routes(
         {"routes": [{"name": "vaulted", "channel": "webhook", "url": {"secret": "e2e-hook-url"}}]}
