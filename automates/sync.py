@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from automates.alerts import catalog
+from automates.alerts.kinds import AlertKind, condition
+from automates.alerts.outbox import raise_alert
 from automates.alerts.routes import Routing, load_routing, registry_problems
 from automates.alerts.secrets import route_problems
 from automates.errors import DeclarationError
 from automates.registry.entrypoints import static_problems
 from automates.registry.loader import load_registry
 from automates.registry.model import Registry
+from automates.scheduling.approval import Approval
 from automates.scheduling.min_interval import interval_problems
 from automates.server.deploy import Progress, SyncReport, sync_server
 from automates.settings import Settings
-from automates.store.alerts import save_routing
+from automates.store.alerts import open_conditions, save_routing
+from automates.store.approvals import awaiting_enable_approval
 from automates.store.engine import make_engine, migrate, transaction
 from automates.store.held import schedules_held
 from automates.store.registry import (
@@ -83,6 +88,7 @@ async def sync(
         sync_store(engine, registry, settings.work_pool, report, prune=prune)
         with transaction(engine) as connection:
             save_routing(connection, routing.model_dump(mode="json"))
+            _announce_awaiting_approval(connection, registry, settings.work_pool)
         await _ensure_unresponsive_automation(settings)
         with transaction(engine) as connection:
             ensure_platform_perimeter(connection, settings.project_root)
@@ -92,6 +98,19 @@ async def sync(
     report.agent_blocks_written = agent_blocks_written
     report.database = redacted(database_url)
     return report
+
+
+def _announce_awaiting_approval(connection: Connection, registry: Registry, pool: str) -> None:
+    """An `approval: before_enable` automate whose version nobody approved waits, its schedules
+    inactive: tell the approvers once (until an approval resolves it)."""
+    gated = {
+        a.name: declaration_digest(a, a.work_pool or pool)
+        for a in registry.automates
+        if a.approval is Approval.BEFORE_ENABLE
+    }
+    for name in sorted(awaiting_enable_approval(connection, gated)):
+        if condition(AlertKind.APPROVAL_WAITING, name) not in open_conditions(connection, name):
+            raise_alert(connection, catalog.approval_waiting(name, None, Approval.BEFORE_ENABLE))
 
 
 def _validated_with_secrets(settings: Settings) -> tuple[Registry, Routing]:

@@ -91,26 +91,31 @@ def released(automate: str, by: str) -> Alert:
 
 
 def approval_waiting(automate: str, flow_run_id: UUID | None, stage: str) -> Alert:
+    if stage == "before_enable":
+        how = f"its schedules stay inactive until `automates approve {automate}`."
+    else:
+        how = (
+            f"`automates approve {automate}` or the run's Resume button in the Prefect UI "
+            "lets it go on."
+        )
     return Alert(
         kind=AlertKind.APPROVAL_WAITING,
         automate=automate,
         title=f"{automate}: waiting for approval",
-        body=(
-            f"{automate} waits for approval ({stage}): `automates approve {automate}` or the "
-            "run's Resume button in the Prefect UI."
-        ),
+        body=f"{automate} waits for approval ({stage}): {how}",
         reason=stage,
         flow_run_id=flow_run_id,
     )
 
 
-def approval_decided(automate: str, by: str) -> Alert:
+def approval_decided(automate: str, by: str, *, approved: bool = True) -> Alert:
+    verdict = "approved" if approved else "rejected (this run)"
     return Alert(
         kind=AlertKind.APPROVAL_DECIDED,
         automate=automate,
-        title=f"{automate}: resolved, approved by {by}",
-        body=f"{automate} was approved by {by}.",
-        reason="approved",
+        title=f"{automate}: resolved, {verdict} by {by}",
+        body=f"{automate} was {verdict} by {by}.",
+        reason=verdict,
     )
 
 

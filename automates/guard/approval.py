@@ -82,6 +82,7 @@ def approval_refusal(policy: GuardPolicy, settings: Settings) -> State | None:
     answer = _wait_for_approval(policy, digest, settings)  # leaves the process while waiting
     refused = verdict(policy.automate, digest, answer)
     if refused is not None:
+        _alert_rejected(policy.automate, approver(answer), settings)
         return _journaled(refused, policy, flow_run, settings)
     from automates.guard.runner import run_logger
 
@@ -184,6 +185,17 @@ def _alert_waiting(automate: str, settings: Settings) -> None:
                 automate, flow_run.id if flow_run else None, Approval.BEFORE_FIRST_RUN.value
             ),
         )
+
+
+def _alert_rejected(automate: str, who: str, settings: Settings) -> None:
+    """A rejection is a decision too: the waiting alert is resolved."""
+    from automates.alerts import catalog
+    from automates.alerts.outbox import raise_alert
+    from automates.guard.recording import store
+    from automates.store.engine import transaction
+
+    with transaction(store(settings.store_block)) as connection:
+        raise_alert(connection, catalog.approval_decided(automate, who, approved=False))
 
 
 def _record(

@@ -26,7 +26,7 @@ from automates.store.held import schedules_held
 from automates.store.registry import declaration_digest
 from automates.sync import sync
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env
+from tests.fixtures.servers import cli_env, raised_alerts, wait_for
 
 GATED = "hello/gated"
 
@@ -115,6 +115,27 @@ def state_names(settings: Settings, run_id: UUID) -> list[str]:
     return asyncio.run(go())
 
 
+def approval_alerts(settings: Settings, name: str, seen: int = 0) -> list[dict[str, Any]]:
+    """The approval alerts of `name` raised after its first `seen` alerts (the session's
+    store outlives each test)."""
+    raised = raised_alerts(settings, name)[seen:]
+    return [a for a in raised if a["kind"] in ("approval_waiting", "approval_decided")]
+
+
+def told_waiting(settings: Settings, name: str, seen: int, run_id: UUID) -> dict[str, Any]:
+    """The approval_waiting alert of the run (raised once the run is suspended)."""
+
+    def find() -> dict[str, Any] | None:
+        found = [
+            a
+            for a in approval_alerts(settings, name, seen)
+            if (a["kind"], a["flow_run_id"]) == ("approval_waiting", run_id)
+        ]
+        return found[0] if found else None
+
+    return wait_for(find, 30, f"the approval_waiting alert of {name}")
+
+
 def input_schema(settings: Settings, run: FlowRun) -> dict[str, Any]:
     assert run.state is not None
     keyset = run.state.state_details.run_input_keyset
@@ -143,6 +164,7 @@ def test_first_run_of_each_version_waits_for_approval(
     settings = project.settings(server)
     asyncio.run(sync(settings, settings.database_url or ""))
     first_version = digest_now(settings, "gated")
+    seen = {name: len(raised_alerts(settings, name)) for name in ("gated", "awaits", "later")}
     waiting_async = start(settings, "hello-async/awaits")
 
     # An unapproved before_enable automate runs not even on request: Skipped, saying why.
@@ -157,6 +179,9 @@ def test_first_run_of_each_version_waits_for_approval(
     assert schema["required"] == ["approve"]
     assert {"approve", "by", "note"} <= set(schema["properties"])
     assert approvals(settings, "gated") == []
+    waiting = told_waiting(settings, "gated", seen["gated"], first.id)
+    assert waiting["resolved_at"] is None
+    assert "automates approve gated" in waiting["body"]
 
     # Approved from the UI's path: the run runs, and the store says who approved what.
     resume(settings, first.id, {"approve": True, "by": "alice"})
@@ -169,10 +194,20 @@ def test_first_run_of_each_version_waits_for_approval(
         first.id,
     )
     assert (given["stage"], given["note"]) == ("before_first_run", None)
+    waiting, decided = approval_alerts(settings, "gated", seen["gated"])
+    assert waiting["kind"] == "approval_waiting" and waiting["resolved_at"] is not None
+    assert (decided["kind"], decided["title"]) == (
+        "approval_decided",
+        "gated: resolved, approved by alice",
+    )
     assert wait_until(settings, waiting_async, suspended).state_name == "Suspended"
+    told_waiting(settings, "awaits", seen["awaits"], waiting_async)
     resume(settings, waiting_async, {"approve": True})
     assert wait_until(settings, waiting_async, final).state_name == "Completed"
     assert [a["approved_by"] for a in approvals(settings, "awaits")] == ["prefect-ui"]
+    waiting, decided = approval_alerts(settings, "awaits", seen["awaits"])
+    assert waiting["kind"] == "approval_waiting" and waiting["resolved_at"] is not None
+    assert decided["title"] == "awaits: resolved, approved by prefect-ui"
 
     # The same version runs again without waiting.
     second = wait_until(settings, start(settings, GATED), final)
@@ -183,6 +218,7 @@ def test_first_run_of_each_version_waits_for_approval(
     project.declare({**gated, "description": "changed"}, later, awaits)
     asyncio.run(sync(settings, settings.database_url or ""))
     third = wait_until(settings, start(settings, GATED), suspended)
+    told_waiting(settings, "gated", seen["gated"], third.id)
     answer = cli(cli_env(settings), "approve", "gated", "--by", "bob")
     assert answer["resumed"] == [str(third.id)] and answer["new"] is True
     assert answer["digest"] == digest_now(settings, "gated") != first_version
@@ -192,11 +228,17 @@ def test_first_run_of_each_version_waits_for_approval(
         ("alice", first.id),
         ("bob", third.id),
     ]
+    # Told once, by the CLI, not again by the run it resumed.
+    waiting, decided = approval_alerts(settings, "gated", seen["gated"])[2:]
+    assert (waiting["kind"], waiting["flow_run_id"]) == ("approval_waiting", third.id)
+    assert waiting["resolved_at"] is not None
+    assert decided["title"] == "gated: resolved, approved by bob"
 
     # Rejected from the UI: the run ends Cancelled, named Rejected, and nothing is approved.
     project.declare({**gated, "description": "changed again"}, later, awaits)
     asyncio.run(sync(settings, settings.database_url or ""))
     fourth = wait_until(settings, start(settings, GATED), suspended)
+    told_waiting(settings, "gated", seen["gated"], fourth.id)
     resume(settings, fourth.id, {"approve": False, "note": "not this week"})
     fourth = wait_until(settings, fourth.id, final)
     assert (fourth.state_type, fourth.state_name) == (StateType.CANCELLED, "Rejected")
@@ -208,6 +250,13 @@ def test_first_run_of_each_version_waits_for_approval(
     assert len(approvals(settings, "gated")) == 2
     journaled = cli(cli_env(settings), "logs", "gated")
     assert [r["outcome"] for r in journaled if r["flow_run_id"] == str(fourth.id)] == ["cancelled"]
+    # A rejection approves nothing, but it is a decision: the waiting alert is resolved.
+    told = approval_alerts(settings, "gated", seen["gated"])
+    assert [a["kind"] for a in told] == ["approval_waiting", "approval_decided"] * 3
+    assert told[-1]["title"] == "gated: resolved, rejected (this run) by prefect-ui"
+    assert told[-2]["resolved_at"] is not None
+    # An unapproved before_enable run is skipped and adds nothing (sync told the approvers).
+    assert raised_alerts(settings, "later")[seen["later"] :] == []
 
 
 def schedules_active(settings: Settings, full_name: str) -> list[bool]:
@@ -250,6 +299,12 @@ def test_before_enable_syncs_inactive_until_approved(server: Settings, project: 
     assert schedules_active(settings, "hello/plain") == [True]
     assert held_now(settings) == {"vetted"}
     assert not asyncio.run(reconcile(settings, held=held_now(settings))).has_drift
+    # The approvers are told once, however many syncs find it still waiting.
+    seen = len(raised_alerts(settings, "vetted"))
+    asyncio.run(sync(settings, settings.database_url or ""))
+    [waiting] = [a for a in raised_alerts(settings, "vetted") if a["resolved_at"] is None]
+    assert waiting["kind"] == "approval_waiting" and "(before_enable)" in waiting["body"]
+    assert len(raised_alerts(settings, "vetted")) == seen
 
     # Bad requests change nothing.
     assert "no automate named 'nope'" in refused(env, "approve", "nope")
@@ -263,6 +318,12 @@ def test_before_enable_syncs_inactive_until_approved(server: Settings, project: 
     answer = cli(env, "approve", "vetted", "--by", "carol", "--note", "read it")
     assert (answer["new"], answer["schedules"], answer["approved_by"]) == (True, "active", "carol")
     assert schedules_active(settings, "hello/vetted") == [True]
+    decided = raised_alerts(settings, "vetted")[-1]
+    assert (decided["kind"], decided["title"]) == (
+        "approval_decided",
+        "vetted: resolved, approved by carol",
+    )
+    assert all(a["resolved_at"] is not None for a in raised_alerts(settings, "vetted")[:-1])
     again = cli(env, "approve", "vetted", "--by", "dave")
     assert (again["new"], again["approved_by"]) == (False, "carol")
     assert [(a["approved_by"], a["note"]) for a in approvals(settings, "vetted")] == [

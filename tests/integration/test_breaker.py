@@ -10,6 +10,8 @@ from typing import Any
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import text
 
+from automates.alerts import catalog
+from automates.alerts.outbox import raise_alert
 from automates.reconcile import reconcile
 from automates.server.client import prefect_client
 from automates.settings import Settings
@@ -17,7 +19,7 @@ from automates.store.engine import make_engine
 from automates.sync import sync
 from flows.breaker_probe import breaker_probe
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, cli_json, run_all
+from tests.fixtures.servers import cli_env, cli_json, raised_alerts, run_all
 
 
 def breaker(settings: Settings) -> dict[str, Any]:
@@ -90,10 +92,9 @@ def test_ten_failures_open_the_breaker_and_a_probe_recovers_it(
     settings = project.settings(server)
     asyncio.run(sync(settings, settings.database_url or ""))
 
-    outcomes = [
-        r.state_name for r in asyncio.run(run_all(settings, *[("script/fragile", {})] * 10))
-    ]
-    assert outcomes == ["Failed"] * 10
+    seen = len(raised_alerts(settings, "fragile"))  # the session's store outlives each test
+    runs = asyncio.run(run_all(settings, *[("script/fragile", {})] * 10))
+    assert [r.state_name for r in runs] == ["Failed"] * 10
     row = wait_for_state(settings, "open")
     assert row["consecutive_failures"] == 10
     wait_for_schedules(settings, active=False)
@@ -110,6 +111,13 @@ def test_ten_failures_open_the_breaker_and_a_probe_recovers_it(
         ]
     engine.dispose()
     assert states == ["closed"] * 9 + ["open"]  # one transition, at the threshold
+    # One outcome alert per failed run; one breaker alert, at the threshold, not per failure.
+    raised = raised_alerts(settings, "fragile")[seen:]
+    assert [a["kind"] for a in raised] == ["run_failed"] * 10 + ["breaker_opened"]
+    assert {a["flow_run_id"] for a in raised[:10]} == {r.id for r in runs}
+    opened = raised[10]
+    assert (opened["facts"], opened["resolved_at"]) == ({"consecutive_failures": 10}, None)
+    assert "failed 10 times in a row" in opened["body"]
 
     # An open breaker holds: a re-sync does not resume the schedules, reconcile sees no drift.
     again = asyncio.run(sync(settings, settings.database_url or ""))
@@ -124,6 +132,10 @@ def test_ten_failures_open_the_breaker_and_a_probe_recovers_it(
     reopened = wait_for_state(settings, "open")
     assert reopened["opened_at"] > row["opened_at"]
     assert schedules_active(settings) == [False, False]
+    # The probe's failure is told as a run's; the re-opening is no new breaker alert.
+    [probe_failed] = raised_alerts(settings, "fragile")[seen + 11 :]
+    assert probe_failed["kind"] == "run_failed"
+    assert probe_failed["flow_run_id"] not in {None, *(r.id for r in runs)}
 
     # Fixed environment: the next probe's run succeeds, the breaker closes, schedules resume.
     healthy.touch()
@@ -132,6 +144,12 @@ def test_ten_failures_open_the_breaker_and_a_probe_recovers_it(
     closed = wait_for_state(settings, "closed")
     assert closed["consecutive_failures"] == 0 and closed["opened_at"] is None
     wait_for_schedules(settings, active=True)
+    # The recovery resolves the breaker alert.
+    raised = raised_alerts(settings, "fragile")[seen:]
+    assert [a["kind"] for a in raised[12:]] == ["run_completed", "breaker_closed"]
+    assert raised[12]["flow_run_id"] is not None
+    assert raised[10]["kind"] == "breaker_opened" and raised[10]["resolved_at"] is not None
+    assert len(raised[-1]["facts"]["resolves"]) == 1
 
 
 def test_an_operator_resets_a_breaker(server: Settings, project: Project) -> None:
@@ -148,7 +166,10 @@ def test_an_operator_resets_a_breaker(server: Settings, project: Project) -> Non
                 " VALUES ('fragile', 'open', 10, now())"
             )
         )
+        # With the alert the breaker raises when it opens.
+        raise_alert(connection, catalog.breaker_opened("fragile", 10, 60))
     engine.dispose()
+    seen = len(raised_alerts(settings, "fragile"))
 
     async def pause() -> None:
         async with prefect_client(settings.api_url) as client:
@@ -168,3 +189,7 @@ def test_an_operator_resets_a_breaker(server: Settings, project: Project) -> Non
     }
     assert breaker(settings)["state"] == "closed"
     assert schedules_active(settings) == [True]
+    # The reset resolves the breaker alert.
+    raised = raised_alerts(settings, "fragile")
+    assert [a["kind"] for a in raised[seen - 1 :]] == ["breaker_opened", "breaker_closed"]
+    assert raised[seen - 1]["resolved_at"] is not None

@@ -27,9 +27,18 @@ from automates.sync import sync
 from tests.conftest import REPO
 from tests.fixtures.misfire import api, events_named
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, cli_json, run_deployment, wait_for
+from tests.fixtures.servers import cli_env, cli_json, raised_alerts, run_deployment, wait_for
 
 WATCH = "browser-job-watch/browser-job-watch"
+
+
+def lost_alerts(settings: Settings, *found: BrowserJob) -> dict[str, dict[str, Any]]:
+    """The browser_job_lost alerts of these jobs, by job id (at most one each)."""
+    ids = {str(job.id) for job in found}
+    raised = [a for a in raised_alerts(settings) if a["kind"] == "browser_job_lost"]
+    told = {a["facts"]["job_id"]: a for a in raised if a["facts"]["job_id"] in ids}
+    assert len(told) == len([a for a in raised if a["facts"]["job_id"] in ids]), raised
+    return told
 
 
 def test_the_watch_ends_the_jobs_no_worker_will_report_on(
@@ -101,6 +110,12 @@ def test_the_watch_ends_the_jobs_no_worker_will_report_on(
     assert now[cancelled.id].started_at is None
     assert "ended Cancelled before any worker claimed it" in (now[cancelled.id].error or "")
     assert get_job(settings, finished.id).status == "done"
+    # An alert for each claimed job ended lost; none for the unclaimed one ended failed.
+    told = lost_alerts(settings, crashed, vanished, busy, cancelled, finished)
+    assert set(told) == {str(crashed.id), str(vanished.id)}
+    assert told[str(crashed.id)]["flow_run_id"] == crashed.flow_run_id
+    assert told[str(vanished.id)]["flow_run_id"] == vanished.flow_run_id
+    assert all(a["automate"] is None and "is not re-run" in a["body"] for a in told.values())
 
     # The vanished worker's flow run, still Running, is marked Crashed with the reason.
     assert vanished.flow_run_id is not None
@@ -142,4 +157,6 @@ def test_the_watch_ends_the_jobs_no_worker_will_report_on(
         "Completed",
         "0 lost, 0 failed unclaimed, 1 still queued or running",
     )
+    # ... and told once (lost_alerts refuses two alerts of a job).
+    assert set(lost_alerts(settings, crashed, vanished, busy, cancelled, finished)) == set(told)
     engine.dispose()

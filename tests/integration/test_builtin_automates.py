@@ -13,7 +13,7 @@ from automates.store.engine import head_revision
 from automates.store.schema import metadata
 from automates.sync import sync
 from tests.conftest import REPO, shipped_registry
-from tests.fixtures.servers import layer_settings, run_deployment
+from tests.fixtures.servers import layer_settings, raised_alerts, run_deployment
 
 
 def run(settings: Settings, name: str, **parameters: Any) -> tuple[FlowRun, str]:
@@ -99,10 +99,15 @@ def test_reconcile_automate_reports_findings_on_drift(server: Settings, worker: 
             await client.create_deployment(flow_id=flow_id, name="ghost")
 
     asyncio.run(add_ghost())
+    seen = len(raised_alerts(settings))  # the session's store outlives each test
     flow_run, message = run(settings, "registry-reconcile/registry-reconcile")
     assert flow_run.state_name == "Findings"
     assert message.endswith("1 drift(s)")
     assert "| ghost | hand-made/ghost |" in artifact(settings, "registry-reconcile", flow_run)
+    # The drift is an alert of its own (no automate's), listing the finding.
+    [drift] = [a for a in raised_alerts(settings)[seen:] if a["kind"] == "reconcile_drift"]
+    assert (drift["automate"], drift["title"]) == (None, "registry drift: 1 finding(s)")
+    assert "ghost" in drift["body"] and drift["resolved_at"] is None
 
 
 def test_retention_deletes_only_old_finished_runs_of_automates(

@@ -27,7 +27,7 @@ from tests.fixtures.misfire import (
     worker_held_back,
 )
 from tests.fixtures.projects import Project
-from tests.fixtures.servers import cli_env, wait_for
+from tests.fixtures.servers import cli_env, raised_alerts, wait_for
 
 
 def cli(env: dict[str, str], *args: str, code: int = 0) -> Any:
@@ -68,6 +68,7 @@ def test_a_catch_up_too_old_holds_the_automate_until_released(
     now = datetime.now(UTC).replace(microsecond=0)
     old = [now - timedelta(hours=h) for h in (30, 29, 28, 27, 26)]  # 5 missed, oldest 30 h
     env = cli_env(settings)
+    seen = len(raised_alerts(settings, "stale-sync"))  # the session's store outlives each test
 
     def ended(known: frozenset[Any] = frozenset()) -> list[FlowRun] | None:
         """The runs of past ticks not in `known`, once they have all ended (a resumed
@@ -99,6 +100,10 @@ def test_a_catch_up_too_old_holds_the_automate_until_released(
         assert event["payload"]["missed"] == 5 and event["payload"]["hold_id"] == hold["id"]
         journaled = wait_for(lambda: len(cli(env, "logs", "stale-sync")) == 5, 30, "journals")
         assert journaled and {r["outcome"] for r in cli(env, "logs", "stale-sync")} == {"skipped"}
+        # One alert for the hold (the held runs are skipped ones: no outcome alert).
+        [held] = raised_alerts(settings, "stale-sync")[seen:]
+        assert (held["kind"], held["resolved_at"]) == ("held", None)
+        assert "5 missed ticks" in held["body"] and "automates release stale-sync" in held["body"]
 
         # The operator releases it: who and when, schedules resumed.
         released = cli(env, "release", "stale-sync", "--by", "alice")
@@ -108,6 +113,10 @@ def test_a_catch_up_too_old_holds_the_automate_until_released(
         assert cli(env, "holds") == []
         [past] = cli(env, "holds", "--all")
         assert past["released_by"] == "alice" and past["released_at"] is not None
+        held, released_alert = raised_alerts(settings, "stale-sync")[seen:]
+        assert held["kind"] == "held" and held["resolved_at"] is not None
+        assert released_alert["kind"] == "released"
+        assert released_alert["title"] == "stale-sync: resolved, released by alice"
 
         # A late run of the same outage, started after the release: reviewed, so skipped.
         as_scheduler_makes(settings, found, [now - timedelta(hours=27, minutes=30)])
@@ -123,3 +132,4 @@ def test_a_catch_up_too_old_holds_the_automate_until_released(
     assert "no automate named 'nobody'" in cli(env, "release", "nobody", code=2)["error"]
     assert len(cli(env, "holds", "--all")) == 1
     assert len(held_events(settings, "stale-sync")) == 1
+    assert [a["kind"] for a in raised_alerts(settings, "stale-sync")[seen:]] == ["held", "released"]

@@ -18,14 +18,14 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Crashed, Running, Scheduled
 
-from automates.scheduling.misfire import utc
+from automates.scheduling.misfire import show, utc
 from automates.scheduling.preview import ticks_between
 from automates.settings import Settings
 from automates.sync import sync
 from tests.conftest import REPO
 from tests.fixtures.misfire import api, deployment, deployment_runs, events_named, final
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import run_deployment, wait_for
+from tests.fixtures.servers import raised_alerts, run_deployment, wait_for
 
 CHECK = "missed-run-check/missed-run-check"
 GRACE = 2  # seconds
@@ -52,6 +52,11 @@ def reported_by(settings: Settings, *checks: FlowRun) -> list[dict[str, Any]]:
         for event in events_named(settings, "automates.automate.missed")
         if ours & {related["prefect.resource.id"] for related in event.get("related", [])}
     ]
+
+
+def missed_alerts(settings: Settings, name: str, seen: int = 0) -> list[dict[str, Any]]:
+    """The missed_tick alerts of `name` raised after its first `seen` alerts."""
+    return [a for a in raised_alerts(settings, name)[seen:] if a["kind"] == "missed_tick"]
 
 
 def judged_until(check: FlowRun) -> datetime:
@@ -98,6 +103,8 @@ def test_each_tick_that_did_not_run_is_reported_once(
 
     api(settings, as_it_happened)
     time.sleep(max(0.0, (tick + timedelta(seconds=3) - datetime.now(UTC)).total_seconds()))
+    names = ("served", "stranded", "vanished", "crashed", "not-yet")
+    seen = {name: len(raised_alerts(settings, name)) for name in names}
 
     check = run_deployment(settings, CHECK, timeout=180, grace_seconds=GRACE)
     assert check.state is not None and check.state.is_completed()
@@ -122,6 +129,18 @@ def test_each_tick_that_did_not_run_is_reported_once(
     assert events["vanished"]["payload"]["reason"].startswith("no flow run exists for it")
     assert events["crashed"]["payload"]["state"] == "Crashed"
     assert all(e["payload"]["tick"] == tick.isoformat() for e in events.values())
+    # One alert per schedule with a missed tick, listing it; none for the others.
+    told = {name: missed_alerts(settings, name, seen[name]) for name in names}
+    assert {name: len(alerts) for name, alerts in told.items()} == {
+        "served": 0,
+        "stranded": 1,
+        "vanished": 1,
+        "crashed": 1,
+        "not-yet": 0,
+    }
+    for name in ("stranded", "vanished", "crashed"):
+        assert told[name][0]["facts"] == {"schedule": "once", "ticks": [show(tick)]}
+        assert told[name][0]["title"] == f"{name}: missed tick(s) of schedule once"
 
     # The next check judges only what fell due since the first: nothing; no second report.
     again = run_deployment(settings, CHECK, timeout=180, grace_seconds=GRACE)
@@ -138,6 +157,7 @@ def test_each_tick_that_did_not_run_is_reported_once(
     assert {e["id"] for e in events.values()} == expected
     assert {e["id"] for e in reported_by(settings, check, again)} == expected
     assert all(len(e["payload"]["ticks"]) == 1 for e in events.values())
+    assert all(missed_alerts(settings, name, seen[name]) == told[name] for name in names)
 
 
 def test_ticks_missed_while_the_check_was_down_are_each_reported_once(
@@ -158,6 +178,7 @@ def test_ticks_missed_while_the_check_was_down_are_each_reported_once(
     def due(start: datetime, end: datetime) -> list[datetime]:
         return ticks_between(schedule.schedule, max(start, made), end, limit=1000)
 
+    seen = len(raised_alerts(settings, "stalled"))  # the session's store outlives each test
     first = run_deployment(settings, CHECK, timeout=180, grace_seconds=GRACE)
 
     # The check is down: one run of it crashes midway (so it judged nothing for certain),
@@ -217,6 +238,10 @@ def test_ticks_missed_while_the_check_was_down_are_each_reported_once(
     assert all(t["state"] in (None, "Scheduled", "Late") for t in downtime["payload"]["ticks"])
     everything = [tick for ticks in listed.values() for tick in ticks]
     assert len(everything) == len(set(everything))  # no tick reported twice
+    # One alert per check that found any, listing its range's ticks.
+    assert [a["facts"] for a in missed_alerts(settings, "stalled", seen)] == [
+        {"schedule": "often", "ticks": [show(tick) for tick in ticks]} for ticks in windows if ticks
+    ]
 
 
 def _emitted_by(event: dict[str, Any]) -> str:

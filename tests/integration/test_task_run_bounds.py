@@ -22,6 +22,7 @@ from automates.platform import components
 from automates.settings import Settings
 from automates.store.engine import make_engine, transaction
 from tests.conftest import REPO
+from tests.fixtures.servers import raised_alerts
 from tests.fixtures.task_runs import (
     ENDED,
     cli,
@@ -34,6 +35,15 @@ from tests.fixtures.task_runs import (
     task_run_rows,
     wait_for,
 )
+
+
+def task_run_alerts(settings: Settings, kind: str, codename: str) -> list[dict[str, Any]]:
+    """The alerts of one kind about task runs of `codename` (task runs have no automate)."""
+    return [
+        a
+        for a in raised_alerts(settings)
+        if a["kind"] == kind and a["facts"].get("codename") == codename
+    ]
 
 
 def test_refusals_happen_before_any_process_starts(layer: Settings, tmp_path: Path) -> None:
@@ -50,11 +60,15 @@ def test_refusals_happen_before_any_process_starts(layer: Settings, tmp_path: Pa
             )
         )
     engine.dispose()
+    seen = len(task_run_alerts(layer, "task_run_over_budget", "weekly-audit"))
     row = start(layer)
     assert row["status"] == "over_budget", row
     assert row["started_at"] is None and row["pid"] is None and not argv_file.exists()
     assert "refused before start" in row["error"] and "$20.00" in row["error"]
     assert flow_run_state(layer, row["flow_run_id"]) == ("OverBudget", row["error"])
+    [refused_alert] = task_run_alerts(layer, "task_run_over_budget", "weekly-audit")[seen:]
+    assert refused_alert["facts"]["agent"] == "scout" and refused_alert["automate"] is None
+    assert refused_alert["body"].endswith(row["error"])
     # Another agent's budget is its own.
     assert start(layer, agent="oracle")["status"] == "completed"
     # An unknown template and an unknown perimeter: failed with the name, nothing started.
@@ -65,6 +79,18 @@ def test_refusals_happen_before_any_process_starts(layer: Settings, tmp_path: Pa
     bad = refused_start(layer, codename="Bad Name", agent="oracle")
     assert bad.returncode == 2 and "'codename'" in bad.stdout
     assert len(task_run_rows(layer)) == 4  # the two refused requests created nothing
+    # Only the refusal for budget is an alert.
+    assert len(task_run_alerts(layer, "task_run_over_budget", "weekly-audit")) == seen + 1
+
+
+def test_a_runaway_cli_stopped_at_its_budget_is_an_alert(layer: Settings, tmp_path: Path) -> None:
+    fake_cli(layer, tmp_path, "runaway")
+    seen = len(task_run_alerts(layer, "task_run_killed", "runaway-cost"))
+    row = start(layer, codename="runaway-cost", budget="0.5")
+    assert row["status"] == "over_budget", row
+    [killed] = task_run_alerts(layer, "task_run_killed", "runaway-cost")[seen:]
+    assert killed["title"] == "task run runaway-cost of agent scout killed"
+    assert "over the $0.5 budget" in killed["body"]
 
 
 def test_timeout_kills_the_cli_and_cancel_stops_it(layer: Settings, tmp_path: Path) -> None:
