@@ -63,6 +63,11 @@ class PlatformError(AutomatesError):
     """A local component (embedded PostgreSQL, Prefect server, worker) failed to start or stop."""
 
 
+class ServiceUnitError(AutomatesError):
+    """The systemd unit cannot be made as asked (`automates install-service`); nothing was
+    written."""
+
+
 class ServerError(AutomatesError):
     """The Prefect API could not be reached or refused an operation."""
 
