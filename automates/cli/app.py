@@ -14,6 +14,7 @@ from automates.cli import (
     platform_cmds,
     registry_cmds,
     schedule_cmds,
+    service_cmds,
     sync_cmds,
     taskrun_cmds,
     trigger_cmds,
@@ -38,6 +39,7 @@ app.registered_commands.extend(taskrun_cmds.app.registered_commands)  # runs
 app.add_typer(taskrun_cmds.task_run_app, name="task-run")
 app.add_typer(taskrun_cmds.perimeter_app, name="perimeter")
 app.add_typer(alert_cmds.app, name="alerts")
+app.registered_commands.extend(service_cmds.app.registered_commands)  # install-service
 
 
 def main() -> None:
