@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import typer
 
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
@@ -51,8 +53,8 @@ def down(as_json: bool = JsonOption) -> None:
 @app.command()
 @handle_errors
 def status(as_json: bool = JsonOption) -> None:
-    """Each component (running, dead or stopped) and whether the API can serve; exit 1 if not
-    all is well."""
+    """Each component (running, dead or stopped), whether the API can serve, and every work
+    pool's workers as the server sees them; exit 1 if not all is well."""
     report = lifecycle.status(load_settings())
     if as_json:
         emit_json(report)
@@ -64,10 +66,28 @@ def status(as_json: bool = JsonOption) -> None:
         console.print(f"database: {report['database']}", highlight=False)
         for name, state in report["components"].items():
             console.print(f"{name}: [{colours[state]}]{state}[/{colours[state]}]")
+        if report["workers"]:
+            console.print("workers (as the server sees them):")
+        for pool, found in report["workers"].items():
+            live = "[green]live[/green]" if found["live"] else "[yellow]no live worker[/yellow]"
+            console.print(f"  pool {pool}: {live}", highlight=False)
+            for worker in found["workers"]:
+                beat = worker["last_heartbeat"]
+                seen = f"{_utc(beat)} ({worker['age_seconds']} s ago)" if beat else "never"
+                console.print(
+                    f"    {worker['name']}: {worker['status']}, last heartbeat {seen}",
+                    highlight=False,
+                )
+        for warning in report["warnings"]:
+            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         for problem in report["problems"]:
             console.print(f"[red]problem:[/red] {problem}", highlight=False)
     if not report["ok"]:
         raise typer.Exit(1)  # ran, and found the layer not serving
+
+
+def _utc(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @app.command()

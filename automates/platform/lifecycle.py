@@ -9,19 +9,31 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from automates.errors import PlatformError
+import httpx
+
+from automates.alerts.heartbeat import pool_problems, pools_needed, worker_live
+from automates.errors import PlatformError, ServerError
 from automates.platform import components, embedded_pg
 from automates.platform.database import database_url
 from automates.platform.processes import State, stop_together
+from automates.registry.model import MANAGED_TAG
+from automates.server.client import prefect_client
 from automates.server.deploy import SyncReport
+from automates.server.deployed import read_all
 from automates.settings import Settings
 from automates.store.engine import make_engine, migrate
 from automates.store.urls import redacted
 from automates.sync import sync
 
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import Worker
+
 Step = Callable[[str], None]
+# `status` reads the server's work pools and workers within this bound, or says it could not.
+WORKERS_TIMEOUT_SECONDS = 15.0
 
 
 @dataclass
@@ -143,10 +155,15 @@ def down(settings: Settings) -> list[str]:
 
 
 def status(settings: Settings) -> dict[str, Any]:
-    """Each component `up` starts (running, dead or stopped) and whether the API can serve.
+    """Each component `up` starts (running, dead or stopped), whether the API can serve, and
+    every work pool's workers as the server sees them (remote ones included).
 
     `ok` is false when the API is not ready, when a component died (its pid file names a
     process that is gone), or when one that `up` starts is not running while the layer is up.
+    A work pool with a managed deployment and no live worker (as the server sees it), or
+    workers that cannot be read, are warnings: a worker `up` just started sends its first
+    heartbeat only tens of seconds later, and the outbound heartbeat (alerts/heartbeat.py) is
+    what watches the pools over time.
     """
     states = _component_states(settings)
     api_ready, api_detail = asyncio.run(components.api_ready(settings.api_url))
@@ -159,6 +176,10 @@ def status(settings: Settings) -> dict[str, Any]:
             problems.append(f"{name} is dead (its process is gone): {fix}")
         elif state == "stopped" and expected and api_ready:
             problems.append(f"{name} is not running: `automates up` starts it")
+    workers: dict[str, Any] = {}
+    warnings: list[str] = []
+    if api_ready:
+        workers, warnings = asyncio.run(_server_workers(settings))
     return {
         "ok": not problems,
         "api_url": settings.api_url,
@@ -167,7 +188,71 @@ def status(settings: Settings) -> dict[str, Any]:
         "api": api_detail,
         "database": "embedded" if settings.embedded else redacted(settings.database_url or ""),
         "components": {name: state for name, (state, _) in states.items()},
+        "workers": workers,
         "problems": problems,
+        "warnings": warnings,
+    }
+
+
+async def _server_workers(settings: Settings) -> tuple[dict[str, Any], list[str]]:
+    """Pool → whether it has a live worker, and its workers; the warnings: a pool of managed
+    deployments without a live worker, or the read that failed. Never raises for the server."""
+    try:
+        async with asyncio.timeout(WORKERS_TIMEOUT_SECONDS):
+            deployments, workers = await _read_workers(settings)
+    except TimeoutError:
+        return {}, [
+            "workers: the Prefect API did not list the work pools and their workers within "
+            f"{WORKERS_TIMEOUT_SECONDS:g} s"
+        ]
+    except (ServerError, httpx.HTTPError) as error:
+        return {}, [f"workers: cannot read the work pools and their workers ({error!s:.300})"]
+    now = datetime.now(UTC)  # after the read: no heartbeat is in the future
+    needed = pools_needed(deployments, settings.work_pool)
+    shown = [*workers, *needed, settings.work_pool, settings.agent_pool, settings.browser_pool]
+    live = {pool: sum(worker_live(w, now) for w in listed) for pool, listed in workers.items()}
+    report = {
+        pool: {
+            "live": live.get(pool, 0) > 0,
+            "workers": [_worker_entry(w, now) for w in workers.get(pool, [])],
+        }
+        for pool in sorted(set(shown))
+    }
+    # Only pools that serve a managed deployment count; the layer's pool alone does not.
+    managed = {pool: names for pool, names in needed.items() if names}
+    return report, pool_problems(managed, workers, live)
+
+
+async def _read_workers(
+    settings: Settings,
+) -> tuple[list[tuple[str, str | None]], dict[str, list[Worker]]]:
+    """(deployment, pool) of every managed deployment, and every pool's workers by name."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+
+    managed = DeploymentFilter(tags=DeploymentFilterTags(all_=[MANAGED_TAG]))
+    async with prefect_client(settings.api_url) as client:
+        deployments = await read_all(client.read_deployments, deployment_filter=managed)
+        pools = await read_all(client.read_work_pools)
+        found = await asyncio.gather(
+            *(
+                read_all(client.read_workers_for_work_pool, work_pool_name=pool.name)
+                for pool in pools
+            )
+        )
+    workers = {
+        pool.name: sorted(listed, key=lambda w: w.name)
+        for pool, listed in zip(pools, found, strict=True)
+    }
+    return [(d.name, d.work_pool_name) for d in deployments], workers
+
+
+def _worker_entry(worker: Worker, now: datetime) -> dict[str, Any]:
+    beat = worker.last_heartbeat_time
+    return {
+        "name": worker.name,
+        "status": worker.status.value,
+        "last_heartbeat": beat.isoformat() if beat else None,
+        "age_seconds": max(0, round((now - beat).total_seconds())) if beat else None,
     }
 
 

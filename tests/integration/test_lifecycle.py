@@ -8,6 +8,7 @@ run twice, `down` stops everything, and the data survives into the next `up`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -166,7 +167,10 @@ def test_a_dead_component_shows_dead_and_a_second_up_restarts_it(tmp_path: Path)
         assert report["components"]["prefect-server"] == "running"  # alive, but cannot serve
 
         dispatcher = int((data / "run" / "worker-agents.pid").read_text())
-        os.kill(dispatcher, signal.SIGKILL)
+        # Without its database, Prefect stops the dispatcher by itself after enough failed
+        # polls: it may be gone already, which is the state this step wants.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(dispatcher, signal.SIGKILL)
         report = _status_when(env, lambda r: r["components"]["worker-agents"] == "dead")
         assert report["components"]["worker-agents"] == "dead", report
         assert any(p.startswith("worker-agents is dead") for p in report["problems"])
