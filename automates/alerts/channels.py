@@ -22,7 +22,6 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
 
@@ -34,14 +33,7 @@ from apprise.plugins.slack import NotifySlack
 from apprise.plugins.workflows import NotifyWorkflows
 from apprise.utils.parse import is_email
 
-
-class Channel(StrEnum):
-    SLACK = "slack"
-    TEAMS = "teams"
-    DISCORD = "discord"
-    EMAIL = "email"
-    WEBHOOK = "webhook"
-    LOG = "log"
+from automates.alerts.kinds import Channel
 
 
 @dataclass(frozen=True)

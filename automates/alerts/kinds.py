@@ -69,3 +69,14 @@ def condition(kind: AlertKind, automate: str | None) -> str | None:
     if opened is None:
         return None
     return f"{opened.value}:{automate or '-'}"
+
+
+class Channel(StrEnum):
+    """Where a route sends (automates/alerts/channels.py sends on each)."""
+
+    SLACK = "slack"
+    TEAMS = "teams"
+    DISCORD = "discord"
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    LOG = "log"

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from automates.alerts.channels import Channel
 from automates.alerts.delivery import Delivery
-from automates.alerts.kinds import ROUTABLE, AlertKind
+from automates.alerts.kinds import ROUTABLE, AlertKind, Channel
 from automates.errors import DeclarationError, DeclarationProblem
 from automates.registry.fields import FieldError, Frozen, Slug
 from automates.registry.limits import MAX_LIST_ITEMS

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from automates.alerts.channels import check_url
+from automates.alerts.kinds import Channel
 from automates.alerts.routes import Route, Routing, SecretRef
 from automates.errors import AutomatesError, DeclarationError, DeclarationProblem
 
@@ -53,8 +53,13 @@ def route_secrets(route: Route) -> dict[str, str]:
 def route_problems(routing: Routing, *, blocks: bool = True) -> list[DeclarationProblem]:
     """Every route whose secret is missing or whose URL the channel cannot use. Without
     `blocks` (no server at hand), Secret blocks are not read and their routes not checked."""
+    routes = [r for r in routing.all_routes.values() if r.channel is not Channel.LOG]
+    if not routes:
+        return []  # nothing to read or check: apprise stays unimported (every sync, `up`)
+    from automates.alerts.channels import check_url
+
     problems = []
-    for route in routing.all_routes.values():
+    for route in routes:
         if not blocks and any(ref.secret for ref in route.secret_refs.values()):
             continue
         try:

@@ -9,7 +9,6 @@ import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from rich.table import Table
 
-from automates.alerts.channels import Envelope, send
 from automates.alerts.routes import load_routing
 from automates.alerts.secrets import route_secrets
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
@@ -81,6 +80,8 @@ def test(
     as_json: bool = JsonOption,
 ) -> None:
     """Send a test message on a route now (a real send, not through the outbox)."""
+    from automates.alerts.channels import Envelope, send  # apprise: only for this command
+
     settings = load_settings()
     routing = load_routing(settings.routes_path)
     found = routing.all_routes.get(route)
