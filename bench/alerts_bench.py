@@ -810,8 +810,8 @@ def wake_up_note(r: dict[str, Any]) -> list[str]:
     return [
         "No alert waited for the poll: commit → routed stayed under `alert_poll_seconds`",
         f"(max {slowest:.3f} s), the NOTIFY at commit wakes the deliverer. The time is the",
-        "pass under way when an alert commits (a pass sends one delivery per route and waits",
-        "for its slowest send), then the next pass's short transactions (routing, digest",
+        "pass under way when an alert commits (routing, digests, starting each route's next",
+        "send in a thread), then the next pass's short transactions (routing, digest",
         "check, route heads, decision and claim, alert read, settle), each one checking its",
         "connection out of the pool with a pre-ping.",
         "",
