@@ -125,7 +125,7 @@ class Deliverer:
         """One pass; whether it did anything (then another follows at once)."""
         with transaction(self.engine) as connection:
             routing = self._routing(connection)
-        routed = self._route_new()
+        routed = self._route_new(routing)
         digested = self._digest_folded(routing)
         sent = self._send_heads(routing)
         return routed or digested or sent
@@ -136,12 +136,11 @@ class Deliverer:
         config = store.routing_config(connection)
         return Routing.model_validate(config) if config else Routing()
 
-    def _route_new(self) -> bool:
+    def _route_new(self, routing: Routing) -> bool:
         with transaction(self.engine) as connection:
             rows = store.unrouted(connection, ROUTE_BATCH)
             if not rows:
                 return False
-            routing = self._routing(connection)
             overrides = _overrides(connection, {row["automate"] for row in rows} - {None})
             for row in rows:
                 try:

@@ -15,7 +15,7 @@ def run_link(ui_url: str, flow_run_id: Any) -> str | None:
 
 def envelope(alert: dict[str, Any], route: str, ui_url: str) -> Envelope:
     """The alert as sent on one route; its idempotency key is the same at every retry."""
-    link = alert.get("run_url") or run_link(ui_url, alert.get("flow_run_id"))
+    link = run_link(ui_url, alert.get("flow_run_id"))
     lines = [alert["body"]]
     if link:
         lines.append(f"Run: {link}")

@@ -434,7 +434,6 @@ alerts = Table(
     Column("title", Text, nullable=False),
     Column("body", Text, nullable=False),
     Column("flow_run_id", Uuid),
-    Column("run_url", Text),
     Column("facts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("routed_at", DateTime(timezone=True)),  # fanned out into deliveries
     Column("resolved_at", DateTime(timezone=True)),  # a condition's end was raised

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +42,7 @@ from tests.fixtures.receivers import (
     http_sink,
     smtp_sink,
 )
+from tests.fixtures.servers import cli_json, wait_for
 
 __all__ = ["http_sink", "smtp_sink"]  # fixtures
 
@@ -114,14 +114,13 @@ def deliveries(engine: Engine) -> list[dict[str, Any]]:
 
 def settled(engine: Engine, count: int, timeout: float = 60) -> list[dict[str, Any]]:
     """The deliveries, once there are `count` and none is open."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def done() -> list[dict[str, Any]] | None:
         rows = deliveries(engine)
-        if len(rows) >= count and all(r["status"] not in ("pending", "sending") for r in rows):
-            return rows
-        if time.monotonic() > deadline:
-            raise AssertionError(f"deliveries not settled in {timeout} s: {rows}")
-        time.sleep(0.2)
+        closed = all(r["status"] not in ("pending", "sending") for r in rows)
+        return rows if len(rows) >= count and closed else None
+
+    return wait_for(done, timeout, f"{count} settled deliveries")
 
 
 def missed(automate_name: str, tick: str) -> Alert:
@@ -306,29 +305,13 @@ def test_an_undeliverable_alert_is_dead_lettered_to_the_fallback_and_retried(
         # The route is back: the operator retries the dead delivery.
         http_sink.respond(200)
         env = {**os.environ, "AUTOMATES_DATABASE_URL": scratch_database}
-        retried = _cli(env, "alerts", "retry", str(dead["id"]), "--json")
+        retried = cli_json(env, "alerts", "retry", str(dead["id"]), "--json")
         assert retried == {"delivery_id": dead["id"], "status": "pending"}
-        deadline = time.monotonic() + 60
-        while deliveries(engine)[0]["status"] != "sent":
-            assert time.monotonic() < deadline, deliveries(engine)
-            time.sleep(0.2)
-    listed = _cli(env, "alerts", "list", "--json")
+        wait_for(lambda: deliveries(engine)[0]["status"] == "sent", 60, "the retried send")
+    listed = cli_json(env, "alerts", "list", "--json")
     assert {(d["route"], d["status"]) for d in listed} == {("hook", "sent"), ("mail", "sent")}
     text_out = json.dumps(listed) + caplog.text
     assert TOKEN not in text_out
-
-
-def _cli(env: dict[str, str], *args: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "automates.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def test_a_deliverer_killed_mid_batch_loses_and_doubles_nothing(

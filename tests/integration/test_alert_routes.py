@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ from automates.store.engine import make_engine
 from tests.conftest import REPO
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.receivers import HttpSink
-from tests.fixtures.servers import cli_env, run_all
+from tests.fixtures.servers import cli_env, run_all, wait_for
 
 TOKEN = "e2eS3cretPath"
 
@@ -47,6 +46,24 @@ def script(name: str, command: list[str], pool: str, **fields: Any) -> dict[str,
         family=fields.pop("family", "exports"),
         **fields,
     )
+
+
+def on_path(sink: HttpSink, prefix: str, count: int) -> list[Any] | None:
+    """The sink's requests under `prefix`, once there are at least `count`."""
+    found = [r for r in sink.requests if r.path.startswith(prefix)]
+    return found if len(found) >= count else None
+
+
+def sent_alert_events(settings: Settings, count: int) -> list[dict[str, Any]] | None:
+    """The server's `automates.alert.sent` events, once there are at least `count`."""
+    found = httpx.post(
+        f"{settings.api_url}/events/filter",
+        json={"filter": {"event": {"name": ["automates.alert.sent"]}}, "limit": 50},
+        timeout=30,
+    )
+    found.raise_for_status()
+    events: list[dict[str, Any]] = found.json()["events"]
+    return events if len(events) >= count else None
 
 
 def alert_rows(settings: Settings) -> list[dict[str, Any]]:
@@ -118,20 +135,9 @@ def test_run_outcomes_reach_the_declared_route_with_the_run_link(
             )
         )
         assert [r.state_name for r in runs] == ["Failed", "Findings", "Completed"]
-        deadline = time.monotonic() + 120
-        while len([r for r in http_sink.requests if r.path.startswith("/ops/")]) < 2:
-            assert time.monotonic() < deadline, http_sink.requests
-            time.sleep(0.2)
-        received = [r for r in http_sink.requests if r.path.startswith("/ops/")]
-        pings = [r for r in http_sink.requests if r.path.startswith("/ping/")]
-        while not pings:
-            assert time.monotonic() < deadline, "no heartbeat ping"
-            time.sleep(0.2)
-            pings = [r for r in http_sink.requests if r.path.startswith("/ping/")]
-        deadline = time.monotonic() + 60
-        while len(alert_rows(settings)) < 3:
-            assert time.monotonic() < deadline, alert_rows(settings)
-            time.sleep(0.5)
+        received = wait_for(lambda: on_path(http_sink, "/ops/", 2), 120, "two outcome alerts")
+        pings = wait_for(lambda: on_path(http_sink, "/ping/", 1), 120, "a heartbeat ping")
+        wait_for(lambda: len(alert_rows(settings)) >= 3, 60, "three deliveries recorded")
     finally:
         deliverer.terminate()
         _, stderr = deliverer.communicate(timeout=60)
@@ -152,18 +158,7 @@ def test_run_outcomes_reach_the_declared_route_with_the_run_link(
     ]
 
     # Each delivery is in the UI's event feed, about its automate.
-    sent_events: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 90
-    while len(sent_events) < 2:
-        assert time.monotonic() < deadline, sent_events
-        time.sleep(0.5)
-        found = httpx.post(
-            f"{settings.api_url}/events/filter",
-            json={"filter": {"event": {"name": ["automates.alert.sent"]}}, "limit": 50},
-            timeout=30,
-        )
-        found.raise_for_status()
-        sent_events = found.json()["events"]
+    sent_events = wait_for(lambda: sent_alert_events(settings, 2), 90, "two alert events")
     related = {r["prefect.resource.id"] for e in sent_events for r in e["related"]}
     assert {"automates.automate.exporter", "automates.automate.auditor"} <= related
 
@@ -180,7 +175,7 @@ def test_run_outcomes_reach_the_declared_route_with_the_run_link(
     assert tested.returncode == 0, tested.stderr
     outcome = json.loads(tested.stdout)
     assert (outcome["route"], outcome["channel"], outcome["sent"]) == ("ops", "webhook", True)
-    tests = [r for r in http_sink.requests if r.path.startswith("/ops/")][2:]
+    tests = (on_path(http_sink, "/ops/", 3) or [])[2:]
     assert "test of route ops" in tests[0].json()["title"]
     # The heartbeat saw the server answer, and the settings' own pool with no worker: /fail.
     assert pings[0].path.startswith(f"/ping/{TOKEN}")

@@ -70,7 +70,6 @@ def upgrade() -> None:
         sa.Column("title", sa.Text, nullable=False),
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("flow_run_id", sa.Uuid),
-        sa.Column("run_url", sa.Text),
         sa.Column("facts", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
         sa.Column("routed_at", sa.DateTime(timezone=True)),
         sa.Column("resolved_at", sa.DateTime(timezone=True)),
