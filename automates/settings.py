@@ -342,6 +342,20 @@ class Settings(BaseSettings):
         description="A scheduled run this late and still not started means the layer is not "
         "healthy (the scheduler or the workers are behind).",
     )
+    crash_loop_restarts: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="A supervised process restarted more than this many times within "
+        "AUTOMATES_CRASH_LOOP_WINDOW_SECONDS is in a crash loop: it is stopped and an alert "
+        "raised, until `automates up` starts it again.",
+    )
+    crash_loop_window_seconds: int = Field(
+        default=600,
+        ge=10,
+        le=86400,
+        description="The window in which restarts of a supervised process are counted.",
+    )
 
     @field_validator("database_url")
     @classmethod

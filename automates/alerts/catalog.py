@@ -186,3 +186,30 @@ def reconcile_clean() -> Alert:
         body="registry-reconcile found no drift.",
         reason="clean",
     )
+
+
+def component_crash_loop(component: str, reason: str, log_file: str) -> Alert:
+    return Alert(
+        kind=AlertKind.COMPONENT_CRASH_LOOP,
+        automate=None,
+        subject=component,
+        title=f"{component} is in a crash loop and was stopped",
+        body=(
+            f"The layer's {component} {reason}. It is stopped until an operator starts it "
+            f"again with `automates up`; its log is {log_file}."
+        ),
+        reason=f"crash loop {component}",
+        facts={"component": component, "log": log_file},
+    )
+
+
+def component_recovered(component: str) -> Alert:
+    return Alert(
+        kind=AlertKind.COMPONENT_RECOVERED,
+        automate=None,
+        subject=component,
+        title=f"{component}: resolved, running again",
+        body=f"The layer's {component} was started again and runs.",
+        reason=f"recovered {component}",
+        facts={"component": component},
+    )

@@ -24,12 +24,14 @@ class AlertKind(StrEnum):
     TASK_RUN_OVER_BUDGET = "task_run_over_budget"
     TASK_RUN_KILLED = "task_run_killed"
     RECONCILE_DRIFT = "reconcile_drift"
+    COMPONENT_CRASH_LOOP = "component_crash_loop"  # a supervised process keeps dying
     # Resolutions of the conditions above.
     BREAKER_CLOSED = "breaker_closed"
     RELEASED = "released"
     APPROVAL_DECIDED = "approval_decided"
     TICK_RECOVERED = "tick_recovered"
     RECONCILE_CLEAN = "reconcile_clean"
+    COMPONENT_RECOVERED = "component_recovered"
     # The deliverer's own: an alert that could not be delivered, and a rate-limited batch.
     DEAD_LETTER = "dead_letter"
     DIGEST = "digest"
@@ -58,17 +60,19 @@ _RESOLVES = {
     AlertKind.APPROVAL_DECIDED: AlertKind.APPROVAL_WAITING,
     AlertKind.TICK_RECOVERED: AlertKind.MISSED_TICK,
     AlertKind.RECONCILE_CLEAN: AlertKind.RECONCILE_DRIFT,
+    AlertKind.COMPONENT_RECOVERED: AlertKind.COMPONENT_CRASH_LOOP,
 }
 # The kinds an operator may route in `alerts:` (and override per automate).
 ROUTABLE = tuple(kind for kind in AlertKind if kind.routed_by_alerts)
 
 
-def condition(kind: AlertKind, automate: str | None) -> str | None:
-    """The condition an alert opens or resolves (`breaker_opened:nightly-backup`), if any."""
+def condition(kind: AlertKind, subject: str | None) -> str | None:
+    """The condition an alert opens or resolves (`breaker_opened:nightly-backup`), if any; its
+    subject is the automate, or the layer's component for the component kinds."""
     opened = kind.resolved or (kind if kind.routed_by_alerts else None)
     if opened is None:
         return None
-    return f"{opened.value}:{automate or '-'}"
+    return f"{opened.value}:{subject or '-'}"
 
 
 class Channel(StrEnum):

@@ -45,6 +45,8 @@ class Alert:
     reason: str = ""
     flow_run_id: UUID | None = None
     facts: Mapping[str, Any] = field(default_factory=dict)
+    # What the condition is about when it is no automate (a component of the layer).
+    subject: str | None = None
 
     @property
     def signature(self) -> str:
@@ -55,7 +57,7 @@ class Alert:
             "kind": self.kind.value,
             "automate": self.automate,
             "signature": self.signature,
-            "condition": condition(self.kind, self.automate),
+            "condition": condition(self.kind, self.automate or self.subject),
             "title": self.title[:MAX_TITLE],
             "body": self.body[:MAX_BODY],
             "flow_run_id": self.flow_run_id,

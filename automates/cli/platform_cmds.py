@@ -18,7 +18,8 @@ def up(
     no_sync: bool = typer.Option(False, "--no-sync", help="Start everything but do not sync."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Start the embedded PostgreSQL, the Prefect server and a worker; sync the registry."""
+    """Start the embedded PostgreSQL, the Prefect server, the workers and the alerts under
+    supervision (each restarted if it dies); sync the registry."""
     settings = load_settings()
     step = None if as_json else (lambda message: console.print(f"[dim]·[/dim] {message}"))
     report = lifecycle.up(settings, run_sync=not no_sync, step=step)
@@ -53,19 +54,28 @@ def down(as_json: bool = JsonOption) -> None:
 @app.command()
 @handle_errors
 def status(as_json: bool = JsonOption) -> None:
-    """Each component (running, dead or stopped), whether the API can serve, and every work
-    pool's workers as the server sees them; exit 1 if not all is well."""
+    """supervisord and each process it runs (state, pid, uptime, restarts), whether the API
+    can serve, and every work pool's workers as the server sees them; exit 1 if not all is
+    well (a crash loop, a dead supervisor, a process that should run and does not)."""
     report = lifecycle.status(load_settings())
     if as_json:
         emit_json(report)
     else:
-        colours = {"running": "green", "dead": "red", "stopped": "dim"}
+        colours = {"running": "green", "starting": "yellow", "backoff": "yellow"}
         api = "[green]ready[/green]" if report["api_ready"] else f"[red]{report['api']}[/red]"
         console.print(f"api: {api} ({report['api_url']})", highlight=False)
         console.print(f"ui: {report['ui_url']}", highlight=False)
         console.print(f"database: {report['database']}", highlight=False)
-        for name, state in report["components"].items():
-            console.print(f"{name}: [{colours[state]}]{state}[/{colours[state]}]")
+        for name, entry in report["components"].items():
+            state = entry["state"]
+            colour = colours.get(state, "dim" if state == "stopped" else "red")
+            facts = [f"pid {entry['pid']}"] if entry["pid"] else []
+            if entry["uptime_seconds"] is not None:
+                facts.append(f"up {_duration(entry['uptime_seconds'])}")
+            if entry["restarts"]:
+                facts.append(f"{entry['restarts']} restart(s)")
+            shown = f" ({', '.join(facts)})" if facts else ""
+            console.print(f"{name}: [{colour}]{state}[/{colour}]{shown}", highlight=False)
         if report["workers"]:
             console.print("workers (as the server sees them):")
         for pool, found in report["workers"].items():
@@ -84,6 +94,11 @@ def status(as_json: bool = JsonOption) -> None:
             console.print(f"[red]problem:[/red] {problem}", highlight=False)
     if not report["ok"]:
         raise typer.Exit(1)  # ran, and found the layer not serving
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def _utc(iso: str) -> str:

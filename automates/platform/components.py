@@ -1,4 +1,7 @@
-"""The Prefect server and the local worker as managed background processes."""
+"""The layer's components: how each starts (its command line and environment).
+
+`automates up` runs them under supervisord (supervision.py, through launch.py); the
+`start_*` functions run one unsupervised, tracked by a pid file, for test fixtures and tools."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +29,14 @@ from workers.process import worker_argv
 # once (WRITE_CONCURRENCY in automates/server/deploy.py) would be 32; 20 covers the writes
 # with Prefect's 10 overflow connections on top, well under PostgreSQL's 100.
 SERVER_POOL_SIZE = 20
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a component starts: its command line and its whole environment."""
+
+    argv: list[str]
+    env: dict[str, str]
 
 
 def server(settings: Settings) -> Managed:
@@ -110,22 +122,8 @@ def ready(api_url: str) -> bool:
     return asyncio.run(api_ready(api_url))[0]
 
 
-def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -> bool:
-    """Start the Prefect server on `database_url` unless already up; return whether started.
-
-    A server of ours that died (its pid file names a process that is gone) is started again.
-    """
-    check_server_bind(settings)
-    managed = server(settings)
-    if managed.pid() is not None:
-        # Ours already runs (perhaps still starting): wait for it rather than start another.
-        _wait_healthy(settings, managed, timeout)
-        return False
-    if _port_taken(settings.local_api_url):
-        raise PlatformError(
-            f"port {settings.server_port} on {settings.server_host} is taken by another program; "
-            "set AUTOMATES_SERVER_PORT to a free port"
-        )
+def server_launch(settings: Settings, database_url: str) -> Launch:
+    """The Prefect server's command line and environment, on `database_url`."""
     env = prefect_env(
         settings,
         PREFECT_API_DATABASE_CONNECTION_URL=prefect_server_url(database_url),
@@ -142,43 +140,85 @@ def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -
     )
     argv = [sys.executable, "-m", "automates.platform.server_main", "server", "start"]
     argv += ["--host", settings.server_host, "--port", str(settings.server_port)]
-    managed.start(argv, env, cwd=settings.project_root)
-    _wait_healthy(settings, managed, timeout)
+    return Launch(argv, env)
+
+
+def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -> bool:
+    """Start the Prefect server on `database_url` unless up, unsupervised (test fixtures and
+    tools; `automates up` supervises it: supervision.py); return whether started.
+
+    A server of ours that died (its pid file names a process that is gone) is started again.
+    """
+    check_server_bind(settings)
+    managed = server(settings)
+    if managed.pid() is not None:
+        # Ours already runs (perhaps still starting): wait for it rather than start another.
+        wait_ready(settings, managed, timeout)
+        return False
+    check_server_port(settings)
+    launch = server_launch(settings, database_url)
+    managed.start(launch.argv, launch.env, cwd=settings.project_root)
+    wait_ready(settings, managed, timeout)
     return True
+
+
+def check_server_port(settings: Settings) -> None:
+    if port_taken(settings.local_api_url):
+        raise PlatformError(
+            f"port {settings.server_port} on {settings.server_host} is taken by another program; "
+            "set AUTOMATES_SERVER_PORT to a free port"
+        )
+
+
+def worker_launch(settings: Settings, pool: str) -> Launch:
+    """A process worker on `pool`. Its flow runs inherit its environment: the operator's
+    secrets stay out of both."""
+    return Launch(worker_argv(pool), run_environment(prefect_env(settings)))
 
 
 def start_worker(settings: Settings, pool: str) -> bool:
-    """Start a process worker on `pool` unless one of ours already runs; return whether started."""
+    """Start a process worker on `pool` unless one of ours already runs, unsupervised (test
+    fixtures; `automates up` supervises it); return whether started."""
     managed = worker(settings, pool)
     if managed.pid() is not None:
         return False
-    # Its flow runs inherit its environment: the operator's secrets stay out of both.
-    env = run_environment(prefect_env(settings))
-    managed.start(worker_argv(pool), env, cwd=settings.project_root)
+    launch = worker_launch(settings, pool)
+    managed.start(launch.argv, launch.env, cwd=settings.project_root)
     return True
+
+
+def inprocess_worker_launch(settings: Settings, module: str, pool: str) -> Launch:
+    """The agent dispatcher (`workers.agents`) or the warm worker (`workers.warm`) on `pool`.
+
+    Runs share the worker's process. The dispatcher's LLM CLI needs the operator's own
+    variables (its API key), so it loses only the layer's credentials; the warm worker gets
+    what a process worker's runs get."""
+    argv = [sys.executable, "-m", module, "--pool", pool]
+    env = prefect_env(settings)
+    env = without_secrets(env) if module == "workers.agents" else run_environment(env)
+    return Launch(argv, env)
 
 
 def start_agent_dispatcher(settings: Settings, pool: str | None = None) -> bool:
     """Start the agent dispatcher on the agent pool unless one of ours already runs."""
-    return _start_inprocess_worker(settings, "workers.agents", pool or settings.agent_pool)
+    pool = pool or settings.agent_pool
+    return _start_unsupervised(
+        worker(settings, pool), inprocess_worker_launch(settings, "workers.agents", pool), settings
+    )
 
 
 def start_warm_worker(settings: Settings, pool: str | None = None) -> bool:
     """Start the warm worker on the warm pool unless one of ours already runs."""
-    return _start_inprocess_worker(settings, "workers.warm", pool or settings.warm_pool)
+    pool = pool or settings.warm_pool
+    return _start_unsupervised(
+        worker(settings, pool), inprocess_worker_launch(settings, "workers.warm", pool), settings
+    )
 
 
-def _start_inprocess_worker(settings: Settings, module: str, pool: str) -> bool:
-    managed = worker(settings, pool)
+def _start_unsupervised(managed: Managed, launch: Launch, settings: Settings) -> bool:
     if managed.pid() is not None:
         return False
-    argv = [sys.executable, "-m", module, "--pool", pool]
-    # Runs share the worker's process. The dispatcher's LLM CLI needs the operator's own
-    # variables (its API key), so it loses only the layer's credentials; the warm worker
-    # gets what a process worker's runs get.
-    env = prefect_env(settings)
-    env = without_secrets(env) if module == "workers.agents" else run_environment(env)
-    managed.start(argv, env, cwd=settings.project_root)
+    managed.start(launch.argv, launch.env, cwd=settings.project_root)
     return True
 
 
@@ -186,32 +226,35 @@ def alerts(settings: Settings) -> Managed:
     return Managed("alerts", settings.data_path / "run")
 
 
-def start_alerts(settings: Settings) -> bool:
-    """Start the alert deliverer and heartbeat (automates/alerts/) unless ours already runs.
-
-    It keeps the operator's environment: routes read their secrets from it (decision 0033)."""
-    managed = alerts(settings)
-    if managed.pid() is not None:
-        return False
-    argv = [sys.executable, "-m", "automates.alerts"]
-    managed.start(argv, prefect_env(settings), cwd=settings.project_root)
-    return True
+def alerts_launch(settings: Settings) -> Launch:
+    """The alert deliverer and heartbeat (automates/alerts/). It keeps the operator's
+    environment: routes read their secrets from it (decision 0033)."""
+    return Launch([sys.executable, "-m", "automates.alerts"], prefect_env(settings))
 
 
 def webhook(settings: Settings) -> Managed:
     return Managed("webhook", settings.data_path / "run")
 
 
+def webhook_launch(settings: Settings) -> Launch:
+    return Launch([sys.executable, "-m", "automates.webhook"], prefect_env(settings))
+
+
+def webhook_address(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "::") else settings.webhook_host
+    return f"http://{host}:{settings.webhook_port}"
+
+
 def start_webhook(settings: Settings, timeout: float = 30.0) -> bool:
-    """Start the webhook (automates/webhook/) unless ours already runs; return whether started."""
+    """Start the webhook unless ours already runs, unsupervised (test fixtures; `automates up`
+    supervises it); return whether started."""
     managed = webhook(settings)
     if managed.pid() is not None:
         return False
-    argv = [sys.executable, "-m", "automates.webhook"]
-    managed.start(argv, prefect_env(settings), cwd=settings.project_root)
-    host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "::") else settings.webhook_host
+    launch = webhook_launch(settings)
+    managed.start(launch.argv, launch.env, cwd=settings.project_root)
     deadline = time.monotonic() + timeout
-    while not _port_taken(f"http://{host}:{settings.webhook_port}"):
+    while not port_taken(webhook_address(settings)):
         if managed.pid() is None or time.monotonic() > deadline:
             managed.stop()
             raise PlatformError(f"the webhook did not start:\n{managed.log_tail()}")
@@ -219,7 +262,29 @@ def start_webhook(settings: Settings, timeout: float = 30.0) -> bool:
     return True
 
 
-def _wait_healthy(settings: Settings, managed: Managed, timeout: float) -> None:
+def launch(settings: Settings, name: str) -> Launch:
+    """The command line and environment of the component `name`, as `up` names it (launch.py
+    runs it under supervision). The database URL is read now: a server started before its
+    database is ready fails, and supervisord starts it again."""
+    from automates.platform.database import database_url
+
+    if name == "prefect-server":
+        return server_launch(settings, database_url(settings))
+    if name == "alerts":
+        return alerts_launch(settings)
+    if name == "webhook":
+        return webhook_launch(settings)
+    pool = name.removeprefix("worker-")
+    if pool == name or not pool:
+        raise PlatformError(f"no component is named {name!r}")
+    if pool == settings.agent_pool:
+        return inprocess_worker_launch(settings, "workers.agents", pool)
+    if pool == settings.warm_pool:
+        return inprocess_worker_launch(settings, "workers.warm", pool)
+    return worker_launch(settings, pool)
+
+
+def wait_ready(settings: Settings, managed: Managed, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready(settings.api_url):
@@ -234,7 +299,7 @@ def _wait_healthy(settings: Settings, managed: Managed, timeout: float) -> None:
     )
 
 
-def _port_taken(api_url: str) -> bool:
+def port_taken(api_url: str) -> bool:
     address = urlsplit(api_url)
     try:
         with socket.create_connection((address.hostname, address.port), timeout=0.5):

@@ -11,7 +11,7 @@ import os
 import subprocess
 import warnings
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any, Literal
 
 import psycopg
@@ -49,6 +49,49 @@ def start(data_path: Path) -> str:
         raise PlatformError(f"embedded PostgreSQL failed to start: {error}\n{tail}") from error
     ensure_database(server.get_uri("postgres"), DATABASE)
     return server.get_uri(DATABASE)
+
+
+def prepare(data_path: Path) -> tuple[list[str], str | None]:
+    """Init the cluster the first time (with the wheel's own initdb steps) and find its socket
+    folder; return the postmaster's command line, to run in the foreground under supervision
+    (supervision.py), and the system user it must run as (None: this user).
+
+    The wheel has no "init without starting": its PostgresServer initialises and starts in
+    one step through pg_ctl, which detaches the postmaster from any supervisor. Its init step
+    is called here on a stand-in for the instance (it reads only these three attributes).
+    """
+    library = _library()
+    folder = pgdata(data_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.resolve()
+    user = _SYSTEM_USER if os.geteuid() == 0 else None
+    if user is not None:
+        library.utils.ensure_user_exists(user)
+    stand_in = SimpleNamespace(pgdata=folder, system_user=user, postgres_user="postgres")
+    server_class = library.PostgresServer
+    try:
+        with server_class._lock:
+            server_class.ensure_pgdata_inited(stand_in)
+    except (subprocess.SubprocessError, OSError, AssertionError) as error:
+        raise PlatformError(f"embedded PostgreSQL could not initialise {folder}: {error}") from (
+            error
+        )
+    sockets = library.utils.find_suitable_socket_dir(folder, server_class.runtime_path)
+    if user is not None and sockets != folder:
+        library.utils.ensure_prefix_permissions(sockets)
+        sockets.chmod(0o777)
+    binary = library._commands.POSTGRES_BIN_PATH / "postgres"
+    # No TCP listener (-h ''): the socket only, as the wheel's own start does.
+    return [str(binary), "-D", str(folder), "-h", "", "-k", str(sockets)], user
+
+
+def create_database(data_path: Path) -> None:
+    """Create our database in the running embedded server unless it exists (a fresh cluster
+    has only `postgres`)."""
+    url = running_url(data_path)
+    if url is None:
+        raise PlatformError(f"the embedded PostgreSQL in {pgdata(data_path)} is not running")
+    ensure_database(url.replace(f"/{DATABASE}?", "/postgres?", 1), DATABASE)
 
 
 def running_url(data_path: Path) -> str | None:

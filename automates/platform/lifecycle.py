@@ -1,4 +1,5 @@
-"""`automates up` and `down`: the whole local layer on embedded defaults, in the data folder.
+"""`automates up`, `down` and `status`: the whole local layer on embedded defaults, in the
+data folder, every process of it supervised (supervision.py).
 
 Every step is idempotent: what already runs is reused, so `up` is safe to run twice, and data
 lives in the data folder so it survives `down` and a later `up`.
@@ -7,9 +8,12 @@ lives in the data folder so it survives `down` and a later `up`.
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -17,8 +21,10 @@ import httpx
 from automates.alerts.heartbeat import pool_problems, pools_needed, worker_live
 from automates.errors import PlatformError, ServerError
 from automates.platform import components, embedded_pg
+from automates.platform.crash_watch import STATE_FILE, Record, read_records
 from automates.platform.database import database_url
-from automates.platform.processes import State, stop_together
+from automates.platform.processes import Managed, stop_together
+from automates.platform.supervision import ALIVE, Program, Supervisor, render_config
 from automates.registry.model import MANAGED_TAG
 from automates.server.client import prefect_client
 from automates.server.deploy import SyncReport
@@ -61,12 +67,27 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
     report = UpReport(ui_url=settings.ui_url, api_url=settings.api_url, database="")
     if not settings.external_api:
         components.check_server_bind(settings)  # before anything starts
+    supervised = Supervisor(_run_dir(settings))
+    programs = {p.name: p for p in _programs(settings)}
+    changed = supervised.write_config(
+        render_config(supervised.run_dir, list(programs.values()), _listener_argv())
+    )
+    if supervised.answering():
+        if changed:
+            supervised.apply_config()
+        report.reused.append("supervisord")
+    else:
+        say("starting supervisord")
+        _take_over_unsupervised(settings)
+        (supervised.run_dir / STATE_FILE).unlink(missing_ok=True)  # restarts since this `up`
+        supervised.start(_supervisord_argv(), components.prefect_env(settings), _cwd(settings), 30)
+        report.started.append("supervisord")
 
     if settings.embedded:
-        was_running = embedded_pg.running_url(settings.data_path) is not None
         say("starting the embedded PostgreSQL")
-        embedded_pg.start(settings.data_path)
-        (report.reused if was_running else report.started).append("embedded-postgresql")
+        _start(supervised, EMBEDDED_PG, report)
+        _wait_database(settings, supervised)
+        embedded_pg.create_database(settings.data_path)
     url = database_url(settings)
     report.database = redacted(url)
 
@@ -79,8 +100,10 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
 
     if not settings.external_api:
         say(f"starting the Prefect server on {settings.api_url}")
-        started = components.start_server(settings, url)
-        (report.started if started else report.reused).append("prefect-server")
+        if supervised.programs()[SERVER].state not in ALIVE:
+            components.check_server_port(settings)
+        _start(supervised, SERVER, report)
+        _wait_api(settings, supervised)
     else:
         ready, detail = asyncio.run(components.api_ready(settings.api_url))
         if not ready:
@@ -90,28 +113,129 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
         say("syncing the registry")
         report.sync = asyncio.run(sync(settings, url))
 
-    say(f"starting a process worker on pool {settings.work_pool!r}")
-    started = components.start_worker(settings, settings.work_pool)
-    (report.started if started else report.reused).append(f"worker-{settings.work_pool}")
-
-    say(f"starting the agent dispatcher on pool {settings.agent_pool!r}")
-    started = components.start_agent_dispatcher(settings)
-    (report.started if started else report.reused).append(f"worker-{settings.agent_pool}")
-
-    if _declares_pool(settings, settings.warm_pool):  # an idle warm worker is a wasted process
-        say(f"starting the warm worker on pool {settings.warm_pool!r}")
-        started = components.start_warm_worker(settings)
-        (report.started if started else report.reused).append(f"worker-{settings.warm_pool}")
-
-    say("starting the alert deliverer")
-    started = components.start_alerts(settings)
-    (report.started if started else report.reused).append("alerts")
-
-    if _declares_webhook(settings):  # no automate takes webhook runs: no port opened
-        say(f"starting the webhook on {settings.webhook_host}:{settings.webhook_port}")
-        started = components.start_webhook(settings)
-        (report.started if started else report.reused).append("webhook")
+    rest = [name for name in programs if name not in (EMBEDDED_PG, SERVER)]
+    say(f"starting {', '.join(rest)}")
+    for name in rest:
+        _start(supervised, name, report)
+    supervised.wait_running(rest, timeout=STARTUP_SECONDS)
+    if WEBHOOK in programs:
+        _wait_port(supervised, WEBHOOK, components.webhook_address(settings))
     return report
+
+
+EMBEDDED_PG = "embedded-postgresql"
+SERVER = "prefect-server"
+WEBHOOK = "webhook"
+STARTUP_SECONDS = 90.0  # a cold server runs Prefect's migrations; a loaded machine is slow
+
+
+def _run_dir(settings: Settings) -> Path:
+    return settings.data_path / "run"
+
+
+def _cwd(settings: Settings) -> Path:
+    return settings.project_root
+
+
+def _supervisord_argv() -> list[str]:
+    return [sys.executable, "-m", "supervisor.supervisord"]
+
+
+def _listener_argv() -> list[str]:
+    return [sys.executable, "-m", "automates.platform.crash_watch"]
+
+
+def _programs(settings: Settings, with_database: bool = True) -> list[Program]:
+    """What `up` runs with these settings and this registry, in start order."""
+    cwd = _cwd(settings)
+    programs = []
+    if settings.embedded and with_database:
+        postmaster, user = embedded_pg.prepare(settings.data_path)
+        # SIGINT is PostgreSQL's fast shutdown: sessions end, nothing is lost.
+        programs.append(
+            Program(EMBEDDED_PG, tuple(postmaster), cwd, _priority(EMBEDDED_PG), user, stop_signal="INT")
+        )
+    launched = [SERVER] if not settings.external_api else []
+    launched += [f"worker-{pool}" for pool in _expected_pools(settings)]
+    launched.append("alerts")
+    if _declares_webhook(settings):  # no automate takes webhook runs: no port opened
+        launched.append(WEBHOOK)
+    for name in launched:
+        launcher = (sys.executable, "-m", "automates.platform.launch", name)
+        programs.append(Program(name, launcher, cwd, _priority(name)))
+    return programs
+
+
+def _expected_pools(settings: Settings) -> list[str]:
+    pools = [settings.work_pool, settings.agent_pool]
+    if _declares_pool(settings, settings.warm_pool):  # an idle warm worker is a wasted process
+        pools.append(settings.warm_pool)
+    return pools
+
+
+def _start(supervised: Supervisor, name: str, report: UpReport) -> None:
+    started = supervised.start_program(name)
+    (report.started if started else report.reused).append(name)
+
+
+def _wait_database(settings: Settings, supervised: Supervisor) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while embedded_pg.running_url(settings.data_path) is None:
+        _check_alive(supervised, EMBEDDED_PG)
+        if time.monotonic() > deadline:
+            raise PlatformError(
+                f"the embedded PostgreSQL was not ready after {STARTUP_SECONDS:.0f} s:\n"
+                f"{Managed(EMBEDDED_PG, supervised.run_dir).log_tail()}"
+            )
+        time.sleep(0.2)
+
+
+def _wait_api(settings: Settings, supervised: Supervisor) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not components.ready(settings.api_url):
+        _check_alive(supervised, SERVER)
+        if time.monotonic() > deadline:
+            raise PlatformError(
+                f"the Prefect server was not ready after {STARTUP_SECONDS:.0f} s (/api/ready):\n"
+                f"{Managed(SERVER, supervised.run_dir).log_tail()}"
+            )
+        time.sleep(0.5)
+
+
+def _wait_port(supervised: Supervisor, name: str, address: str) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not components.port_taken(address):
+        _check_alive(supervised, name)
+        if time.monotonic() > deadline:
+            raise PlatformError(
+                f"the {name} did not open {address}:\n"
+                f"{Managed(name, supervised.run_dir).log_tail()}"
+            )
+        time.sleep(0.3)
+
+
+def _check_alive(supervised: Supervisor, name: str) -> None:
+    """A program that supervisord gave up on (or the crash watch stopped) will not come up."""
+    info = supervised.programs()[name]
+    if info.state not in ALIVE:
+        raise PlatformError(
+            f"{name} could not start ({info.state.value}: {info.detail}):\n"
+            f"{Managed(name, supervised.run_dir).log_tail()}"
+        )
+
+
+def _take_over_unsupervised(settings: Settings) -> None:
+    """Stop what an earlier, unsupervised `up` left running (pid files of its own, or the
+    embedded PostgreSQL started by pg_ctl), so that the supervised programs can take over."""
+    run_dir = _run_dir(settings)
+    legacy = [
+        Managed(f.stem, run_dir)
+        for f in sorted(run_dir.glob("*.pid"))
+        if not f.stem.startswith("supervisord")
+    ]
+    stop_together(legacy)
+    if settings.embedded:
+        embedded_pg.stop(settings.data_path)
 
 
 def _declares_webhook(settings: Settings) -> bool:
@@ -136,50 +260,66 @@ def _declares_pool(settings: Settings, pool: str) -> bool:
 
 
 def down(settings: Settings) -> list[str]:
-    """Stop the workers, the server and the embedded PostgreSQL; return what was stopped."""
-    run_dir = settings.data_path / "run"
-    pools = [f.stem.removeprefix("worker-") for f in sorted(run_dir.glob("worker-*.pid"))]
-    # The workers and the webhook depend on nothing but the server: stopped together, first.
-    clients = [components.worker(settings, pool) for pool in pools]
-    stopped = [
-        c.name
-        for c in stop_together(
-            [*clients, components.webhook(settings), components.alerts(settings)]
-        )
+    """Stop every program and supervisord; return what was stopped, in the order it stopped
+    (the workers, the alerts and the webhook first, then the server, then the database)."""
+    supervised = Supervisor(_run_dir(settings))
+    supervisor_ran = supervised.process.pid() is not None
+    stopped = supervised.shutdown()
+    # What an unsupervised `up` of an earlier version left running.
+    run_dir = _run_dir(settings)
+    legacy = [
+        Managed(f.stem, run_dir)
+        for f in sorted(run_dir.glob("*.pid"))
+        if not f.stem.startswith("supervisord")
     ]
-    if components.server(settings).stop():
-        stopped.append("prefect-server")
+    stopped |= {c.name for c in stop_together(legacy)}
     if settings.embedded and embedded_pg.stop(settings.data_path):
-        stopped.append("embedded-postgresql")
-    return stopped
+        stopped.add(EMBEDDED_PG)
+    ordered = sorted(stopped, key=lambda name: (-_priority(name), name))
+    return [*ordered, "supervisord"] if supervisor_ran else ordered
+
+
+def _priority(name: str) -> int:
+    """supervisord's order: lower starts first and stops last."""
+    return {EMBEDDED_PG: 10, SERVER: 20}.get(name, 30 if name.startswith("worker-") else 40)
 
 
 def status(settings: Settings) -> dict[str, Any]:
-    """Each component `up` starts (running, dead or stopped), whether the API can serve, and
-    every work pool's workers as the server sees them (remote ones included).
+    """supervisord and every program it runs for the layer (state, pid, uptime, restarts),
+    whether the API can serve, and every work pool's workers as the server sees them (remote
+    ones included).
 
-    `ok` is false when the API is not ready, when a component died (its pid file names a
-    process that is gone), or when one that `up` starts is not running while the layer is up.
-    A work pool with a managed deployment and no live worker (as the server sees it), or
-    workers that cannot be read, are warnings: a worker `up` just started sends its first
-    heartbeat only tens of seconds later, and the outbound heartbeat (alerts/heartbeat.py) is
-    what watches the pools over time.
+    `ok` is false when the API is not ready, when supervisord died (its pid file names a
+    process that is gone), when a program is in a crash loop (the crash watch stopped it) or
+    gave up starting, or when one that `up` starts is not running while the layer is up. A
+    program restarting (backoff) is a warning, as are a work pool with a managed deployment
+    and no live worker (as the server sees it) and workers that cannot be read: a worker `up`
+    just started sends its first heartbeat only tens of seconds later, and the outbound
+    heartbeat (alerts/heartbeat.py) is what watches the pools over time.
     """
-    states = _component_states(settings)
+    found = _component_states(settings)
     api_ready, api_detail = asyncio.run(components.api_ready(settings.api_url))
-    problems = []
+    problems, warnings = [], []
     if not api_ready:
         problems.append(f"the Prefect API at {settings.api_url} is {api_detail}")
-    for name, (state, expected) in states.items():
+    for name, entry in found.items():
+        state, log_file = entry["state"], _run_dir(settings) / f"{name}.log"
         if state == "dead":
-            fix = "`automates up` restarts it" if expected else "`automates down` clears it"
-            problems.append(f"{name} is dead (its process is gone): {fix}")
-        elif state == "stopped" and expected and api_ready:
+            problems.append(f"{name} is dead (its process is gone): `automates up` restarts it")
+        elif state in ("crash-loop", "fatal"):
+            why = entry["crash_loop"] or "it kept exiting as it started"
+            problems.append(
+                f"{name} is stopped in a crash loop ({why}): fix the cause (its log: "
+                f"{log_file}), then `automates up` starts it"
+            )
+        elif state == "backoff":
+            warnings.append(f"{name} exited and is being restarted (its log: {log_file})")
+        elif state not in ("running", "starting") and entry["expected"] and api_ready:
             problems.append(f"{name} is not running: `automates up` starts it")
     workers: dict[str, Any] = {}
-    warnings: list[str] = []
     if api_ready:
-        workers, warnings = asyncio.run(_server_workers(settings))
+        workers, worker_warnings = asyncio.run(_server_workers(settings))
+        warnings += worker_warnings
     return {
         "ok": not problems,
         "api_url": settings.api_url,
@@ -187,7 +327,7 @@ def status(settings: Settings) -> dict[str, Any]:
         "api_ready": api_ready,
         "api": api_detail,
         "database": "embedded" if settings.embedded else redacted(settings.database_url or ""),
-        "components": {name: state for name, (state, _) in states.items()},
+        "components": found,
         "workers": workers,
         "problems": problems,
         "warnings": warnings,
@@ -256,22 +396,44 @@ def _worker_entry(worker: Worker, now: datetime) -> dict[str, Any]:
     }
 
 
-def _component_states(settings: Settings) -> dict[str, tuple[State, bool]]:
-    """name → (state, whether `up` starts it with these settings and this registry)."""
-    states: dict[str, tuple[State, bool]] = {}
-    if settings.embedded:
-        states["embedded-postgresql"] = (embedded_pg.state(settings.data_path), True)
-    states["prefect-server"] = (components.server(settings).state()[0], not settings.external_api)
-    expected_pools = [settings.work_pool, settings.agent_pool]
-    if _declares_pool(settings, settings.warm_pool):
-        expected_pools.append(settings.warm_pool)
-    run_dir = settings.data_path / "run"
-    found = [f.stem.removeprefix("worker-") for f in sorted(run_dir.glob("worker-*.pid"))]
-    for pool in dict.fromkeys([*expected_pools, *found]):
-        state = components.worker(settings, pool).state()[0]
-        states[f"worker-{pool}"] = (state, pool in expected_pools)
-    states["alerts"] = (components.alerts(settings).state()[0], True)
-    webhook = components.webhook(settings).state()[0], _declares_webhook(settings)
-    if webhook != ("stopped", False):  # an undeclared webhook that never ran is no component
-        states["webhook"] = webhook
-    return states
+def _component_states(settings: Settings) -> dict[str, dict[str, Any]]:
+    """supervisord, then every program `up` runs or supervisord knows: its state, pid, uptime,
+    automatic restarts since `up`, the crash loop's reason, and whether `up` starts it."""
+    supervised = Supervisor(_run_dir(settings))
+    now = time.time()
+    state, pid = supervised.process.state()
+    found: dict[str, dict[str, Any]] = {
+        "supervisord": _entry(state, pid, None, Record(), expected=True)
+    }
+    programs = supervised.programs() if state == "running" and supervised.answering() else {}
+    records = read_records(supervised.run_dir)
+    expected = [p.name for p in _programs_declared(settings)]
+    for name in dict.fromkeys([*expected, *programs]):
+        info, record = programs.get(name), records.get(name, Record())
+        shown = info.state.value if info else "stopped"
+        if record.crash_loop and shown in ("stopped", "stopping", "fatal"):
+            shown = "crash-loop"
+        uptime = round(now - info.started_at) if info and info.started_at else None
+        found[name] = _entry(shown, info.pid if info else None, uptime, record, name in expected)
+    return found
+
+
+def _entry(
+    state: str, pid: int | None, uptime: int | None, record: Record, expected: bool
+) -> dict[str, Any]:
+    return {
+        "state": state,
+        "pid": pid,
+        "uptime_seconds": uptime,
+        "restarts": record.restarts,
+        "crash_loop": record.crash_loop,
+        "expected": expected,
+    }
+
+
+def _programs_declared(settings: Settings) -> list[Program]:
+    """The programs `up` would run, without initialising the embedded database."""
+    if not settings.embedded:
+        return _programs(settings)
+    stand_in = Program(EMBEDDED_PG, (), _cwd(settings), _priority(EMBEDDED_PG))
+    return [stand_in, *_programs(settings, with_database=False)]
