@@ -10,6 +10,7 @@ from automates.cli import (
     breaker_cmds,
     browser_cmds,
     hold_cmds,
+    import_cmds,
     journal_cmds,
     platform_cmds,
     registry_cmds,
@@ -39,6 +40,7 @@ app.registered_commands.extend(taskrun_cmds.app.registered_commands)  # runs
 app.add_typer(taskrun_cmds.task_run_app, name="task-run")
 app.add_typer(taskrun_cmds.perimeter_app, name="perimeter")
 app.add_typer(alert_cmds.app, name="alerts")
+app.add_typer(import_cmds.app, name="import")  # import crontab
 app.registered_commands.extend(service_cmds.app.registered_commands)  # install-service
 
 

@@ -152,9 +152,8 @@ def _programs(settings: Settings, with_database: bool = True) -> list[Program]:
     if settings.embedded and with_database:
         postmaster, user = embedded_pg.prepare(settings.data_path)
         # SIGINT is PostgreSQL's fast shutdown: sessions end, nothing is lost.
-        programs.append(
-            Program(EMBEDDED_PG, tuple(postmaster), cwd, _priority(EMBEDDED_PG), user, stop_signal="INT")
-        )
+        priority = _priority(EMBEDDED_PG)
+        programs.append(Program(EMBEDDED_PG, tuple(postmaster), cwd, priority, user, "INT"))
     launched = [SERVER] if not settings.external_api else []
     launched += [f"worker-{pool}" for pool in _expected_pools(settings)]
     launched.append("alerts")
