@@ -85,10 +85,23 @@ def socket_path(run_dir: Path) -> Path:
 
 
 def _value(text: str) -> str:
-    """A config value: supervisord expands `%(name)s`, so a literal % is doubled."""
-    if "\n" in text or "\r" in text:
-        raise PlatformError(f"a supervised program's setting cannot hold a line break: {text!r}")
+    """A config value: supervisord expands `%(name)s` once in most values, so a literal % is
+    doubled; its parser ends a value at ` ;` or ` #` (an inline comment)."""
+    if any(c in text for c in "\n\r\x00") or " ;" in text or " #" in text:
+        raise PlatformError(
+            f"supervisord's config cannot hold {text!r}: a line break, ' ;' or ' #' in it"
+        )
     return text.replace("%", "%%")
+
+
+def _path(path: Path) -> str:
+    """A file or folder: supervisord expands log file names twice, so no % at all."""
+    if "%" in str(path):
+        raise PlatformError(
+            f"{path}: supervisord cannot hold a path with '%' (the data folder, "
+            "AUTOMATES_DATA_DIR, and the checkout must not contain one)"
+        )
+    return _value(str(path))
 
 
 def _command(argv: Sequence[str]) -> str:
@@ -100,17 +113,17 @@ def render_config(run_dir: Path, programs: Sequence[Program], listener: Sequence
     sock = socket_path(run_dir)
     lines = [
         "; Written by `automates up` on every run: edits here are overwritten.",
-        "; Inspect with: supervisorctl -c " + _value(str(run_dir / CONFIG_NAME)) + " status",
+        "; Inspect with: supervisorctl -c " + _path(run_dir / CONFIG_NAME) + " status",
         "[unix_http_server]",
-        f"file={_value(str(sock))}",
+        f"file={_path(sock)}",
         "chmod=0700",
         "",
         "[supervisord]",
-        f"logfile={_value(str(run_dir / 'supervisord.log'))}",
+        f"logfile={_path(run_dir / 'supervisord.log')}",
         "logfile_maxbytes=10MB",
         "logfile_backups=3",
-        f"pidfile={_value(str(run_dir / 'supervisord.daemon.pid'))}",
-        f"childlogdir={_value(str(run_dir))}",
+        f"pidfile={_path(run_dir / 'supervisord.daemon.pid')}",
+        f"childlogdir={_path(run_dir)}",
         "nodaemon=true",
         "silent=true",  # its log goes to logfile only, not also to its stdout
         "",
@@ -118,7 +131,7 @@ def render_config(run_dir: Path, programs: Sequence[Program], listener: Sequence
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
         "",
         "[supervisorctl]",
-        f"serverurl=unix://{_value(str(sock))}",
+        f"serverurl=unix://{_path(sock)}",
         "",
         f"[eventlistener:{LISTENER}]",
         f"command={_command(listener)}",
@@ -128,7 +141,7 @@ def render_config(run_dir: Path, programs: Sequence[Program], listener: Sequence
         "autorestart=true",
         "priority=1",
         "stdout_logfile=NONE",  # its stdout is the event protocol's channel
-        f"stderr_logfile={_value(str(run_dir / (LISTENER + '.log')))}",
+        f"stderr_logfile={_path(run_dir / (LISTENER + '.log'))}",
         "stderr_logfile_maxbytes=10MB",
         "",
     ]
@@ -136,7 +149,7 @@ def render_config(run_dir: Path, programs: Sequence[Program], listener: Sequence
         lines += [
             f"[program:{program.name}]",
             f"command={_command(program.argv)}",
-            f"directory={_value(str(program.directory))}",
+            f"directory={_path(program.directory)}",
             f"priority={program.priority}",
             "autostart=false",
             "autorestart=true",
@@ -148,7 +161,7 @@ def render_config(run_dir: Path, programs: Sequence[Program], listener: Sequence
             "stopasgroup=true",
             "killasgroup=true",
             "redirect_stderr=true",
-            f"stdout_logfile={_value(str(run_dir / (program.name + '.log')))}",
+            f"stdout_logfile={_path(run_dir / (program.name + '.log'))}",
             "stdout_logfile_maxbytes=10MB",
             "stdout_logfile_backups=3",
         ]
