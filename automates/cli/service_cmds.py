@@ -61,6 +61,7 @@ def install_service(
         user_unit=user_unit,
         user_name=user_name,
         path_dirs=(Path(uv).parent,) if uv and ":" not in uv else (),
+        data_dir=_service_data_dir(checkout),
     )
     text = unit.render()
     home = Path.home()
@@ -174,3 +175,11 @@ def _warnings(unit: ServiceUnit) -> list[str]:
                 "that user must be able to read it and write the data folder"
             )
     return found
+
+
+def _service_data_dir(checkout: Path) -> Path | None:
+    """The data folder the service will use: AUTOMATES_DATA_DIR of the checkout's `.env`
+    (relative to the checkout, as the settings read it), or None for the default."""
+    env_file = checkout / ".env"
+    configured = dotenv_values(env_file).get("AUTOMATES_DATA_DIR") if env_file.is_file() else None
+    return (checkout / configured).resolve() if configured else None

@@ -37,6 +37,7 @@ class Launch:
 
     argv: list[str]
     env: dict[str, str]
+    user: str | None = None  # the account it runs as, when started by root
 
 
 def server(settings: Settings) -> Managed:
@@ -266,8 +267,13 @@ def launch(settings: Settings, name: str) -> Launch:
     """The command line and environment of the component `name`, as `up` names it (launch.py
     runs it under supervision). The database URL is read now: a server started before its
     database is ready fails, and supervisord starts it again."""
+    from automates.platform import embedded_pg
     from automates.platform.database import database_url
 
+    if name == "embedded-postgresql":
+        # Prepared at every start: as root, that also gives its system user access again.
+        postmaster, user = embedded_pg.prepare(settings.data_path)
+        return Launch(postmaster, dict(os.environ), user)
     if name == "prefect-server":
         return server_launch(settings, database_url(settings))
     if name == "alerts":

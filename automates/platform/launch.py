@@ -11,6 +11,7 @@ backs off and tries again, and the crash watch stops it if that goes on.
 from __future__ import annotations
 
 import os
+import pwd
 import sys
 
 
@@ -33,6 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     # supervisord's variables name its control socket: the component (and the flow runs a
     # worker starts) have no business with it.
     env = {k: v for k, v in launch.env.items() if not k.startswith("SUPERVISOR_")}
+    if launch.user is not None:  # PostgreSQL refuses to run as root
+        account = pwd.getpwnam(launch.user)
+        os.initgroups(launch.user, account.pw_gid)
+        os.setgid(account.pw_gid)
+        os.setuid(account.pw_uid)
     os.execvpe(launch.argv[0], launch.argv, env)
 
 

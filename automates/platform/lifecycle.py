@@ -85,6 +85,7 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
 
     if settings.embedded:
         say("starting the embedded PostgreSQL")
+        embedded_pg.prepare(settings.data_path)  # the first initdb, with its error in full
         _start(supervised, EMBEDDED_PG, report)
         _wait_database(settings, supervised)
         embedded_pg.create_database(settings.data_path)
@@ -145,24 +146,26 @@ def _listener_argv() -> list[str]:
     return [sys.executable, "-m", "automates.platform.crash_watch"]
 
 
-def _programs(settings: Settings, with_database: bool = True) -> list[Program]:
-    """What `up` runs with these settings and this registry, in start order."""
-    cwd = _cwd(settings)
-    programs = []
-    if settings.embedded and with_database:
-        postmaster, user = embedded_pg.prepare(settings.data_path)
-        # SIGINT is PostgreSQL's fast shutdown: sessions end, nothing is lost.
-        priority = _priority(EMBEDDED_PG)
-        programs.append(Program(EMBEDDED_PG, tuple(postmaster), cwd, priority, user, "INT"))
-    launched = [SERVER] if not settings.external_api else []
+def _programs(settings: Settings) -> list[Program]:
+    """What `up` runs with these settings and this registry, in start order. Each starts
+    through launch.py, which reads the settings then."""
+    launched = [EMBEDDED_PG] if settings.embedded else []
+    launched += [SERVER] if not settings.external_api else []
     launched += [f"worker-{pool}" for pool in _expected_pools(settings)]
     launched.append("alerts")
     if _declares_webhook(settings):  # no automate takes webhook runs: no port opened
         launched.append(WEBHOOK)
-    for name in launched:
-        launcher = (sys.executable, "-m", "automates.platform.launch", name)
-        programs.append(Program(name, launcher, cwd, _priority(name)))
-    return programs
+    return [
+        Program(
+            name,
+            (sys.executable, "-m", "automates.platform.launch", name),
+            _cwd(settings),
+            _priority(name),
+            # SIGINT is PostgreSQL's fast shutdown: sessions end, nothing is lost.
+            stop_signal="INT" if name == EMBEDDED_PG else "TERM",
+        )
+        for name in launched
+    ]
 
 
 def _expected_pools(settings: Settings) -> list[str]:
@@ -406,7 +409,7 @@ def _component_states(settings: Settings) -> dict[str, dict[str, Any]]:
     }
     programs = supervised.programs() if state == "running" and supervised.answering() else {}
     records = read_records(supervised.run_dir)
-    expected = [p.name for p in _programs_declared(settings)]
+    expected = [p.name for p in _programs(settings)]
     for name in dict.fromkeys([*expected, *programs]):
         info, record = programs.get(name), records.get(name, Record())
         shown = info.state.value if info else "stopped"
@@ -428,11 +431,3 @@ def _entry(
         "crash_loop": record.crash_loop,
         "expected": expected,
     }
-
-
-def _programs_declared(settings: Settings) -> list[Program]:
-    """The programs `up` would run, without initialising the embedded database."""
-    if not settings.embedded:
-        return _programs(settings)
-    stand_in = Program(EMBEDDED_PG, (), _cwd(settings), _priority(EMBEDDED_PG))
-    return [stand_in, *_programs(settings, with_database=False)]

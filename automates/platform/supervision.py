@@ -66,7 +66,6 @@ class Program:
     argv: tuple[str, ...]
     directory: Path
     priority: int  # lower starts first and stops last
-    user: str | None = None  # set only when supervisord runs as root
     stop_signal: str = "TERM"
 
 
@@ -165,8 +164,6 @@ def render_config(run_dir: Path, programs: Sequence[Program], listener: Sequence
             "stdout_logfile_maxbytes=10MB",
             "stdout_logfile_backups=3",
         ]
-        if program.user:
-            lines.append(f"user={program.user}")
         lines.append("")
     return "\n".join(lines)
 

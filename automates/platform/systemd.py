@@ -1,8 +1,9 @@
 """A systemd unit that brings the layer back after a reboot: its inputs and its text.
 
-The layer's components are detached processes that `automates up` starts (idempotently) and
-`automates down` stops, so the unit is a oneshot that remains active after `up` returns; the
-components live in the unit's control group, and systemd kills any left after `down`.
+`automates up` starts supervisord (detached, with a pid file), which runs and restarts every
+process of the layer, and returns; `automates down` stops them all. So the unit is a forking
+one whose main process is supervisord: systemd restarts the layer if supervisord itself dies,
+the processes live in the unit's control group, and systemd kills any left after `down`.
 
 Pure rendering: the CLI finds the checkout, the user and the files, and writes the text. Every
 value is escaped per systemd.syntax(7): `%` starts a specifier everywhere, `$` a variable in
@@ -39,6 +40,7 @@ class ServiceUnit:
     user_unit: bool = False  # a unit of the user's own systemd instance, not of the system's
     user_name: str | None = None  # the account a system unit runs as
     path_dirs: tuple[Path, ...] = field(default=())  # put before SYSTEM_PATH (where uv is)
+    data_dir: Path | None = None  # the layer's data folder (AUTOMATES_DATA_DIR); None: .data
     start_timeout_seconds: int = 300  # a cold `up`: uv sync, initdb, the server's migrations
     stop_timeout_seconds: int = 120  # `down` gives each stage 15 s before it kills
 
@@ -58,7 +60,7 @@ class ServiceUnit:
             raise ServiceUnitError("a system unit needs the account it runs as (--user-name)")
         if self.user_name is not None and not _USER_NAME.fullmatch(self.user_name):
             raise ServiceUnitError(f"--user-name {self.user_name!r} is not a valid user name")
-        for path in (self.checkout, *self.path_dirs):
+        for path in (self.checkout, self.pid_file, *self.path_dirs):
             path_value(path)  # refuses what a unit cannot hold
         for path in self.path_dirs:
             if ":" in str(path):
@@ -77,6 +79,11 @@ class ServiceUnit:
         return self.checkout / ".env"
 
     @property
+    def pid_file(self) -> Path:
+        """supervisord's pid file (automates/platform/supervision.py): the unit's main process."""
+        return (self.data_dir or self.checkout / ".data") / "run" / "supervisord.pid"
+
+    @property
     def up_script(self) -> Path:
         return self.checkout / "scripts" / "up"
 
@@ -93,7 +100,16 @@ class ServiceUnit:
         if not self.user_unit:
             # A user manager has no network-online.target: only the system's can wait for it.
             unit += ["Wants=network-online.target", "After=network-online.target"]
-        service = ["[Service]", "Type=oneshot", "RemainAfterExit=yes"]
+        # `up` starts supervisord, which runs (and restarts) every process of the layer, and
+        # returns; supervisord is then the unit's main process. If it dies, systemd stops what
+        # is left (`down`, then the control group) and starts the layer again.
+        service = [
+            "[Service]",
+            "Type=forking",
+            f"PIDFile={path_value(self.pid_file)}",
+            "Restart=on-failure",
+            "RestartSec=5",
+        ]
         if self.user_name is not None:
             service.append(f"User={self.user_name}")
         service += [

@@ -26,7 +26,7 @@ def test_commands_paths_and_policy_survive_supervisords_parser(tmp_path: Path) -
     run_dir.mkdir(parents=True)
     argv = ("/usr/bin/python3", "-m", "x", "a b", "50%", "it's", "", "$HOME", "#not a comment")
     programs = [
-        Program("embedded-postgresql", ("/pg/postgres", "-h", ""), run_dir, 10, None, "INT"),
+        Program("embedded-postgresql", ("/pg/postgres", "-h", ""), run_dir, 10, "INT"),
         Program("worker-local", argv, run_dir, 30),
     ]
     options = parsed(run_dir, programs)

@@ -92,8 +92,10 @@ def test_system_unit(tmp_path: Path) -> None:
     assert parsed.sections() == ["Unit", "Service", "Install"]
     assert parsed["Unit"]["Wants"] == parsed["Unit"]["After"] == "network-online.target"
     service = parsed["Service"]
-    assert service["Type"] == "oneshot"
-    assert service["RemainAfterExit"] == "yes"
+    # supervisord, started by `up`, is the main process: systemd restarts the layer if it dies.
+    assert service["Type"] == "forking"
+    assert service["PIDFile"] == f"{REPO}/.data/run/supervisord.pid"
+    assert service["Restart"] == "on-failure"
     assert service["User"] == ME
     assert service["WorkingDirectory"] == str(REPO)
     assert service["EnvironmentFile"] == f"-{REPO}/.env"  # optional: `-`
