@@ -1,5 +1,6 @@
 """Killing the layer's own processes while runs are in flight, on a layer `automates up` started
-on embedded defaults, recovered by `automates up` as an operator would (issue 12, finding 2).
+on embedded defaults, recovered by its supervision alone: nobody runs `up` again (issues 12
+and 14).
 
 Killed: the process worker's whole process group and the agent dispatcher mid-run, the
 embedded PostgreSQL's postmaster while runs are being submitted, the Prefect server while a
@@ -78,8 +79,31 @@ class Layer:
         assert done.returncode == 0, done.stdout + done.stderr
         return json.loads(done.stdout)
 
+    def status(self) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "automates.cli", "status", "--json"],
+            env=self.env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode in (0, 1), done.stdout + done.stderr
+        return json.loads(done.stdout)
+
     def pid_of(self, component: str) -> int:
-        return int((self.data / "run" / f"{component}.pid").read_text())
+        return int(self.status()["components"][component]["pid"])
+
+    def recovered(self, killed: dict[str, int]) -> Any:
+        """Wait until supervision has every killed component running again (a new pid) and
+        the whole layer is ok; the status then."""
+
+        def back() -> Any:
+            report = self.status()
+            found = report["components"]
+            again = all(
+                found[name]["state"] == "running" and found[name]["pid"] != pid
+                for name, pid in killed.items()
+            )
+            return report if again and report["ok"] else None
+
+        return wait_for(back, RECOVERY_BOUND_SECONDS, f"supervision to restart {list(killed)}")
 
     def api(self, call: Any) -> Any:
         async def go() -> Any:
@@ -249,20 +273,20 @@ def test_worker_dispatcher_and_database_killed_while_runs_are_in_flight(layer: L
     held = layer.start_run("script/long")
     agent_run, cli_pids = _hanging_task_run(layer)
     wait_for(lambda: layer.starts()[str(held)], 120, "the long run's command to start")
-    os.killpg(os.getpgid(layer.pid_of("worker-local")), signal.SIGKILL)  # worker and its runs
+    down = {name: layer.pid_of(name) for name in ("worker-local", "worker-agents")}
+    os.killpg(os.getpgid(down["worker-local"]), signal.SIGKILL)  # worker and its runs
     # The dispatcher dies hard; its CLI (its own process group) with it.
-    os.killpg(os.getpgid(layer.pid_of("worker-agents")), signal.SIGKILL)
+    os.killpg(os.getpgid(down["worker-agents"]), signal.SIGKILL)
     for pid in map(int, cli_pids.read_text().split()):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
 
     submitted = [layer.start_run("script/short") for _ in range(6)]
-    postmaster = int((embedded_pg.pgdata(layer.data) / "postmaster.pid").read_text().split()[0])
-    os.kill(postmaster, signal.SIGKILL)  # while the runs are being taken and submitted
-    wait_for(lambda: embedded_pg.state(layer.data) == "dead", 120, "the postmaster to be gone")
+    down["embedded-postgresql"] = layer.pid_of("embedded-postgresql")  # the postmaster
+    os.kill(down["embedded-postgresql"], signal.SIGKILL)  # while runs are taken and submitted
 
-    recovered = layer.automates("up")  # what an operator (or a supervisor) does
-    assert {"embedded-postgresql", "worker-local", "worker-agents"} <= set(recovered["started"])
+    status = layer.recovered(down)  # by supervision: nobody runs `up`
+    assert all(status["components"][name]["restarts"] >= 1 for name in down), status
 
     runs = [held, agent_run, *submitted]
     found = layer.settle(runs)
@@ -289,7 +313,8 @@ def test_server_killed_while_a_run_is_running(layer: Layer) -> None:
         120,
         "the short run's command to start",
     )
-    os.killpg(os.getpgid(layer.pid_of("prefect-server")), signal.SIGKILL)
+    server = layer.pid_of("prefect-server")
+    os.killpg(os.getpgid(server), signal.SIGKILL)
     command = int(line.split()[1])
 
     def command_ended() -> bool:
@@ -299,9 +324,9 @@ def test_server_killed_while_a_run_is_running(layer: Layer) -> None:
             return True
         return False
 
-    wait_for(command_ended, 120, "the run's command to end while the server is down")
-    recovered = layer.automates("up")
-    assert "prefect-server" in recovered["started"]
+    wait_for(command_ended, 120, "the run's command to end")
+    status = layer.recovered({"prefect-server": server})  # by supervision: nobody runs `up`
+    assert status["components"]["prefect-server"]["restarts"] == 1
 
     found = layer.settle([run])
     assert _final(found[run])
