@@ -18,9 +18,11 @@ protocol's channel, so everything it says goes to stderr (its log).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import xmlrpc.client
@@ -28,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from automates.alerts import catalog
 from automates.alerts.outbox import Alert
@@ -49,6 +53,10 @@ class Record:
     recent: tuple[float, ...] = ()  # epoch seconds of the restarts inside the window
     crash_loop: str | None = None  # why it was stopped, while it stays stopped
     recovering: bool = False  # started by hand after a crash loop, not yet running
+    # The running process and its start time (psutil's), so that `up` can stop it should
+    # supervisord die and leave it orphaned.
+    pid: int | None = None
+    pid_started: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +64,8 @@ class Record:
             "recent": list(self.recent),
             "crash_loop": self.crash_loop,
             "recovering": self.recovering,
+            "pid": self.pid,
+            "pid_started": self.pid_started,
         }
 
     @classmethod
@@ -65,6 +75,8 @@ class Record:
             recent=tuple(float(t) for t in data.get("recent", ())),
             crash_loop=data.get("crash_loop"),
             recovering=bool(data.get("recovering", False)),
+            pid=data.get("pid"),
+            pid_started=data.get("pid_started"),
         )
 
 
@@ -84,6 +96,35 @@ class CrashLoopRule:
             f"was restarted {len(recent)} times within {self.window_seconds:g} s "
             f"(more than {self.max_restarts})"
         )
+
+
+def started_at(pid: int | None) -> float | None:
+    """When the process began (psutil's create time): a pid plus this names one process."""
+    if pid is None:
+        return None
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def stop_orphans(run_dir: Path, grace_seconds: float = 15.0) -> list[str]:
+    """Stop the process groups of programs a dead supervisord left running (each checked by
+    its pid and start time, so a reused pid is never hit); the names of those stopped."""
+    found = {}
+    for name, record in read_records(run_dir).items():
+        if record.pid is not None and started_at(record.pid) == record.pid_started:
+            found[name] = record.pid
+    for pid in found.values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in found.values()):
+        time.sleep(0.1)
+    for pid in found.values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    return sorted(found)
 
 
 def read_records(run_dir: Path) -> dict[str, Record]:
@@ -133,9 +174,12 @@ class CrashWatch:
         elif state == "STARTING" and before in _BY_HAND:
             record = replace(record, recent=(), recovering=record.crash_loop is not None)
             record = replace(record, crash_loop=None)
-        elif state == "RUNNING" and record.recovering:
-            record = replace(record, recovering=False)
-            self._send(catalog.component_recovered(name))
+        elif state == "RUNNING":
+            pid = int(headers.get("pid", 0)) or None
+            record = replace(record, pid=pid, pid_started=started_at(pid))
+            if record.recovering:
+                record = replace(record, recovering=False)
+                self._send(catalog.component_recovered(name))
         else:
             return
         records[name] = record

@@ -21,7 +21,7 @@ import httpx
 from automates.alerts.heartbeat import pool_problems, pools_needed, worker_live
 from automates.errors import PlatformError, ServerError
 from automates.platform import components, embedded_pg
-from automates.platform.crash_watch import STATE_FILE, Record, read_records
+from automates.platform.crash_watch import STATE_FILE, Record, read_records, stop_orphans
 from automates.platform.database import database_url
 from automates.platform.processes import Managed, stop_together
 from automates.platform.supervision import ALIVE, Program, Supervisor, render_config
@@ -78,7 +78,7 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
         report.reused.append("supervisord")
     else:
         say("starting supervisord")
-        _take_over_unsupervised(settings)
+        _clear_leftovers(settings)
         (supervised.run_dir / STATE_FILE).unlink(missing_ok=True)  # restarts since this `up`
         supervised.start(_supervisord_argv(), components.prefect_env(settings), _cwd(settings), 30)
         report.started.append("supervisord")
@@ -226,10 +226,12 @@ def _check_alive(supervised: Supervisor, name: str) -> None:
         )
 
 
-def _take_over_unsupervised(settings: Settings) -> None:
-    """Stop what an earlier, unsupervised `up` left running (pid files of its own, or the
+def _clear_leftovers(settings: Settings) -> None:
+    """Before a fresh supervisord: stop the programs a supervisord that died left running,
+    and what an unsupervised `up` of an earlier version left (pid files of its own, the
     embedded PostgreSQL started by pg_ctl), so that the supervised programs can take over."""
     run_dir = _run_dir(settings)
+    stop_orphans(run_dir)
     legacy = [
         Managed(f.stem, run_dir)
         for f in sorted(run_dir.glob("*.pid"))
@@ -413,7 +415,7 @@ def _component_states(settings: Settings) -> dict[str, dict[str, Any]]:
     for name in dict.fromkeys([*expected, *programs]):
         info, record = programs.get(name), records.get(name, Record())
         shown = info.state.value if info else "stopped"
-        if record.crash_loop and shown in ("stopped", "stopping", "fatal"):
+        if record.crash_loop and shown in ("stopped", "fatal"):
             shown = "crash-loop"
         uptime = round(now - info.started_at) if info and info.started_at else None
         found[name] = _entry(shown, info.pid if info else None, uptime, record, name in expected)

@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
+import psutil
 
 from automates.server.client import prefect_client
 from tests.conftest import REPO, free_port, shipped_registry
@@ -208,6 +209,20 @@ def test_every_process_killed_comes_back_by_itself_and_a_crash_loop_stops(tmp_pa
         assert status["ok"], status
         assert status["components"]["worker-local"]["crash_loop"] is None
         _alert_delivered(env, "component_recovered")
+
+        # supervisord itself killed: its programs run on, unwatched; `status` says so, and
+        # `up` stops those orphans (by pid and start time) and starts everything afresh.
+        orphans = {n: e["pid"] for n, e in status["components"].items() if n != "supervisord"}
+        os.kill(status["components"]["supervisord"]["pid"], signal.SIGKILL)
+        report = _status_when(env, lambda r: r["components"]["supervisord"]["state"] == "dead")
+        assert (
+            "supervisord is dead (its process is gone): `automates up` restarts it"
+            in (report["problems"])
+        )
+        fresh = automates(env, "up", "--no-sync")
+        assert fresh["started"] == ["supervisord", *orphans], fresh
+        assert not any(psutil.pid_exists(pid) for pid in orphans.values()), orphans
+        assert _status_when(env, lambda r: r["ok"])["ok"]
     finally:
         automates(env, "down")
 
