@@ -342,6 +342,19 @@ class Settings(BaseSettings):
         description="A scheduled run this late and still not started means the layer is not "
         "healthy (the scheduler or the workers are behind).",
     )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis (redis:// or rediss://) for the highly available profile: with it, "
+        "the Prefect API runs as api_workers processes and its services as their own process, "
+        "sharing events, leases and the scheduler's queue through Redis. Needs an external "
+        "PostgreSQL (database_url).",
+    )
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Prefect API processes; more than 1 needs redis_url and database_url.",
+    )
     crash_loop_restarts: int = Field(
         default=5,
         ge=1,

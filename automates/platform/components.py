@@ -9,6 +9,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -18,17 +19,21 @@ from urllib.parse import urlsplit
 import httpx
 
 from automates.errors import PlatformError
+from automates.platform import ha
 from automates.platform.processes import Managed
 from automates.platform.run_env import run_environment, without_secrets
 from automates.server.unresponsive import HEARTBEAT_SECONDS
 from automates.settings import Settings
-from automates.store.urls import prefect_server_url
+from automates.store.urls import mask_passwords, prefect_server_url
 from workers.process import worker_argv
 
+# Prefect's CLI with the server's workarounds (prefect_patches), as `prefect server ...`.
+SERVER_MAIN = (sys.executable, "-m", "automates.platform.server_main", "server")
 # Connections the Prefect server keeps open to its database: one per deployment sync writes at
 # once (WRITE_CONCURRENCY in automates/server/deploy.py) would be 32; 20 covers the writes
 # with Prefect's 10 overflow connections on top, well under PostgreSQL's 100.
 SERVER_POOL_SIZE = 20
+SERVER_POOL_OVERFLOW = 10  # Prefect's default
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,12 @@ def ready(api_url: str) -> bool:
 
 def server_launch(settings: Settings, database_url: str) -> Launch:
     """The Prefect server's command line and environment, on `database_url`."""
+    pool_size, overflow = SERVER_POOL_SIZE, SERVER_POOL_OVERFLOW
+    if ha.enabled(settings):
+        # Each API process and the services process hold a pool: together they must stay
+        # within PostgreSQL's max_connections (100 by default) beside the store's engines.
+        pool_size = max(5, SERVER_POOL_SIZE // (settings.api_workers + 1))
+        overflow = 5
     env = prefect_env(
         settings,
         PREFECT_API_DATABASE_CONNECTION_URL=prefect_server_url(database_url),
@@ -136,12 +147,46 @@ def server_launch(settings: Settings, database_url: str) -> Launch:
         # Prefect's pool keeps 5 connections and opens up to 10 more per burst, closing each
         # after its request: a cold sync would wait on connections more than on work.
         PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE=os.environ.get(
-            "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE", str(SERVER_POOL_SIZE)
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE", str(pool_size)
         ),
+        PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW=os.environ.get(
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW", str(overflow)
+        ),
+        **ha.server_environment(settings),
     )
-    argv = [sys.executable, "-m", "automates.platform.server_main", "server", "start"]
-    argv += ["--host", settings.server_host, "--port", str(settings.server_port)]
+    argv = [*SERVER_MAIN, "start", "--host", settings.server_host]
+    argv += ["--port", str(settings.server_port)]
+    if ha.enabled(settings):  # the API only, in N processes; the services run on their own
+        argv += ["--workers", str(settings.api_workers), "--no-services"]
     return Launch(argv, env)
+
+
+def services_launch(settings: Settings, database_url: str) -> Launch:
+    """The Prefect server's background services (scheduler, late runs, automations...) as a
+    process of their own: the highly available profile (ha.py)."""
+    env = server_launch(settings, database_url).env
+    return Launch([*SERVER_MAIN, "services", "start"], env)
+
+
+def prepare_server_database(settings: Settings, database_url: str, timeout: float = 600.0) -> None:
+    """Run Prefect's migrations and block registration once, before any API process starts
+    (the highly available profile turns off each API process's own: server_setup.py)."""
+    env = server_launch(settings, database_url).env
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "automates.platform.server_setup"],
+            env=env, cwd=settings.project_root, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as error:
+        raise PlatformError(
+            f"Prefect's migrations and block registration did not end within {timeout:.0f} s"
+        ) from error
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+        raise PlatformError(
+            f"Prefect's migrations or block registration failed:\n{mask_passwords(tail)}"
+        )
 
 
 def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -> bool:
@@ -276,6 +321,8 @@ def launch(settings: Settings, name: str) -> Launch:
         return Launch(postmaster, dict(os.environ), user)
     if name == "prefect-server":
         return server_launch(settings, database_url(settings))
+    if name == "prefect-services":
+        return services_launch(settings, database_url(settings))
     if name == "alerts":
         return alerts_launch(settings)
     if name == "webhook":

@@ -8,6 +8,7 @@ lives in the data folder so it survives `down` and a later `up`.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import httpx
 
 from automates.alerts.heartbeat import pool_problems, pools_needed, worker_live
 from automates.errors import PlatformError, ServerError
-from automates.platform import components, embedded_pg
+from automates.platform import components, embedded_pg, ha
 from automates.platform.crash_watch import STATE_FILE, Record, read_records, stop_orphans
 from automates.platform.database import database_url
 from automates.platform.processes import Managed, stop_together
@@ -65,8 +66,10 @@ class UpReport:
 def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -> UpReport:
     say = step or (lambda message: None)
     report = UpReport(ui_url=settings.ui_url, api_url=settings.api_url, database="")
+    ha.check(settings, os.environ)  # before anything starts
     if not settings.external_api:
-        components.check_server_bind(settings)  # before anything starts
+        components.check_server_bind(settings)
+    ha.check_redis(settings)
     supervised = Supervisor(_run_dir(settings))
     programs = {p.name: p for p in _programs(settings)}
     changed = supervised.write_config(
@@ -100,11 +103,19 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
         engine.dispose()
 
     if not settings.external_api:
-        say(f"starting the Prefect server on {settings.api_url}")
-        if supervised.programs()[SERVER].state not in ALIVE:
+        server_down = supervised.programs()[SERVER].state not in ALIVE
+        if server_down:
             components.check_server_port(settings)
+        if server_down and ha.enabled(settings):
+            say("preparing Prefect's database (once, before its API processes)")
+            components.prepare_server_database(settings, url)
+        say(f"starting the Prefect server on {settings.api_url}")
         _start(supervised, SERVER, report)
         _wait_api(settings, supervised)
+        if ha.enabled(settings):
+            say("starting Prefect's services (scheduler, automations, ...) on their own")
+            _start(supervised, SERVICES, report)
+            supervised.wait_running([SERVICES], timeout=STARTUP_SECONDS)
     else:
         ready, detail = asyncio.run(components.api_ready(settings.api_url))
         if not ready:
@@ -114,7 +125,7 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
         say("syncing the registry")
         report.sync = asyncio.run(sync(settings, url))
 
-    rest = [name for name in programs if name not in (EMBEDDED_PG, SERVER)]
+    rest = [name for name in programs if name not in (EMBEDDED_PG, SERVER, SERVICES)]
     say(f"starting {', '.join(rest)}")
     for name in rest:
         _start(supervised, name, report)
@@ -126,6 +137,7 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
 
 EMBEDDED_PG = "embedded-postgresql"
 SERVER = "prefect-server"
+SERVICES = "prefect-services"  # the highly available profile's (ha.py)
 WEBHOOK = "webhook"
 STARTUP_SECONDS = 90.0  # a cold server runs Prefect's migrations; a loaded machine is slow
 
@@ -151,6 +163,7 @@ def _programs(settings: Settings) -> list[Program]:
     through launch.py, which reads the settings then."""
     launched = [EMBEDDED_PG] if settings.embedded else []
     launched += [SERVER] if not settings.external_api else []
+    launched += [SERVICES] if ha.enabled(settings) else []
     launched += [f"worker-{pool}" for pool in _expected_pools(settings)]
     launched.append("alerts")
     if _declares_webhook(settings):  # no automate takes webhook runs: no port opened
@@ -285,7 +298,9 @@ def down(settings: Settings) -> list[str]:
 
 def _priority(name: str) -> int:
     """supervisord's order: lower starts first and stops last."""
-    return {EMBEDDED_PG: 10, SERVER: 20}.get(name, 30 if name.startswith("worker-") else 40)
+    return {EMBEDDED_PG: 10, SERVER: 20, SERVICES: 25}.get(
+        name, 30 if name.startswith("worker-") else 40
+    )
 
 
 def status(settings: Settings) -> dict[str, Any]:

@@ -48,14 +48,15 @@ BASICS = frozenset(
 # The server's own settings (its database URL, its API auth string) stay with the server.
 SERVER_ONLY_PREFIXES = ("PREFECT_API_DATABASE_", "PREFECT_SERVER_")
 # Settings of the layer that are credentials: the database URL (a run reaches the store
-# through the store block), the webhook's token, the gate's worker credential and the heartbeat
-# ping URL (whoever holds it can fake the layer's pings).
+# through the store block), the webhook's token, the gate's worker credential, the heartbeat
+# ping URL (whoever holds it can fake the layer's pings) and Redis's URL (its password).
 SECRET_SETTINGS = frozenset(
     {
         "AUTOMATES_DATABASE_URL",
         "AUTOMATES_WEBHOOK_TOKEN",
         "AUTOMATES_GATE_WORKER_TOKEN",
         "AUTOMATES_HEARTBEAT_URL",
+        "AUTOMATES_REDIS_URL",
     }
 )
 
