@@ -160,9 +160,16 @@ def test_two_api_processes_and_a_services_process_run_every_run_and_tick_once(
 
 
 def _api_processes(server: int) -> list[int]:
-    """The uvicorn workers of the server (its children that serve, not the tracker)."""
-    children = psutil.Process(server).children()
-    return sorted(c.pid for c in children if "spawn_main" in " ".join(c.cmdline()))
+    """The uvicorn workers of the server (its children that serve, not the tracker); a killed
+    one not yet reaped (a zombie) is not one."""
+    found = []
+    for child in psutil.Process(server).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                found.append(child.pid)
+        except psutil.Error:  # gone, or a zombie, between the listing and the look
+            continue
+    return sorted(found)
 
 
 def _running_again(env: dict[str, str], name: str, old: int) -> bool:

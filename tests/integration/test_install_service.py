@@ -55,7 +55,8 @@ def test_writes_refuses_to_replace_and_keeps_secrets_out(tmp_path: Path) -> None
     assert report["state"] == "written"
     assert unit_file.read_text() == report["unit"]
     unit = sections(report["unit"])
-    assert unit["Service"]["Type"] == "oneshot"
+    assert unit["Service"]["Type"] == "forking"  # supervisord, which `up` starts, is its main
+    assert unit["Service"]["PIDFile"].endswith("/run/supervisord.pid")
     assert unit["Service"]["ExecStart"] == f'"{REPO}/scripts/up"'
     assert unit["Service"]["EnvironmentFile"] == f"-{REPO}/.env"
     assert unit["Install"]["WantedBy"] == "multi-user.target"

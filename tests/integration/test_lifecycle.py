@@ -194,8 +194,10 @@ def test_every_process_killed_comes_back_by_itself_and_a_crash_loop_stops(tmp_pa
             _kill_group(entry["pid"])
             _status_when(env, partial(_back_or_stopped, old=entry["pid"]))
         assert entry["state"] == "crash-loop", report
-        assert entry["restarts"] == 6 and entry["pid"] is None
-        assert "6 times within 600 s" in entry["crash_loop"]
+        # 6 restarts within the window: ours, plus any the database's restart caused (a worker
+        # may exit while its database is away, and is restarted too).
+        assert entry["restarts"] >= 6 and entry["pid"] is None
+        assert re.search(r"was restarted ([6-9]|\d\d) times within 600 s", entry["crash_loop"])
         assert not report["ok"]
         [problem] = report["problems"]
         assert problem.startswith("worker-local is stopped in a crash loop")

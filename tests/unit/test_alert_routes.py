@@ -138,8 +138,11 @@ def test_missing_and_malformed_secrets_name_the_route_never_the_value(
 
 
 def test_kinds_conditions_and_signatures() -> None:
-    migration = importlib.import_module("automates.store.migrations.versions.0008_alerts")
-    assert set(migration.KINDS) == set(ALERT_KINDS)
+    latest = importlib.import_module("automates.store.migrations.versions.0009_component_alerts")
+    assert latest.AFTER == ALERT_KINDS  # the CHECK list the migrations leave: every kind
+    assert condition(AlertKind.COMPONENT_RECOVERED, "alerts") == condition(
+        AlertKind.COMPONENT_CRASH_LOOP, "alerts"
+    )
     assert condition(AlertKind.BREAKER_CLOSED, "a") == condition(AlertKind.BREAKER_OPENED, "a")
     assert condition(AlertKind.RUN_FAILED, "a") is None
     first = Alert(AlertKind.MISSED_TICK, "a", "t", "b", reason="missed at 2026-12-04T10:00:00Z")
