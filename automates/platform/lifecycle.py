@@ -38,6 +38,8 @@ from automates.sync import sync
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import Worker
 
+    from automates.registry.model import Automate
+
 Step = Callable[[str], None]
 # `status` reads the server's work pools and workers within this bound, or says it could not.
 WORKERS_TIMEOUT_SECONDS = 15.0
@@ -164,9 +166,13 @@ def _programs(settings: Settings) -> list[Program]:
     launched = [EMBEDDED_PG] if settings.embedded else []
     launched += [SERVER] if not settings.external_api else []
     launched += [SERVICES] if ha.enabled(settings) else []
-    launched += [f"worker-{pool}" for pool in _expected_pools(settings)]
+    deployable = _deployable(settings)  # read once
+    pools = [settings.work_pool, settings.agent_pool]
+    if any(a.work_pool == settings.warm_pool for a in deployable):  # else a wasted process
+        pools.append(settings.warm_pool)
+    launched += [f"worker-{pool}" for pool in pools]
     launched.append("alerts")
-    if _declares_webhook(settings):  # no automate takes webhook runs: no port opened
+    if any(a.webhook for a in deployable):  # no automate takes webhook runs: no port opened
         launched.append(WEBHOOK)
     return [
         Program(
@@ -181,49 +187,41 @@ def _programs(settings: Settings) -> list[Program]:
     ]
 
 
-def _expected_pools(settings: Settings) -> list[str]:
-    pools = [settings.work_pool, settings.agent_pool]
-    if _declares_pool(settings, settings.warm_pool):  # an idle warm worker is a wasted process
-        pools.append(settings.warm_pool)
-    return pools
-
-
 def _start(supervised: Supervisor, name: str, report: UpReport) -> None:
     started = supervised.start_program(name)
     (report.started if started else report.reused).append(name)
 
 
 def _wait_database(settings: Settings, supervised: Supervisor) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while embedded_pg.running_url(settings.data_path) is None:
-        _check_alive(supervised, EMBEDDED_PG)
-        if time.monotonic() > deadline:
-            raise PlatformError(
-                f"the embedded PostgreSQL was not ready after {STARTUP_SECONDS:.0f} s:\n"
-                f"{Managed(EMBEDDED_PG, supervised.run_dir).log_tail()}"
-            )
-        time.sleep(0.2)
+    _wait_until(
+        supervised,
+        EMBEDDED_PG,
+        lambda: embedded_pg.running_url(settings.data_path) is not None,
+        "was not ready",
+    )
 
 
 def _wait_api(settings: Settings, supervised: Supervisor) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not components.ready(settings.api_url):
-        _check_alive(supervised, SERVER)
-        if time.monotonic() > deadline:
-            raise PlatformError(
-                f"the Prefect server was not ready after {STARTUP_SECONDS:.0f} s (/api/ready):\n"
-                f"{Managed(SERVER, supervised.run_dir).log_tail()}"
-            )
-        time.sleep(0.5)
+    _wait_until(
+        supervised, SERVER, lambda: components.ready(settings.api_url), "was not ready (/api/ready)"
+    )
 
 
 def _wait_port(supervised: Supervisor, name: str, address: str) -> None:
+    _wait_until(supervised, name, lambda: components.port_taken(address), f"did not open {address}")
+
+
+def _wait_until(
+    supervised: Supervisor, name: str, condition: Callable[[], bool], failure: str
+) -> None:
+    """Wait until `condition` holds, failing at once if supervisord gave up on the program,
+    or after STARTUP_SECONDS, with the tail of the program's log."""
     deadline = time.monotonic() + STARTUP_SECONDS
-    while not components.port_taken(address):
+    while not condition():
         _check_alive(supervised, name)
         if time.monotonic() > deadline:
             raise PlatformError(
-                f"the {name} did not open {address}:\n"
+                f"{name} {failure} after {STARTUP_SECONDS:.0f} s:\n"
                 f"{Managed(name, supervised.run_dir).log_tail()}"
             )
         time.sleep(0.3)
@@ -243,37 +241,32 @@ def _clear_leftovers(settings: Settings) -> None:
     """Before a fresh supervisord: stop the programs a supervisord that died left running,
     and what an unsupervised `up` of an earlier version left (pid files of its own, the
     embedded PostgreSQL started by pg_ctl), so that the supervised programs can take over."""
-    run_dir = _run_dir(settings)
-    stop_orphans(run_dir)
-    legacy = [
-        Managed(f.stem, run_dir)
-        for f in sorted(run_dir.glob("*.pid"))
-        if not f.stem.startswith("supervisord")
-    ]
-    stop_together(legacy)
+    stop_orphans(_run_dir(settings))
+    stop_together(_unsupervised(settings))
     if settings.embedded:
         embedded_pg.stop(settings.data_path)
 
 
-def _declares_webhook(settings: Settings) -> bool:
+def _unsupervised(settings: Settings) -> list[Managed]:
+    """What an unsupervised `up` of an earlier version left: a pid file per process."""
+    run_dir = _run_dir(settings)
+    return [
+        Managed(f.stem, run_dir)
+        for f in sorted(run_dir.glob("*.pid"))
+        if not f.stem.startswith("supervisord")
+    ]
+
+
+def _deployable(settings: Settings) -> list[Automate]:
+    """The registry's deployable automates; none when it does not load (`up --no-sync` on a
+    broken registry: sync reports it)."""
     from automates.errors import DeclarationError
     from automates.registry.loader import load_registry
 
     try:
-        return any(a.webhook for a in load_registry(settings.registry_path).deployable)
+        return list(load_registry(settings.registry_path).deployable)
     except DeclarationError:
-        return False
-
-
-def _declares_pool(settings: Settings, pool: str) -> bool:
-    from automates.errors import DeclarationError
-    from automates.registry.loader import load_registry
-
-    try:
-        registry = load_registry(settings.registry_path)
-    except DeclarationError:  # `up --no-sync` on a broken registry: sync reports it
-        return False
-    return any(a.work_pool == pool for a in registry.deployable)
+        return []
 
 
 def down(settings: Settings) -> list[str]:
@@ -282,14 +275,7 @@ def down(settings: Settings) -> list[str]:
     supervised = Supervisor(_run_dir(settings))
     supervisor_ran = supervised.process.pid() is not None
     stopped = supervised.shutdown()
-    # What an unsupervised `up` of an earlier version left running.
-    run_dir = _run_dir(settings)
-    legacy = [
-        Managed(f.stem, run_dir)
-        for f in sorted(run_dir.glob("*.pid"))
-        if not f.stem.startswith("supervisord")
-    ]
-    stopped |= {c.name for c in stop_together(legacy)}
+    stopped |= {c.name for c in stop_together(_unsupervised(settings))}
     if settings.embedded and embedded_pg.stop(settings.data_path):
         stopped.add(EMBEDDED_PG)
     ordered = sorted(stopped, key=lambda name: (-_priority(name), name))

@@ -173,8 +173,7 @@ class ProgramInfo:
     name: str
     state: ProgramState
     pid: int | None
-    started_at: float | None  # epoch seconds of the current (or last) start
-    exit_status: int | None
+    started_at: float | None  # epoch seconds of the current start, while it runs
     detail: str  # supervisord's description: "pid 12, uptime 0:01:02", "Exited too quickly"
 
     @classmethod
@@ -189,7 +188,6 @@ class ProgramInfo:
             state=state,
             pid=int(info["pid"]) if info.get("pid") else None,
             started_at=float(info["start"]) if running and info.get("start") else None,
-            exit_status=int(info["exitstatus"]) if not running else None,
             detail=str(info.get("description", "")),
         )
 

@@ -27,6 +27,7 @@ import psutil
 
 from automates.server.client import prefect_client
 from tests.conftest import REPO, free_port, shipped_registry
+from tests.fixtures.servers import wait_for
 
 
 def automates(env: dict[str, str], *args: str, expect: int | None = 0) -> Any:
@@ -268,10 +269,9 @@ def _back_or_stopped(report: Any, old: int) -> bool:
 
 def _alert_delivered(env: dict[str, str], kind: str) -> Any:
     """The alert's delivery to the built-in journal route, once sent (within 90 s)."""
-    deadline = time.monotonic() + 90
-    while True:
+
+    def sent() -> Any:
         rows = [r for r in automates(env, "alerts", "list") if r["kind"] == kind]
-        if rows and rows[0]["status"] == "sent":
-            return rows[0]
-        assert time.monotonic() < deadline, f"no {kind} alert sent: {rows}"
-        time.sleep(1)
+        return rows[0] if rows and rows[0]["status"] == "sent" else None
+
+    return wait_for(sent, 90, f"a {kind} alert sent to the journal route")
