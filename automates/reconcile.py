@@ -7,14 +7,18 @@ scheduled (seed 000, "Registry ↔ scheduling reconciliation"). This names every
 - undeployed: declared runnable (oneshot, tool, meta) but no deployment on the server;
 - ghost: a deployment on the server that nobody declares;
 - broken: the entrypoint's file is missing, or importing it fails;
-- mismatch: deployed, but a field differs (schedule, timezone, limit, tags, pool, ...).
+- mismatch: deployed, but a field differs (schedule, timezone, limit, tags, pool, ...);
+- stopped: a service automate that is enabled, but whose loop does not run.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from prefect.client.orchestration import PrefectClient
 
 from automates.registry.entrypoints import probe_imports, static_error
 from automates.registry.loader import load_registry
@@ -31,6 +35,7 @@ class DriftKind(StrEnum):
     GHOST = "ghost"
     BROKEN = "broken"
     MISMATCH = "mismatch"
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ async def reconcile(
 
     async with prefect_client(settings.api_url) as client:
         state = await read_server_state(client)
+        report.drifts.extend(await _stopped_services(client, registry, settings))
     report.deployed = len(state.deployments)
 
     claimed: set[str] = set()
@@ -137,6 +143,22 @@ async def reconcile(
         for name in sorted(state.deployments.keys() - claimed)
     )
     return report
+
+
+async def _stopped_services(
+    client: PrefectClient, registry: Registry, settings: Settings
+) -> list[Drift]:
+    from automates.server.services import service_problem
+
+    drifts = []
+    now = datetime.now(UTC)
+    for service in registry.automates:
+        if service.kind is not Kind.SERVICE or not service.enabled:
+            continue
+        problem = await service_problem(client, service, settings.run_pending_grace_seconds, now)
+        if problem is not None:
+            drifts.append(Drift(DriftKind.STOPPED, service.name, f"service should run: {problem}"))
+    return drifts
 
 
 def _compare(

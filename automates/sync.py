@@ -18,7 +18,7 @@ from automates.alerts.secrets import route_problems
 from automates.errors import DeclarationError
 from automates.registry.entrypoints import static_problems
 from automates.registry.loader import load_registry
-from automates.registry.model import Registry
+from automates.registry.model import Kind, Registry
 from automates.scheduling.approval import Approval
 from automates.scheduling.min_interval import interval_problems
 from automates.server.deploy import Progress, SyncReport, sync_server
@@ -90,6 +90,7 @@ async def sync(
             save_routing(connection, routing.model_dump(mode="json"))
             _announce_awaiting_approval(connection, registry, settings.work_pool)
         await _ensure_unresponsive_automation(settings)
+        await _keep_services(settings, registry, report)
         with transaction(engine) as connection:
             ensure_platform_perimeter(connection, settings.project_root)
     finally:
@@ -147,6 +148,20 @@ async def _ensure_unresponsive_automation(settings: Settings) -> None:
 
     async with prefect_client(settings.api_url) as client:
         await unresponsive.ensure(client)
+
+
+async def _keep_services(settings: Settings, registry: Registry, report: SyncReport) -> None:
+    """Each enabled service's loop run started if it has none; a disabled one's stopped."""
+    from automates.server.client import prefect_client
+    from automates.server.services import keep_services
+
+    services = [a for a in registry.automates if a.kind is Kind.SERVICE]
+    if not services:
+        return
+    async with prefect_client(settings.api_url) as client:
+        changes = await keep_services(client, services)
+    report.services_started = changes.started
+    report.services_stopped = changes.stopped
 
 
 async def _save_blocks(settings: Settings, database_url: str) -> tuple[bool, list[str]]:

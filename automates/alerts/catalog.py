@@ -213,3 +213,30 @@ def component_recovered(component: str) -> Alert:
         reason=f"recovered {component}",
         facts={"component": component},
     )
+
+
+def service_crash_loop(automate: str, reason: str, flow_run_id: UUID | None) -> Alert:
+    return Alert(
+        kind=AlertKind.COMPONENT_CRASH_LOOP,
+        automate=automate,
+        title=f"service {automate} is in a crash loop and was stopped",
+        body=(
+            f"The service {automate} {reason}. Its loop run was stopped (state CrashLoop) and "
+            "nothing restarts it until an operator runs `automates sync`; the run's log in the "
+            "Prefect UI shows each exit."
+        ),
+        reason=f"crash loop service {automate}",
+        flow_run_id=flow_run_id,
+        facts={"service": automate, "why": reason},
+    )
+
+
+def service_recovered(automate: str) -> Alert:
+    return Alert(
+        kind=AlertKind.COMPONENT_RECOVERED,
+        automate=automate,
+        title=f"service {automate}: resolved, running again",
+        body=f"The service {automate} was started again and runs.",
+        reason=f"recovered service {automate}",
+        facts={"service": automate},
+    )

@@ -58,6 +58,10 @@ def sync(
         console.print(f"[yellow]~[/yellow] {name} ({', '.join(fields)})")
     for name in report.pruned:
         console.print(f"[red]-[/red] {name} (pruned)")
+    for name in report.services_started:
+        console.print(f"[green]▶[/green] service {name} started")
+    for name in report.services_stopped:
+        console.print(f"[red]■[/red] service {name} stopped (disabled)")
     kept = [n for n in report.undeclared if n not in report.pruned]
     for name in kept:
         console.print(

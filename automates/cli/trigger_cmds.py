@@ -12,9 +12,11 @@ from typing import Any
 import typer
 
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
-from automates.errors import UnknownAutomateError
+from automates.errors import RunParametersError, UnknownAutomateError
 from automates.guard.quiet_hours import OVERRIDE_TAG
 from automates.registry.loader import load_registry
+from automates.registry.model import Kind
+from automates.scheduling.services import ONCE
 from automates.server.client import prefect_client
 from automates.server.runs import (
     checked_parameters,
@@ -42,6 +44,12 @@ def trigger(
         "--override-quiet-hours",
         help=f"Run even inside the automate's quiet hours (tags the run {OVERRIDE_TAG}).",
     ),
+    once: bool = typer.Option(
+        False,
+        "--once",
+        help="A service: run its one-shot catch-up mode (its `once` command) once, under the "
+        "guard; skipped while its loop runs.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Start one run of an automate now, through the worker and the guard."""
@@ -50,8 +58,26 @@ def trigger(
     if automate is None or not automate.kind.deployable:
         what = "declared" if automate is None else "deployable (it is a lib)"
         raise UnknownAutomateError(f"no automate named {name!r} is {what}; nothing was started")
+    pairs = list(param or [])
+    if automate.kind is Kind.SERVICE:
+        if not once:
+            raise RunParametersError(
+                f"{name} is a service: `automates sync` starts its loop while it is enabled; "
+                "`--once` runs its one-shot mode; nothing was started"
+            )
+        if automate.once is None:
+            raise RunParametersError(
+                f"{name}: --once needs a one-shot mode, and the declaration has no `once` "
+                "command; nothing was started"
+            )
+        pairs.append(f"{ONCE}=true")
+    elif once:
+        raise RunParametersError(
+            f"{name}: --once is for a service's one-shot mode, and {name} is a "
+            f"{automate.kind.value} automate; nothing was started"
+        )
     tags = [MANUAL_TAG, *([OVERRIDE_TAG] if override_quiet_hours else [])]
-    run = asyncio.run(_trigger(settings, name, param or [], tags))
+    run = asyncio.run(_trigger(settings, name, pairs, tags))
     if as_json:
         emit_json(run)
     else:

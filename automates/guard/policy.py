@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from automates.registry.model import Automate
+from automates.registry.model import Automate, Kind
 from automates.scheduling.approval import Approval
 from automates.scheduling.concurrency import Concurrency
 from automates.scheduling.misfire import DEFAULT_GRACE_SECONDS, Misfire
@@ -32,6 +32,8 @@ _LEFT_OUT_AT_DEFAULT = (
     "declaration_digest",
     "concurrency",
     "command",
+    "service",
+    "once_command",
 )
 
 
@@ -61,6 +63,10 @@ class GuardPolicy(BaseModel):
     # A script automate's command (automates/guard/script.py): part of the policy, not a run
     # parameter, so no trigger can replace what the run executes.
     command: tuple[str, ...] | None = None
+    # A service (automates/guard/service.py): `command` is its loop, run with no timeout and
+    # restarted when it exits; `once_command` its one-shot mode, run under the timeout.
+    service: bool = False
+    once_command: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, automate: Automate, default_pool: str | None = None) -> GuardPolicy:
@@ -83,6 +89,8 @@ class GuardPolicy(BaseModel):
             declaration_digest=_approved_version(automate, default_pool),
             concurrency=automate.concurrency,
             command=automate.command,
+            service=automate.kind is Kind.SERVICE,
+            once_command=automate.once,
         )
 
     @classmethod

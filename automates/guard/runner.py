@@ -48,7 +48,8 @@ def guarded(flow: Flow[..., Any], policy: GuardPolicy, settings: Settings) -> Fl
         _record(flow_run, state, policy, settings)
 
     wrapped = flow.with_options(
-        timeout_seconds=policy.timeout_seconds,
+        # A service's loop runs until it is stopped; its one-shot mode keeps its own deadline.
+        timeout_seconds=None if policy.service else policy.timeout_seconds,
         retries=0,  # the guard retries itself, with backoff and journaling
         on_completion=[*flow.on_completion_hooks, journal_the_run],
         on_failure=[*flow.on_failure_hooks, journal_the_run],

@@ -1,31 +1,22 @@
 """The flow every script automate runs: any executable, under the guard.
 
-The command is run without a shell, in its own process group; stdout and stderr reach the
-Prefect logs line by line as they come. Exit 0 completes; a non-zero exit either means
-findings (soft-fail automates, e.g. audits: state "Findings", the exit code kept) or fails the
-run (and the guard may retry it). When the guard's timeout strikes, the whole process group is
-killed.
+The command is run without a shell, in its own process group (automates/guard/command.py);
+stdout and stderr reach the Prefect logs line by line as they come. Exit 0 completes; a
+non-zero exit either means findings (soft-fail automates, e.g. audits: state "Findings", the
+exit code kept) or fails the run (and the guard may retry it). When the guard's timeout
+strikes, the whole process group is killed.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import threading
-from collections import deque
 from collections.abc import Iterable
-from pathlib import Path
-from typing import IO
 
 from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 
 from automates.guard import journal
-from automates.guard.policy import current
-
-TAIL_LINES = 40
-KILL_GRACE_SECONDS = 5.0
+from automates.guard.command import Command
+from automates.guard.policy import GuardPolicy, current
 
 
 class NotDeclared(RuntimeError):
@@ -54,38 +45,15 @@ def run_script() -> State:
     if policy is None or not policy.command:
         raise NotDeclared("a script runs only under the guard of a declaration that names it")
     argv = list(policy.command)
-    executable = argv[0]
-    if "/" in executable and not os.path.isabs(executable):
-        executable = str(Path.cwd() / executable)
-    stderr_tail: deque[str] = deque(maxlen=TAIL_LINES)
-    stdout_tail: deque[str] = deque(maxlen=TAIL_LINES)
-    process = subprocess.Popen(
-        [executable, *argv[1:]],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
-    readers = [
-        threading.Thread(target=_pump, args=(process.stdout, logger.info, stdout_tail)),
-        threading.Thread(target=_pump, args=(process.stderr, logger.warning, stderr_tail)),
-    ]
-    for reader in readers:
-        reader.start()
-    try:
-        while True:  # short waits: a timeout raised in this thread is never held up
-            try:
-                exit_code = process.wait(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-    finally:
-        if process.poll() is None:
-            _kill_group(process)
-        for reader in readers:
-            reader.join(timeout=KILL_GRACE_SECONDS)
+    command = Command(argv, logger)
+    exit_code = command.wait()
+    assert exit_code is not None  # no deadline: Prefect's timeout raises in this thread
+    return finished(policy, argv, exit_code, command)
+
+
+def finished(policy: GuardPolicy, argv: list[str], exit_code: int, command: Command) -> State:
+    """The run's state for a command that exited: journaled; 0 completes, non-zero is
+    findings for a soft-fail automate and otherwise ScriptFailed (retried by the guard)."""
     journal.note(exit_code=exit_code, command=argv)
     run = journal.current()
     if run is not None:
@@ -93,33 +61,13 @@ def run_script() -> State:
     if exit_code == 0:
         return Completed(message=f"{argv[0]} exited 0")
     if policy.soft_fail:
-        _publish_findings(policy.automate, argv, exit_code, stdout_tail)
+        _publish_findings(policy.automate, argv, exit_code, command.stdout_tail)
         return Completed(
             name="Findings",
             message=f"{argv[0]} exited {exit_code}: findings",
             data={"exit_code": exit_code},
         )
-    raise ScriptFailed(argv, exit_code, stderr_tail)
-
-
-def _pump(stream: IO[str] | None, log: object, tail: deque[str]) -> None:
-    if stream is None:
-        return
-    for line in stream:
-        line = line.rstrip("\n")
-        tail.append(line)
-        log(line)  # type: ignore[operator]
-
-
-def _kill_group(process: subprocess.Popen[str]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=KILL_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
+    raise ScriptFailed(argv, exit_code, command.stderr_tail)
 
 
 def _publish_findings(

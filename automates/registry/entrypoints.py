@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from automates.errors import DeclarationProblem
-from automates.registry.model import SCRIPT_FLOW_ENTRYPOINT, Automate, Registry
+from automates.registry.model import Automate, Registry
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,11 @@ def static_problems_of(automate: Automate, root: Path) -> list[DeclarationProble
 def static_error(automate: Automate, root: Path) -> str | None:
     """Why the entrypoint cannot run, judged from the source alone; None if it looks right."""
     if automate.command is not None:
-        return _command_error(automate.command[0], root)
+        error = _command_error(automate.command[0], root)
+        if error is None and automate.once is not None:
+            error = _command_error(automate.once[0], root)
+            return None if error is None else f"once: {error}"
+        return error
     path = root / automate.entrypoint_path
     if not path.is_file():
         return f"file {automate.entrypoint_path} does not exist"
@@ -86,8 +90,8 @@ def _command_error(executable: str, root: Path) -> str | None:
 
 def flow_target(automate: Automate, root: Path) -> FlowTarget:
     """The flow name and parameter schema of a (statically valid) flow entrypoint."""
-    if automate.is_script:
-        module, function = SCRIPT_FLOW_ENTRYPOINT.split(":")
+    if automate.is_script:  # the guard's own flow, from the installed package
+        module, function = automate.flow_entrypoint.split(":")
         spec = importlib.util.find_spec(module)
         assert spec is not None and spec.origin is not None
         return _flow_target(spec.origin, function)

@@ -37,6 +37,7 @@ class Kind(StrEnum):
     TOOL = "tool"  # invoked by an agent or a skill
     LIB = "lib"  # shared library: importable, never run, no deployment
     META = "meta"  # tooling about the layer itself
+    SERVICE = "service"  # a long-running loop, kept running while enabled
 
     @property
     def deployable(self) -> bool:
@@ -69,6 +70,13 @@ class Automate(Frozen):
         description="A script automate: the executable (relative to the project root, or on "
         "PATH) and its arguments, run as a subprocess under the guard. No shell is involved.",
     )
+    once: tuple[str, ...] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_COMMAND_ITEMS,
+        description="A service's one-shot catch-up mode: the command `automates trigger NAME "
+        "--once` runs once, under the guard and its timeout.",
+    )
     schedules: tuple[Schedule, ...] = Field(default=(), max_length=MAX_LIST_ITEMS)
     timeout_seconds: int = Field(default=300, ge=1, le=MAX_TIMEOUT_SECONDS)
     concurrency_limit: int | None = Field(
@@ -85,7 +93,8 @@ class Automate(Frozen):
         default=10.0,
         gt=0,
         le=3600,
-        description="First retry delay; it doubles at each retry, with up to 25% jitter.",
+        description="First retry delay; it doubles at each retry, with up to 25% jitter. "
+        "A service: the first restart delay after its command exits.",
     )
     soft_fail: bool | None = Field(
         default=None,
@@ -182,6 +191,10 @@ class Automate(Frozen):
 
     @model_validator(mode="after")
     def _coherent(self) -> Automate:
+        if self.kind is Kind.SERVICE:
+            self._coherent_service()
+        elif self.once is not None:
+            raise FieldError("once", "only a service (kind: service) has a one-shot mode")
         if (self.entrypoint is None) == (self.command is None):
             raise FieldError("entrypoint", "give exactly one of entrypoint or command")
         if self.command is not None:
@@ -198,6 +211,33 @@ class Automate(Frozen):
         elif not has_function:
             raise FieldError("entrypoint", "must name the flow function: 'path/file.py:function'")
         return self._coherent_schedules()
+
+    def _coherent_service(self) -> None:
+        """A service is one long-running command, started by sync and restarted when it
+        exits; what belongs to scheduled runs has no meaning for it."""
+        if self.command is None:
+            raise FieldError(
+                "command", "a service runs a command (its loop): give command, not entrypoint"
+            )
+        refused = {
+            "concurrency": self.concurrency is not Concurrency.FORBID,
+            "quiet_hours": self.quiet_hours is not None,
+            "triggers": bool(self.triggers),
+            "webhook": self.webhook,
+            "approval": self.approval is Approval.BEFORE_ENABLE,
+        }
+        why = {
+            "concurrency": "exactly one instance of a service runs: concurrency must be forbid",
+            "quiet_hours": "a service runs continuously; quiet hours apply to scheduled runs",
+            "triggers": "a service is started by sync and restarted by the layer; for its "
+            "one-shot mode use `automates trigger NAME --once`",
+            "webhook": "a service is started by sync, not by the webhook",
+            "approval": "before_enable gates schedules, and a service has none: use "
+            "before_first_run",
+        }
+        for field_name, wrong in refused.items():
+            if wrong:
+                raise FieldError(field_name, why[field_name])
 
     def _coherent_retries(self) -> None:
         waits = self.retry_backoff_seconds * (2**self.retries - 1)  # before jitter
@@ -257,8 +297,11 @@ class Automate(Frozen):
 
     @property
     def flow_entrypoint(self) -> str:
-        """What Prefect loads: the declared flow, or for a script the guard's script flow."""
-        return self.entrypoint if self.entrypoint is not None else SCRIPT_FLOW_ENTRYPOINT
+        """What Prefect loads: the declared flow, or for a script (a service) the guard's
+        script (service) flow."""
+        if self.entrypoint is not None:
+            return self.entrypoint
+        return SERVICE_FLOW_ENTRYPOINT if self.kind is Kind.SERVICE else SCRIPT_FLOW_ENTRYPOINT
 
     @property
     def entrypoint_path(self) -> str:
@@ -299,6 +342,7 @@ class Automate(Frozen):
 MANAGED_TAG = "managed-by:automates"
 # Script automates all run this flow; it is loaded from the installed package, not the checkout.
 SCRIPT_FLOW_ENTRYPOINT = "automates.guard.script:run_script"
+SERVICE_FLOW_ENTRYPOINT = "automates.guard.service:run_service"
 
 
 class Registry(Frozen):

@@ -26,6 +26,7 @@ from prefect.workers.process import ProcessWorker
 from automates.registry.model import Registry
 from automates.server.client import prefect_client
 from automates.server.deployed import ServerState, read_server_state
+from automates.server.services import SERVICE_TAG, stop_service
 from automates.server.spec import DeploymentSpec, declared_specs, differences
 from automates.server.triggers import write_triggers
 from automates.settings import Settings
@@ -49,6 +50,8 @@ class SyncReport:
     registry_removed: list[str] = field(default_factory=list)
     block_written: bool = False
     agent_blocks_written: list[str] = field(default_factory=list)
+    services_started: list[str] = field(default_factory=list)  # loop runs started
+    services_stopped: list[str] = field(default_factory=list)  # disabled: runs cancelled
     database: str = ""
 
     @property
@@ -69,6 +72,8 @@ class SyncReport:
             "registry_removed": self.registry_removed,
             "block_written": self.block_written,
             "agent_blocks_written": self.agent_blocks_written,
+            "services_started": self.services_started,
+            "services_stopped": self.services_stopped,
             "database": self.database,
             "server_writes": self.server_writes,
         }
@@ -125,6 +130,8 @@ async def sync_server(
                 continue
             report.undeclared.append(name)
             if prune and deployed.spec.managed:
+                if SERVICE_TAG in deployed.spec.tags:  # its loop would outlive the deployment
+                    await stop_service(client, deployed.id, "no longer declared (sync --prune)")
                 await client.delete_deployment(deployed.id)
                 await client.delete_resource_owned_automations(f"prefect.deployment.{deployed.id}")
                 report.pruned.append(name)

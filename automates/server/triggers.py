@@ -10,6 +10,8 @@ the runs; nothing of ours watches events. Sync writes them, and reads them back 
 carries the tag `managed-by:automates`: deployments are named after their automate, so the
 name keeps matching if X's deployment is re-created. Only a run ending in the plain Completed
 state counts: Skipped, Deferred (nothing ran) and Findings (a soft-fail's findings) do not.
+
+A service automate has one more, its "keep running" trigger (`keep_running`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from prefect.events.schemas.automations import Automation, AutomationCore, Event
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from pydantic import BaseModel, ConfigDict
 
-from automates.registry.model import MANAGED_TAG, Automate
+from automates.registry.model import MANAGED_TAG, Automate, Kind
 from automates.scheduling.triggers import Trigger
 
 COMPLETED = "prefect.flow-run.Completed"
+CRASHED = "prefect.flow-run.Crashed"
+FAILED = "prefect.flow-run.Failed"
 PAGE = 200  # the server's maximum page size
 DESCRIPTION = "From deployments/registry.yaml (automates sync); edits here are undone by sync."
 
@@ -53,8 +57,27 @@ class TriggerSpec(BaseModel):
 def declared_triggers(automate: Automate) -> tuple[TriggerSpec, ...]:
     """The deployment triggers an automate's declaration asks for (in name order, as read
     back). They are enabled as the automate is: a disabled automate's triggers stay off."""
-    return ordered(
-        [_declared(automate, index, trigger) for index, trigger in enumerate(automate.triggers)]
+    specs = [_declared(automate, index, trigger) for index, trigger in enumerate(automate.triggers)]
+    if automate.kind is Kind.SERVICE:
+        specs.append(keep_running(automate))
+    return ordered(specs)
+
+
+def keep_running(service: Automate) -> TriggerSpec:
+    """A service's net: when one of its runs ends Crashed or Failed (its process died, its
+    host vanished and Prefect's heartbeat automation crashed it), run the deployment again
+    with its defaults, i.e. a loop run. That run waits its restart delay and counts the
+    failure towards the crash loop (automates/guard/service.py); a cancelled run (disabled,
+    stopped, crash loop) and a skipped one are not restarted."""
+    return TriggerSpec(
+        name=f"{service.name}: keep the service running",
+        enabled=service.enabled,
+        expect=(CRASHED, FAILED),
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related=(
+            {"prefect.resource.role": "deployment", "prefect.resource.name": service.name},
+            {"prefect.resource.id": f"prefect.tag.{MANAGED_TAG}"},
+        ),
     )
 
 
