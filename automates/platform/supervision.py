@@ -192,6 +192,12 @@ class ProgramInfo:
         )
 
 
+# Every call to supervisord gives up after this long (a stop waits for the process to end,
+# within its stopwaitsecs); whether it answers at all, after ANSWER_TIMEOUT_SECONDS.
+RPC_TIMEOUT_SECONDS = 120.0
+ANSWER_TIMEOUT_SECONDS = 10.0
+
+
 class Supervisor:
     """supervisord of one data folder, driven through its XML-RPC socket."""
 
@@ -200,17 +206,32 @@ class Supervisor:
         self.config = run_dir / CONFIG_NAME
         self.process = supervisor(run_dir)
 
-    def _proxy(self) -> Any:
-        from supervisor.xmlrpc import SupervisorTransport
+    def _proxy(self, timeout: float = RPC_TIMEOUT_SECONDS) -> Any:
+        from supervisor.xmlrpc import SupervisorTransport, UnixStreamHTTPConnection
 
-        transport = SupervisorTransport(None, None, f"unix://{socket_path(self.run_dir)}")
+        path = str(socket_path(self.run_dir))
+
+        class TimedConnection(UnixStreamHTTPConnection):
+            # supervisor's own connection has no timeout: a hung supervisord would hang us.
+            def connect(self) -> None:
+                super().connect()
+                self.sock.settimeout(timeout)
+
+        def connection() -> TimedConnection:
+            made = TimedConnection("localhost")
+            made.socketfile = path
+            return made
+
+        transport = SupervisorTransport(None, None, f"unix://{path}")
+        transport._get_connection = connection
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
 
     def answering(self) -> bool:
         if self.process.pid() is None:
             return False
         try:
-            return bool(self._proxy().getState()["statename"] == "RUNNING")
+            state = self._proxy(timeout=ANSWER_TIMEOUT_SECONDS).getState()
+            return bool(state["statename"] == "RUNNING")
         except (OSError, xmlrpc.client.Error):
             return False
 

@@ -69,3 +69,25 @@ def test_a_run_folder_too_deep_for_a_unix_socket_gets_a_short_socket(tmp_path: P
     assert len(str(path)) < 108 and path != deep / "supervisor.sock"
     assert socket_path(deep) == path  # the same folder always gets the same socket
     assert socket_path(tmp_path / "run") == tmp_path / "run" / "supervisor.sock"
+
+
+def test_a_supervisord_that_accepts_and_never_answers_is_not_answering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung supervisord (its socket accepts, nothing comes back) must not hang `status`."""
+    import os
+    import socket
+
+    from automates.platform import supervision
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "supervisord.pid").write_text(str(os.getpid()))  # a live process
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(supervision.socket_path(run_dir)))
+    listener.listen(1)
+    monkeypatch.setattr(supervision, "ANSWER_TIMEOUT_SECONDS", 0.5)
+    try:
+        assert supervision.Supervisor(run_dir).answering() is False
+    finally:
+        listener.close()
