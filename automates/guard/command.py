@@ -8,6 +8,10 @@ Where util-linux's `setpriv` is installed (every Debian-like host), the command 
 through it with `--pdeathsig KILL`: if the run's process dies without a chance to stop it
 (`kill -9`, the OOM killer), the kernel kills the command too, so a restarted service never
 runs beside a stray copy of itself.
+
+The command's environment is the run's, with `PREFECT__FLOW_RUN_ID` set to its flow run's id
+on every worker type (the warm worker's runs share one process, so the variable is set for
+the child only).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.2  # short waits: a timeout or signal raised in this thread is never held up
 
 Log = Callable[[str], object]
+RUN_ID_VARIABLE = "PREFECT__FLOW_RUN_ID"  # the name Prefect's process worker uses
 
 
 def resolved(argv: Sequence[str]) -> list[str]:
@@ -59,6 +64,7 @@ class Command:
             prefix = [setpriv, "--pdeathsig", "KILL", "--"]
         self.process = subprocess.Popen(
             [*prefix, *resolved(self.argv)],
+            env=_environment(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -115,6 +121,18 @@ class Command:
     def _join(self) -> None:
         for reader in self._readers:
             reader.join(timeout=KILL_GRACE_SECONDS)
+
+
+def _environment() -> dict[str, str]:
+    """The run's environment, with its flow run id: a process worker's run has it already, a
+    run of the warm (in-process) worker shares its process's environment, which cannot."""
+    from prefect.context import FlowRunContext
+
+    environment = dict(os.environ)
+    context = FlowRunContext.get()
+    if context is not None and context.flow_run is not None:
+        environment[RUN_ID_VARIABLE] = str(context.flow_run.id)
+    return environment
 
 
 def _pump(stream: IO[str] | None, log: Log, tail: deque[str]) -> None:

@@ -50,7 +50,7 @@ class Layer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.data = root / "data"
-        self.started = root / "started.txt"  # count.sh: "<flow run id> <pid>" per start
+        self.started = root / "started.txt"  # count.sh: "<flow run id> <pid> <folder>" per start
         self.port = free_port()
         self.env = {
             **os.environ,

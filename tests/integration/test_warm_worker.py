@@ -48,6 +48,14 @@ def test_scheduled_runs_start_in_process_at_their_time(
             env_files=["settings.env"],
             work_pool=warm.warm_pool,
         ),
+        automate(
+            "counted",
+            kind="oneshot",
+            schedules=[],
+            entrypoint=None,
+            command=["scripts/count.sh", str(tmp_path / "started.txt"), "0"],
+            work_pool=warm.warm_pool,
+        ),
     )
     report = asyncio.run(sync(warm, warm.database_url or ""))
     assert warm.warm_pool in report.work_pools_created
@@ -67,6 +75,12 @@ def test_scheduled_runs_start_in_process_at_their_time(
     # In the worker's own process: no flow run got an infrastructure process of its own.
     pids = {run.infrastructure_pid for run in finished}
     assert pids == {str(components.worker(warm, warm.warm_pool).pid())}
+
+    # A script's command knows its own run's id, as on a process worker, though the runs
+    # share the worker's process and its environment.
+    counted = asyncio.run(_run_now(warm, "script/counted"))
+    assert counted.state is not None and counted.state.type == StateType.COMPLETED
+    assert (tmp_path / "started.txt").read_text().split()[0] == str(counted.id)
 
     refused = asyncio.run(_run_now(warm, "hello/with-env-file"))
     assert refused.state is not None and refused.state.type == StateType.FAILED
