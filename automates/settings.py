@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="The work pool of short automates that must start on their second, served "
         "by the warm worker (in-process, runs fetched ahead; docs/scheduling.md).",
     )
+    worker_update_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="How often a worker fetches its checkout's upstream branch; when it moved "
+        "ahead, the worker fast-forwards and restarts itself, only while it has no run in "
+        "flight (docs/operations.md#remote-workers). 0: never.",
+    )
     environment: str = Field(
         default="development",
         description="Where this process runs (e.g. production); an automate declaring "

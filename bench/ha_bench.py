@@ -38,6 +38,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import yaml
 
@@ -120,7 +121,10 @@ async def _burst(api: str, runs: int) -> tuple[float, float, list[str]]:
             await asyncio.sleep(1)
             for chunk in [sorted(pending)[i : i + 200] for i in range(0, len(pending), 200)]:
                 found = await client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=200
+                    flow_run_filter=FlowRunFilter(
+                        id=FlowRunFilterId(any_=[UUID(i) for i in chunk])
+                    ),
+                    limit=200,
                 )
                 for run in found:
                     if run.state is None or not run.state.is_final():

@@ -48,6 +48,7 @@ def serve(argv: list[str] | None, description: str | None, kind: str, poll_secon
         name=args.name or f"{socket.gethostname()}-{pool}",
         settings=settings,
     )
+    worker.keep_up_to_date(settings.project_root, settings.worker_update_seconds)
     asyncio.run(worker.start())
 
 

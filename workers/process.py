@@ -3,8 +3,11 @@
 `automates up` starts one on this machine for the local pool; on another host,
 `workers/start-remote-worker` runs this module, and the residential worker runs it behind the
 gate. It is Prefect's process worker (automates/platform/process_worker.py) that admits only
-declared runs and hands them no operator secret. It polls the server outward: a remote host
-needs no inbound access.
+declared runs and hands them no operator secret, and starts them in its own checkout
+(AUTOMATES_PROJECT_ROOT, by default the one this module sits in). With
+AUTOMATES_WORKER_UPDATE_SECONDS set, it keeps that checkout on its upstream branch between
+runs and restarts itself on the new code. It polls the server outward: a remote host needs no
+inbound access.
 """
 
 from __future__ import annotations
@@ -49,13 +52,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be 1 or more")
     os.environ["PREFECT_API_URL"] = api_url  # before Prefect reads its settings
+    # Its runs send heartbeats, on any host, so one whose process dies is marked Crashed
+    # (automates/server/unresponsive.py); `automates up` sets the same for its own workers.
+    from automates.server.unresponsive import HEARTBEAT_SECONDS
+
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     pool = args.pool or os.environ.get("AUTOMATES_WORK_POOL", "local")
 
     from automates.platform.process_worker import GuardedProcessWorker
+    from automates.settings import Settings
 
+    settings = Settings()
     worker = GuardedProcessWorker(
-        work_pool_name=pool, name=args.name or f"{socket.gethostname()}-{pool}", limit=args.limit
+        work_pool_name=pool,
+        name=args.name or f"{socket.gethostname()}-{pool}",
+        limit=args.limit,
+        checkout=settings.project_root,
     )
+    worker.keep_up_to_date(settings.project_root, settings.worker_update_seconds)
     asyncio.run(worker.start())
 
 

@@ -46,7 +46,7 @@ from prefect.workers.base import (
 
 from automates.guard.policy import GuardPolicy
 from automates.guard.runner import guarded
-from automates.platform.process_worker import AdmissionMixin
+from automates.platform.process_worker import AdmissionMixin, CodeUpdateMixin
 from automates.server.spec import SET_WORKING_DIRECTORY
 from automates.settings import Settings
 
@@ -64,10 +64,13 @@ class InProcessResult(BaseWorkerResult):
 
 
 class InProcessWorker(
-    AdmissionMixin, BaseWorker[BaseJobConfiguration, BaseVariables, InProcessResult]
+    CodeUpdateMixin,
+    AdmissionMixin,
+    BaseWorker[BaseJobConfiguration, BaseVariables, InProcessResult],
 ):
     """Runs each flow run of its pool in this process, at its scheduled time; only runs that
-    pass admission (automates/platform/admission.py), as the process worker does."""
+    pass admission (automates/platform/admission.py), as the process worker does; from its
+    own checkout, which it may keep up to date between runs (`CodeUpdateMixin`)."""
 
     # Prefect registers every worker class under its type; pools use the subclasses' types.
     type = "automates-inprocess"
@@ -134,11 +137,13 @@ class InProcessWorker(
         return entrypoint
 
     def _root(self, pull_steps: list[dict[str, Any]] | None) -> Path:
-        """The folder the deployment's pull step would move a fresh process into."""
+        """The folder the deployment's pull step would move a fresh process into: this
+        worker's checkout for sync's relative step (a deployment synced before it named its
+        syncing host's checkout, absolute, which still counts)."""
         for step in pull_steps or []:
             directory = step.get(SET_WORKING_DIRECTORY, {}).get("directory")
             if directory:
-                return Path(directory)
+                return self._settings.project_root / directory
         return self._settings.project_root
 
     def _flow(self, entrypoint: str) -> Flow[..., Any]:

@@ -74,6 +74,8 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
     ha.check_redis(settings)
     supervised = Supervisor(_run_dir(settings))
     programs = {p.name: p for p in _programs(settings)}
+    if WEBHOOK in programs:
+        _check_webhook_port(settings, supervised)
     changed = supervised.write_config(
         render_config(supervised.run_dir, list(programs.values()), _listener_argv())
     )
@@ -135,6 +137,21 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
     if WEBHOOK in programs:
         _wait_port(supervised, WEBHOOK, components.webhook_address(settings))
     return report
+
+
+def _check_webhook_port(settings: Settings, supervised: Supervisor) -> None:
+    """Refuse, before anything starts, a webhook port another program holds: the webhook
+    could not start, and its readiness probe would take that program for it."""
+    if supervised.answering():
+        ours = supervised.programs().get(WEBHOOK)
+        if ours is not None and ours.state in ALIVE:
+            return  # the port is the webhook's own
+    address = components.webhook_address(settings)
+    if components.port_taken(address):
+        raise PlatformError(
+            f"the webhook's port {settings.webhook_port} on {settings.webhook_host} is taken by "
+            "another program; set AUTOMATES_WEBHOOK_PORT to a free port. Nothing was started"
+        )
 
 
 EMBEDDED_PG = "embedded-postgresql"

@@ -1,26 +1,37 @@
 """The layer's process worker: Prefect's, admitting only declared runs, with a clean environment.
 
 It is Prefect's `ProcessWorker` (same pool type `process`, same base job template, a fresh
-process per run) with two differences, both decided before a run's process exists:
+process per run) with these differences, all decided before a run's process exists:
 
 - each run passes `automates.platform.admission` first; a refused one ends `Failed` with the
   reason and nothing starts;
 - a run's process gets `run_environment` of the worker's environment (no operator secrets),
-  not the whole of it.
+  not the whole of it;
+- a run of a deployment sync made starts in the worker's own checkout (the deployment names
+  no folder: docs/decisions/0037-workers-run-their-own-checkout.md);
+- between fetches of runs, and only with no run in flight, the worker may bring its checkout
+  up to its upstream branch and restart itself on the new code (`CodeUpdateMixin`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import anyio.abc
+import anyio.to_thread
 from prefect.client.schemas.objects import FlowRun
 from prefect.workers.base import BaseWorker, BaseWorkerResult
-from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
+from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+from pydantic import PrivateAttr
 
 from automates.platform.admission import REFUSED, refusal
+from automates.platform.code_update import CheckoutUpdater
 from automates.platform.run_env import passed_on
+from automates.server.spec import runs_in_worker_checkout
 
 
 class RunRefused(RuntimeError):
@@ -81,11 +92,76 @@ async def _refuse(worker: BaseWorker[Any, Any, Any], flow_run: FlowRun, reason: 
         logger.warning("could not emit automates.run.refused", exc_info=True)
 
 
+class CodeUpdateMixin:
+    """Keeps the worker's checkout on its upstream branch, between runs only.
+
+    `keep_up_to_date` turns it on. Before each fetch of runs (Prefect's polling loop), the
+    worker asks its `CheckoutUpdater`, which fetches when due and fast-forwards only when no run
+    is in flight; when HEAD moved, the worker re-executes itself. The loop waits for the
+    answer, so no run is fetched while the checkout changes.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._updater: CheckoutUpdater | None = None
+        self._running_flow_run_ids: set[UUID] = set()  # in `_submit_run_and_capture_errors`
+
+    def keep_up_to_date(self, checkout: Path, every_seconds: float) -> None:
+        """Update `checkout` from its upstream every `every_seconds` (0: never)."""
+        worker: BaseWorker[Any, Any, Any] = self  # type: ignore[assignment]
+        self._updater = (
+            CheckoutUpdater(checkout, every_seconds, worker._logger) if every_seconds > 0 else None
+        )
+
+    def runs_in_flight(self) -> int:
+        """Runs fetched and not finished: being submitted, or running (or, in an in-process
+        worker, waiting for their scheduled time)."""
+        worker: BaseWorker[Any, Any, Any] = self  # type: ignore[assignment]
+        return len(worker._submitting_flow_run_ids | self._running_flow_run_ids)
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        if self._updater is not None:
+            moved = await anyio.to_thread.run_sync(self._updater.poll, self.runs_in_flight)
+            if moved is not None:
+                restart(self)
+        return await super().get_and_submit_flow_runs()  # type: ignore[misc]
+
+    async def _submit_run_and_capture_errors(
+        self, flow_run: FlowRun, task_status: anyio.abc.TaskStatus[Any] | None = None
+    ) -> BaseWorkerResult | Exception:
+        self._running_flow_run_ids.add(flow_run.id)
+        try:
+            return await super()._submit_run_and_capture_errors(  # type: ignore[misc]
+                flow_run, task_status
+            )
+        finally:
+            self._running_flow_run_ids.discard(flow_run.id)
+
+
+def restart(worker: Any) -> None:
+    """Replace this process with a fresh one on the same command line (and environment); if
+    that fails, say so and go on (its runs start from the updated checkout all the same)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    except OSError as failed:
+        worker._logger.error("could not restart on the new code (%s); running on", failed)
+
+
 class CleanJobConfiguration(ProcessJobConfiguration):
     """Prefect's process job configuration, minus the worker's variables a run must not see."""
 
+    # True when the deployment names no folder of its own (sync's relative pull step): the
+    # worker then starts the run in its own checkout.
+    _in_worker_checkout: bool = PrivateAttr(default=False)
+
     def prepare_for_flow_run(self, flow_run: Any, *args: Any, **kwargs: Any) -> None:
         own = dict(self.env)  # the deployment's and the pool's variables
+        deployment = kwargs.get("deployment", args[0] if args else None)
+        self._in_worker_checkout = deployment is not None and runs_in_worker_checkout(
+            deployment.pull_steps
+        )
         super().prepare_for_flow_run(flow_run, *args, **kwargs)
         # Prefect merged the worker's whole environment in; keep of it what may pass.
         self.env = {
@@ -95,7 +171,32 @@ class CleanJobConfiguration(ProcessJobConfiguration):
         }
 
 
-class GuardedProcessWorker(AdmissionMixin, ProcessWorker):
-    """Prefect's process worker for a pool of this layer (docs/decisions/0032-run-admission.md)."""
+class GuardedProcessWorker(CodeUpdateMixin, AdmissionMixin, ProcessWorker):
+    """Prefect's process worker for a pool of this layer (docs/decisions/0032-run-admission.md),
+    running sync's deployments in its own checkout."""
 
     job_configuration = CleanJobConfiguration
+
+    def __init__(self, *args: Any, checkout: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if checkout is None:
+            from automates.settings import Settings
+
+            checkout = Settings().project_root
+        self.checkout = checkout.resolve()
+
+    async def run(
+        self,
+        flow_run: FlowRun,
+        configuration: ProcessJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int] | None = None,
+    ) -> ProcessWorkerResult:
+        # A folder set by the pool's job template wins; a deployment that fetches its code or
+        # names its own folder (the browser deployment) starts, as with Prefect, in a fresh
+        # temporary folder before its pull steps move it.
+        in_checkout = isinstance(configuration, CleanJobConfiguration) and (
+            configuration._in_worker_checkout
+        )
+        if configuration.working_dir is None and in_checkout:
+            configuration.working_dir = self.checkout
+        return await super().run(flow_run, configuration, task_status)

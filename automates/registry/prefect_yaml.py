@@ -14,7 +14,7 @@ import yaml
 from automates.guard.policy import job_variables
 from automates.registry.model import Registry
 from automates.scheduling.realise import prefect_schedule, prefect_yaml_fields
-from automates.server.spec import deployment_parameters, prefect_concurrency_limit
+from automates.server.spec import PULL_STEPS, deployment_parameters, prefect_concurrency_limit
 
 HEADER = (
     "# GENERATED from deployments/registry.yaml by `automates render-prefect-yaml`: do not edit.\n"
@@ -56,6 +56,9 @@ def render(registry: Registry, default_pool: str, prefect_version: str) -> str:
     document = {
         "name": "automates",
         "prefect-version": prefect_version,
+        # As sync writes it: each run starts in its worker's checkout, wherever that is
+        # (without it, `prefect deploy` would write the deploying host's absolute path).
+        "pull": [dict(step) for step in PULL_STEPS],
         "deployments": deployments,
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=100)

@@ -19,6 +19,17 @@ from automates.scheduling.realise import PrefectSchedule, prefect_schedule
 from automates.server.triggers import TriggerSpec, declared_triggers
 
 SET_WORKING_DIRECTORY = "prefect.deployments.steps.set_working_directory"
+# Every deployment sync writes has this one pull step: "stay in the folder the run starts in",
+# which the layer's workers make their own checkout. No host's path is in the deployment, so
+# a worker on any host, with a checkout at any path, runs the same deployment from its own
+# files (docs/decisions/0037-workers-run-their-own-checkout.md).
+WORKER_CHECKOUT = "."
+PULL_STEPS: tuple[dict[str, Any], ...] = ({SET_WORKING_DIRECTORY: {"directory": WORKER_CHECKOUT}},)
+
+
+def runs_in_worker_checkout(pull_steps: Any) -> bool:
+    """Whether a deployment's pull steps are sync's: the run starts in its worker's checkout."""
+    return tuple(pull_steps or ()) == PULL_STEPS
 
 
 class ScheduleSpec(BaseModel):
@@ -152,7 +163,7 @@ def declared_spec(
         flow_name=target.flow_name,
         name=automate.name,
         entrypoint=automate.flow_entrypoint,
-        path=None,  # the pull step sets the working folder, as `prefect deploy` does
+        path=None,  # the run's folder is its worker's checkout (PULL_STEPS)
         work_pool=automate.work_pool or default_pool,
         schedules=tuple(
             sorted(
@@ -174,7 +185,7 @@ def declared_spec(
         paused=not automate.enabled,
         parameters=deployment_parameters(automate),
         parameter_schema=closed_schema(target.parameter_schema),
-        pull_steps=({SET_WORKING_DIRECTORY: {"directory": str(root)}},),
+        pull_steps=PULL_STEPS,
         job_variables=job_variables(automate, default_pool),
         triggers=declared_triggers(automate),
     )

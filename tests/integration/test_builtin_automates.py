@@ -51,8 +51,8 @@ def artifact(settings: Settings, key: str, flow_run: FlowRun) -> str:
     return asyncio.run(read())
 
 
-def test_builtin_automates_run_through_the_worker(server: Settings, worker: str) -> None:
-    settings = layer_settings(server, project_root=REPO, work_pool=worker)
+def test_builtin_automates_run_through_the_worker(server: Settings, repo_worker: str) -> None:
+    settings = layer_settings(server, project_root=REPO, work_pool=repo_worker)
     asyncio.run(sync(settings, settings.database_url or ""))
 
     flow_run, message = run(settings, "registry-reconcile/registry-reconcile")
@@ -89,8 +89,8 @@ def test_builtin_automates_run_through_the_worker(server: Settings, worker: str)
     assert message.startswith("deleted 0 finished runs")  # every run here is younger than a day
 
 
-def test_reconcile_automate_reports_findings_on_drift(server: Settings, worker: str) -> None:
-    settings = layer_settings(server, project_root=REPO, work_pool=worker)
+def test_reconcile_automate_reports_findings_on_drift(server: Settings, repo_worker: str) -> None:
+    settings = layer_settings(server, project_root=REPO, work_pool=repo_worker)
     asyncio.run(sync(settings, settings.database_url or ""))
 
     async def add_ghost() -> None:
@@ -111,9 +111,9 @@ def test_reconcile_automate_reports_findings_on_drift(server: Settings, worker: 
 
 
 def test_retention_deletes_only_old_finished_runs_of_automates(
-    server: Settings, worker: str
+    server: Settings, repo_worker: str
 ) -> None:
-    settings = layer_settings(server, project_root=REPO, work_pool=worker)
+    settings = layer_settings(server, project_root=REPO, work_pool=repo_worker)
     asyncio.run(sync(settings, settings.database_url or ""))
     old, recent, foreign = asyncio.run(_finished_runs(settings))
 

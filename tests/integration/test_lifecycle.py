@@ -12,7 +12,9 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,9 +26,12 @@ from uuid import UUID, uuid4
 
 import httpx
 import psutil
+from sqlalchemy import text
 
 from automates.server.client import prefect_client
+from automates.store.engine import make_engine
 from tests.conftest import REPO, free_port, shipped_registry
+from tests.fixtures.projects import TEMPLATE, automate, registry_yaml
 from tests.fixtures.servers import wait_for
 
 
@@ -275,3 +280,82 @@ def _alert_delivered(env: dict[str, str], kind: str) -> Any:
         return rows[0] if rows and rows[0]["status"] == "sent" else None
 
     return wait_for(sent, 90, f"a {kind} alert sent to the journal route")
+
+
+def test_a_process_that_cannot_start_ends_in_a_crash_loop_with_an_alert(
+    tmp_path: Path, scratch_database: str
+) -> None:
+    """A webhook port another program holds is refused before anything starts. Taken while
+    the layer runs (the webhook killed, its port grabbed before it is back): every restart
+    fails, and the webhook ends in a crash loop with an alert, not an endless restart; `up`
+    with the port free again repairs it."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(TEMPLATE, checkout)
+    (checkout / "deployments").mkdir()
+    hook = automate("hooked", kind="oneshot", schedules=[], webhook=True)
+    (checkout / "deployments" / "registry.yaml").write_text(registry_yaml({"automates": [hook]}))
+    port = free_port()
+    env = {
+        **os.environ,
+        "AUTOMATES_PROJECT_ROOT": str(checkout),
+        "AUTOMATES_DATA_DIR": str(tmp_path / "data"),
+        "AUTOMATES_SERVER_PORT": str(free_port()),
+        "AUTOMATES_DATABASE_URL": scratch_database,
+        "AUTOMATES_WEBHOOK_PORT": str(port),
+        "AUTOMATES_CRASH_LOOP_RESTARTS": "2",
+    }
+    taken = _listen(port)
+    try:
+        refused = automates(env, "up", expect=2)["error"]
+        assert f"port {port}" in refused and "AUTOMATES_WEBHOOK_PORT" in refused, refused
+        assert not (tmp_path / "data" / "run" / "supervisord.conf").exists()
+        taken.close()
+
+        first = automates(env, "up")
+        assert "webhook" in first["started"], first
+        webhook = automates(env, "status")["components"]["webhook"]["pid"]
+        os.kill(webhook, signal.SIGKILL)
+        taken = _listen(port)  # before the restarted webhook has imported enough to bind
+        report = _status_when(env, lambda r: r["components"]["webhook"]["state"] == "crash-loop")
+        assert not report["ok"] and report["components"]["webhook"]["pid"] is None
+        assert any(p.startswith("webhook is stopped in a crash loop") for p in report["problems"])
+        assert _alert_kinds(scratch_database, "component_crash_loop:webhook") == [
+            "component_crash_loop"
+        ]
+
+        taken.close()
+        repaired = automates(env, "up", "--no-sync")
+        assert repaired["started"] == ["webhook"], repaired
+        assert _status_when(env, lambda r: r["ok"])["ok"]
+    finally:
+        taken.close()
+        automates(env, "down")
+
+
+def _listen(port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1:port, retried while the port's last owner dies."""
+    deadline = time.monotonic() + 10
+    while True:
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", port))
+            holder.listen(1)
+            return holder
+        except OSError:
+            holder.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _alert_kinds(database: str, condition: str) -> list[str]:
+    engine = make_engine(database)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT kind FROM automates.alerts WHERE condition = :c ORDER BY id"),
+                {"c": condition},
+            )
+            return list(rows.scalars())
+    finally:
+        engine.dispose()
