@@ -20,6 +20,7 @@ from rich.text import Text
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.crontab.classify import FINDINGS, Import, LineClass, LineResult, Options, classify
 from automates.crontab.lines import CrontabError
+from automates.crontab.mapping import load_mapping
 from automates.crontab.registry_block import apply, read_registry, unrepresented
 from automates.registry.loader import load_registry
 
@@ -32,6 +33,7 @@ _STYLE = {
     LineClass.NEEDS_DECISION: "yellow",
     LineClass.UNPARSABLE: "red",
     LineClass.DUPLICATE: "cyan",
+    LineClass.RESTART_NET: "cyan",
 }
 
 
@@ -45,8 +47,25 @@ def crontab(
     timezone: str | None = typer.Option(
         None, help="The zone of lines no CRON_TZ/TZ covers (default: this machine's)."
     ),
-    family: str | None = typer.Option(None, help="The family of every imported automate."),
-    caste: str | None = typer.Option(None, help="The caste of every imported automate."),
+    family: str | None = typer.Option(
+        None, help="The family of every imported automate no --mapping rule classifies."
+    ),
+    caste: str | None = typer.Option(
+        None, help="The caste of every imported automate no --mapping rule classifies."
+    ),
+    mapping: str | None = typer.Option(
+        None,
+        "--mapping",
+        metavar="FILE",
+        help="YAML rules (command glob → family, caste); the first match classifies a command.",
+    ),
+    reboot: str | None = typer.Option(
+        None,
+        "--reboot",
+        metavar="service|oneshot",
+        help="What an @reboot line without a restart net is: a service (kept running) or a "
+        "oneshot automate. Without it, such a line needs a decision.",
+    ),
     home: str | None = typer.Option(
         None, help="cron's working folder, for relative paths and ~ (default: $HOME)."
     ),
@@ -72,6 +91,8 @@ def crontab(
         family=family,
         caste=caste,
         wrapper=wrapper,
+        reboot=reboot,
+        mapping=load_mapping(Path(mapping)) if mapping is not None else None,
     )
     if check:
         declared = load_registry(registry_path).automates
@@ -83,8 +104,8 @@ def crontab(
             raise typer.Exit(1)
         return
     registry = read_registry(registry_path)
-    result = classify(data, replace(base, existing=registry.outside()))
-    applied = apply(result, registry_path, settings.project_root) if write else None
+    result = classify(data, replace(base, existing=registry.own))
+    applied = apply(result, registry_path, settings.project_root, registry) if write else None
     if as_json:
         report = result.as_dict()
         if applied is not None:
@@ -149,22 +170,28 @@ def _print_table(result: Import) -> None:
     console.print(f"{len(result.lines)} lines: {totals}", highlight=False)
     for zone, origin in result.timezones.items():
         console.print(f"timezone {zone}: from {origin}", highlight=False)
-    if "unclassified" in (result.family, result.caste):
+    if result.unclassified:
         console.print(
-            "family/caste 'unclassified': give --family and --caste to classify them",
+            f"{len(result.unclassified)} declaration(s) with family or caste 'unclassified' "
+            "(no --mapping rule matched, no --family/--caste given): "
+            + ", ".join(result.unclassified),
             highlight=False,
         )
+    for rule in result.unused_rules:
+        console.print(f"--mapping {rule}: matched no command", highlight=False)
     if result.env_file:
         names = ", ".join(sorted(result.env))
         console.print(f"env file {result.env_file}: {names}", highlight=False)
     console.print(
-        "imported jobs run under the guard with its defaults (timeout 300 s, no retries); cron "
-        "had no timeout: check each job's duration",
+        "imported jobs run under the guard with its defaults (timeout 300 s unless the line "
+        "used `timeout N`, no retries); cron had no timeout: check each job's duration",
         highlight=False,
     )
 
 
 def _what(line: LineResult) -> str:
+    if line.line_class is LineClass.BROKEN:
+        return f"{line.reason}: imported disabled, never runs (reconcile reports it broken)"
     if line.line_class in FINDINGS or line.line_class is LineClass.DUPLICATE:
         return line.reason or ""
     return "; ".join(line.notes) or ("declared" if line.name else "")

@@ -6,6 +6,7 @@ import asyncio
 
 import prefect
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from automates.cli.output import (
@@ -18,6 +19,7 @@ from automates.cli.output import (
 )
 from automates.errors import UnknownAutomateError
 from automates.overview import AutomateStatus, gather_status, select
+from automates.registry.entrypoints import static_warnings
 from automates.registry.loader import load_registry
 from automates.registry.prefect_yaml import render
 from automates.sync import validated, validated_registry
@@ -31,15 +33,31 @@ def validate(as_json: bool = JsonOption) -> None:
     """Check every declaration, entrypoint file and alert route; change nothing.
 
     Routes whose secret is in a Prefect Secret block are checked by `sync`, which reaches the
-    API; routes reading an environment variable are checked here."""
-    registry, routing = validated(load_settings(), secrets=True, blocks=False)
+    API; routes reading an environment variable are checked here. A disabled script automate
+    whose command is missing is valid (it never runs; sync deploys it paused), and warned of."""
+    settings = load_settings()
+    registry, routing = validated(settings, secrets=True, blocks=False)
+    warnings = static_warnings(registry, settings.project_root)
     routes = len(routing.all_routes)
     if as_json:
-        emit_json({"valid": True, "automates": len(registry.automates), "routes": routes})
-    else:
-        plural = "" if routes == 1 else "s"
+        emit_json(
+            {
+                "valid": True,
+                "automates": len(registry.automates),
+                "routes": routes,
+                "warnings": [w.as_dict() for w in warnings],
+            }
+        )
+        return
+    plural = "" if routes == 1 else "s"
+    console.print(
+        f"[green]valid[/green]: {len(registry.automates)} automates, {routes} route{plural}"
+    )
+    for warning in warnings:
         console.print(
-            f"[green]valid[/green]: {len(registry.automates)} automates, {routes} route{plural}"
+            f"[yellow]warning[/yellow]: {escape(str(warning))} (disabled: deployed paused, "
+            "never run; reconcile reports it broken)",
+            highlight=False,
         )
 
 

@@ -2,8 +2,14 @@
 
 The result accounts for every line: its class counts once in the totals, which add up to the
 number of lines. A job becomes a declaration in the registry's own format (checked with the
-registry's own model); one that cannot, because its script is gone or because only the
-operator can say what it means, says so, with the question. Nothing is guessed.
+registry's own model); one whose script is gone is declared disabled and reported broken; one
+that cannot, because only the operator can say what it means, says so, with the question.
+Nothing is guessed.
+
+An `@reboot` line with a restart net for the same command (`*/5 * * * * pgrep -f x || x`) is a
+loop: one service declaration (kind `service`), the net accounted for as part of it, since the
+layer now restarts the service itself. A lone `@reboot` line is a service or a one-off at
+start-up only when the operator says which (`Options.reboot`).
 """
 
 from __future__ import annotations
@@ -19,16 +25,27 @@ from typing import Any
 from crontab import SPECIALS
 from pydantic import ValidationError
 
-from automates.crontab.commands import CRON_DEFAULT_PATH, Command, Context, Outcome, analyse
+from automates.crontab.commands import (
+    CRON_DEFAULT_PATH,
+    Command,
+    Context,
+    Net,
+    Outcome,
+    analyse,
+    analyse_service,
+    restart_net,
+)
 from automates.crontab.lines import CrontabError, Line, LineKind, parse
+from automates.crontab.mapping import FamilyMap
 from automates.crontab.zones import checked_zone, machine_zone
 from automates.registry.fields import SLUG
 from automates.registry.limits import MAX_STRING_CHARS
 from automates.registry.loader import problem_of
-from automates.registry.model import Automate
+from automates.registry.model import Automate, Kind
 
 DEFAULT_ENV_FILE = "deployments/crontab.env"
 UNCLASSIFIED = "unclassified"
+REBOOT_KINDS = (Kind.SERVICE.value, Kind.ONESHOT.value)
 # Variables cron itself reads, or the layer replaces; any other goes into the env file.
 _CRON_VARIABLES = {
     "PATH": "used to find the commands, which are declared by their absolute path",
@@ -41,14 +58,19 @@ _CRON_VARIABLES = {
     "USER": "set by cron; the worker sets its own",
     "RANDOM_DELAY": "declare jitter_seconds instead",
 }
+_BROKEN_NOTE = (
+    "imported disabled: it never runs; restore what is missing, then enable it "
+    "(until then `automates reconcile` reports it broken)"
+)
 
 
 class LineClass(StrEnum):
     JOB = "job"  # an active job: an enabled declaration
     DISABLED_JOB = "disabled_job"  # a commented-out job: a disabled declaration, never enabled
-    BROKEN = "broken"  # its script or executable does not exist: no declaration
+    BROKEN = "broken"  # its script or executable does not exist: a disabled declaration
     NEEDS_DECISION = "needs_decision"  # only the operator can say what it becomes
     DUPLICATE = "duplicate"  # the same job as another line, or as a declaration
+    RESTART_NET = "restart_net"  # restarts a service imported from an @reboot line: nothing more
     ENV = "env"
     COMMENT = "comment"
     BLANK = "blank"
@@ -89,6 +111,8 @@ class Options:
     wrapper: str = "ac_cron_wrapper.py"
     env_file: str = DEFAULT_ENV_FILE
     existing: tuple[Automate, ...] = ()  # declarations the import must not duplicate
+    reboot: str | None = None  # --reboot: what a lone @reboot line is (service or oneshot)
+    mapping: FamilyMap | None = None  # --mapping: family and caste by command
 
 
 @dataclass(frozen=True)
@@ -100,6 +124,9 @@ class Import:
     family: str
     caste: str
     timezones: Mapping[str, str] = field(default_factory=dict)  # zone → where it came from
+    unclassified: tuple[str, ...] = ()  # declarations whose family or caste is unclassified
+    unused_rules: tuple[str, ...] = ()  # mapping rules that matched no declaration
+    automates: tuple[Automate, ...] = ()  # the declarations, as the registry's model read them
 
     @property
     def totals(self) -> dict[str, int]:
@@ -117,6 +144,8 @@ class Import:
             "timezones": dict(self.timezones),
             "family": self.family,
             "caste": self.caste,
+            "unclassified": list(self.unclassified),
+            "unused_mapping_rules": list(self.unused_rules),
             "env_file": {"path": self.env_file, "variables": sorted(self.env)},
             "declarations": list(self.declarations),
             "results": [line.as_dict() for line in self.lines],
@@ -132,10 +161,31 @@ def classify(data: bytes, options: Options) -> Import:
 class _Job:
     line: Line
     command: Command
-    cron: str
-    timezone: str
+    kind: Kind
+    cron: str | None  # a recurring job's schedule
+    timezone: str | None
     env_files: tuple[str, ...]
     history: tuple[str, ...]
+    nets: tuple[Line, ...] = ()  # a service's restart nets
+
+    @property
+    def active(self) -> bool:
+        return self.line.kind is LineKind.JOB
+
+    @property
+    def key(self) -> tuple[Kind, bool, tuple[str, ...], int | None]:
+        """Lines with one key are one declaration (a recurring one with several schedules)."""
+        return (self.kind, self.active, self.command.argv, self.command.timeout)
+
+
+@dataclass(frozen=True)
+class _NetLine:
+    line: Line
+    net: Net
+
+    @property
+    def active(self) -> bool:
+        return self.line.kind is LineKind.JOB
 
 
 class _Classifier:
@@ -144,26 +194,43 @@ class _Classifier:
         self.options = options
         self.results: dict[int, LineResult] = {}
         self.jobs: list[_Job] = []
+        self.reboots: list[_Job] = []  # @reboot lines, until pass 2 says what they are
+        self.nets: list[_NetLine] = []
         self.env: dict[str, str] = {}
         self.timezones: dict[str, str] = {}
         self.family = _option_slug(options.family, "--family")
         self.caste = _option_slug(options.caste, "--caste")
+        self.used_rules: set[int] = set()
         if options.timezone is not None:
             checked_zone(options.timezone, "--timezone")
+        if options.reboot is not None and options.reboot not in REBOOT_KINDS:
+            raise CrontabError(f"--reboot {options.reboot!r}: give service or oneshot")
 
     def run(self) -> Import:
         self._walk()
-        declarations = self._declare()
+        self._services()
+        automates = self._declare()
+        declarations = [declaration for declaration, _ in automates]
         ordered = tuple(self.results[line.number] for line in self.lines)
         assert len(ordered) == len(self.lines)
+        rules = self.options.mapping.rules if self.options.mapping is not None else ()
         return Import(
             lines=ordered,
             declarations=tuple(declarations),
             env=dict(self.env),
             env_file=self.options.env_file if self.env else None,
-            family=self.family,
-            caste=self.caste,
+            family=self.family or UNCLASSIFIED,
+            caste=self.caste or UNCLASSIFIED,
             timezones=self.timezones,
+            unclassified=tuple(
+                d["name"] for d in declarations if UNCLASSIFIED in (d["family"], d["caste"])
+            ),
+            unused_rules=tuple(
+                f"rules[{i}] ({rule.command})"
+                for i, rule in enumerate(rules)
+                if i not in self.used_rules
+            ),
+            automates=tuple(automate for _, automate in automates),
         )
 
     # --- pass 1: lines in order, with the environment in effect at each ---------------------
@@ -239,8 +306,13 @@ class _Classifier:
             variables=dict(variables),
             wrapper=self.options.wrapper,
         )
-        command = analyse(line.command, context)
-        notes = command.notes if enabled else ("commented out: declared disabled", *command.notes)
+        net = None
+        if line.schedule == "@reboot":
+            command = analyse_service(line.command, context)
+        else:
+            net = restart_net(line.command, context)
+            command = net.start if net is not None else analyse(line.command, context)
+        notes = _notes(line, command)
 
         def finding(line_class: LineClass, reason: str) -> None:
             self._result(line, line_class, command.name, reason, notes, enabled)
@@ -253,15 +325,6 @@ class _Classifier:
                 f"an unescaped % ends the command at {line.command!r}: cron feeds the rest to "
                 "its standard input; was % meant literally (write \\%), or is the input needed?",
             )
-        if line.schedule == "@reboot":
-            return finding(
-                LineClass.NEEDS_DECISION,
-                "@reboot runs the command once when the machine starts: is it a long-running "
-                "service (run it as a service, e.g. under systemd), or a one-off at start-up "
-                "(a oneshot automate)?",
-            )
-        if command.outcome is Outcome.BROKEN:
-            return finding(LineClass.BROKEN, command.reason or "")
         if command.outcome is Outcome.DECISION:
             return finding(LineClass.NEEDS_DECISION, command.reason or "")
         seen = {n for n in variables if n in other_names}
@@ -273,10 +336,27 @@ class _Classifier:
                 "one env file is declared for every imported job: should it get them?",
             )
         env_files = (self.options.env_file,) if seen else ()
+        if line.schedule == "@reboot":
+            job = _Job(line, command, Kind.SERVICE, None, None, env_files, history)
+            self.reboots.append(job)
+            return None
+        if net is not None:
+            self.nets.append(_NetLine(line, net))
+            return None
         cron = SPECIALS.get(line.schedule.removeprefix("@"), line.schedule)
         timezone = self._zone(variables)
-        self._result(line, LineClass.JOB if enabled else LineClass.DISABLED_JOB, notes=notes)
-        self.jobs.append(_Job(line, command, cron, timezone, env_files, history))
+        self._found(line, command, notes)
+        self.jobs.append(_Job(line, command, Kind.RECURRING, cron, timezone, env_files, history))
+        return None
+
+    def _found(self, line: Line, command: Command, notes: tuple[str, ...]) -> None:
+        """The class of a line that becomes a declaration: a job, or broken (then disabled)."""
+        enabled = line.kind is LineKind.JOB
+        if command.outcome is Outcome.BROKEN:
+            notes = (*notes, _BROKEN_NOTE)
+            self._result(line, LineClass.BROKEN, command.name, command.reason, notes, enabled)
+        else:
+            self._result(line, LineClass.JOB if enabled else LineClass.DISABLED_JOB, notes=notes)
 
     def _zone(self, variables: Mapping[str, str]) -> str:
         for name in ("CRON_TZ", "TZ"):
@@ -290,31 +370,151 @@ class _Classifier:
         self.timezones.setdefault(zone, "this machine's timezone")
         return zone
 
-    # --- pass 2: jobs grouped into declarations ---------------------------------------------
+    # --- pass 2: @reboot lines and restart nets ---------------------------------------------
 
-    def _declare(self) -> list[dict[str, Any]]:
-        self._shared_locks()
-        groups: dict[tuple[bool, tuple[str, ...]], list[_Job]] = defaultdict(list)
-        active = {tuple(j.command.argv) for j in self.jobs if j.line.kind is LineKind.JOB}
-        for job in self.jobs:
-            enabled = job.line.kind is LineKind.JOB
-            argv = tuple(job.command.argv)
-            if not enabled and argv in active:
-                first = next(
-                    j
-                    for j in self.jobs
-                    if j.line.kind is LineKind.JOB and j.command.argv == job.command.argv
+    def _services(self) -> None:
+        """Each @reboot line, with the restart nets that start the same command: a service;
+        alone, what --reboot says it is, or a question. A net left over is a question too."""
+        paired: set[int] = set()
+        for job in self.reboots:
+            matching = [
+                n
+                for n in self.nets
+                if n.active == job.active
+                and n.net.watches_start
+                and n.net.start.argv == job.command.argv
+            ]
+            nets = [n for n in matching if n.line.number not in paired]
+            paired.update(n.line.number for n in nets)
+            notes = _notes(job.line, job.command)
+            question = None
+            if matching:
+                kind = Kind.SERVICE
+                lines = ", ".join(str(n.line.number) for n in matching)
+                note = (
+                    f"@reboot with its restart net (line {lines}): a service (kind: service); "
+                    "sync keeps one instance running while it is enabled, and the layer "
+                    "restarts it when it exits"
                 )
+            elif (declared := self._declared_kind(job.command.argv)) is not None:
+                kind = declared  # the operator said what it is, by declaring it
+                note = f"@reboot: declared as a {kind.value} automate"
+            elif self.options.reboot is not None:
+                kind = Kind(self.options.reboot)
+                note = (
+                    "@reboot: a service (--reboot service); sync keeps one instance running "
+                    "while it is enabled, and the layer restarts it when it exits"
+                    if kind is Kind.SERVICE
+                    else "@reboot: a oneshot automate (--reboot oneshot); nothing runs it at "
+                    "start-up: run `automates trigger NAME` when it is needed"
+                )
+            else:
+                kind, note = Kind.SERVICE, ""
+                question = (
+                    "@reboot runs the command once when the machine starts, and no restart net "
+                    "(`pgrep -f x || x`) for the same command says it is a loop: is it a "
+                    "long-running service (--reboot service: kept running by the layer), or a "
+                    "one-off at start-up (--reboot oneshot: run it with `automates trigger`)?"
+                )
+            if question is None and kind is Kind.SERVICE and job.command.timeout is not None:
+                question = (
+                    f"a service runs until it is stopped, and `timeout` would end it every "
+                    f"{job.command.timeout} s for the layer to start it again: drop the "
+                    "timeout, or is it a one-off (--reboot oneshot)?"
+                )
+            if question is not None:
+                name = job.command.name
+                self._result(job.line, LineClass.NEEDS_DECISION, name, question, notes, job.active)
+                for net in nets:
+                    self._result(
+                        net.line,
+                        LineClass.NEEDS_DECISION,
+                        name,
+                        f"the restart net of line {job.line.number}, which needs a decision",
+                        _notes(net.line, net.net.start),
+                        net.active,
+                    )
+                continue
+            job.kind, job.nets = kind, tuple(n.line for n in nets)
+            self._found(job.line, job.command, (note, *notes))
+            for net in nets:
+                self._result(
+                    net.line,
+                    LineClass.RESTART_NET,
+                    notes=(
+                        f"the restart net of line {job.line.number}: the layer restarts the "
+                        "service itself now; nothing more is declared",
+                    ),
+                    enabled=net.active,
+                )
+            self.jobs.append(job)
+        active = {j.command.argv: j.line.number for j in self.jobs if j.active}
+        for net in self.nets:
+            if net.line.number in paired:
+                continue
+            argv = net.net.start.argv
+            if not net.active and argv in active:
+                reason = (
+                    f"an older form of the restart net of line {active[argv]}, which is "
+                    "active: kept in the crontab's history only"
+                )
+                self._result(net.line, LineClass.DUPLICATE, net.net.start.name, reason, (), False)
+                continue
+            if net.net.watches_start:
+                reason = (
+                    f"a restart net: it starts {argv[0]} when `{net.net.watch}` finds no "
+                    "process, and no @reboot line starts the same command: is it a long-running "
+                    "service (declare it kind: service; the layer restarts it), or should each "
+                    "tick be a run of its own?"
+                )
+            else:
+                reason = (
+                    f"a restart net whose check `{net.net.watch}` does not find the process it "
+                    f"starts ({' '.join(argv) or 'a command it cannot read'}): which process "
+                    "does it watch, and what should the layer run?"
+                )
+            notes = _notes(net.line, net.net.start)
+            name = net.net.start.name
+            self._result(net.line, LineClass.NEEDS_DECISION, name, reason, notes, net.active)
+
+    def _declared_kind(self, argv: tuple[str, ...]) -> Kind | None:
+        """The kind of a declaration that already runs this command once (service/oneshot)."""
+        for automate in self.options.existing:
+            if automate.command == argv and automate.kind in (Kind.SERVICE, Kind.ONESHOT):
+                return automate.kind
+        return None
+
+    # --- pass 3: jobs grouped into declarations ---------------------------------------------
+
+    def _declare(self) -> list[tuple[dict[str, Any], Automate]]:
+        self.jobs.sort(key=lambda job: job.line.number)  # declarations in the crontab's order
+        self._shared_locks()
+        groups: dict[tuple[Kind, bool, tuple[str, ...], int | None], list[_Job]] = defaultdict(list)
+        active: dict[tuple[str, ...], int] = {}
+        for job in self.jobs:
+            if job.active:
+                active.setdefault(job.command.argv, job.line.number)
+        for job in self.jobs:
+            if not job.active and job.command.argv in active:
                 self._result(
                     job.line,
                     LineClass.DUPLICATE,
-                    reason=f"an older form of line {first.line.number}, which is active: kept "
-                    "in the crontab's history only",
+                    reason=f"an older form of line {active[job.command.argv]}, which is "
+                    "active: kept in the crontab's history only",
+                    enabled=False,
                 )
+                for net in job.nets:
+                    self._result(
+                        net,
+                        LineClass.DUPLICATE,
+                        reason=f"the restart net of an older form of line "
+                        f"{active[job.command.argv]}: kept in the crontab's history only",
+                        enabled=False,
+                    )
                 continue
             if self._already_declared(job):
                 continue
-            groups[(enabled, argv)].append(job)
+            groups[job.key].append(job)
         names = self._names(groups)
         declarations = []
         for key, jobs in groups.items():
@@ -324,104 +524,140 @@ class _Classifier:
         return declarations
 
     def _shared_locks(self) -> None:
-        by_lock: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+        by_lock: dict[str, list[_Job]] = defaultdict(list)
         for job in self.jobs:
             if job.command.lock is not None:
-                by_lock[job.command.lock].add(tuple(job.command.argv))
-        shared = {lock for lock, commands in by_lock.items() if len(commands) > 1}
+                by_lock[job.command.lock].append(job)
+        shared = {lock for lock, jobs in by_lock.items() if len({j.command.argv for j in jobs}) > 1}
         kept = []
         for job in self.jobs:
-            if job.command.lock in shared:
-                others = [
-                    str(j.line.number)
-                    for j in self.jobs
-                    if j.command.lock == job.command.lock and j is not job
-                ]
+            if job.command.lock not in shared:
+                kept.append(job)
+                continue
+            assert job.command.lock is not None
+            others = [str(j.line.number) for j in by_lock[job.command.lock] if j is not job]
+            for line in (job.line, *job.nets):
                 self._result(
-                    job.line,
+                    line,
                     LineClass.NEEDS_DECISION,
                     job.command.name,
                     f"shares the lock {job.command.lock} with line(s) {', '.join(others)}, so "
                     "they never ran at once; a concurrency policy holds one automate only: "
                     "accept that they may now overlap, or merge them into one script?",
-                    self.results[job.line.number].notes,
-                    job.line.kind is LineKind.JOB,
+                    self.results[line.number].notes,
+                    line.kind is LineKind.JOB,
                 )
-            else:
-                kept.append(job)
         self.jobs = kept
 
     def _already_declared(self, job: _Job) -> bool:
-        argv = tuple(job.command.argv)
         for automate in self.options.existing:
-            if automate.command != argv:
+            if automate.command != job.command.argv:
                 continue
-            crons = {(s.form.expression, s.timezone) for s in automate.schedules}
-            if (job.cron, job.timezone) in crons:
+            if job.kind is Kind.RECURRING:
+                crons = {(s.form.expression, s.timezone) for s in automate.schedules}
+                same = automate.kind is Kind.RECURRING and (job.cron, job.timezone) in crons
+                question = (
+                    f"{automate.name} already runs this command, on other schedules: add "
+                    f"{job.cron!r} ({job.timezone}) to its schedules, or is it another job?"
+                )
+            else:
+                same = automate.kind is job.kind
+                question = (
+                    f"{automate.name} already runs this command, as a {automate.kind.value} "
+                    f"automate: is this line the same job ({job.kind.value}), or another?"
+                )
+            if same:
                 self._result(
                     job.line,
                     LineClass.DUPLICATE,
                     automate.name,
                     f"already declared as {automate.name}",
-                    enabled=job.line.kind is LineKind.JOB,
+                    enabled=job.active,
                 )
+                for net in job.nets:
+                    self._result(
+                        net,
+                        LineClass.DUPLICATE,
+                        automate.name,
+                        f"the restart net of {automate.name}, already declared: the layer "
+                        "restarts it",
+                        enabled=job.active,
+                    )
             else:
-                self._result(
-                    job.line,
-                    LineClass.NEEDS_DECISION,
-                    job.command.name,
-                    f"{automate.name} already runs this command, on other schedules: add "
-                    f"{job.cron!r} ({job.timezone}) to its schedules, or is it another job?",
-                    enabled=job.line.kind is LineKind.JOB,
-                )
+                for line in (job.line, *job.nets):
+                    self._result(
+                        line,
+                        LineClass.NEEDS_DECISION,
+                        job.command.name,
+                        question,
+                        enabled=job.active,
+                    )
             return True
         return False
 
     def _names(
-        self, groups: Mapping[tuple[bool, tuple[str, ...]], list[_Job]]
-    ) -> dict[tuple[bool, tuple[str, ...]], str]:
+        self, groups: Mapping[tuple[Kind, bool, tuple[str, ...], int | None], list[_Job]]
+    ) -> dict[tuple[Kind, bool, tuple[str, ...], int | None], str]:
         """Each group's slug; where two commands share one (or an existing declaration has it),
-        a digest of the command tells them apart, the same on every import."""
+        a digest of the command (and of its kind and timeout, when not the plain recurring
+        job) tells them apart, the same on every import."""
         base = {key: jobs[0].command.name for key, jobs in groups.items()}
         counts = Counter(base.values())
         taken = {a.name for a in self.options.existing}
         names = {}
         for key, name in base.items():
             if counts[name] > 1 or name in taken:
-                digest = hashlib.sha1("\0".join(key[1]).encode()).hexdigest()[:6]
+                kind, _active, argv, timeout = key
+                text = "\0".join(argv)
+                if kind is not Kind.RECURRING:
+                    text += f"\0kind={kind.value}"
+                if timeout is not None:
+                    text += f"\0timeout={timeout}"
+                digest = hashlib.sha1(text.encode()).hexdigest()[:6]
                 name = f"{name[: 63 - 7]}-{digest}"
             names[key] = name
         return names
 
-    def _declaration(self, name: str, jobs: list[_Job]) -> dict[str, Any] | None:
+    def _declaration(self, name: str, jobs: list[_Job]) -> tuple[dict[str, Any], Automate] | None:
         first = jobs[0]
-        enabled = first.line.kind is LineKind.JOB
+        broken = first.command.outcome is Outcome.BROKEN
+        enabled = first.active and not broken
         schedules: list[dict[str, Any]] = []
         for job in jobs:
-            schedule = {"slug": _schedule_slug(job.cron, job.timezone)}
-            schedule |= {"cron": job.cron, "timezone": job.timezone}
-            if schedule in schedules:
-                self._result(
-                    job.line,
-                    LineClass.DUPLICATE,
-                    name,
-                    f"the same job as line {first.line.number}",
-                    enabled=enabled,
-                )
+            if job.kind is Kind.RECURRING:
+                assert job.cron is not None and job.timezone is not None
+                schedule = {"slug": _schedule_slug(job.cron, job.timezone)}
+                schedule |= {"cron": job.cron, "timezone": job.timezone}
+            if job is not first and (job.kind is not Kind.RECURRING or schedule in schedules):
+                for line in (job.line, *job.nets):
+                    self._result(
+                        line,
+                        LineClass.DUPLICATE,
+                        name,
+                        f"the same job as line {first.line.number}",
+                        enabled=job.active,
+                    )
                 continue
-            schedules.append(schedule)
+            if job.kind is Kind.RECURRING:
+                schedules.append(schedule)
             merged = () if job is first else (f"merged with line {first.line.number}",)
-            result = self.results[job.line.number]
-            self.results[job.line.number] = replace(result, name=name, notes=result.notes + merged)
+            for line in (job.line, *job.nets):
+                result = self.results[line.number]
+                notes = result.notes + merged
+                self.results[line.number] = replace(result, name=name, notes=notes)
+        family, caste = self._family_caste(first.command.argv)
         declaration: dict[str, Any] = {
             "name": name,
-            "kind": "recurring",
-            "caste": self.caste,
-            "family": self.family,
+            "kind": first.kind.value,
+            "caste": caste,
+            "family": family,
             "description": _description(first),
             "command": list(first.command.argv),
-            "schedules": schedules,
         }
+        if schedules:
+            declaration["schedules"] = schedules
+        if first.command.timeout is not None:
+            declaration["timeout_seconds"] = first.command.timeout
         if first.command.lock is not None:
             declaration["concurrency"] = "forbid"
         if first.env_files:
@@ -429,20 +665,33 @@ class _Classifier:
         if not enabled:
             declaration["enabled"] = False
         try:
-            Automate.model_validate(declaration)
+            automate = Automate.model_validate(declaration)
         except ValidationError as error:
             detail = error.errors()[0]
             where, message = problem_of(detail["loc"], detail)
             for job in jobs:
-                self._result(
-                    job.line,
-                    LineClass.NEEDS_DECISION,
-                    name,
-                    f"the declaration is refused, field {where}: {message}",
-                    enabled=enabled,
-                )
+                for line in (job.line, *job.nets):
+                    self._result(
+                        line,
+                        LineClass.NEEDS_DECISION,
+                        name,
+                        f"the declaration is refused, field {where}: {message}",
+                        enabled=job.active,
+                    )
             return None
-        return declaration
+        return declaration, automate
+
+    def _family_caste(self, argv: tuple[str, ...]) -> tuple[str, str]:
+        """From the first mapping rule matching the command, else the options, else
+        unclassified (reported)."""
+        family, caste = self.family, self.caste
+        mapping = self.options.mapping
+        index = mapping.rule_for(argv) if mapping is not None else None
+        if mapping is not None and index is not None:
+            self.used_rules.add(index)
+            rule = mapping.rules[index]
+            family, caste = rule.family or family, rule.caste or caste
+        return family or UNCLASSIFIED, caste or UNCLASSIFIED
 
     def _result(
         self,
@@ -458,9 +707,15 @@ class _Classifier:
         )
 
 
-def _option_slug(value: str | None, option: str) -> str:
+def _notes(line: Line, command: Command) -> tuple[str, ...]:
+    if line.kind is LineKind.JOB:
+        return command.notes
+    return ("commented out: declared disabled", *command.notes)
+
+
+def _option_slug(value: str | None, option: str) -> str | None:
     if value is None:
-        return UNCLASSIFIED
+        return None
     if not SLUG.match(value) or len(value) > 63:
         raise CrontabError(
             f"{option} {value!r} is not a slug (lowercase letters, digits and inner hyphens)"
@@ -474,9 +729,17 @@ def _schedule_slug(cron: str, timezone: str) -> str:
 
 
 def _description(job: _Job) -> str:
-    kept = "Imported from the crontab: " + job.line.text.strip().lstrip("#").strip()
+    kept = "Imported from the crontab: " + _shown(job.line)
+    for net in job.nets:
+        kept += "\nRestart net, now done by the layer: " + _shown(net)
+    if job.command.outcome is Outcome.BROKEN:
+        kept += f"\nBroken at import: {job.command.reason}"
     if job.history:
         kept += "\nHistory: " + " / ".join(h for h in job.history if h)
     if len(kept) > MAX_STRING_CHARS:
         kept = kept[: MAX_STRING_CHARS - 20] + "... (cut)"
     return kept
+
+
+def _shown(line: Line) -> str:
+    return line.text.strip().lstrip("#").strip()

@@ -5,7 +5,12 @@ executable with its arguments, without a shell, in the checkout. A command trans
 shell did nothing but split words, substitute the crontab's own variables and apply output
 redirections; paths are made absolute as cron would have resolved them (the home folder for
 relative paths, cron's PATH for bare names). What remains is either broken (its script or
-executable does not exist) or a question for the operator.
+executable does not exist: the argv is still given, with the missing path in it, so the job can
+be declared disabled) or a question for the operator.
+
+`analyse_service` reads an `@reboot` command as a long-running loop (a leading `nohup` and a
+trailing `&` mean nothing under the layer, which keeps it running), and `restart_net` reads a
+restart net, `pgrep -f x || x`: what it watches and what it starts.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from pathlib import Path, PurePosixPath
 
 from automates.crontab.shell import REDIRECTIONS, ShellSyntaxError, Token, split
+from automates.registry.model import MAX_TIMEOUT_SECONDS
 
 CRON_DEFAULT_PATH = "/usr/bin:/bin"  # cron's PATH when the crontab sets none
 _INTERPRETER = re.compile(r"^(python[\d.]*|node|nodejs|bash|sh|dash|zsh|perl|ruby|php)$")
@@ -26,6 +34,24 @@ _INLINE = {"python": "-c", "node": "-e", "perl": "-e", "ruby": "-e", "php": "-r"
 _TAKES_VALUE = {"python": {"-W", "-X"}, "node": {"-r", "--require"}}
 _CRON_FIELD = re.compile(r"^[\d*][\d*/,-]*$")
 _SLUG_CUT = 48
+_DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>[smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_TERM = {"TERM", "SIGTERM", "15"}
+_WATCHERS = frozenset({"pgrep", "pidof"})
+_PGREP_VALUE = {
+    "-u",
+    "-U",
+    "-g",
+    "-G",
+    "-P",
+    "-s",
+    "-t",
+    "-F",
+    "-d",
+    "--euid",
+    "--uid",
+    "--pidfile",
+}
 
 
 class Outcome(StrEnum):
@@ -54,6 +80,16 @@ class Command:
     lock: str | None = None  # the `flock -n` lock file
     notes: tuple[str, ...] = field(default=())
     reason: str | None = None  # BROKEN: what is missing; DECISION: the question
+    timeout: int | None = None  # `timeout N`: the declaration's timeout_seconds
+
+
+@dataclass(frozen=True)
+class Net:
+    """A restart net, `CHECK || START`: START runs when CHECK finds no process."""
+
+    watch: str  # CHECK as written, e.g. `pgrep -f loop.sh`
+    start: Command  # START, read as a service's command
+    watches_start: bool  # whether CHECK's pattern matches the command START runs
 
 
 def analyse(command: str, context: Context) -> Command:
@@ -62,6 +98,110 @@ def analyse(command: str, context: Context) -> Command:
     except ShellSyntaxError as error:
         return Command(Outcome.UNPARSABLE, _slug([command]), reason=f"field command: {error}")
     return _Analysis(parsed.tokens, context, command).run()
+
+
+def analyse_service(command: str, context: Context) -> Command:
+    """A command started once and left running (`@reboot`, a restart net's START): a leading
+    `nohup` and a trailing `&` are dropped, since the layer keeps a service running."""
+    try:
+        parsed = split(command)
+    except ShellSyntaxError as error:
+        return Command(Outcome.UNPARSABLE, _slug([command]), reason=f"field command: {error}")
+    return _service(list(parsed.tokens), context, command)
+
+
+def restart_net(command: str, context: Context) -> Net | None:
+    """`pgrep [-f] PATTERN || START` (or `pidof NAME || START`, output redirections allowed on
+    both sides); None when the command is not of that form."""
+    if "||" not in command:
+        return None
+    try:
+        tokens = list(split(command).tokens)
+    except ShellSyntaxError:
+        return None
+    cut = next((i for i, t in enumerate(tokens) if t.operator == "||"), None)
+    if cut is None:
+        return None
+    check = _plain_words(tokens[:cut])
+    if not check or PurePosixPath(check[0]).name not in _WATCHERS:
+        return None
+    start = _service(tokens[cut + 1 :], context, command)
+    argv = start.argv if start.outcome in (Outcome.READY, Outcome.BROKEN) else ()
+    return Net(" ".join(check), start, bool(argv) and _watches(check, argv))
+
+
+def _service(tokens: list[Token], context: Context, command: str) -> Command:
+    notes = []
+    if tokens and tokens[-1].operator == "&":
+        tokens = tokens[:-1]
+        notes.append("ran in the background (&): a service's loop runs in its own run")
+    if tokens and tokens[0].literal == "nohup":
+        tokens = tokens[1:]
+        notes.append("nohup dropped: the layer keeps the service running")
+    analysis = _Analysis(tokens, context, command)
+    analysis.notes.extend(notes)
+    return analysis.run()
+
+
+def _plain_words(tokens: Sequence[Token]) -> list[str] | None:
+    """The literal words of a simple command, output redirections skipped; None if anything
+    else is there (another operator, a substitution)."""
+    words: list[str] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.operator is not None:
+            if token.operator not in REDIRECTIONS or token.operator in ("<", "<<", "<&"):
+                return None
+            index += 2
+            continue
+        if token.literal is None:
+            return None
+        words.append(token.literal)
+        index += 1
+    return words
+
+
+def _watches(check: list[str], argv: Sequence[str]) -> bool:
+    """Whether the check finds the process that `argv` starts: `pgrep -f` matches the whole
+    command line, `pgrep` the process name (15 characters at most), `pidof` the program or,
+    with -x, the script's name."""
+    program, args = PurePosixPath(check[0]).name, check[1:]
+    names = {PurePosixPath(a).name for a in argv[:2]}
+    if program == "pidof":
+        operands, skip = [], False
+        for arg in args:
+            if skip or arg.startswith("-"):
+                skip = arg == "-o"
+                continue
+            operands.append(arg)
+        return bool(operands) and all(name in names for name in operands)
+    full = exact = False
+    pattern = None
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in _PGREP_VALUE:
+            index += 2
+            continue
+        if arg in ("--full", "--exact"):
+            full, exact = full or arg == "--full", exact or arg == "--exact"
+        elif arg.startswith("-") and not arg.startswith("--"):
+            full, exact = full or "f" in arg, exact or "x" in arg
+        elif not arg.startswith("-"):
+            pattern = arg
+            break
+        index += 1
+    if pattern is None:
+        return False
+    try:
+        compiled = re.compile(pattern)
+    except re.error:
+        return False
+    candidates = [" ".join(argv)] if full else [PurePosixPath(argv[0]).name[:15]]
+    if exact:
+        return any(compiled.fullmatch(c) for c in candidates)
+    return any(compiled.search(c) for c in candidates)
 
 
 class _Question(Exception):
@@ -77,6 +217,8 @@ class _Analysis:
         self.command = command
         self.notes: list[str] = []
         self.lock: str | None = None
+        self.timeout: int | None = None
+        self.missing: str | None = None  # the first thing found missing
 
     def run(self) -> Command:
         name = _slug([self.command])
@@ -86,7 +228,16 @@ class _Analysis:
             argv = self._argv(words)
         except _Question as question:
             return Command(question.outcome, name, notes=tuple(self.notes), reason=question.reason)
-        return Command(Outcome.READY, name, tuple(argv), self.lock, tuple(self.notes))
+        outcome = Outcome.READY if self.missing is None else Outcome.BROKEN
+        return Command(
+            outcome, name, tuple(argv), self.lock, tuple(self.notes), self.missing, self.timeout
+        )
+
+    def _broken(self, reason: str) -> None:
+        """Something the command runs is missing: it is still read to the end, so that it can
+        be declared (disabled) with what cron ran."""
+        if self.missing is None:
+            self.missing = reason
 
     # --- the shell's part: operators, redirections, substitutions ---------------------------
 
@@ -186,11 +337,12 @@ class _Analysis:
 
     def _shell_question(self, operator: str) -> str:
         words = [t.literal or "" for t in self.tokens]
-        if operator == "||" and {"pgrep", "pidof"} & {PurePosixPath(w).name for w in words}:
+        if operator == "||" and _WATCHERS & {PurePosixPath(w).name for w in words}:
             return (
-                "a restart net: it starts a process when it is not running; is that process a "
-                "long-running service (run it as a service, not an automate), or should each "
-                "tick be a run of its own?"
+                "a restart net: it starts a process when it is not running; with an @reboot "
+                "line for the same command it is imported as a service (kind: service); alone, "
+                "is that process a long-running service (declare it kind: service), or should "
+                "each tick be a run of its own?"
             )
         if operator == "&":
             return (
@@ -206,7 +358,7 @@ class _Analysis:
     # --- what runs ---------------------------------------------------------------------------
 
     def _argv(self, words: list[str]) -> list[str]:
-        words = self._without_flock(words)
+        words = self._without_prefixes(words)
         if _CRON_FIELD.match(words[0]) and not (self.context.home / words[0]).exists():
             raise _Question(
                 Outcome.DECISION,
@@ -230,9 +382,78 @@ class _Analysis:
             return [executable, *self._script_resolved(words)]
         return [executable, *words[1:]]
 
+    def _without_prefixes(self, words: list[str]) -> list[str]:
+        """The command under `flock -n LOCK` and `timeout N`, in any order."""
+        while True:
+            program = PurePosixPath(words[0]).name
+            if program == "flock" and self.lock is None:
+                words = self._without_flock(words)
+            elif program == "timeout" and self.timeout is None:
+                words = self._without_timeout(words)
+            else:
+                return words
+
+    def _without_timeout(self, words: list[str]) -> list[str]:
+        """`timeout [-k D] [-s TERM] [--foreground] DURATION command`: the guard's own
+        timeout_seconds (SIGTERM to the process group, SIGKILL 5 s later)."""
+        index, kill_after = 1, None
+        while index < len(words) and words[index].startswith("-"):
+            option, value = words[index], None
+            if option == "--":
+                index += 1
+                break
+            if option in ("-k", "--kill-after", "-s", "--signal"):
+                value = words[index + 1] if index + 1 < len(words) else ""
+                index += 2
+            elif "=" in option and option.split("=", 1)[0] in ("--kill-after", "--signal"):
+                option, value = option.split("=", 1)
+                index += 1
+            elif option == "--foreground":
+                index += 1
+                continue
+            else:
+                raise _Question(
+                    Outcome.DECISION,
+                    f"timeout is given {option}: only `timeout DURATION command` (with -k, "
+                    "-s TERM or --foreground) maps to timeout_seconds; what is meant?",
+                )
+            if option in ("-k", "--kill-after"):
+                kill_after = value
+            elif value.upper() not in _TERM:
+                raise _Question(
+                    Outcome.DECISION,
+                    f"timeout sends SIG{value.upper().removeprefix('SIG')} at the deadline; the "
+                    "guard sends SIGTERM, then SIGKILL 5 s later: is that what is meant?",
+                )
+        rest = words[index:]
+        if len(rest) < 2:
+            raise _Question(Outcome.UNPARSABLE, "field command: timeout names no command")
+        duration = _DURATION.match(rest[0])
+        if duration is None:
+            raise _Question(Outcome.DECISION, f"timeout {rest[0]!r} is not a duration: which?")
+        seconds = float(duration["number"]) * _UNIT_SECONDS[duration["unit"]]
+        if seconds != int(seconds):
+            raise _Question(
+                Outcome.DECISION,
+                f"timeout {rest[0]} is not whole seconds, and timeout_seconds is: which?",
+            )
+        if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:
+            what = "disables the timeout" if seconds == 0 else f"is {int(seconds)} s"
+            raise _Question(
+                Outcome.DECISION,
+                f"timeout {rest[0]} {what}, and a run under the guard has a timeout of 1 to "
+                f"{MAX_TIMEOUT_SECONDS} s (timeout_seconds): which, or split the job?",
+            )
+        self.timeout = int(seconds)
+        self.notes.append(
+            f"timeout {rest[0]}: now timeout_seconds: {self.timeout} (the run ends TimedOut: "
+            "SIGTERM to its process group, SIGKILL 5 s later; no more exit 124)"
+        )
+        if kill_after is not None:
+            self.notes.append(f"timeout -k {kill_after} dropped: the guard kills 5 s after SIGTERM")
+        return rest[1:]
+
     def _without_flock(self, words: list[str]) -> list[str]:
-        if PurePosixPath(words[0]).name != "flock":
-            return words
         options, index = set(), 1
         while index < len(words) and words[index].startswith("-"):
             options.add(words[index])
@@ -282,7 +503,10 @@ class _Analysis:
             )
         script = Path(rest[0]) if rest[0].startswith("/") else wrapper.parent / rest[0]
         if not script.is_file():
-            raise _Question(Outcome.BROKEN, f"the wrapper runs {script}, which does not exist")
+            self._broken(f"the wrapper runs {script}, which does not exist")
+            if index == 1:  # the wrapper ran it with this interpreter, as a restored one needs
+                return [self._resolve(words[0], "interpreter"), str(script), *rest[1:]]
+            return [str(script), *rest[1:]]
         self.notes.append(
             "ran through the old wrapper: the guard now does its work (timeout, retries, "
             "self-repair, soft-fail, crash journal, breaker); env files it loaded must be "
@@ -313,11 +537,11 @@ class _Analysis:
             if option == "-m" and family == "python":
                 if index + 1 >= len(words):
                     raise _Question(Outcome.UNPARSABLE, "field command: -m names no module")
-                self._module(words[index + 1])
+                self._module(words[index + 1], words[0])
                 return
             index += 2 if option in _TAKES_VALUE.get(family, set()) else 1
 
-    def _module(self, module: str) -> None:
+    def _module(self, module: str, interpreter: str) -> None:
         relative = Path(*module.split("."))
         candidates = (relative.with_suffix(".py"), relative / "__init__.py", relative)
 
@@ -326,6 +550,9 @@ class _Analysis:
 
         if found(self.context.project_root):
             return
+        python_path = self.context.variables.get("PYTHONPATH", "")
+        if any(found(self._path(folder)) for folder in python_path.split(":") if folder):
+            return  # the crontab's PYTHONPATH goes into the env file, so it still imports
         if found(self.context.home):
             raise _Question(
                 Outcome.DECISION,
@@ -333,9 +560,12 @@ class _Analysis:
                 f"guard runs in the checkout {self.context.project_root}, where it does not "
                 "import: add that folder to PYTHONPATH in an env file, or move the module?",
             )
-        raise _Question(
-            Outcome.BROKEN,
-            f"module {module} is found neither in {self.context.home} nor in the checkout",
+        interpreter = self._resolve(interpreter, "interpreter")
+        if _installed(interpreter, module.split(".")[0], str(self.context.home)):
+            return
+        self._broken(
+            f"module {module} is found neither in {self.context.home}, in the checkout, nor "
+            f"installed for {interpreter}"
         )
 
     def _script_resolved(self, words: list[str]) -> list[str]:
@@ -350,24 +580,25 @@ class _Analysis:
             raise _Question(Outcome.DECISION, f"{words[0]} is given no script: what does it run?")
         script = self._path(words[index])
         if not script.is_file():
-            raise _Question(Outcome.BROKEN, f"script {script} does not exist")
+            self._broken(f"script {script} does not exist")
         return [*words[1:index], str(script), *words[index + 1 :]]
 
     def _resolve(self, word: str, what: str) -> str:
+        """The executable's absolute path; if it is missing, recorded as broken and given as
+        cron would have looked for it (the path, or the bare name)."""
         if "/" in word:
             path = self._path(word)
             if not path.is_file():
-                raise _Question(Outcome.BROKEN, f"{what} {path} does not exist")
-            if not os.access(path, os.X_OK):
-                raise _Question(Outcome.BROKEN, f"{what} {path} is not executable")
+                self._broken(f"{what} {path} does not exist")
+            elif not os.access(path, os.X_OK):
+                self._broken(f"{what} {path} is not executable")
             return str(path)
         for folder in self.context.path.split(":"):
             candidate = Path(folder or ".") / word
             if candidate.is_file() and os.access(candidate, os.X_OK):
                 return str(candidate)
-        raise _Question(
-            Outcome.BROKEN, f"{what} {word!r} is not on cron's PATH ({self.context.path})"
-        )
+        self._broken(f"{what} {word!r} is not on cron's PATH ({self.context.path})")
+        return word
 
     def _path(self, word: str) -> Path:
         return Path(word) if word.startswith("/") else self.context.home / word
@@ -377,10 +608,7 @@ class _Analysis:
     def _name(self, words: list[str]) -> str:
         """A slug from what the command runs: the wrapped or interpreted script (or module, or
         URL) and the arguments after it, never from where it lives, so it is stable."""
-        words = list(words)
-        if PurePosixPath(words[0]).name == "flock":
-            rest = [w for w in words[1:] if not w.startswith("-")]
-            words = rest[1:] or words
+        words = _unprefixed(list(words))
         wrapper = self._wrapper_index(words)
         if wrapper is not None:
             return _slug(words[wrapper + 1 :] or words)
@@ -394,6 +622,47 @@ class _Analysis:
                 rest = rest[1:]
             return _slug(rest[1:] if rest[:1] == ["-m"] else rest or words)
         return _slug(words)
+
+
+def _unprefixed(words: list[str]) -> list[str]:
+    """The words under `nohup`, `flock [-n] LOCK` and `timeout [options] DURATION`: what the
+    name derives from."""
+    while len(words) > 1:
+        program = PurePosixPath(words[0]).name
+        if program == "nohup":
+            words = words[1:]
+            continue
+        if program not in ("flock", "timeout"):
+            break
+        index = 1
+        while index < len(words) and words[index].startswith("-"):
+            takes_value = program == "timeout" and words[index] in ("-k", "-s")
+            index += 2 if takes_value else 1
+        if len(words) <= index + 1:
+            break
+        words = words[index + 1 :]
+    return words
+
+
+@cache
+def _installed(interpreter: str, package: str, home: str) -> bool:
+    """Whether `interpreter` finds the top-level `package` installed (no import: find_spec of
+    a top-level name only looks), run as cron would (HOME set, for user site-packages)."""
+    if not re.fullmatch(r"[A-Za-z_]\w*", package):
+        return False
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
+    try:
+        done = subprocess.run(
+            [interpreter, "-E", "-c", probe, package],
+            cwd="/",
+            env={"HOME": home, "PATH": CRON_DEFAULT_PATH},
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def _slug(words: Sequence[str]) -> str:

@@ -27,6 +27,13 @@ MAX_CRONTAB_BYTES = 16 * 1024 * 1024
 FIELDS = ("minute", "hour", "day of month", "month", "day of week")
 _ENV = re.compile(r"^[ \t]*(?P<name>[A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(?P<value>.*?)[ \t]*$")
 _MACRO = re.compile(r"^[ \t]*@(?P<macro>\S*)(?:[ \t]+(?P<command>.*))?$")
+# A time field's characters (numbers, * / , - ? L W # and the month and day names): a comment
+# whose first five words are not all of them is prose, not a commented-out job.
+_FIELD_LIKE = re.compile(
+    r"^(?:[\d*?/,\-LW#]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+    r"|sun|mon|tue|wed|thu|fri|sat)+$",
+    re.I,
+)
 _JOB = re.compile(
     r"^[ \t]*(?P<m>\S+)[ \t]+(?P<h>\S+)[ \t]+(?P<dom>\S+)[ \t]+(?P<mon>\S+)[ \t]+(?P<dow>\S+)"
     r"(?:[ \t]+(?P<command>.*))?$"
@@ -101,7 +108,7 @@ def parse_line(number: int, text: str) -> Line:
         return Line(number, text, LineKind.BLANK)
     if stripped.startswith("#"):
         comment = stripped.lstrip("#").strip()
-        job = _job(number, text, comment)
+        job = _job(number, text, comment, prose_is_none=True)
         if job is not None and job.kind is LineKind.JOB:
             return Line(
                 number,
@@ -122,8 +129,9 @@ def parse_line(number: int, text: str) -> Line:
     return job
 
 
-def _job(number: int, text: str, body: str) -> Line | None:
-    """`body` read as a job line; None if it does not even look like one."""
+def _job(number: int, text: str, body: str, prose_is_none: bool = False) -> Line | None:
+    """`body` read as a job line; None if it does not even look like one (with
+    `prose_is_none`, also when a time field holds a character no field can)."""
     macro = _MACRO.match(body)
     if macro is not None:
         name = macro["macro"].lower()
@@ -135,6 +143,8 @@ def _job(number: int, text: str, body: str) -> Line | None:
     if job is None:
         return None
     fields = [job["m"], job["h"], job["dom"], job["mon"], job["dow"]]
+    if prose_is_none and not all(_FIELD_LIKE.match(f) for f in fields):
+        return None
     problem = field_problem(fields)
     if problem is not None:
         return _unparsable(number, text, problem)
@@ -143,6 +153,11 @@ def _job(number: int, text: str, body: str) -> Line | None:
 
 def field_problem(fields: list[str]) -> str | None:
     """Which time field python-crontab refuses, and why; None if all five are valid."""
+    try:
+        CronSlices(" ".join(fields))
+        return None  # the common case, read once; a refusal is then looked for field by field
+    except (ValueError, KeyError):
+        pass
     for index, value in enumerate(fields):
         alone = ["*"] * 5
         alone[index] = value

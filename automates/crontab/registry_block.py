@@ -13,21 +13,33 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from automates.crontab.classify import FINDINGS, Import, LineClass, LineResult
 from automates.crontab.lines import CrontabError
 from automates.errors import DeclarationError, DeclarationProblem
-from automates.registry.loader import REGISTRY, BoundedLoader, parse_registry, read_document
+from automates.registry.limits import (
+    MAX_AUTOMATES,
+    MAX_REGISTRY_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+)
+from automates.registry.loader import REGISTRY, BoundedLoader, parse_registry
 from automates.registry.model import Automate
+from automates.scheduling.triggers import trigger_problems
 
 BEGIN = "# >>> automates import crontab: generated, each import rewrites it (crontab-import.md)"
 END = "# <<< automates import crontab"
 _ITEM = re.compile(r"^(?P<indent>[ \t]*)- ", re.M)
+_EMPTY_LIST = re.compile(r"^automates:[ \t]*(\[[ \t]*\])?[ \t]*$", re.M)
+# Reading back a text whose only new part is our own dump: libyaml when it is there.
+_FAST_LOADER: type = getattr(yaml, "CSafeLoader", BoundedLoader)
 
 
 @dataclass(frozen=True)
@@ -38,27 +50,57 @@ class Registry:
     block: str | None  # the lines between the markers, or None if there is no block yet
     after: str
     indent: str  # the indentation of the `automates` list items
-
-    def outside(self) -> tuple[Automate, ...]:
-        """The declarations the operator owns: every one outside the block."""
-        document = yaml.load(self.before + self.after, Loader=BoundedLoader)
-        return parse_registry(document).automates
+    own: tuple[Automate, ...]  # the operator's declarations: every one outside the block
 
 
 def read_registry(path: Path) -> Registry:
-    """The registry, validated (models only), split around the import block."""
-    read_document(path)  # its bounds: size, UTF-8, no anchors; raises DeclarationError
-    text = path.read_text()
-    parse_registry(yaml.load(text, Loader=BoundedLoader))
+    """The registry, split around the import block. The operator's part is checked as the
+    registry loader checks a file (size, UTF-8, YAML bounds, the models); the block is not
+    read, since every import rewrites it whole."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_REGISTRY_BYTES + 1)
+    except FileNotFoundError:
+        raise _problem(f"{path} not found") from None
+    except OSError as error:
+        raise _problem(f"{path} cannot be read: {error.strerror or error}") from None
+    if len(data) > MAX_REGISTRY_BYTES:
+        raise _problem(f"larger than {MAX_REGISTRY_BYTES} bytes, the most a registry may hold")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise _problem(f"not UTF-8: byte 0x{data[error.start]:02x} at line {line}") from None
     match = _ITEM.search(text)
     indent = match["indent"] if match else "  "
     begin = _marker_line(text, BEGIN)
     if begin is None:
-        return Registry(text, None, "", indent)
-    end = _marker_line(text, END, begin[1])
-    if end is None:
-        raise _problem("the import block has a start marker but no end marker; restore it")
-    return Registry(text[: begin[0]], text[begin[1] : end[0]], text[end[1] :], indent)
+        before, block, after = text, None, ""
+    else:
+        end = _marker_line(text, END, begin[1])
+        if end is None:
+            raise _problem("the import block has a start marker but no end marker; restore it")
+        before, block, after = text[: begin[0]], text[begin[1] : end[0]], text[end[1] :]
+    document = _bounded(before + after)
+    if isinstance(document, dict) and document.get("automates") is None:
+        document = {**document, "automates": []}  # `automates:` with the block alone
+    try:
+        own = parse_registry(document).automates
+    except DeclarationError:
+        if block is None:
+            raise
+        # One of the operator's may name an imported one (`after:`): the file read whole.
+        names = {item.get("name") for item in document["automates"] if isinstance(item, dict)}
+        whole = parse_registry(_bounded(text)).automates
+        own = tuple(a for a in whole if a.name in names)
+    return Registry(before, block, after, indent, own)
+
+
+def _bounded(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=BoundedLoader)
+    except yaml.YAMLError as error:
+        raise _problem(f"not YAML: {error}") from None
 
 
 def _marker_line(text: str, marker: str, start: int = 0) -> tuple[int, int] | None:
@@ -71,17 +113,22 @@ def _marker_line(text: str, marker: str, start: int = 0) -> tuple[int, int] | No
     return line_start, (len(text) if line_end < 0 else line_end + 1)
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, never writing an anchor or alias (the registry takes none)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def render_block(result: Import, indent: str) -> str:
-    """The block's lines: every declaration, then each broken line as a comment (a disabled
-    declaration of a missing script would fail `automates validate`)."""
+    """The block's lines: every declaration (a broken line's is disabled; `automates validate`
+    accepts a disabled script automate whose command is missing, with a warning)."""
     lines = [f"{indent}{BEGIN}"]
     for declaration in result.declarations:
-        text = yaml.safe_dump([declaration], sort_keys=False, allow_unicode=True, width=96)
+        text = yaml.dump(
+            [declaration], Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=96
+        )
         lines += [f"{indent}{line}" if line else "" for line in text.rstrip("\n").split("\n")]
-    broken = [r for r in result.lines if r.line_class is LineClass.BROKEN]
-    for line in broken:
-        text = " ".join(line.text.split())
-        lines.append(f"{indent}# broken, not imported: {text[:200]}: {line.reason}")
     lines.append(f"{indent}{END}")
     return "\n".join(lines) + "\n"
 
@@ -93,23 +140,36 @@ class Applied:
     written: tuple[str, ...]  # the declarations now in the block
 
 
-def apply(result: Import, registry_path: Path, project_root: Path) -> Applied:
+def apply(
+    result: Import, registry_path: Path, project_root: Path, current: Registry | None = None
+) -> Applied:
     """Write the import's block into the registry (and its env file); nothing when the
-    result is already there. The new registry is validated whole before it is written."""
-    current = read_registry(registry_path)
+    result is already there. `current` is the registry as read before classifying (read
+    again if not given; refused if the file changed since). The new registry is checked
+    whole before anything is written: its size and YAML bounds, that the block lands in the
+    automates list, and the rules between declarations (the block's own declarations were
+    each checked with the registry's model when classified)."""
+    on_disk = read_registry(registry_path)
+    if current is not None and current != on_disk:
+        raise _problem("the registry changed while the crontab was imported; run it again")
+    current = on_disk
     block = render_block(result, current.indent)
-    if current.block is None:
-        before = current.before if current.before.endswith("\n") else current.before + "\n"
-        text = before + block
-    else:
-        text = current.before + block + current.after
-    new = parse_registry(yaml.load(text, Loader=BoundedLoader))
-    expected = {a.name for a in current.outside()} | {d["name"] for d in result.declarations}
-    if {a.name for a in new.automates} != expected:
+    before = current.before
+    if current.block is None and not before.endswith("\n"):
+        before += "\n"
+    if not current.own:
+        # A registry of no declaration of its own: `automates: []` while the block declares
+        # something, `automates:` followed by the block's comments alone otherwise.
+        empty = "automates:" if result.declarations else "automates: []"
+        before = _EMPTY_LIST.sub(empty, before, count=1)
+    text = before + block + current.after
+    if len(text.encode()) > MAX_REGISTRY_BYTES:
         raise _problem(
-            "the import block would not land inside the automates list (is it the last key, "
-            "written as a block list?); nothing was changed"
+            f"with the import block the registry would be larger than {MAX_REGISTRY_BYTES} "
+            "bytes, the most it may hold (docs/registry.md#limits); nothing was changed"
         )
+    _check_landed(text, [*(a.name for a in current.own), *(a.name for a in result.automates)])
+    _check_whole((*current.own, *result.automates))
     env_changed = False
     if result.env_file is not None:
         env_changed = _write_if_changed(project_root / result.env_file, _env_text(result.env))
@@ -120,19 +180,84 @@ def apply(result: Import, registry_path: Path, project_root: Path) -> Applied:
     return Applied(changed, env_changed, tuple(d["name"] for d in result.declarations))
 
 
+def _check_landed(text: str, expected: list[str]) -> None:
+    """The new text read back: within the registry's YAML bounds, and its automates list
+    holds exactly the expected declarations."""
+    try:
+        document = yaml.load(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        document = None
+    items = document.get("automates") if isinstance(document, dict) else None
+    names = [i.get("name") for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+    if sorted(map(str, names)) != sorted(expected):
+        raise _problem(
+            "the import block would not land inside the automates list (is it the last key, "
+            "written as a block list?); nothing was changed"
+        )
+    nodes, depth = _shape(document)
+    if nodes > MAX_YAML_NODES or depth > MAX_YAML_DEPTH:
+        raise _problem(
+            f"with the import block the registry would hold {nodes} YAML nodes {depth} levels "
+            f"deep, past its bounds ({MAX_YAML_NODES} nodes, {MAX_YAML_DEPTH} levels); nothing "
+            "was changed"
+        )
+
+
+def _shape(document: Any) -> tuple[int, int]:
+    """The YAML nodes of a document read without aliases (every mapping key, value, list
+    item and the root), and its depth, as the registry loader counts them."""
+    nodes, deepest = 0, 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        deepest = max(deepest, depth)
+        if isinstance(value, dict):
+            nodes += len(value)  # the keys: scalars
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return nodes, deepest
+
+
+def _check_whole(automates: tuple[Automate, ...]) -> None:
+    """What the registry checks between declarations: their number, unique names, `after`
+    triggers naming one that runs."""
+    problems = []
+    if len(automates) > MAX_AUTOMATES:
+        problems.append(
+            DeclarationProblem(
+                REGISTRY,
+                "automates",
+                f"{len(automates)} automates with the import, at most {MAX_AUTOMATES} are "
+                "accepted; nothing was changed",
+            )
+        )
+    counts = Counter(a.name for a in automates)
+    problems += [
+        DeclarationProblem(name, "name", f"declared {n} times; names must be unique")
+        for name, n in counts.items()
+        if n > 1
+    ]
+    problems += trigger_problems(automates)
+    if problems:
+        raise DeclarationError(problems)
+
+
 def unrepresented(result: Import, declared: tuple[Automate, ...]) -> list[LineResult]:
     """The lines of a crontab still in service that the registry does not represent yet.
 
     `result` must be classified against the enabled declarations (Options.existing), so a
     line whose command and schedule a declaration has is a duplicate. What is left is every
-    active job and every active finding, unless a declaration's description quotes the line
+    active job, restart net and finding, unless a declaration's description quotes the line
     (how an operator marks a line handled by hand)."""
     quoted = [a.description for a in declared if a.enabled]
+    pending = FINDINGS | {LineClass.JOB, LineClass.RESTART_NET}
     return [
         line
         for line in result.lines
         if line.enabled
-        and (line.line_class is LineClass.JOB or line.line_class in FINDINGS)
+        and line.line_class in pending
         and not any(line.text.strip() in description for description in quoted)
     ]
 

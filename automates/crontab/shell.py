@@ -18,6 +18,7 @@ OPERATORS = (
     *("|", "&", ";", "<", ">", "(", ")"),
 )
 REDIRECTIONS = frozenset({">>", ">&", "<&", "&>", "<<", "<", ">"})
+_OPERATOR_STARTS = frozenset(op[0] for op in OPERATORS)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GLOB = frozenset("*?[")
 
@@ -119,6 +120,8 @@ class _Splitter:
         return Split(tuple(self.tokens), None)
 
     def _operator(self) -> str | None:
+        if self.text[self.index] not in _OPERATOR_STARTS:
+            return None
         return next((op for op in OPERATORS if self.text.startswith(op, self.index)), None)
 
     def _emit_operator(self, operator: str) -> None:

@@ -11,12 +11,13 @@ import ast
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from automates.errors import DeclarationProblem
@@ -31,15 +32,37 @@ class FlowTarget:
     parameter_schema: dict[str, Any]
 
 
+# An interpreter whose first argument is the script it runs: `[python3, path/x.py]`.
+_INTERPRETER = re.compile(r"^(python[\d.]*|node|nodejs|bash|sh|dash|zsh|perl|ruby|php)$")
+
+
 def static_problems(registry: Registry, root: Path) -> list[DeclarationProblem]:
-    """Entrypoints whose file is missing or lacks the named flow; runbooks that do not exist."""
+    """Entrypoints whose file is missing or lacks the named flow; runbooks that do not exist.
+
+    A disabled script automate whose command is missing is not refused: it never runs, and
+    sync deploys it paused (a crontab's broken line, imported disabled). `static_warnings`
+    names it, and reconcile reports it broken."""
     return [p for automate in registry.automates for p in static_problems_of(automate, root)]
+
+
+def static_warnings(registry: Registry, root: Path) -> list[DeclarationProblem]:
+    """The disabled script automates whose command is missing: accepted, but said."""
+    return [
+        DeclarationProblem(automate.name, "command", error)
+        for automate in registry.automates
+        if _missing_tolerated(automate) and (error := static_error(automate, root)) is not None
+    ]
+
+
+def _missing_tolerated(automate: Automate) -> bool:
+    # A flow's entrypoint is read by sync (its flow name and parameters); a command is not.
+    return automate.is_script and not automate.enabled
 
 
 def static_problems_of(automate: Automate, root: Path) -> list[DeclarationProblem]:
     problems = []
     error = static_error(automate, root)
-    if error is not None:
+    if error is not None and not _missing_tolerated(automate):
         field = "command" if automate.is_script else "entrypoint"
         problems.append(DeclarationProblem(automate.name, field, error))
     problems.extend(
@@ -57,9 +80,9 @@ def static_problems_of(automate: Automate, root: Path) -> list[DeclarationProble
 def static_error(automate: Automate, root: Path) -> str | None:
     """Why the entrypoint cannot run, judged from the source alone; None if it looks right."""
     if automate.command is not None:
-        error = _command_error(automate.command[0], root)
+        error = _command_error(automate.command, root)
         if error is None and automate.once is not None:
-            error = _command_error(automate.once[0], root)
+            error = _command_error(automate.once, root)
             return None if error is None else f"once: {error}"
         return error
     path = root / automate.entrypoint_path
@@ -75,16 +98,22 @@ def static_error(automate: Automate, root: Path) -> str | None:
     return None
 
 
-def _command_error(executable: str, root: Path) -> str | None:
+def _command_error(argv: tuple[str, ...], root: Path) -> str | None:
+    """The executable must exist and be executable (or be on PATH); an interpreter's script,
+    given as a path right after it (`[python3, jobs/x.py]`), must exist."""
+    executable = argv[0]
     if "/" in executable:
         path = root / executable
         if not path.is_file():
             return f"file {executable} does not exist"
         if not os.access(path, os.X_OK):
             return f"file {executable} is not executable (chmod +x)"
-        return None
-    if shutil.which(executable) is None:
+    elif shutil.which(executable) is None:
         return f"{executable!r} is not on PATH"
+    script = argv[1] if len(argv) > 1 else ""
+    interpreted = _INTERPRETER.match(PurePosixPath(executable).name) is not None
+    if interpreted and "/" in script and not script.startswith("-"):
+        return None if (root / script).is_file() else f"file {script} does not exist"
     return None
 
 

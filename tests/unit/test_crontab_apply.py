@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from automates.cli.app import app
-from automates.registry.entrypoints import static_problems
+from automates.registry.entrypoints import static_problems, static_warnings
 from automates.registry.loader import load_registry
 from tests.fixtures.projects import Project
 
@@ -87,7 +87,7 @@ def test_a_dry_run_reports_every_line_and_writes_nothing(
         (9, "broken"),
         (10, "needs_decision"),
     ]
-    assert [d["name"] for d in report["declarations"]] == ["greet", "audit", "export"]
+    assert [d["name"] for d in report["declarations"]] == ["greet", "audit", "export", "removed"]
     assert report["env_file"] == {"path": "deployments/crontab.env", "variables": ["GREETING"]}
     assert "bonjour" not in json.dumps(report)  # a variable's value is never reported
     assert report["timezones"] == {"Asia/Makassar": "CRON_TZ in the crontab"}
@@ -112,7 +112,12 @@ def test_apply_keeps_the_operators_text_and_validates(
     assert audit is not None and not audit.enabled
     export = registry.get("export")
     assert export is not None and export.concurrency.value == "forbid"
-    assert "# broken, not imported: 0 5 * * * scripts/removed.sh" in text
+    removed = registry.get("removed")  # broken: declared disabled, never run
+    assert removed is not None and not removed.enabled
+    assert removed.command == (str(project.root / "scripts" / "removed.sh"),)
+    assert [(w.automate, w.field) for w in static_warnings(registry, project.root)] == [
+        ("removed", "command")
+    ]
     env_file = project.root / "deployments" / "crontab.env"
     assert "GREETING='bonjour'" in env_file.read_text()
     assert env_file.stat().st_mode & 0o077 == 0
@@ -241,3 +246,142 @@ def test_the_table_accounts_for_every_line(env: dict[str, str], project: Project
         "10 lines: 2 job, 1 disabled_job, 1 broken, 1 needs_decision, 3 env, 2 comment"
         in done.stdout.replace("\n", " ")
     )
+
+
+def test_validate_passes_after_apply_and_warns_of_each_broken_line(
+    env: dict[str, str], project: Project
+) -> None:
+    imported(env, project, "--apply")
+    done = CliRunner().invoke(app, ["validate", "--json"], env=env)
+    assert done.exit_code == 0, done.stdout
+    report = json.loads(done.stdout)
+    assert report["valid"] is True and report["automates"] == 5
+    assert report["warnings"] == [
+        {
+            "automate": "removed",
+            "field": "command",
+            "message": f"file {project.root}/scripts/removed.sh does not exist",
+        }
+    ]
+    text = CliRunner().invoke(app, ["validate"], env=env)
+    assert text.exit_code == 0
+    assert "warning: automate 'removed', field 'command'" in " ".join(text.stdout.split())
+
+
+def test_reboot_option_and_mapping_file(env: dict[str, str], project: Project) -> None:
+    mapping = project.root / "mapping.yaml"
+    mapping.write_text(
+        "rules:\n"
+        "  - command: '*/scripts/greet.sh'\n    family: greetings\n    caste: vigies\n"
+        "  - command: '*/scripts/ex*'\n    family: exports\n"
+    )
+    report = imported(
+        env, project, "--reboot", "oneshot", "--mapping", str(mapping), "--caste", "ops"
+    )
+    classes = {r["line"]: r["class"] for r in report["results"]}
+    assert classes[10] == "job"  # @reboot: the operator said it is a oneshot
+    got = {d["name"]: (d["kind"], d["family"], d["caste"]) for d in report["declarations"]}
+    assert got == {
+        "greet": ("recurring", "greetings", "vigies"),
+        "audit": ("recurring", "unclassified", "ops"),
+        "export": ("recurring", "exports", "ops"),
+        "removed": ("recurring", "unclassified", "ops"),
+        "nap": ("oneshot", "unclassified", "ops"),
+    }
+    assert report["unclassified"] == ["audit", "removed", "nap"]
+    crontab = project.root / "crontab.txt"
+    done = cli(env, str(crontab), "--home", str(project.root), "--mapping", str(mapping), code=1)
+    assert "3 declaration(s) with family or caste 'unclassified'" in " ".join(done.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rules:\n  - command: '*'\n    family: Big Ops\n", "field rules[0].family: 'Big Ops' is"),
+        ("rules:\n  - command: '*'\n", "field rules[0].family: a rule gives a family, a caste"),
+        ("rules:\n  - command: '*'\n    colour: red\n    family: x\n", "rules[0].colour: unknown"),
+        ("- a\n", "must be a mapping with one key, rules"),
+        ("rules: [", "not YAML"),
+    ],
+)
+def test_a_bad_mapping_file_is_bad_input(
+    env: dict[str, str], project: Project, text: str, message: str
+) -> None:
+    mapping = project.root / "mapping.yaml"
+    mapping.write_text(text)
+    crontab = project.root / "crontab.txt"
+    crontab.write_text(CRONTAB)
+    done = cli(env, str(crontab), "--apply", "--mapping", str(mapping), "--json", code=2)
+    assert message in json.loads(done.stdout)["error"]
+    assert project.registry.read_text() == OWN
+
+
+def test_an_empty_registry_takes_the_block_and_gives_it_back(
+    env: dict[str, str], project: Project
+) -> None:
+    project.registry.write_text("automates: []\n")
+    crontab = project.root / "crontab.txt"
+    crontab.write_text("0 1 * * * scripts/greet.sh\n")
+    args = (str(crontab), "--home", str(project.root), "--timezone", "UTC", "--apply")
+    cli(env, *args, code=0)
+    assert project.registry.read_text().startswith("automates:\n  # >>> automates import")
+    assert [a.name for a in load_registry(project.registry).automates] == ["greet"]
+    cli(env, *args, code=0)  # again: nothing changes
+    crontab.write_text("# nothing left\n")
+    cli(env, *args, code=0)
+    assert project.registry.read_text().startswith("automates: []\n")
+    assert load_registry(project.registry).automates == ()
+
+
+def test_an_own_declaration_may_follow_an_imported_one(
+    env: dict[str, str], project: Project
+) -> None:
+    imported(env, project, "--apply")
+    text = project.registry.read_text()
+    follower = (
+        "  - name: after-greet\n    kind: oneshot\n    caste: ops\n    family: ops\n"
+        "    description: runs when greet completed\n    entrypoint: flows/hello.py:hello\n"
+        "    triggers:\n      - after: greet\n"
+    )
+    project.registry.write_text(text.replace(OWN, OWN + follower))
+    before = project.registry.read_text()
+    again = imported(env, project, "--apply")
+    assert again["applied"]["registry_changed"] is False
+    crontab = project.root / "crontab.txt"
+    crontab.write_text(CRONTAB.replace("scripts/greet.sh", "scripts/count.sh"))
+    refused = json.loads(
+        cli(env, str(crontab), "--home", str(project.root), "--apply", "--json", code=2).stdout
+    )
+    assert refused["problems"][0]["automate"] == "after-greet"
+    assert project.registry.read_text() == before
+
+
+def test_a_registry_past_its_size_is_refused_and_left_as_it_was(
+    env: dict[str, str], project: Project
+) -> None:
+    crontab = project.root / "crontab.txt"
+    crontab.write_text(
+        "".join(f"{i % 60} {i // 60} * * * scripts/greet.sh {i} {'y' * 3000}\n" for i in range(400))
+    )
+    done = json.loads(
+        cli(env, str(crontab), "--home", str(project.root), "--timezone", "UTC", "--apply",
+            "--json", code=2).stdout
+    )  # fmt: skip
+    assert "would be larger than 1048576 bytes" in done["problems"][0]["message"]
+    assert project.registry.read_text() == OWN
+
+
+def test_a_registry_changed_while_importing_is_not_overwritten(project: Project) -> None:
+    from automates.crontab.classify import Options, classify
+    from automates.crontab.registry_block import apply, read_registry
+    from automates.errors import DeclarationError
+
+    project.registry.write_text(OWN)
+    current = read_registry(project.registry)
+    options = Options(project_root=project.root, home=project.root, timezone="UTC")
+    result = classify(b"0 1 * * * scripts/greet.sh\n", options)
+    edited = OWN.replace("says hello", "says hello twice")
+    project.registry.write_text(edited)
+    with pytest.raises(DeclarationError, match="the registry changed while"):
+        apply(result, project.registry, project.root, current)
+    assert project.registry.read_text() == edited

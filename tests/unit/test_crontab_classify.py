@@ -57,7 +57,7 @@ def test_every_line_is_counted_once_and_declarations_validate(home: Path) -> Non
         LineClass.NEEDS_DECISION,
     ]
     registry = parse_registry({"automates": list(result.declarations)})
-    backup, audit = registry.automates
+    backup, audit, gone = registry.automates
     assert (backup.name, backup.enabled, backup.command) == (
         "backup",
         True,
@@ -71,6 +71,11 @@ def test_every_line_is_counted_once_and_declarations_validate(home: Path) -> Non
     assert dict(result.env) == {"APP_ENV": "prod"}
     assert (backup.family, backup.caste) == ("unclassified", "unclassified")
     assert [f.number for f in result.findings] == [9, 10, 11]
+    # The broken line: declared disabled, with what cron ran and why it cannot run.
+    assert (gone.name, gone.enabled, gone.command) == ("gone", False, (f"{home}/bin/gone.sh",))
+    assert f"Broken at import: executable {home}/bin/gone.sh does not exist" in gone.description
+    assert result.lines[8].name == "gone"
+    assert "@reboot runs the command once" in str(result.lines[10].reason)
 
 
 def test_macros_become_their_cron(home: Path) -> None:
@@ -242,3 +247,172 @@ def test_the_same_crontab_gives_the_same_declarations(home: Path) -> None:
     three = classify(edited.encode(), options)
     assert one.declarations[:2] == three.declarations[:2]  # only the edited job differs
     assert one.declarations[2]["schedules"] != three.declarations[2]["schedules"]
+
+
+def options(home: Path, **fields: object) -> Options:
+    return Options(project_root=home.parent, home=home, timezone="UTC", **fields)  # type: ignore[arg-type]
+
+
+def test_reboot_with_its_restart_net_is_one_service(home: Path) -> None:
+    text = (
+        "# the sync loop, started at boot\n"
+        "@reboot nohup bin/sync.sh --loop >> /tmp/sync.log 2>&1 &\n"
+        "*/5 * * * * pgrep -f 'sync.sh --loop' > /dev/null || nohup bin/sync.sh --loop &\n"
+        "0 3 * * * bin/backup.sh\n"
+    )
+    result = classify(text.encode(), options(home))
+    classes = [(r.line_class, r.name) for r in result.lines]
+    assert classes == [
+        (LineClass.COMMENT, None),
+        (LineClass.JOB, "sync-loop"),
+        (LineClass.RESTART_NET, "sync-loop"),
+        (LineClass.JOB, "backup"),
+    ]
+    assert result.findings == ()
+    service, backup = parse_registry({"automates": list(result.declarations)}).automates
+    assert (service.kind.value, service.command, service.schedules, service.enabled) == (
+        "service",
+        (f"{home}/bin/sync.sh", "--loop"),
+        (),
+        True,
+    )
+    assert "Restart net, now done by the layer: */5 * * * * pgrep" in service.description
+    assert "History: the sync loop, started at boot" in service.description
+    assert any("a service (kind: service)" in n for n in result.lines[1].notes)
+    assert "the layer restarts the service itself now" in result.lines[2].notes[0]
+    assert backup.kind.value == "recurring"
+
+
+def test_a_net_that_watches_something_else_or_stands_alone_is_a_question(home: Path) -> None:
+    text = (
+        "@reboot bin/sync.sh\n"
+        "*/5 * * * * pgrep -f other.sh || bin/sync.sh\n"
+        "*/5 * * * * pgrep -f audit.sh || bin/audit.sh\n"
+    )
+    result = classify(text.encode(), options(home))
+    reboot, mismatched, alone = result.lines
+    assert reboot.line_class is LineClass.NEEDS_DECISION
+    assert "--reboot service" in str(reboot.reason)
+    assert mismatched.line_class is LineClass.NEEDS_DECISION
+    assert "does not find the process it starts" in str(mismatched.reason)
+    assert alone.line_class is LineClass.NEEDS_DECISION
+    assert "no @reboot line starts the same command" in str(alone.reason)
+    assert result.declarations == ()
+
+
+@pytest.mark.parametrize("kind", ["service", "oneshot"])
+def test_a_lone_reboot_is_what_the_operator_says(home: Path, kind: str) -> None:
+    result = classify(b"@reboot timeout 120 bin/report.sh\n", options(home, reboot=kind))
+    [line] = result.lines
+    if kind == "service":  # a loop has no timeout: that is a question
+        assert line.line_class is LineClass.NEEDS_DECISION
+        assert "`timeout` would end it every 120 s" in str(line.reason)
+        return
+    assert (line.line_class, line.name) == (LineClass.JOB, "report")
+    [declaration] = result.declarations
+    assert (declaration["kind"], declaration["timeout_seconds"]) == ("oneshot", 120)
+    assert "schedules" not in declaration
+    assert any("run `automates trigger NAME`" in n for n in line.notes)
+    alone = classify(b"@reboot bin/report.sh\n", options(home, reboot="service"))
+    assert alone.declarations[0]["kind"] == "service"
+
+
+def test_a_bad_reboot_option_is_bad_input(home: Path) -> None:
+    with pytest.raises(CrontabError, match="--reboot 'daemon': give service or oneshot"):
+        classify(b"", options(home, reboot="daemon"))
+
+
+def test_commented_out_services_and_older_nets_are_history(home: Path) -> None:
+    text = (
+        "#@reboot bin/audit.sh\n"
+        "#*/10 * * * * pgrep -f audit.sh || bin/audit.sh\n"
+        "@reboot bin/sync.sh\n"
+        "*/5 * * * * pgrep -f sync.sh || bin/sync.sh\n"
+        "#*/2 * * * * pgrep -f bin/sync || bin/sync.sh\n"
+        "@reboot bin/sync.sh\n"
+    )
+    result = classify(text.encode(), options(home))
+    classes = [r.line_class for r in result.lines]
+    assert classes == [
+        LineClass.DISABLED_JOB,
+        LineClass.RESTART_NET,
+        LineClass.JOB,
+        LineClass.RESTART_NET,
+        LineClass.DUPLICATE,  # an older form of the net of line 3
+        LineClass.DUPLICATE,  # the same service as line 3
+    ]
+    audit, sync = result.declarations
+    assert (audit["kind"], audit["enabled"]) == ("service", False)
+    assert sync["kind"] == "service" and "enabled" not in sync
+
+
+def test_a_broken_service_is_declared_disabled(home: Path) -> None:
+    text = "@reboot bin/gone.sh\n* * * * * pgrep -f gone.sh || bin/gone.sh\n"
+    result = classify(text.encode(), options(home))
+    assert [r.line_class for r in result.lines] == [LineClass.BROKEN, LineClass.RESTART_NET]
+    [declaration] = result.declarations
+    assert (declaration["kind"], declaration["enabled"]) == ("service", False)
+
+
+def test_a_service_already_declared_is_a_duplicate_with_its_net(home: Path) -> None:
+    declared = parse_registry(
+        {
+            "automates": [
+                automate(
+                    "syncer",
+                    kind="service",
+                    entrypoint=None,
+                    schedules=None,
+                    command=[f"{home}/bin/sync.sh"],
+                )
+            ]
+        }
+    ).automates
+    text = (
+        "@reboot bin/sync.sh\n*/5 * * * * pgrep -f sync.sh || bin/sync.sh\n@reboot bin/audit.sh\n"
+    )
+    result = classify(text.encode(), options(home, existing=declared))
+    reboot, net, other = result.lines
+    assert (reboot.line_class, reboot.reason) == (
+        LineClass.DUPLICATE,
+        "already declared as syncer",
+    )
+    assert net.line_class is LineClass.DUPLICATE and "restart net of syncer" in str(net.reason)
+    assert other.line_class is LineClass.NEEDS_DECISION
+    lone = classify(b"@reboot bin/sync.sh\n", options(home, existing=declared))
+    assert lone.lines[0].line_class is LineClass.DUPLICATE  # declared: no question left
+
+
+def test_timeouts_are_declared_and_tell_jobs_apart(home: Path) -> None:
+    text = "0 3 * * * timeout 600 bin/backup.sh\n0 4 * * * timeout 60 bin/backup.sh\n"
+    result = classify(text.encode(), options(home))
+    first, second = result.declarations
+    assert (first["timeout_seconds"], second["timeout_seconds"]) == (600, 60)
+    assert first["name"] != second["name"] and first["name"].startswith("backup-")
+    again = classify(text.encode(), options(home))
+    assert again.declarations == result.declarations
+
+
+def test_a_mapping_classifies_commands_and_reports_the_rest(home: Path) -> None:
+    from automates.crontab.mapping import FamilyMap
+
+    mapping = FamilyMap.model_validate(
+        {
+            "rules": [
+                {"command": "*/backup.sh*", "family": "backups", "caste": "horlogers"},
+                {"command": "*/audit.sh", "family": "audits"},
+                {"command": "*/never-there*", "caste": "vigies"},
+            ]
+        }
+    )
+    text = "0 3 * * * bin/backup.sh --full\n0 4 * * * bin/audit.sh\n0 5 * * * bin/report.sh\n"
+    result = classify(text.encode(), options(home, mapping=mapping, caste="oracles"))
+    got = {d["name"]: (d["family"], d["caste"]) for d in result.declarations}
+    assert got == {
+        "backup-full": ("backups", "horlogers"),
+        "audit": ("audits", "oracles"),  # the caste falls back to --caste
+        "report": ("unclassified", "oracles"),
+    }
+    assert result.unclassified == ("report",)
+    assert result.unused_rules == ("rules[2] (*/never-there*)",)
+    assert result.as_dict()["unclassified"] == ["report"]

@@ -39,6 +39,10 @@ FORMS = [
         None,
     ),
     ("# @daily /opt/c.sh", LineKind.COMMENTED_JOB, "@daily", "/opt/c.sh", None),
+    ("#0 0 * jan-jun Mon,fri b", LineKind.COMMENTED_JOB, "0 0 * jan-jun Mon,fri", "b", None),
+    ("# 2023-01: change log entry 5 was long", LineKind.COMMENT, None, None, None),
+    ("# 1 2 3 4 and five", LineKind.COMMENT, None, None, None),
+    ("#61 * * * * /opt/a.sh", LineKind.COMMENT, None, None, None),
     ("0 3 * * * date +\\%Y-\\%m-\\%d", LineKind.JOB, "0 3 * * *", "date +%Y-%m-%d", None),
     (
         "0 3 * * * mail -s hi x%line one%line two",

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from automates.errors import DeclarationError
-from automates.registry.entrypoints import static_problems
+from automates.registry.entrypoints import static_error, static_problems, static_warnings
 from automates.registry.loader import load_registry, parse_registry
 from automates.registry.model import Kind
 from tests.fixtures.projects import automate
@@ -243,3 +243,41 @@ def test_entrypoint_file_missing_or_not_a_flow(tmp_path: Path) -> None:
     assert "not decorated with @flow" in found[("plain", "entrypoint")]
     assert "defines no function other()" in found[("absent", "entrypoint")]
     assert found[("runbook", "runbook")] == "file docs/none.md does not exist"
+
+
+def test_a_disabled_script_whose_command_is_missing_is_a_warning_not_a_refusal(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "here.py").write_text("")
+    script: dict[str, Any] = {"entrypoint": None, "schedules": [], "kind": "oneshot"}
+    registry = parse_registry(
+        {
+            "automates": [
+                automate("gone-enabled", command=["scripts/none.sh"], **script),
+                automate("gone-disabled", command=["scripts/none.sh"], enabled=False, **script),
+                automate("flow-disabled", entrypoint="flows/gone.py:job", enabled=False),
+                automate("py-gone", command=["python3", "jobs/gone.py"], **script),
+                automate(
+                    "py-gone-disabled", command=["python3", "jobs/gone.py"], enabled=False, **script
+                ),
+                automate("py-here", command=["python3", "jobs/here.py", "x/y"], **script),
+                automate("py-option", command=["python3", "-m", "jobs.gone"], **script),
+            ]
+        }
+    )
+    found = {(p.automate, p.field): p.message for p in static_problems(registry, tmp_path)}
+    assert set(found) == {
+        ("gone-enabled", "command"),
+        ("flow-disabled", "entrypoint"),  # sync reads a flow's file: still refused
+        ("py-gone", "command"),
+    }
+    assert found[("py-gone", "command")] == "file jobs/gone.py does not exist"
+    warned = {(p.automate, p.field): p.message for p in static_warnings(registry, tmp_path)}
+    assert warned == {
+        ("gone-disabled", "command"): "file scripts/none.sh does not exist",
+        ("py-gone-disabled", "command"): "file jobs/gone.py does not exist",
+    }
+    # Reconcile reads static_error: the disabled ones are still broken there.
+    gone = registry.get("gone-disabled")
+    assert gone is not None and static_error(gone, tmp_path) is not None
