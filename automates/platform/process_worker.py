@@ -45,7 +45,14 @@ class AdmissionMixin:
         self, flow_run: FlowRun, task_status: anyio.abc.TaskStatus[Any] | None = None
     ) -> BaseWorkerResult | Exception:
         worker: BaseWorker[Any, Any, Any] = self  # type: ignore[assignment]
-        reason = await _refusal_of(worker, flow_run)
+        try:
+            reason = await _refusal_of(worker, flow_run)
+        except Exception as unreadable:  # the API failed us after its retries: try later
+            await _put_back(worker, flow_run, unreadable)
+            worker._release_limit_slot(flow_run.id)
+            if task_status is not None:
+                task_status.started(unreadable)
+            return unreadable
         if reason is None:
             return await super()._submit_run_and_capture_errors(  # type: ignore[misc]
                 flow_run, task_status
@@ -63,11 +70,45 @@ async def _refusal_of(worker: BaseWorker[Any, Any, Any], flow_run: FlowRun) -> s
 
     deployment = None
     if flow_run.deployment_id is not None:
-        try:
-            deployment = await worker.client.read_deployment(flow_run.deployment_id)
-        except ObjectNotFound:
-            return f"deployment {flow_run.deployment_id} no longer exists"
+        for wait in (*READ_RETRY_SECONDS, None):
+            try:
+                deployment = await worker.client.read_deployment(flow_run.deployment_id)
+                break
+            except ObjectNotFound:
+                return f"deployment {flow_run.deployment_id} no longer exists"
+            except Exception:  # a busy API (HTTP 5xx, a timeout): it passes in seconds
+                if wait is None:
+                    raise
+                await anyio.sleep(wait)
     return refusal(deployment, flow_run)
+
+
+# A busy API (its database pool exhausted, a restart) is asked again after these waits.
+READ_RETRY_SECONDS = (1.0, 3.0, 8.0)
+PUT_BACK_SECONDS = 30
+
+
+async def _put_back(worker: BaseWorker[Any, Any, Any], flow_run: FlowRun, error: Exception) -> None:
+    """A run whose deployment could not be read is neither refused nor started: it goes back
+    to Scheduled, a little later, for a worker to take again (nothing is lost)."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.states import Scheduled
+
+    logger = worker.get_flow_run_logger(flow_run)
+    logger.warning(
+        "could not read the run's deployment (%s: %s); scheduled again in %d s",
+        type(error).__name__,
+        error,
+        PUT_BACK_SECONDS,
+    )
+    later = datetime.now(UTC) + timedelta(seconds=PUT_BACK_SECONDS)
+    try:
+        await worker.client.set_flow_run_state(
+            flow_run.id, Scheduled(scheduled_time=later, message=f"admission: {error}"), force=True
+        )
+    except Exception:  # still unreachable: run-watch re-submits a run left Pending
+        logger.warning("could not put the run back; run-watch will re-submit it", exc_info=True)
 
 
 async def _refuse(worker: BaseWorker[Any, Any, Any], flow_run: FlowRun, reason: str) -> None:

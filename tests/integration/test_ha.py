@@ -1,11 +1,13 @@
 """The highly available profile on this machine's PostgreSQL and Redis (CI has both; this test
 fails, never skips, without them): `automates up` with AUTOMATES_REDIS_URL and two API
-processes, and Prefect's services in a process of their own.
+processes, Prefect's services in a process of their own, and a second worker started from a
+git clone of the project at another path.
 
 Runs triggered through the API all run exactly once (counted by their command, not by flow
 runs), also after one API process is killed (uvicorn starts another; the API keeps serving);
-an every-minute schedule runs each tick once, also across a kill of the services process
-(supervisord restarts it). A half-configured profile starts nothing.
+20 every-minute automates run each tick of a 5-minute window exactly once, across that kill
+and a kill of the services process (supervisord restarts it), each in its own worker's clone.
+A half-configured profile starts nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -34,6 +37,10 @@ from tests.fixtures.projects import TEMPLATE, registry_yaml
 from tests.fixtures.servers import wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/{db}"
+AUTOMATES = 20  # every-minute automates: half on the layer's warm worker, half on the remote one
+HALF = AUTOMATES // 2
+WINDOW_MINUTES = 5
+REMOTE_POOL = "remote-b"
 
 
 def automates(env: dict[str, str], *args: str, expect: int = 0) -> Any:
@@ -59,6 +66,8 @@ def _declaration(name: str, started: Path, schedules: list[dict[str, str]]) -> d
         "concurrency": "allow",
         "concurrency_limit": None,
         "misfire": "fire_once",
+        # A loaded machine may start a run late: within this it is on time, and runs.
+        "misfire_grace_seconds": 600,
     }
 
 
@@ -91,19 +100,22 @@ def test_half_a_profile_starts_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()
 
 
-def test_two_api_processes_and_a_services_process_run_every_run_and_tick_once(
+def test_two_api_processes_a_services_process_and_two_clones_run_every_tick_once(
     tmp_path: Path, scratch_database: str, redis_db: str
 ) -> None:
-    checkout = tmp_path / "checkout"
-    shutil.copytree(TEMPLATE, checkout)
-    (checkout / "deployments").mkdir()
+    """20 every-minute automates for a 5-minute window on two workers from two clones at
+    different paths (the layer's own warm worker, and a remote process worker from a `git
+    clone`), while one API process and the services process are killed: every tick in the
+    window runs exactly once, in its own worker's clone. (Half the ticks in-process: a Python
+    start per run for all 20 a minute would load 2 cores more than the test needs.)"""
+    checkout, clone = _clones(tmp_path)
     started = tmp_path / "started.txt"
-    registry = {
-        "automates": [
-            _declaration("on-demand", started, []),
-            _declaration("every-minute", started, [{"slug": "minute", "cron": "* * * * *"}]),
-        ]
-    }
+    minutes = [
+        _declaration(f"every-minute-{i:02}", started, [{"slug": "minute", "cron": "* * * * *"}])
+        | {"work_pool": "warm" if i < HALF else REMOTE_POOL}
+        for i in range(AUTOMATES)
+    ]
+    registry = {"automates": [_declaration("on-demand", started, []), *minutes]}
     (checkout / "deployments" / "registry.yaml").write_text(registry_yaml(registry))
     port = free_port()
     env = {
@@ -116,14 +128,19 @@ def test_two_api_processes_and_a_services_process_run_every_run_and_tick_once(
         "AUTOMATES_API_WORKERS": "2",
     }
     api = f"http://127.0.0.1:{port}/api"
+    remote = None
     try:
         up = automates(env, "up")
         assert {"prefect-server", "prefect-services"} <= set(up["started"]), up
+        remote = _remote_worker(tmp_path, api, clone)
         status = automates(env, "status")
         assert status["ok"], status["problems"]
         server = status["components"]["prefect-server"]["pid"]
         api_processes = _api_processes(server)
         assert len(api_processes) == 2, api_processes
+        # The window: the next WINDOW_MINUTES whole minutes from now.
+        window_start = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        window_end = window_start + timedelta(minutes=WINDOW_MINUTES)
 
         first = _trigger(api, 10)
         _wait_completed(api, first)
@@ -144,19 +161,100 @@ def test_two_api_processes_and_a_services_process_run_every_run_and_tick_once(
         starts = _starts(started)
         assert all(starts[str(run)] == 1 for run in [*first, *second]), starts
 
-        # The services process killed: supervisord restarts it; the schedule goes on.
+        # The services process killed: supervisord restarts it; the schedules go on.
         services = status["components"]["prefect-services"]["pid"]
         os.killpg(services, signal.SIGKILL)
         wait_for(
             lambda: _running_again(env, "prefect-services", services), 120,
             "supervisord to restart the services",
         )  # fmt: skip
-        ticks = wait_for(lambda: _scheduled_completed(api, 2), 240, "two scheduled ticks")
-        assert len({t for _, t in ticks}) == len(ticks), ticks  # one run per tick
-        starts = _starts(started)
-        assert all(starts[str(run)] == 1 for run, _ in ticks), starts
+
+        wanted = AUTOMATES * WINDOW_MINUTES
+        wait_seconds = (window_end - datetime.now(UTC)).total_seconds() + 300
+        ticks = wait_for(
+            lambda: _window_ticks(api, window_start, window_end, wanted), wait_seconds,
+            f"{wanted} ticks of the window to complete",
+        )  # fmt: skip
     finally:
+        if remote is not None:
+            os.killpg(remote.pid, signal.SIGTERM)
+            remote.wait(timeout=60)
         automates(env, "down")
+    per_automate = Counter(name for name, _, _ in ticks)
+    assert set(per_automate.values()) == {WINDOW_MINUTES}, per_automate  # each tick, one run
+    starts, folders = _starts(started), _folders(started)
+    assert all(starts[str(run)] == 1 for _, _, run in ticks), starts  # each body, once
+    for name, _, run in ticks:
+        expected = checkout if int(name[-2:]) < HALF else clone
+        assert folders[str(run)] == str(expected), (name, folders[str(run)])
+
+
+def _clones(tmp_path: Path) -> tuple[Path, Path]:
+    """The layer's checkout (a git repository) and a clone of it at another path."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(TEMPLATE, checkout)
+    (checkout / "deployments").mkdir()
+    (checkout / "deployments" / "registry.yaml").write_text("automates: []\n")
+    identity = {
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
+    }  # fmt: skip
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "project"]):
+        subprocess.run(
+            ["git", "-C", str(checkout), *args], env={**os.environ, **identity}, check=True
+        )
+    clone = tmp_path / "elsewhere" / "clone-b"
+    subprocess.run(["git", "clone", "-q", str(checkout), str(clone)], check=True)
+    return checkout, clone
+
+
+def _remote_worker(tmp_path: Path, api: str, clone: Path) -> subprocess.Popen[bytes]:
+    """workers/start-remote-worker from an env file alone, running runs in `clone`."""
+    env_file = tmp_path / "remote.env"
+    env_file.write_text(
+        f"PREFECT_API_URL={api}\nAUTOMATES_WORK_POOL={REMOTE_POOL}\n"
+        f"AUTOMATES_PROJECT_ROOT={clone}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOMATES_", "PREFECT_API"))}
+    with (tmp_path / "remote-worker.log").open("wb") as log:
+        return subprocess.Popen(
+            [str(REPO / "workers" / "start-remote-worker"), str(env_file)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def _window_ticks(
+    api: str, start: datetime, end: datetime, count: int
+) -> list[tuple[str, str, UUID]] | None:
+    """(automate, scheduled time, flow run) of the every-minute runs scheduled in the window,
+    once `count` of them are final; a run that ended other than Completed fails at once."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+    )
+
+    async def go() -> list[Any]:
+        async with prefect_client(api) as client:
+            names = {d.id: d.name for d in await client.read_deployments()}
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    expected_start_time=FlowRunFilterExpectedStartTime(
+                        after_=start,  # type: ignore[arg-type]
+                        before_=end - timedelta(seconds=1),  # type: ignore[arg-type]
+                    )
+                ),
+                limit=AUTOMATES * WINDOW_MINUTES * 2,
+            )
+        return [(names.get(r.deployment_id) or "", r) for r in runs]  # type: ignore[arg-type]
+
+    found = [(n, r) for n, r in asyncio.run(go()) if n.startswith("every-minute-")]
+    final = [(n, r) for n, r in found if r.state is not None and r.state.is_final()]
+    assert all(r.state_name == "Completed" for _, r in final), [
+        (n, r.state_name, r.state and r.state.message) for n, r in final
+    ]
+    if len(final) < count:
+        return None
+    return [(n, str(r.expected_start_time), r.id) for n, r in final]
 
 
 def _api_processes(server: int) -> list[int]:
@@ -175,6 +273,11 @@ def _api_processes(server: int) -> list[int]:
 def _running_again(env: dict[str, str], name: str, old: int) -> bool:
     entry = automates(env, "status")["components"][name]
     return bool(entry["state"] == "running" and entry["pid"] != old)
+
+
+def _folders(started: Path) -> dict[str, str]:
+    """flow run → the folder its command ran in (count.sh's third field)."""
+    return {line.split()[0]: line.split()[2] for line in started.read_text().splitlines() if line}
 
 
 def _starts(started: Path) -> Counter[str]:

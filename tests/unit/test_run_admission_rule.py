@@ -136,3 +136,48 @@ def test_a_run_environment_keeps_the_basics_and_the_layers_settings_only() -> No
         "PREFECT_SERVER_API_AUTH_STRING",
     } & set(kept)
     assert not passed_on("HOSTILE") and passed_on("HOME")
+
+
+class _FlakyApi:
+    """A client whose deployment reads fail `failures` times (a busy API), then answer."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.reads = 0
+        self.states: list[Any] = []
+
+    async def read_deployment(self, deployment_id: Any) -> Any:
+        self.reads += 1
+        if self.reads <= self.failures:
+            raise RuntimeError("500 Internal Server Error")
+        return deployment()
+
+    async def set_flow_run_state(self, flow_run_id: Any, state: Any, force: bool) -> None:
+        self.states.append((state, force))
+
+
+def test_a_busy_api_is_asked_again_and_a_run_it_cannot_read_goes_back_to_scheduled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import logging
+
+    from automates.platform import process_worker
+
+    monkeypatch.setattr(process_worker, "READ_RETRY_SECONDS", (0.0, 0.0))
+    flow_run = run(deployment_id="d", id="r", name="r")
+
+    def worker(api: _FlakyApi) -> Any:
+        return SimpleNamespace(client=api, get_flow_run_logger=lambda _: logging.getLogger("t"))
+
+    recovers = _FlakyApi(failures=2)
+    assert asyncio.run(process_worker._refusal_of(worker(recovers), flow_run)) is None
+    assert recovers.reads == 3
+
+    down = _FlakyApi(failures=10)
+    with pytest.raises(RuntimeError):
+        asyncio.run(process_worker._refusal_of(worker(down), flow_run))
+    assert down.reads == 3
+    asyncio.run(process_worker._put_back(worker(down), flow_run, RuntimeError("500")))
+    [(state, force)] = down.states
+    assert state.name == "Scheduled" and force and "admission: 500" in state.message
