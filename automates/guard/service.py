@@ -111,7 +111,8 @@ def _keep_running(policy: GuardPolicy, settings: Settings, logger: Logger) -> St
         started = time.monotonic()
         exit_code = _run_command(argv, logger, on_stable)
         ran = time.monotonic() - started
-        quick_exits = 0 if ran >= STABLE_SECONDS else quick_exits + 1
+        # Every restart waits; a run of STABLE_SECONDS or more starts the doubling over.
+        quick_exits = 1 if ran >= STABLE_SECONDS else quick_exits + 1
         exits.append(datetime.now(UTC))
         restarts += 1
         journal.note(restarts=restarts, last_exit_code=exit_code)

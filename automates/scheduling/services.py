@@ -8,7 +8,7 @@ pure: when to restart, and when restarting has become a crash loop that must sto
 - Restart delay: the declaration's `retry_backoff_seconds` after an exit, doubling with each
   quick exit in a row (one that came less than STABLE_SECONDS after its start), up to
   MAX_RESTART_DELAY_SECONDS. A command that ran STABLE_SECONDS was healthy: the delay starts
-  over.
+  over from `retry_backoff_seconds`.
 - Crash loop: more than `AUTOMATES_CRASH_LOOP_RESTARTS` exits (of the command, or of earlier
   loop runs that crashed or failed) within `AUTOMATES_CRASH_LOOP_WINDOW_SECONDS`, the limits
   of the layer's own processes. The loop run then stops in the Cancelled state CRASH_LOOP,
