@@ -45,10 +45,10 @@ class ServiceChanges:
     stopped: list[str] = field(default_factory=list)
 
 
-async def loop_runs(
+async def runs_of(
     client: PrefectClient, deployment_id: UUID, states: Iterable[StateType] | None = None
 ) -> list[FlowRun]:
-    """The deployment's loop runs (in `states` if given), newest first."""
+    """The deployment's runs (in `states` if given), newest first: loop and one-shot."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterDeploymentId,
@@ -60,14 +60,20 @@ async def loop_runs(
     state = None
     if states is not None:
         state = FlowRunFilterState(type=FlowRunFilterStateType(any_=list(states)))
-    runs = await client.read_flow_runs(
+    return await client.read_flow_runs(
         flow_run_filter=FlowRunFilter(
             deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]), state=state
         ),
         sort=FlowRunSort.EXPECTED_START_TIME_DESC,
         limit=RECENT,
     )
-    return [run for run in runs if is_loop_run(run.parameters)]
+
+
+async def loop_runs(
+    client: PrefectClient, deployment_id: UUID, states: Iterable[StateType] | None = None
+) -> list[FlowRun]:
+    """The deployment's loop runs (in `states` if given), newest first."""
+    return [r for r in await runs_of(client, deployment_id, states) if is_loop_run(r.parameters)]
 
 
 async def keep_services(client: PrefectClient, services: Iterable[Automate]) -> ServiceChanges:
@@ -90,19 +96,7 @@ async def keep_services(client: PrefectClient, services: Iterable[Automate]) -> 
 
 async def stop_service(client: PrefectClient, deployment_id: UUID, reason: str) -> bool:
     """Stop every active run of the service's deployment (loop or one-shot); whether any was."""
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-
-    active = await client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(ACTIVE))),
-        )
-    )
+    active = await runs_of(client, deployment_id, ACTIVE)
     await stop_runs(client, active, reason)
     return bool(active)
 

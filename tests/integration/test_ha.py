@@ -33,7 +33,7 @@ import redis
 
 from automates.server.client import prefect_client
 from tests.conftest import REPO, free_port
-from tests.fixtures.projects import TEMPLATE, registry_yaml
+from tests.fixtures.projects import TEMPLATE, git, registry_yaml
 from tests.fixtures.servers import wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/{db}"
@@ -198,16 +198,11 @@ def _clones(tmp_path: Path) -> tuple[Path, Path]:
     shutil.copytree(TEMPLATE, checkout)
     (checkout / "deployments").mkdir()
     (checkout / "deployments" / "registry.yaml").write_text("automates: []\n")
-    identity = {
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
-    }  # fmt: skip
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "project"]):
-        subprocess.run(
-            ["git", "-C", str(checkout), *args], env={**os.environ, **identity}, check=True
-        )
+    git(checkout, "init", "-q")
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "-q", "-m", "project")
     clone = tmp_path / "elsewhere" / "clone-b"
-    subprocess.run(["git", "clone", "-q", str(checkout), str(clone)], check=True)
+    git(tmp_path, "clone", "-q", str(checkout), str(clone))
     return checkout, clone
 
 

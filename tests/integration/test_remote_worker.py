@@ -28,7 +28,7 @@ from automates.server.spec import PULL_STEPS, SET_WORKING_DIRECTORY
 from automates.settings import Settings
 from automates.sync import sync
 from tests.conftest import REPO
-from tests.fixtures.projects import Project, automate
+from tests.fixtures.projects import Project, automate, git
 from tests.fixtures.servers import layer_settings, run_deployment, wait_for
 
 DEADLINE = 90.0  # a worker's start, or a run's, on a loaded 2-core machine
@@ -55,24 +55,6 @@ def where(out: str = "", hold: str = "") -> None:
     mark = Path("mark.txt").read_text().strip()
     Path(out).write_text(f"{{CODE}} {{mark}} {{Path(__file__).resolve()}} {{Path.cwd()}}")
 '''
-
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.org",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.org",
-}
-
-
-def git(where: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(where), *args],
-        env={**os.environ, **IDENTITY},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 def write_version(checkout: Path, code: str) -> None:

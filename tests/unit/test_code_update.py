@@ -4,7 +4,6 @@ update never stops it: on real temporary git repositories."""
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -14,32 +13,15 @@ from pathlib import Path
 import pytest
 
 from automates.platform.code_update import CheckoutUpdater
-
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.org",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.org",
-}
-
-
-def run_git(where: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(where), *args],
-        env={**os.environ, **IDENTITY},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
+from tests.fixtures.projects import git
 
 
 def commit(where: Path, files: dict[str, str], message: str) -> str:
     for name, text in files.items():
         (where / name).write_text(text)
-    run_git(where, "add", *files)
-    run_git(where, "commit", "-q", "-m", message)
-    return run_git(where, "rev-parse", "HEAD")
+    git(where, "add", *files)
+    git(where, "commit", "-q", "-m", message)
+    return git(where, "rev-parse", "HEAD")
 
 
 @dataclass
@@ -50,11 +32,11 @@ class Repos:
 
     def push(self, files: dict[str, str], message: str = "change") -> str:
         sha = commit(self.dev, files, message)
-        run_git(self.dev, "push", "-q", "origin", "main")
+        git(self.dev, "push", "-q", "origin", "main")
         return sha
 
     def head(self) -> str:
-        return run_git(self.worker, "rev-parse", "HEAD")
+        return git(self.worker, "rev-parse", "HEAD")
 
 
 @pytest.fixture
@@ -62,9 +44,9 @@ def repos(tmp_path: Path) -> Repos:
     origin, dev, worker = tmp_path / "origin.git", tmp_path / "dev", tmp_path / "worker"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
     subprocess.run(["git", "clone", "-q", str(origin), str(dev)], check=True)
-    run_git(dev, "checkout", "-q", "-b", "main")
+    git(dev, "checkout", "-q", "-b", "main")
     commit(dev, {"flow.py": "VALUE = 'old'\n"}, "first")
-    run_git(dev, "push", "-q", "-u", "origin", "main")
+    git(dev, "push", "-q", "-u", "origin", "main")
     subprocess.run(["git", "clone", "-q", str(origin), str(worker)], check=True)
     return Repos(origin, dev, worker)
 
@@ -123,7 +105,7 @@ def test_a_busy_worker_fetches_but_changes_no_file_until_idle(
         assert keeper.poll(lambda: in_flight[0]) is None
     assert repos.head() == old
     assert (repos.worker / "flow.py").read_text() == "VALUE = 'old'\n"
-    assert run_git(repos.worker, "rev-parse", "origin/main") == new  # fetched, not merged
+    assert git(repos.worker, "rev-parse", "origin/main") == new  # fetched, not merged
     waits = [r.getMessage() for r in caplog.records if "waits" in r.getMessage()]
     assert waits == [f"update of {repos.worker} to {new[:12]} waits: 1 run(s) in flight"]
     in_flight[0] = 0
@@ -138,7 +120,7 @@ def test_it_fetches_at_most_once_per_interval(repos: Repos) -> None:
     new = repos.push({"flow.py": "VALUE = 'new'\n"})
     clock.now += 59
     assert keeper.poll(idle) is None  # not due: the new commit is not seen yet
-    assert run_git(repos.worker, "rev-parse", "origin/main") != new
+    assert git(repos.worker, "rev-parse", "origin/main") != new
     clock.now += 1
     assert keeper.poll(idle) == new
 
@@ -159,7 +141,7 @@ def test_a_failed_update_is_said_once_and_the_checkout_stays(
     checkout = repos.worker
     repos.push({"flow.py": "VALUE = 'new'\n"})
     if spoil == "no-upstream":
-        run_git(checkout, "branch", "-q", "--unset-upstream")
+        git(checkout, "branch", "-q", "--unset-upstream")
     elif spoil == "diverged":
         commit(checkout, {"local.txt": "mine\n"}, "a commit of the worker's own")
     elif spoil == "local-change":
@@ -169,13 +151,13 @@ def test_a_failed_update_is_said_once_and_the_checkout_stays(
     else:
         checkout = tmp_path / "plain"
         checkout.mkdir()
-    before = run_git(repos.worker, "rev-parse", "HEAD")
+    before = git(repos.worker, "rev-parse", "HEAD")
     clock = Clock()
     keeper = updater(checkout, clock)
     for _ in range(3):
         assert keeper.poll(idle) is None
         clock.now += 60
-    assert run_git(repos.worker, "rev-parse", "HEAD") == before
+    assert git(repos.worker, "rev-parse", "HEAD") == before
     problems = warnings_of(caplog)
     assert len(problems) == 1, problems
     assert said in problems[0] and "carries on with the code it has" in problems[0]
