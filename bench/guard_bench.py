@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # In-process flow runs report to this server (Prefect reads it when imported).
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
 
-    from automates.guard.policy import GUARD_ENV
+    from automates.registry.policy import GUARD_ENV
     from automates.settings import Settings
     from automates.sync import sync
     from bench import guard_phases, guard_process, guard_setup

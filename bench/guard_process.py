@@ -53,8 +53,8 @@ class EngineRuns:
     """Runs of one deployment, each in a fresh engine process."""
 
     def __init__(self, settings: Any, deployment: str, guard_env: str, project: Path) -> None:
-        from automates.guard.policy import GUARD_ENV
         from automates.platform import components
+        from automates.registry.policy import GUARD_ENV
 
         self.api_url: str = settings.api_url
         self.project = project

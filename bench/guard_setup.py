@@ -18,10 +18,11 @@ from typing import Any
 import yaml
 from prefect import Flow, flow
 
-from automates.guard.policy import GuardPolicy, in_force
+from automates.guard.context import in_force
 from automates.guard.runner import guarded
 from automates.guard.script import run_script
 from automates.registry.loader import load_registry
+from automates.registry.policy import GuardPolicy
 from automates.settings import Settings
 
 POOL = "guard-bench"

@@ -32,7 +32,7 @@ from prefect.input import RunInput
 from prefect.states import Cancelled, Completed
 from pydantic import Field
 
-from automates.guard.policy import GuardPolicy
+from automates.registry.policy import GuardPolicy
 from automates.scheduling.approval import Approval
 from automates.settings import Settings
 

@@ -19,7 +19,7 @@ from typing import Any
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Scheduled
 
-from automates.guard.policy import GuardPolicy
+from automates.registry.policy import GuardPolicy
 from automates.scheduling.concurrency import Concurrency
 from automates.scheduling.misfire import Decision, Misfire, MissedTick, show, utc
 

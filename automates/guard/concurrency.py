@@ -35,8 +35,8 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
 from automates.guard import journal
-from automates.guard.policy import GuardPolicy
 from automates.guard.recording import store
+from automates.registry.policy import GuardPolicy
 from automates.scheduling.concurrency import Concurrency
 from automates.settings import Settings
 from automates.store.journals import (

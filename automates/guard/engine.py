@@ -11,7 +11,7 @@ from __future__ import annotations
 import runpy
 from typing import Any
 
-from automates.guard.policy import GuardPolicy
+from automates.registry.policy import GuardPolicy
 from automates.settings import Settings
 
 

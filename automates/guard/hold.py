@@ -18,8 +18,8 @@ from prefect.states import Completed
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
 from automates.guard.breaker import set_schedules_active
-from automates.guard.policy import GuardPolicy
 from automates.guard.recording import store
+from automates.registry.policy import GuardPolicy
 from automates.scheduling.misfire import Decision, show
 from automates.settings import Settings
 from automates.store.engine import transaction

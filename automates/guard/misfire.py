@@ -40,8 +40,8 @@ from prefect.states import Completed
 
 from automates.guard import catch_up
 from automates.guard.catch_up import TAGS
-from automates.guard.policy import GuardPolicy
 from automates.guard.quiet_hours import DEFERRED_TAG
+from automates.registry.policy import GuardPolicy
 from automates.scheduling.misfire import (
     Decision,
     Fate,

@@ -14,7 +14,7 @@ from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
 from automates.guard import breaker
 from automates.guard.journal import Attempt, RunJournal
-from automates.guard.policy import GuardPolicy
+from automates.registry.policy import GuardPolicy
 from automates.settings import Settings
 from automates.store.engine import transaction
 from automates.store.journals import record_crash, record_execution

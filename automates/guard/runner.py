@@ -27,11 +27,12 @@ from prefect.states import Completed
 from automates.envfiles import load_env_files
 from automates.guard import breaker, concurrency, journal
 from automates.guard.approval import approval_refusal
+from automates.guard.context import in_force
 from automates.guard.misfire import misfire_refusal
-from automates.guard.policy import GuardPolicy, in_force
 from automates.guard.quiet_hours import quiet_refusal
 from automates.guard.recording import record_run
 from automates.guard.repair import LOG_DIR_ENV, diagnose, repair
+from automates.registry.policy import GuardPolicy
 from automates.settings import Settings
 
 logger = logging.getLogger("automates.guard")

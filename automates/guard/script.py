@@ -16,7 +16,8 @@ from prefect.states import Completed, State
 
 from automates.guard import journal
 from automates.guard.command import Command
-from automates.guard.policy import GuardPolicy, current
+from automates.guard.context import current
+from automates.registry.policy import GuardPolicy
 
 
 class NotDeclared(RuntimeError):

@@ -34,8 +34,9 @@ from automates.alerts import catalog
 from automates.alerts.outbox import Alert
 from automates.guard import journal
 from automates.guard.command import Command
-from automates.guard.policy import GuardPolicy, current
+from automates.guard.context import current
 from automates.guard.script import NotDeclared, finished
+from automates.registry.policy import GuardPolicy
 from automates.scheduling.services import (
     CRASH_LOOP,
     STABLE_SECONDS,

@@ -28,9 +28,9 @@ from uuid import UUID
 from sqlalchemy import Engine, select
 
 from automates.guard import breaker
-from automates.guard.policy import GuardPolicy
 from automates.guard.recording import raise_run_alerts
 from automates.registry.model import MANAGED_TAG
+from automates.registry.policy import GuardPolicy
 from automates.server.deployed import read_all
 from automates.store.engine import transaction
 from automates.store.journals import record_crash, record_execution

@@ -27,8 +27,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from automates.guard.policy import GUARD_COMMAND, GUARD_ENV
 from automates.registry.model import MANAGED_TAG
+from automates.registry.policy import GUARD_COMMAND, GUARD_ENV
 from automates.server.spec import SET_WORKING_DIRECTORY
 
 BROWSER_TAG = "managed-by:automates-browser"  # automates/browser/deploy.py's deployment

@@ -44,9 +44,9 @@ from prefect.workers.base import (
     BaseWorkerResult,
 )
 
-from automates.guard.policy import GuardPolicy
 from automates.guard.runner import guarded
 from automates.platform.process_worker import AdmissionMixin, CodeUpdateMixin
+from automates.registry.policy import GuardPolicy
 from automates.server.spec import SET_WORKING_DIRECTORY
 from automates.settings import Settings
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from automates.guard.policy import job_variables
 from automates.registry.model import Registry
+from automates.registry.policy import job_variables
 from automates.scheduling.realise import prefect_schedule, prefect_yaml_fields
 from automates.server.spec import PULL_STEPS, deployment_parameters, prefect_concurrency_limit
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from automates.guard.policy import job_variables
 from automates.registry.entrypoints import flow_target
 from automates.registry.model import MANAGED_TAG, Automate, Registry
+from automates.registry.policy import job_variables
 from automates.scheduling.concurrency import Concurrency
 from automates.scheduling.realise import PrefectSchedule, prefect_schedule
 from automates.server.triggers import TriggerSpec, declared_triggers

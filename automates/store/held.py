@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from automates.registry.digest import declaration_digest
 from automates.registry.model import Registry
 from automates.scheduling.approval import Approval
 from automates.store.approvals import awaiting_enable_approval
 from automates.store.breakers import held_automates
 from automates.store.holds import held_for_review
-from automates.store.registry import declaration_digest
 
 
 def schedules_held(connection: Connection, registry: Registry, default_pool: str) -> frozenset[str]:

@@ -6,21 +6,14 @@ that owns them. Every statement touching the registry tables is here.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from automates.registry.digest import declaration_digest
 from automates.registry.model import Automate
 from automates.store.schema import automate_agents, automate_schedules, automates
-
-
-def declaration_digest(automate: Automate, work_pool: str) -> str:
-    """A digest of everything stored for an automate: equal digests mean nothing to write."""
-    document = {**automate.model_dump(mode="json"), "work_pool": work_pool}
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
 def stored_digests(connection: Connection) -> dict[str, str]:

@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 
 from automates.cli.app import app
 from automates.reconcile import reconcile
+from automates.registry.digest import declaration_digest
 from automates.registry.loader import load_registry
 from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.store.engine import make_engine
 from automates.store.held import schedules_held
-from automates.store.registry import declaration_digest
 from automates.sync import sync
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import cli_env, raised_alerts, wait_for

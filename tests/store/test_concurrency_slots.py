@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine
 
 from automates.guard import concurrency
 from automates.guard.concurrency import ACTIVE, WAITING, Slots, enter
-from automates.guard.policy import GuardPolicy
+from automates.registry.policy import GuardPolicy
 from automates.scheduling.concurrency import Concurrency
 from automates.store.engine import make_engine
 

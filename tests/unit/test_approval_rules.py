@@ -9,11 +9,11 @@ import pytest
 from prefect.client.schemas.objects import StateType
 
 from automates.guard.approval import ApprovalInput, approver, suspend_key, verdict, version
-from automates.guard.policy import GUARD_ENV, GuardPolicy, job_variables
+from automates.registry.digest import declaration_digest
 from automates.registry.loader import parse_registry
 from automates.registry.model import Automate
+from automates.registry.policy import GUARD_ENV, GuardPolicy, job_variables
 from automates.server.spec import declared_spec
-from automates.store.registry import declaration_digest
 from tests.conftest import REPO
 from tests.fixtures.projects import automate
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from automates.guard.concurrency import UNKNOWN, holder_of, wait_budget
-from automates.guard.policy import GuardPolicy
 from automates.registry.loader import parse_registry
 from automates.registry.model import Automate
+from automates.registry.policy import GuardPolicy
 from automates.server.spec import prefect_concurrency_limit
 from tests.fixtures.projects import automate
 

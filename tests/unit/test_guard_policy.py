@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from automates.guard.policy import GUARD_COMMAND, GUARD_ENV, GuardPolicy, job_variables
 from automates.registry.loader import parse_registry
+from automates.registry.policy import GUARD_COMMAND, GUARD_ENV, GuardPolicy, job_variables
 from tests.fixtures.projects import automate
 
 

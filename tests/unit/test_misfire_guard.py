@@ -13,9 +13,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.states import Completed
 
 from automates.guard.misfire import from_schedule, misfire_refusal, schedule_of
-from automates.guard.policy import GuardPolicy
 from automates.guard.quiet_hours import DEFERRED_TAG
 from automates.guard.runner import outcome_of
+from automates.registry.policy import GuardPolicy
 from automates.scheduling.misfire import Misfire
 from automates.settings import Settings
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from automates.guard.policy import GUARD_COMMAND, GUARD_ENV
 from automates.platform.admission import BROWSER_TAG, MAX_PARAMETER_BYTES, refusal
 from automates.platform.run_env import passed_on, run_environment, without_secrets
 from automates.registry.model import MANAGED_TAG
+from automates.registry.policy import GUARD_COMMAND, GUARD_ENV
 from automates.server.spec import SET_WORKING_DIRECTORY
 
 SCHEMA = {

@@ -7,9 +7,9 @@ from uuid import uuid4
 
 from prefect.client.schemas.objects import FlowRun
 
-from automates.guard.policy import GuardPolicy
 from automates.guard.quiet_hours import OVERRIDE_TAG, quiet_refusal
 from automates.guard.runner import outcome_of
+from automates.registry.policy import GuardPolicy
 from automates.scheduling.quiet_hours import QuietHours
 
 NIGHT = QuietHours.model_validate(

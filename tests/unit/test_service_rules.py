@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from automates.errors import DeclarationError
-from automates.guard.policy import GuardPolicy, job_variables
 from automates.registry.loader import parse_registry
 from automates.registry.model import SERVICE_FLOW_ENTRYPOINT, Kind
+from automates.registry.policy import GuardPolicy, job_variables
 from automates.scheduling.services import (
     MAX_RESTART_DELAY_SECONDS,
     crash_looping,

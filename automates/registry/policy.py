@@ -1,4 +1,5 @@
-"""The guard policy of one automate, as its deployment carries it to the worker."""
+"""The guard policy of one automate: what its declaration asks the guard to enforce at run time,
+as its deployment carries it to the worker (job variables)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from automates.registry.digest import declaration_digest
 from automates.registry.model import Automate, Kind
 from automates.scheduling.approval import Approval
 from automates.scheduling.concurrency import Concurrency
@@ -120,24 +120,6 @@ class GuardPolicy(BaseModel):
         return self.retry_backoff_seconds * 2 ** (retry - 1) * (1 + jitter)
 
 
-_CURRENT: ContextVar[GuardPolicy | None] = ContextVar("automates_guard_policy", default=None)
-
-
-@contextmanager
-def in_force(policy: GuardPolicy) -> Iterator[None]:
-    """Make `policy` the one `current()` answers while a guarded body runs (in its thread)."""
-    token = _CURRENT.set(policy)
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
-
-
-def current() -> GuardPolicy | None:
-    """The policy of the guarded run this code runs in, or None outside the guard."""
-    return _CURRENT.get()
-
-
 def job_variables(automate: Automate, default_pool: str | None = None) -> dict[str, Any]:
     """The deployment's job variables that route its runs through the guard."""
     policy = GuardPolicy.of(automate, default_pool)
@@ -151,7 +133,4 @@ def _approved_version(automate: Automate, default_pool: str | None) -> str | Non
     pool = automate.work_pool or default_pool
     if pool is None:
         raise ValueError(f"{automate.name}: the approval's digest needs the default work pool")
-    # Imported here: a flow run reads its policy without loading the store's SQL modules.
-    from automates.store.registry import declaration_digest
-
     return declaration_digest(automate, pool)
