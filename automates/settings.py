@@ -235,6 +235,17 @@ class Settings(BaseSettings):
         default=None,
         description="The name a browser worker records on the jobs it claims (default: host name).",
     )
+    browser_worker_limit: int = Field(
+        default=2,
+        ge=1,
+        description="Browser jobs at once on a residential worker (each is a Python process and "
+        "a Chromium: an unbounded worker would start one per queued job and starve the machine).",
+    )
+    gate_url: str | None = Field(
+        default=None,
+        description="The gate a residential worker reaches the server through (its env file; "
+        "https://server.example.org:4300).",
+    )
     gate_upstream_url: str | None = Field(
         default=None,
         description="The Prefect API the gate forwards allowed calls to (default: the API URL).",
@@ -462,8 +473,6 @@ OTHER_VARIABLES = {
     "AUTOMATES_GUARD": "the guard's policy, set in each run's environment by its deployment",
     "AUTOMATES_LOG_DIR": "a run's log folder, set by the guard",
     "AUTOMATES_TEST_DATABASE_URL": "the PostgreSQL the tests use",
-    "AUTOMATES_GATE_URL": "a residential worker's gate (its env file)",
-    "AUTOMATES_BROWSER_WORKER_LIMIT": "browsers at once on a residential worker (its env file)",
 }
 
 

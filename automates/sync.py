@@ -11,16 +11,16 @@ import asyncio
 from sqlalchemy import Connection, Engine
 
 from automates.alerts import catalog
-from automates.alerts.kinds import AlertKind, condition
 from automates.alerts.outbox import raise_alert
 from automates.alerts.routes import Routing, load_routing, registry_problems
 from automates.alerts.secrets import route_problems
 from automates.errors import DeclarationError
+from automates.registry.agent_intervals import interval_problems
+from automates.registry.alert_kinds import AlertKind, condition
 from automates.registry.entrypoints import static_problems
 from automates.registry.loader import load_registry
 from automates.registry.model import Kind, Registry
 from automates.scheduling.approval import Approval
-from automates.scheduling.min_interval import interval_problems
 from automates.server.deploy import Progress, SyncReport, sync_server
 from automates.settings import Settings
 from automates.store.alerts import open_conditions, save_routing

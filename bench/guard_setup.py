@@ -18,7 +18,10 @@ from typing import Any
 import yaml
 from prefect import Flow, flow
 
-from automates.guard.context import in_force
+from automates.guard.context import RunContext, in_force
+from automates.guard.journal import RunJournal
+from automates.guard.logs import fallback
+from automates.guard.orchestrator import PrefectOrchestrator
 from automates.guard.runner import guarded
 from automates.guard.script import run_script
 from automates.registry.loader import load_registry
@@ -84,7 +87,15 @@ def bare_subprocess() -> int:
 
 def _unguarded(script: Flow[..., Any], policy: GuardPolicy) -> Any:
     """The script flow with its declared command in force but none of the guard's work."""
-    with in_force(policy):
+    run = RunContext(
+        policy=policy,
+        settings=Settings(),
+        flow_run=None,
+        orchestrator=PrefectOrchestrator(),
+        logger=fallback,
+        journal=RunJournal(policy.automate),
+    )
+    with in_force(run):
         return script()
 
 

@@ -151,7 +151,8 @@ def running_layer(
     import shutil
     import time
 
-    from automates.platform import components, embedded_pg
+    from automates.platform import components
+    from automates.store import embedded_pg
     from bench.common import log
 
     try:

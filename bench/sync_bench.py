@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import prefect
 
     from automates.registry.loader import load_registry
-    from automates.registry.prefect_yaml import render
+    from automates.server.prefect_yaml import render
     from automates.settings import Settings
 
     fixture.make_project(project)

@@ -16,9 +16,11 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import StateType
 from prefect.context import get_run_context
+from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Cancelled, Completed, Failed, State
 
-from automates.agents.taskruns import TaskRunRequest, TaskRunResult, execute
+from automates.agents.task_run_request import task_run_request
+from automates.agents.taskruns import TaskRunResult, execute
 from automates.errors import AutomatesError
 from automates.guard.recording import store
 from automates.settings import Settings
@@ -45,21 +47,9 @@ def agent_task_run(
     logger = get_run_logger()
     flow_run_id = get_run_context().flow_run.id  # type: ignore[union-attr]
     try:
-        request = TaskRunRequest.parse(
-            {
-                "codename": codename,
-                "agent": agent,
-                "prompt": prompt,
-                "template": template,
-                "perimeter": perimeter,
-                "exit_criteria": exit_criteria,
-                "model": model,
-                "timeout_seconds": timeout_seconds,
-                "max_budget_usd": max_budget_usd,
-                "dry_run": dry_run,
-                "run_id": run_id,
-            }
-        )
+        # The arguments are the request's fields (the schema Prefect validates and shows):
+        # the request is built from the run's parameters whole, as the CLI built it.
+        request = task_run_request(runtime_flow_run.parameters)
     except AutomatesError as error:
         return Failed(message=str(error))
     # A run started without a task run id (e.g. `prefect deployment run`) is its own task run.

@@ -16,6 +16,8 @@ from prefect.deployments.flow_runs import run_deployment
 from prefect.states import Completed, State
 
 from automates.guard.breaker import deployment_of
+from automates.scheduling.breaker import on_probe
+from automates.states import BreakerState
 from automates.store.breakers import due_for_probe, save_breaker
 from automates.store.engine import transaction
 from blocks.store import store_engine
@@ -31,11 +33,9 @@ def breaker_probe() -> State:
     try:
         with transaction(engine) as connection:
             for breaker in due_for_probe(connection, now):
-                automate = breaker["automate"]
-                if breaker["state"] == "half_open":
-                    save_breaker(
-                        connection, automate, state="open", opened_at=now, probe_started_at=None
-                    )
+                automate, after = breaker.automate, on_probe(breaker, now)
+                if after.state is BreakerState.OPEN:
+                    save_breaker(connection, after)
                     reopened.append(automate)
                     logger.warning("probe of %s never reported back: breaker re-opened", automate)
                     continue
@@ -43,7 +43,7 @@ def breaker_probe() -> State:
                 if deployment_id is None:
                     logger.warning("no deployment for %s: run `automates sync`", automate)
                     continue
-                save_breaker(connection, automate, state="half_open", probe_started_at=now)
+                save_breaker(connection, after)
                 run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync in a sync flow
                     deployment_id, timeout=0, as_subflow=False, tags=["breaker-probe"]
                 )

@@ -18,6 +18,7 @@ from prefect.states import Completed, State
 from automates.browser.watch import announce, end_unreported
 from automates.guard.recording import store
 from automates.settings import Settings
+from automates.states import BrowserJobStatus
 from tasks.reporting import markdown_table, publish_markdown
 
 
@@ -36,7 +37,7 @@ def browser_job_watch(grace_seconds: int | None = None) -> State:
     for job in ended:
         logger.warning("browser job %s (%s) %s: %s", job.job_id, job.kind, job.status, job.reason)
         announce(job)
-    lost = sum(1 for job in ended if job.status == "lost")
+    lost = sum(1 for job in ended if job.status == BrowserJobStatus.LOST)
     summary = (
         f"{lost} lost, {len(ended) - lost} failed unclaimed, {open_jobs} still queued or running"
     )

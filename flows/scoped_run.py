@@ -23,6 +23,7 @@ from automates.agents.taskruns import TaskRunRequest, new_task_run
 from automates.errors import AutomatesError, UnknownPerimeterError
 from automates.guard.recording import store
 from automates.settings import Settings
+from automates.states import RunStatus, RunTrigger
 from automates.store import taskruns as sql
 from automates.store.engine import transaction
 
@@ -33,7 +34,7 @@ TASK_RUN_DEPLOYMENT = "agent-task-run/agent-task-run"
 def scoped_run(
     perimeter: str,
     title: str,
-    trigger: str = "manual",
+    trigger: str = RunTrigger.MANUAL,
     source: str = "console",
     tasks: list[dict[str, Any]] | None = None,
 ) -> State:
@@ -79,7 +80,7 @@ def scoped_run(
     for task_run_id, child_id in started:
         if not _completed(child_id):
             failed.append(str(task_run_id))
-    status = "failed" if failed else "completed"
+    status = RunStatus.FAILED if failed else RunStatus.COMPLETED
     message = f"{len(started) - len(failed)} of {len(started)} task run(s) completed"
     with transaction(engine) as connection:
         sql.finish_run(connection, flow_run_id, status, message)

@@ -22,6 +22,7 @@ from prefect.variables import Variable
 from automates.agents.taskruns import MAX_ATTEMPTS
 from automates.guard.recording import store
 from automates.settings import Settings
+from automates.states import TaskRunStatus
 from automates.store import taskruns as sql
 from automates.store.engine import transaction
 
@@ -57,7 +58,7 @@ def unblock_detector(stuck_seconds: int | None = None) -> State:
                 sql.update_task_run(
                     connection,
                     row["id"],
-                    status="failed",
+                    status=TaskRunStatus.FAILED,
                     ended_at=datetime.now(UTC),
                     error=f"stuck; gave up after {row['attempts']} attempts",
                 )
@@ -66,7 +67,7 @@ def unblock_detector(stuck_seconds: int | None = None) -> State:
                     "task run %s stuck: gave up after %d attempts", row["id"], row["attempts"]
                 )
                 continue
-            sql.update_task_run(connection, row["id"], status="pending", pid=None)
+            sql.update_task_run(connection, row["id"], status=TaskRunStatus.PENDING, pid=None)
             child = run_deployment(  # sync in a sync flow
                 TASK_RUN_DEPLOYMENT,
                 parameters=_parameters(row),

@@ -61,7 +61,7 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     if external:
         yield external
         return
-    from automates.platform import embedded_pg
+    from automates.store import embedded_pg
     from automates.store.urls import with_database
 
     data = tmp_path_factory.mktemp("embedded")

@@ -3,7 +3,7 @@
 `automates up` starts one on this machine for the agent pool. It polls the pool every
 `--poll-seconds` (0.25 s by default: a request waits about 0.13 s on average, at the cost of
 four small API reads a second) and runs each agent task run in-process
-(automates/agents/dispatch.py).
+(automates/platform/agent_dispatch.py).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def serve(argv: list[str] | None, description: str | None, kind: str, poll_secon
     os.environ["PREFECT_WORKER_QUERY_SECONDS"] = str(args.poll_seconds)
     settings = Settings()
 
-    from automates.agents.dispatch import AgentDispatcher
+    from automates.platform.agent_dispatch import AgentDispatcher
     from automates.platform.inprocess import WarmWorker
-    from automates.platform.prefect_patches import apply_all
+    from automates.server.prefect_patches import apply_all
 
     apply_all()
     worker_type = AgentDispatcher if kind == "agents" else WarmWorker

@@ -16,17 +16,10 @@ import argparse
 import asyncio
 import os
 import socket
-import sys
 from pathlib import Path
 
 from automates.envfiles import load_env_files
-
-
-def worker_argv(pool: str, name: str | None = None, limit: int | None = None) -> list[str]:
-    """The command line of a process worker on `pool`, named after this host."""
-    worker_name = name or f"{socket.gethostname()}-{pool}"
-    argv = [sys.executable, "-m", "workers.process", "--pool", pool, "--name", worker_name]
-    return argv if limit is None else [*argv, "--limit", str(limit)]
+from automates.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="Runs at once (default: any).")
     args = parser.parse_args(argv)
     load_env_files(args.env_file)
-    api_url = os.environ.get("AUTOMATES_PREFECT_API_URL") or os.environ.get("PREFECT_API_URL")
+    settings = Settings()
+    api_url = settings.prefect_api_url  # AUTOMATES_PREFECT_API_URL, else PREFECT_API_URL
     if not api_url:
         parser.error(
             "PREFECT_API_URL (or AUTOMATES_PREFECT_API_URL) must point at the server, "
@@ -57,12 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     from automates.server.unresponsive import HEARTBEAT_SECONDS
 
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
-    pool = args.pool or os.environ.get("AUTOMATES_WORK_POOL", "local")
+    pool = args.pool or settings.work_pool
 
     from automates.platform.process_worker import GuardedProcessWorker
-    from automates.settings import Settings
 
-    settings = Settings()
     worker = GuardedProcessWorker(
         work_pool_name=pool,
         name=args.name or f"{socket.gethostname()}-{pool}",

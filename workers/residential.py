@@ -20,16 +20,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from automates.envfiles import load_env_files
-from workers.process import worker_argv
+from automates.platform.worker_command import worker_argv
+from automates.settings import Settings
 
 # The server's secrets must never sit on the residential machine.
 SERVER_ONLY = ("AUTOMATES_DATABASE_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 
 
-def residential_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment: Prefect pointed at the gate with the worker credential."""
-    gate = env.get("AUTOMATES_GATE_URL", "").rstrip("/")
-    token = env.get("AUTOMATES_GATE_WORKER_TOKEN", "")
+def residential_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """The worker's environment (`env`, the one its settings were read from): Prefect pointed
+    at the gate with the worker credential."""
+    gate = (settings.gate_url or "").rstrip("/")
+    token = settings.gate_worker_token.get_secret_value() if settings.gate_worker_token else ""
     if not gate.startswith(("http://", "https://")):
         raise SystemExit("AUTOMATES_GATE_URL must be the gate's http(s):// URL")
     if len(token) < 16:
@@ -41,13 +43,13 @@ def residential_env(env: Mapping[str, str]) -> dict[str, str]:
     ready.update(
         PREFECT_API_URL=f"{gate}/api",
         PREFECT_API_KEY=token,
-        AUTOMATES_BROWSER_HOST=env.get("AUTOMATES_BROWSER_HOST") or socket.gethostname(),
+        AUTOMATES_BROWSER_HOST=settings.browser_host or socket.gethostname(),
     )
     # Log batches sized for the gate's body limit (AUTOMATES_GATE_MAX_BODY_BYTES, 2 MiB):
     # Prefect's default batch is 4 MB.
     ready.setdefault("PREFECT_LOGGING_TO_API_BATCH_SIZE", "1000000")
     ready.setdefault("PREFECT_LOGGING_TO_API_MAX_LOG_SIZE", "250000")
-    ready.pop("AUTOMATES_GATE_WORKER_TOKEN")  # flow runs authenticate as PREFECT_API_KEY
+    ready.pop("AUTOMATES_GATE_WORKER_TOKEN", None)  # flow runs authenticate as PREFECT_API_KEY
     return ready
 
 
@@ -59,14 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     load_env_files(args.env_file)
-    env = residential_env(os.environ)
-    pool = args.pool or env.get("AUTOMATES_BROWSER_POOL", "residential")
-    # Each job is a Python process and a Chromium: an unbounded worker would start one per
-    # queued job and starve the machine.
-    limit = env.get("AUTOMATES_BROWSER_WORKER_LIMIT", "2")
-    if not limit.isdigit() or int(limit) < 1:
-        raise SystemExit("AUTOMATES_BROWSER_WORKER_LIMIT must be a whole number of 1 or more")
-    command = [*worker_argv(pool, f"{env['AUTOMATES_BROWSER_HOST']}-{pool}"), "--limit", limit]
+    settings = Settings()
+    env = residential_env(settings, os.environ)
+    pool = args.pool or settings.browser_pool
+    name = f"{env['AUTOMATES_BROWSER_HOST']}-{pool}"
+    command = worker_argv(pool, name, limit=settings.browser_worker_limit)
     os.execve(command[0], command, env)
 
 

@@ -8,9 +8,7 @@ so tools the CLI started (a shell, an MCP server) die with it.
 
 from __future__ import annotations
 
-import os
 import queue
-import signal
 import subprocess
 import threading
 import time
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from automates.agents.stream import BUDGET_SUBTYPE, StreamTally
+from automates.process_group import terminate_group
 
 Status = Literal["completed", "failed", "timed_out", "over_budget"]
 # After SIGTERM the CLI gets this long to flush and exit before the group is SIGKILLed.
@@ -92,7 +91,7 @@ def run_cli(
     finally:
         # Whatever happened (a bound, a callback raising, a normal end), nothing of the
         # group outlives the call.
-        _kill_group(process)
+        terminate_group(process, TERMINATE_GRACE_SECONDS)
         for reader in readers:
             reader.join(timeout=TERMINATE_GRACE_SECONDS)
     exit_code = process.returncode
@@ -174,28 +173,3 @@ def _keeper(tail: deque[str]) -> Callable[[str | None], None]:
             tail.append(line)
 
     return keep
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the group, SIGKILL it if it outlives the grace period; reap the leader."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break  # the group is empty: nothing left to kill
-        # Signals are delivered asynchronously: wait until the members are really gone.
-        ended_by = time.monotonic() + TERMINATE_GRACE_SECONDS
-        while time.monotonic() < ended_by and _group_alive(process):
-            time.sleep(0.05)
-        if not _group_alive(process):
-            break
-    process.wait()
-
-
-def _group_alive(process: subprocess.Popen[bytes]) -> bool:
-    process.poll()  # reap the leader if it exited, so it no longer counts as a member
-    try:
-        os.killpg(process.pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

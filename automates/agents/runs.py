@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from automates.errors import TaskRunRequestError, field_problems
+from automates.states import PerimeterKind, RunTrigger
 from automates.store.schema import SLUG_PATTERN
 
 CONTEXT_FIELDS = ("machine", "client", "contact", "mailbox")
@@ -20,7 +21,7 @@ class RunRequest(BaseModel):
 
     perimeter: str = Field(pattern=SLUG_PATTERN, max_length=80)
     title: str = Field(min_length=1, max_length=300)
-    trigger: Literal["email", "chat", "cron", "manual"] = "manual"
+    trigger: RunTrigger = RunTrigger.MANUAL
     source: str = Field(default="console", min_length=1, max_length=80)
 
     @classmethod
@@ -58,8 +59,8 @@ class Perimeter(BaseModel):
         return value
 
     @property
-    def kind(self) -> str:
-        return "platform" if self.id == "platform" else "tenant"
+    def kind(self) -> PerimeterKind:
+        return PerimeterKind.PLATFORM if self.id == "platform" else PerimeterKind.TENANT
 
     def row(self) -> dict[str, Any]:
         return {**self.model_dump(), "workdir": str(self.workdir), "kind": self.kind}

@@ -12,9 +12,7 @@ starts, and says why.
 from __future__ import annotations
 
 import os
-import signal
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -27,10 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 
 from automates.agents.llm_cli import LlmCli, load_llm_cli
-from automates.agents.process import CliOutcome, run_cli
+from automates.agents.process import TERMINATE_GRACE_SECONDS, CliOutcome, run_cli
 from automates.agents.templates import PermissionTemplate, Scope, load_template
 from automates.alerts import catalog
-from automates.alerts.kinds import AlertKind
 from automates.alerts.outbox import raise_alert
 from automates.errors import (
     AutomatesError,
@@ -38,6 +35,8 @@ from automates.errors import (
     UnknownPerimeterError,
     field_problems,
 )
+from automates.process_group import terminate_group
+from automates.registry.alert_kinds import AlertKind
 from automates.settings import Settings
 from automates.store import taskruns as sql
 from automates.store.engine import transaction
@@ -376,21 +375,6 @@ class _CancelWatcher:
             pid = row and row["pid"]
             if pid:
                 self.fired = True
-                _terminate_group(pid)
+                # By pid: the CLI's Popen, in run_cli, reaps it and keeps its exit status.
+                terminate_group(pid, TERMINATE_GRACE_SECONDS)
                 return
-
-
-def _terminate_group(pid: int, grace_seconds: float = 3.0) -> None:
-    """SIGTERM the CLI's process group; SIGKILL it if still there after the grace period."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)

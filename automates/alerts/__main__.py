@@ -13,8 +13,8 @@ import threading
 
 from automates.alerts.deliverer import Deliverer
 from automates.alerts.heartbeat import heartbeat_loop
-from automates.platform.database import database_url
 from automates.settings import Settings
+from automates.store.database import database_url
 from automates.store.engine import make_engine
 
 

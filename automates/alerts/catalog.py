@@ -7,22 +7,23 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from automates.alerts.kinds import AlertKind
 from automates.alerts.outbox import Alert
+from automates.registry.alert_kinds import AlertKind
+from automates.states import RunOutcome
 
-_OUTCOME_KINDS = {
-    "completed": AlertKind.RUN_COMPLETED,
-    "findings": AlertKind.RUN_FINDINGS,
-    "failed": AlertKind.RUN_FAILED,
-    "timed_out": AlertKind.RUN_FAILED,
-    "crashed": AlertKind.RUN_FAILED,
+_OUTCOME_KINDS: dict[str, AlertKind] = {
+    RunOutcome.COMPLETED: AlertKind.RUN_COMPLETED,
+    RunOutcome.FINDINGS: AlertKind.RUN_FINDINGS,
+    RunOutcome.FAILED: AlertKind.RUN_FAILED,
+    RunOutcome.TIMED_OUT: AlertKind.RUN_FAILED,
+    RunOutcome.CRASHED: AlertKind.RUN_FAILED,
 }
-_OUTCOME_WORDS = {
-    "completed": "completed",
-    "findings": "has findings",
-    "failed": "failed",
-    "timed_out": "timed out",
-    "crashed": "crashed",
+_OUTCOME_WORDS: dict[str, str] = {
+    RunOutcome.COMPLETED: "completed",
+    RunOutcome.FINDINGS: "has findings",
+    RunOutcome.FAILED: "failed",
+    RunOutcome.TIMED_OUT: "timed out",
+    RunOutcome.CRASHED: "crashed",
 }
 
 

@@ -33,7 +33,7 @@ from apprise.plugins.slack import NotifySlack
 from apprise.plugins.workflows import NotifyWorkflows
 from apprise.utils.parse import is_email
 
-from automates.alerts.kinds import Channel
+from automates.registry.alert_kinds import Channel
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,13 @@ from sqlalchemy import Connection, Engine, select, text
 
 from automates.alerts import message
 from automates.alerts.channels import Channel, SendOutcome, send
-from automates.alerts.delivery import Delivery
-from automates.alerts.kinds import AlertKind
 from automates.alerts.outbox import Alert, raise_alert
 from automates.alerts.routes import JOURNAL, Route, Routing
 from automates.alerts.secrets import RouteSecretError, route_secrets
+from automates.registry.alert_kinds import AlertKind
+from automates.registry.delivery import Delivery
 from automates.settings import Settings
+from automates.states import AlertDeliveryStatus
 from automates.store import alerts as store
 from automates.store.engine import transaction
 from automates.store.schema import automates as automates_table
@@ -223,7 +224,7 @@ class Deliverer:
         acted = False
         self._next_due = None
         for head in heads:
-            if head["status"] != "pending":
+            if head["status"] != AlertDeliveryStatus.PENDING:
                 continue  # being sent: the route waits for the outcome
             if head["next_attempt_at"] > now:
                 due = head["next_attempt_at"]
@@ -264,7 +265,7 @@ class Deliverer:
                     f"duplicate of alert #{duplicate}, delivered on this route within "
                     f"{_span(route.dedupe_window_seconds)} and not resolved since"
                 )
-                self._settle(connection, head, "suppressed", reason, now)
+                self._settle(connection, head, AlertDeliveryStatus.SUPPRESSED, reason, now)
                 return True
         if kind.resolved is None:
             sent = store.sent_since(connection, route.name, now - timedelta(hours=1))
@@ -273,7 +274,7 @@ class Deliverer:
                     f"rate limit of {route.rate_limit_per_hour}/hour reached: folded into the "
                     f"next digest (within {_span(route.digest_seconds)})"
                 )
-                self._settle(connection, head, "folded", reason, now)
+                self._settle(connection, head, AlertDeliveryStatus.FOLDED, reason, now)
                 return True
         return False
 
@@ -302,7 +303,7 @@ class Deliverer:
         now = datetime.now(UTC)
         with transaction(self.engine) as connection:
             if outcome.ok:
-                self._settle(connection, head, "sent", None, now)
+                self._settle(connection, head, AlertDeliveryStatus.SENT, None, now)
             elif head["attempts"] + 1 >= self.settings.alert_max_attempts:
                 self._dead(connection, head, outcome.detail, now)
             else:
@@ -314,7 +315,7 @@ class Deliverer:
                 store.set_delivery(
                     connection,
                     head["id"],
-                    status="pending",
+                    status=AlertDeliveryStatus.PENDING,
                     reason=f"attempt {head['attempts'] + 1} failed: {outcome.detail}",
                     next_attempt_at=now + wait,
                 )
@@ -323,7 +324,7 @@ class Deliverer:
         self,
         connection: Connection,
         head: dict[str, Any],
-        status: str,
+        status: AlertDeliveryStatus,
         reason: str | None,
         now: datetime,
     ) -> None:
@@ -334,7 +335,7 @@ class Deliverer:
     def _dead(
         self, connection: Connection, head: dict[str, Any], reason: str, now: datetime
     ) -> None:
-        self._settle(connection, head, "dead", reason, now)
+        self._settle(connection, head, AlertDeliveryStatus.DEAD, reason, now)
         if head["kind"] == AlertKind.DIGEST.value:  # what it carried did not arrive either
             store.undeliver_digest(connection, head["alert_id"])
         if head["kind"] == AlertKind.DEAD_LETTER.value:
@@ -386,7 +387,12 @@ def _once_per_route(deliveries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _silent(route: str, reason: str, now: datetime) -> dict[str, Any]:
-    return {"route": route, "status": "suppressed", "reason": reason, "finished_at": now}
+    return {
+        "route": route,
+        "status": AlertDeliveryStatus.SUPPRESSED,
+        "reason": reason,
+        "finished_at": now,
+    }
 
 
 def _span(seconds: int) -> str:
@@ -403,7 +409,7 @@ def _events_wanted() -> bool:
     return bool(PREFECT_API_URL.value())
 
 
-def _event(head: dict[str, Any], status: str, reason: str | None) -> None:
+def _event(head: dict[str, Any], status: AlertDeliveryStatus, reason: str | None) -> None:
     """The delivery in Prefect's event feed (best effort: the store is the record)."""
     try:
         from prefect.events import emit_event

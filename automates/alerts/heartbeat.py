@@ -35,9 +35,8 @@ import httpx
 from prefect.client.schemas.objects import FlowRun, Worker, WorkerStatus
 
 from automates.errors import ServerError
-from automates.platform.components import api_ready
 from automates.registry.model import MANAGED_TAG
-from automates.server.client import prefect_client
+from automates.server.client import api_ready, prefect_client
 from automates.server.deployed import read_all
 from automates.settings import Settings
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection
 
-from automates.alerts.kinds import AlertKind, condition
+from automates.registry.alert_kinds import AlertKind, condition
 from automates.store import alerts as store
 
 # Parts of a reason that differ between two occurrences of the same problem.

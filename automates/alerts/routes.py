@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from automates.alerts.delivery import Delivery
-from automates.alerts.kinds import ROUTABLE, AlertKind, Channel
 from automates.errors import DeclarationError, DeclarationProblem
-from automates.registry.fields import FieldError, Frozen, Slug
-from automates.registry.limits import MAX_LIST_ITEMS
+from automates.fields import FieldError, Frozen
+from automates.limits import MAX_LIST_ITEMS
+from automates.registry.alert_kinds import ROUTABLE, AlertKind, Channel
+from automates.registry.delivery import Delivery
+from automates.registry.fields import Slug
 from automates.registry.loader import problem_of, read_document
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from automates.alerts.kinds import Channel
 from automates.alerts.routes import Route, Routing, SecretRef
 from automates.errors import AutomatesError, DeclarationError, DeclarationProblem
+from automates.registry.alert_kinds import Channel
 
 
 class RouteSecretError(AutomatesError):

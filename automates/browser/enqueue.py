@@ -20,11 +20,11 @@ from automates.browser.addresses import settings_rule
 from automates.browser.deploy import FLOW_NAME
 from automates.browser.kinds import check_addresses, parse_payload
 from automates.errors import BrowserJobError, BrowserPayloadError, UnknownBrowserJobError
-from automates.platform.database import database_url
 from automates.server.client import prefect_client
 from automates.settings import Settings
+from automates.states import BrowserJobStatus
+from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
-from automates.store.schema import BROWSER_JOB_STATUSES
 
 MAX_TIMEOUT_SECONDS = 3600
 
@@ -135,9 +135,9 @@ def list_jobs(
     settings: Settings, status: str | None = None, limit: int = 50
 ) -> list[BrowserJobLine]:
     """The newest jobs first, of one status when given; never their payloads or results."""
-    if status is not None and status not in BROWSER_JOB_STATUSES:
+    if status is not None and status not in tuple(BrowserJobStatus):
         raise BrowserPayloadError(
-            f"browser jobs: field 'status' must be one of {', '.join(BROWSER_JOB_STATUSES)}, "
+            f"browser jobs: field 'status' must be one of {', '.join(BrowserJobStatus)}, "
             f"not {status[:40]!r}"
         )
     if not 1 <= limit <= 1000:

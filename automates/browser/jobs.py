@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import Connection, func, null, select, update
 
+from automates.states import BrowserJobStatus
 from automates.store.schema import browser_jobs, browser_mailbox
 
 # What a worker may report at the end of a job; `lost` is only ever the server side's verdict.
-TERMINAL = ("done", "failed")
-UNENDED = ("queued", "running")
+TERMINAL = (BrowserJobStatus.DONE, BrowserJobStatus.FAILED)
+UNENDED = (BrowserJobStatus.QUEUED, BrowserJobStatus.RUNNING)
 
 
 def insert_job(
@@ -42,7 +43,9 @@ def attach_flow_run(connection: Connection, job_id: uuid.UUID, flow_run_id: uuid
 def delete_queued(connection: Connection, job_id: uuid.UUID) -> None:
     """Undo an enqueue whose flow run could not be created."""
     connection.execute(
-        browser_jobs.delete().where(browser_jobs.c.id == job_id, browser_jobs.c.status == "queued")
+        browser_jobs.delete().where(
+            browser_jobs.c.id == job_id, browser_jobs.c.status == BrowserJobStatus.QUEUED
+        )
     )
 
 
@@ -50,9 +53,9 @@ def claim_job(connection: Connection, job_id: uuid.UUID, host: str) -> dict[str,
     """Move a queued job to running for `host`; None when it is not queued (already claimed)."""
     row = connection.execute(
         update(browser_jobs)
-        .where(browser_jobs.c.id == job_id, browser_jobs.c.status == "queued")
+        .where(browser_jobs.c.id == job_id, browser_jobs.c.status == BrowserJobStatus.QUEUED)
         .values(
-            status="running",
+            status=BrowserJobStatus.RUNNING,
             host=host,
             attempts=browser_jobs.c.attempts + 1,
             started_at=func.now(),
@@ -76,13 +79,13 @@ def finish_job(
         update(browser_jobs)
         .where(
             browser_jobs.c.id == job_id,
-            browser_jobs.c.status == "running",
+            browser_jobs.c.status == BrowserJobStatus.RUNNING,
             browser_jobs.c.host == host,
         )
         .values(
             status=status,
             # SQL NULL, not the JSON value null: only a done job has a result.
-            result=result if status == "done" and result is not None else null(),
+            result=result if status == BrowserJobStatus.DONE and result is not None else null(),
             error=error,
             counters=counters,
             finished_at=func.now(),
@@ -100,7 +103,7 @@ def running_job(connection: Connection, job_id: uuid.UUID, host: str) -> dict[st
     row = connection.execute(
         select(browser_jobs).where(
             browser_jobs.c.id == job_id,
-            browser_jobs.c.status == "running",
+            browser_jobs.c.status == BrowserJobStatus.RUNNING,
             browser_jobs.c.host == host,
         )
     ).first()
@@ -161,7 +164,9 @@ def end_unreported(connection: Connection, job_id: uuid.UUID, was: str, error: s
         update(browser_jobs)
         .where(browser_jobs.c.id == job_id, browser_jobs.c.status == was)
         .values(
-            status="lost" if was == "running" else "failed",
+            status=BrowserJobStatus.LOST
+            if was == BrowserJobStatus.RUNNING
+            else BrowserJobStatus.FAILED,
             error=error,
             finished_at=func.now(),
         )

@@ -29,6 +29,7 @@ from automates.browser.kinds import check_addresses, parse_payload
 from automates.browser.launch import LaunchOptions, chromium
 from automates.errors import AutomatesError, BrowserJobError
 from automates.settings import Settings
+from automates.states import BrowserJobStatus
 
 SECOND_FACTOR_WAIT_SECONDS = 60.0
 
@@ -119,7 +120,7 @@ async def run_job(job_id: uuid.UUID, settings: Settings | None = None) -> dict[s
         finally:
             context.count("screenshots_purged", sum(1 for _ in shots.iterdir()))
             shutil.rmtree(shots, ignore_errors=True)
-        status = "done" if error is None else "failed"
+        status = BrowserJobStatus.DONE if error is None else BrowserJobStatus.FAILED
         await channel.finish(status, result, error, context.counters)
     logger.info(
         "browser job %s (%s) %s; %d result field(s); counters %s",

@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
 from automates.browser import jobs
+from automates.states import BrowserJobStatus
 from automates.store.engine import transaction
 
 _PAGE = 200
@@ -52,8 +53,8 @@ class Ended(BaseModel):
     job_id: uuid.UUID
     kind: str
     host: str | None
-    was: str
-    status: str
+    was: BrowserJobStatus
+    status: BrowserJobStatus
     reason: str
     flow_run_id: uuid.UUID | None
 
@@ -65,7 +66,7 @@ def reason_to_end(
 
     `run` is the job's flow run as read after the job (None: it does not exist)."""
     flow_run_id = job["flow_run_id"]
-    if job["status"] == "running":
+    if job["status"] == BrowserJobStatus.RUNNING:
         if run is None:
             return f"claimed by {job['host']}, never reported; its flow run no longer exists"
         if run.final:
@@ -110,7 +111,8 @@ def end_unreported(
         with transaction(engine) as connection:
             if not jobs.end_unreported(connection, job["id"], job["status"], reason):
                 continue  # reported or claimed meanwhile
-            if job["status"] == "running":  # a worker took it and died: lost, never re-run
+            # A worker took it and died: lost, never re-run.
+            if job["status"] == BrowserJobStatus.RUNNING:
                 raise_alert(
                     connection,
                     catalog.browser_job_lost(job["id"], job["kind"], job["flow_run_id"], reason),
@@ -123,7 +125,9 @@ def end_unreported(
                 kind=job["kind"],
                 host=job["host"],
                 was=job["status"],
-                status="lost" if job["status"] == "running" else "failed",
+                status=BrowserJobStatus.LOST
+                if job["status"] == BrowserJobStatus.RUNNING
+                else BrowserJobStatus.FAILED,
                 reason=reason,
                 flow_run_id=job["flow_run_id"],
             )

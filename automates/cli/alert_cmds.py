@@ -13,8 +13,9 @@ from automates.alerts.routes import load_routing
 from automates.alerts.secrets import route_secrets
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import AutomatesError
-from automates.platform.database import database_url
+from automates.states import AlertDeliveryStatus
 from automates.store import alerts as store
+from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
 from automates.store.schema import DELIVERY_STATUSES
 
@@ -135,6 +136,6 @@ def retry(
     finally:
         engine.dispose()
     if as_json:
-        emit_json({"delivery_id": delivery_id, "status": "pending"})
+        emit_json({"delivery_id": delivery_id, "status": AlertDeliveryStatus.PENDING})
     else:
         console.print(f"delivery {delivery_id} is back in line")

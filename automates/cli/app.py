@@ -20,7 +20,7 @@ from automates.cli import (
     taskrun_cmds,
     trigger_cmds,
 )
-from automates.platform.prefect_patches import apply_all
+from automates.server.prefect_patches import apply_all
 
 app = typer.Typer(
     name="automates",

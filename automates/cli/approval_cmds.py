@@ -26,7 +26,6 @@ from automates.alerts.outbox import raise_alert
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import ApprovalError, UnknownAutomateError
 from automates.guard.approval import KEY_PREFIX, version
-from automates.platform.database import database_url
 from automates.registry.digest import declaration_digest
 from automates.registry.loader import load_registry
 from automates.registry.model import Automate, Registry
@@ -36,6 +35,7 @@ from automates.server.client import prefect_client
 from automates.server.runs import managed_deployment
 from automates.settings import Settings
 from automates.store.approvals import record_approval
+from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
 from automates.store.held import schedules_held
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from rich.table import Table
@@ -12,10 +10,13 @@ from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import UnknownAutomateError
-from automates.guard.breaker import deployment_of, set_schedules_active
-from automates.platform.database import database_url
+from automates.guard.breaker import deployment_of
+from automates.guard.orchestrator import PrefectOrchestrator
 from automates.registry.loader import load_registry
+from automates.scheduling import breaker
+from automates.states import BreakerState
 from automates.store.breakers import all_breakers, lock_breaker, save_breaker
+from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
 
 app = typer.Typer(help="Circuit breakers: which automates are held, and releasing them.")
@@ -57,16 +58,9 @@ def reset(name: str, as_json: bool = JsonOption) -> None:
         with transaction(engine) as connection:
             if automate is None and name not in {b["automate"] for b in all_breakers(connection)}:
                 raise UnknownAutomateError(f"no automate named {name!r} has a breaker")
-            before: dict[str, Any] = lock_breaker(connection, name)
-            save_breaker(
-                connection,
-                name,
-                state="closed",
-                consecutive_failures=0,
-                opened_at=None,
-                probe_started_at=None,
-            )
-            if before["state"] != "closed":
+            before = lock_breaker(connection, name)
+            save_breaker(connection, breaker.reset(before))
+            if before.state is not BreakerState.CLOSED:
                 raise_alert(connection, catalog.breaker_closed(name))
     finally:
         engine.dispose()
@@ -77,10 +71,15 @@ def reset(name: str, as_json: bool = JsonOption) -> None:
             if deployment_id is None:
                 schedules = "untouched (no deployment: run `automates sync`)"
             else:
-                set_schedules_active(deployment_id, active=automate.enabled)
+                PrefectOrchestrator().set_schedules_active(deployment_id, active=automate.enabled)
                 schedules = "resumed" if automate.enabled else "kept inactive (disabled)"
-    result = {"automate": name, "was": before["state"], "now": "closed", "schedules": schedules}
+    result = {
+        "automate": name,
+        "was": before.state,
+        "now": BreakerState.CLOSED,
+        "schedules": schedules,
+    }
     if as_json:
         emit_json(result)
     else:
-        console.print(f"breaker of {name}: {before['state']} → closed; schedules {schedules}")
+        console.print(f"breaker of {name}: {before.state} → closed; schedules {schedules}")

@@ -13,10 +13,11 @@ from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import AutomatesError, UnknownAutomateError
-from automates.guard.breaker import deployment_of, set_schedules_active
-from automates.platform.database import database_url
+from automates.guard.breaker import deployment_of
+from automates.guard.orchestrator import PrefectOrchestrator
 from automates.registry.loader import load_registry
 from automates.store.breakers import held_automates
+from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
 from automates.store.held import schedules_held
 from automates.store.holds import ever_held, list_holds, release_hold
@@ -121,5 +122,5 @@ def _resume(api_url: str, name: str, automate: Any, still: str | None) -> str:
         deployment_id = deployment_of(name)
         if deployment_id is None:
             return "untouched (no deployment: run `automates sync`)"
-        set_schedules_active(deployment_id, active=automate.enabled)
+        PrefectOrchestrator().set_schedules_active(deployment_id, active=automate.enabled)
     return "resumed" if automate.enabled else "kept inactive (disabled)"

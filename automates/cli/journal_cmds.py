@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
-from automates.platform.database import database_url
+from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
 from automates.store.journals import recent_crashes, recent_executions
 

@@ -21,7 +21,7 @@ from automates.errors import UnknownAutomateError
 from automates.overview import AutomateStatus, gather_status, select
 from automates.registry.entrypoints import static_warnings
 from automates.registry.loader import load_registry
-from automates.registry.prefect_yaml import render
+from automates.server.prefect_yaml import render
 from automates.sync import validated, validated_registry
 
 app = typer.Typer()

@@ -15,6 +15,7 @@ from automates.cli.output import JsonOption, console, emit_json, handle_errors, 
 from automates.errors import ScheduleSpecError, UnknownAutomateError
 from automates.registry.loader import load_registry
 from automates.registry.model import Automate
+from automates.registry.targets import automate_schedules, spec_schedule
 from automates.scheduling.misfire import DEFAULT_GRACE_SECONDS, Misfire
 from automates.scheduling.preview import (
     OutagePreview,
@@ -26,7 +27,6 @@ from automates.scheduling.preview import (
 )
 from automates.scheduling.quiet_hours import QuietAction, QuietHours
 from automates.scheduling.realise import prefect_yaml_fields
-from automates.scheduling.targets import automate_schedules, spec_schedule
 
 app = typer.Typer()
 QuietActionOption = typer.Option(

@@ -9,9 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
-from automates.platform.database import database_url
 from automates.reconcile import reconcile as run_reconcile
 from automates.registry.loader import load_registry
+from automates.store.database import database_url
 from automates.store.engine import make_engine, migrate, transaction
 from automates.store.held import schedules_held
 from automates.sync import sync as run_sync

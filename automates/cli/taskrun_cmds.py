@@ -13,13 +13,14 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from automates.agents.taskruns import TaskRunRequest, new_task_run
+from automates.agents.task_run_request import flow_parameters, task_run_request
+from automates.agents.taskruns import new_task_run
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import TaskRunRequestError, UnknownTaskRunError, field_problems
-from automates.platform.database import database_url
 from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.store import taskruns as sql
+from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
 from automates.store.schema import TASK_RUN_ENDED
 
@@ -68,7 +69,7 @@ def start(
 ) -> None:
     """Request an agent task run; it starts on the agent dispatcher within a second."""
     settings = load_settings()
-    request = TaskRunRequest.parse(
+    request = task_run_request(
         {
             "codename": codename,
             "agent": agent,
@@ -85,10 +86,7 @@ def start(
     engine = _engine(settings)
     try:
         task_run_id = new_task_run(engine, request, settings)
-        parameters = {
-            **request.model_dump(mode="json", exclude_none=True),
-            "task_run_id": str(task_run_id),
-        }
+        parameters = flow_parameters(request, task_run_id)
         flow_run_id = asyncio.run(_create_flow_run(settings, parameters))
         with transaction(engine) as connection:
             sql.update_task_run(connection, task_run_id, flow_run_id=flow_run_id)

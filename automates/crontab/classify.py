@@ -38,8 +38,8 @@ from automates.crontab.commands import (
 from automates.crontab.lines import CrontabError, Line, LineKind, parse
 from automates.crontab.mapping import FamilyMap
 from automates.crontab.zones import checked_zone, machine_zone
+from automates.limits import MAX_STRING_CHARS
 from automates.registry.fields import SLUG
-from automates.registry.limits import MAX_STRING_CHARS
 from automates.registry.loader import problem_of
 from automates.registry.model import Automate, Kind
 

@@ -22,7 +22,8 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from automates.crontab.lines import CrontabError
-from automates.registry.fields import FieldError, Frozen, Slug
+from automates.fields import FieldError, Frozen
+from automates.registry.fields import Slug
 from automates.registry.loader import BoundedLoader, problem_of
 
 MAX_MAPPING_BYTES = 1024 * 1024

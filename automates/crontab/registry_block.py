@@ -24,7 +24,7 @@ import yaml
 from automates.crontab.classify import FINDINGS, Import, LineClass, LineResult
 from automates.crontab.lines import CrontabError
 from automates.errors import DeclarationError, DeclarationProblem
-from automates.registry.limits import (
+from automates.limits import (
     MAX_AUTOMATES,
     MAX_REGISTRY_BYTES,
     MAX_YAML_DEPTH,
@@ -32,7 +32,7 @@ from automates.registry.limits import (
 )
 from automates.registry.loader import REGISTRY, BoundedLoader, parse_registry
 from automates.registry.model import Automate
-from automates.scheduling.triggers import trigger_problems
+from automates.registry.trigger_links import trigger_problems
 
 BEGIN = "# >>> automates import crontab: generated, each import rewrites it (crontab-import.md)"
 END = "# <<< automates import crontab"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from automates.envfiles import load_env_files
 from automates.errors import SettingsError
 from automates.gate.app import GateConfig, create_app
-from automates.platform.database import database_url
 from automates.platform.http_limits import BodyLimits
 from automates.platform.http_service import serve
 from automates.settings import Settings, env_file_paths
+from automates.store.database import database_url
 
 
 def main() -> None:

@@ -1,10 +1,11 @@
-"""The gate as an ASGI app: authentication, the Prefect API allowlist, and the job endpoints.
+"""The gate as a FastAPI app: authentication, the Prefect API allowlist, and the job endpoints.
 
 Every request must carry the worker credential (`Authorization: Bearer <token>`, which is how
-Prefect's client sends PREFECT_API_KEY). Prefect API calls allowed by `policy` are forwarded
-to the upstream server; the others are answered 403 and never reach it. The job endpoints
-(claim, second factor, finish) are served here from the store, the worker never touching it.
-The access log names method, path and status only: bodies (results, codes) are never logged.
+Prefect's client sends PREFECT_API_KEY; checked by automates/platform/http_auth.py). Prefect API
+calls allowed by `policy` are forwarded to the upstream server; the others are answered 403 and
+never reach it. The job endpoints (claim, second factor, finish) are served here from the
+store, the worker never touching it. The access log (http_service.RequestLog) names method,
+path and status only: bodies (results, codes) are never logged.
 
 Every caller is rate limited (its address before authentication, the credential after) and
 every body is read bounded in size and time (automates/platform/http_limits.py). Flow-run
@@ -13,22 +14,19 @@ updates and log batches are checked against `policy` before they are forwarded.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from automates.gate.jobs_api import job_endpoints
+from automates.gate.jobs_api import job_router
 from automates.gate.policy import (
     Rule,
     allowed,
@@ -37,13 +35,9 @@ from automates.gate.policy import (
     scoped_to_pool,
     why_not_held,
 )
-from automates.platform.http_limits import (
-    BodyLimits,
-    CallerLimits,
-    Refused,
-    caller_address,
-    read_body,
-)
+from automates.platform.http_auth import BearerToken
+from automates.platform.http_limits import BodyLimits, CallerLimits, Refused, read_body
+from automates.platform.http_service import service_app
 from automates.store.engine import make_engine
 
 log = logging.getLogger("automates.gate")
@@ -63,14 +57,11 @@ FORWARDED_RESPONSE_HEADERS = {"content-type"}
 @dataclass(frozen=True)
 class GateConfig:
     upstream_api_url: str  # http://server:4200/api
-    worker_token: str
+    worker_token: str = field(repr=False)
     pool: str
     database_url: str
     body: BodyLimits = field(default_factory=lambda: BodyLimits(2 * 1024 * 1024, 30.0))
     rate_limit: str = "100/second"
-
-
-Endpoint = Callable[[Request, bytes], Awaitable[Response]]
 
 
 def _refused(detail: str, status: int = 403) -> Refused:
@@ -84,39 +75,27 @@ def _json(content: bytes) -> Any:
         raise Refused(422, "the body must be JSON") from None
 
 
-def create_app(config: GateConfig) -> Starlette:
+def create_app(config: GateConfig) -> FastAPI:
     engine_holder: dict[str, Engine] = {}
     owned_ids: set[tuple[str, str]] = set()
-    callers = CallerLimits(config.rate_limit, "AUTOMATES_GATE_RATE_LIMIT")
+    worker = BearerToken(
+        config.worker_token,
+        CallerLimits(config.rate_limit, "AUTOMATES_GATE_RATE_LIMIT"),
+        credential="credential",
+        refusal="unauthenticated",
+    )
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> Any:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine_holder["engine"] = make_engine(config.database_url)
         async with httpx.AsyncClient(timeout=60.0, trust_env=False) as upstream:
             app.state.upstream = upstream
             yield
         engine_holder["engine"].dispose()
 
-    def authorized(request: Request) -> bool:
-        header = request.headers.get("authorization", "")
-        token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
-        return hmac.compare_digest(token.encode(), config.worker_token.encode())
-
-    def guarded(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-        async def check(request: Request) -> Response:
-            try:
-                callers.check("address", caller_address(request))
-                if not authorized(request):
-                    response: Response = JSONResponse({"detail": "unauthenticated"}, 401)
-                else:
-                    callers.check("credential", "worker")
-                    response = await endpoint(request, await read_body(request, config.body))
-            except Refused as refusal:
-                response = refusal.response()
-            log.info("%s %s -> %d", request.method, request.url.path, response.status_code)
-            return response
-
-        return check
+    # The credential is checked for every route, before any body is read.
+    app = service_app(log, lifespan=lifespan, dependencies=[Depends(worker)])
+    app.include_router(job_router(lambda: engine_holder["engine"], config.body))
 
     async def belongs_to_pool(upstream: httpx.AsyncClient, kind: str, object_id: str) -> bool:
         if (kind, object_id) in owned_ids:
@@ -179,7 +158,10 @@ def create_app(config: GateConfig) -> Starlette:
             content = json.dumps(scoped_to_pool(asked, config.pool)).encode()
         return content, []
 
-    async def prefect_api(request: Request, content: bytes) -> Response:
+    # HEAD with GET, as Starlette routes have it (FastAPI routes answer only the methods named).
+    @app.api_route("/api/{path:path}", methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"])
+    async def prefect_api(request: Request) -> Response:
+        content = await read_body(request, config.body)
         path = request.url.path
         verdict = allowed(request.method, path, config.pool)
         upstream: httpx.AsyncClient = request.app.state.upstream
@@ -227,16 +209,4 @@ def create_app(config: GateConfig) -> Starlette:
             },
         )
 
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-    jobs_path = "/automates/browser/jobs/{job_id}"
-    endpoints = job_endpoints(lambda: engine_holder["engine"])
-    return Starlette(
-        routes=[
-            *(
-                Route(f"{jobs_path}/{name}", guarded(endpoint), methods=["POST"])
-                for name, endpoint in endpoints.items()
-            ),
-            Route("/api/{path:path}", guarded(prefect_api), methods=methods),
-        ],
-        lifespan=lifespan,
-    )
+    return app

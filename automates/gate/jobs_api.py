@@ -1,54 +1,47 @@
 """The gate's job endpoints: what a residential worker asks the server side for.
 
 Claim, second factor and finish are served here from the store, so the worker never holds
-the database URL. Each takes a JSON body (never a command line) naming the worker's host; a
-job can be finished, or get a code, only by the host that claimed it. Store calls run in a
-thread so that a slow query never stalls the gate's proxying.
+the database URL. Each takes a JSON body (never a command line) naming the worker's host
+(job_bodies.py); a job can be finished, or get a code, only by the host that claimed it. Store
+calls run in a thread so that a slow query never stalls the gate's proxying.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from automates.browser import jobs
+from automates.gate.job_bodies import HOST_REQUIRED, JobCall, JobEnd, why_refused
+from automates.platform.http_limits import BodyLimits, Refused, read_body
 from automates.store.engine import transaction
 
-# The body is read by the gate, bounded (automates/platform/http_limits.py), before the call.
-Endpoint = Callable[[Request, bytes], Awaitable[Response]]
+JOBS_PATH = "/automates/browser/jobs/{job_id}"
+
+Body = TypeVar("Body", bound=JobCall)
 
 
-def _parsed(request: Request, content: bytes) -> tuple[uuid.UUID, dict[str, Any]] | Response:
-    try:
-        job_id = uuid.UUID(request.path_params["job_id"])
-        body = json.loads(content)
-        if not isinstance(body, dict) or not isinstance(body.get("host"), str):
-            raise ValueError("host")
-    except (ValueError, RecursionError):
-        return JSONResponse({"detail": "a job id and a JSON body with 'host' are required"}, 422)
-    return job_id, body
+def job_router(engine: Callable[[], Engine], limits: BodyLimits) -> APIRouter:
+    """The endpoints (claim, second-factor, finish) under JOBS_PATH, on the store `engine()`
+    returns. The caller is authenticated by the app (the gate's dependencies) before a body is
+    read, and the body is read within `limits`."""
+    router = APIRouter(prefix=JOBS_PATH)
 
-
-def _valid_end(body: dict[str, Any]) -> bool:
-    result, error, counters = body.get("result"), body.get("error"), body.get("counters")
-    return (
-        body.get("status") in jobs.TERMINAL
-        and (result is None or isinstance(result, dict))
-        and (error is None or isinstance(error, str))
-        and isinstance(counters, dict)
-        and all(isinstance(v, int) for v in counters.values())
-    )
-
-
-def job_endpoints(engine: Callable[[], Engine]) -> dict[str, Endpoint]:
-    """The endpoints by name (claim, second-factor, finish), on the store `engine()` returns."""
+    async def received(job_id: str, request: Request, model: type[Body]) -> tuple[uuid.UUID, Body]:
+        content = await read_body(request, limits)
+        try:
+            return uuid.UUID(job_id), model.model_validate_json(content)
+        except ValidationError as error:
+            raise Refused(422, why_refused(error)) from None
+        except ValueError:  # the job id
+            raise Refused(422, HOST_REQUIRED) from None
 
     def claim_now(job_id: uuid.UUID, host: str) -> dict[str, Any] | None:
         with transaction(engine()) as connection:
@@ -62,47 +55,35 @@ def job_endpoints(engine: Callable[[], Engine]) -> dict[str, Endpoint]:
                 return JSONResponse({"detail": "no running job of this host needs a code"}, 409)
             return jobs.take_code(connection, mailbox, job)
 
-    def finish_now(job_id: uuid.UUID, body: dict[str, Any]) -> bool:
+    def finish_now(job_id: uuid.UUID, end: JobEnd) -> bool:
         with transaction(engine()) as connection:
             return jobs.finish_job(
-                connection,
-                job_id,
-                body["host"],
-                body["status"],
-                body.get("result"),
-                body.get("error"),
-                body["counters"],
+                connection, job_id, end.host, end.status, end.result, end.error, end.counters
             )
 
-    async def claim(request: Request, content: bytes) -> Response:
-        parsed = _parsed(request, content)
-        if isinstance(parsed, Response):
-            return parsed
-        claimed = await run_in_threadpool(claim_now, parsed[0], parsed[1]["host"])
+    @router.post("/claim")
+    async def claim(job_id: str, request: Request) -> Response:
+        job, call = await received(job_id, request, JobCall)
+        claimed = await run_in_threadpool(claim_now, job, call.host)
         if claimed is None:
             return JSONResponse({"detail": "the job is not queued"}, 409)
         return JSONResponse(claimed)
 
-    async def second_factor(request: Request, content: bytes) -> Response:
-        parsed = _parsed(request, content)
-        if isinstance(parsed, Response):
-            return parsed
-        code = await run_in_threadpool(code_now, parsed[0], parsed[1]["host"])
+    @router.post("/second-factor")
+    async def second_factor(job_id: str, request: Request) -> Response:
+        job, call = await received(job_id, request, JobCall)
+        code = await run_in_threadpool(code_now, job, call.host)
         if isinstance(code, Response):
             return code
         if code is None:
             return JSONResponse({"detail": "no code in the mailbox yet"}, 404)
         return JSONResponse({"code": code})
 
-    async def finish(request: Request, content: bytes) -> Response:
-        parsed = _parsed(request, content)
-        if isinstance(parsed, Response):
-            return parsed
-        job_id, body = parsed
-        if not _valid_end(body):
-            return JSONResponse({"detail": "status, result, error or counters malformed"}, 422)
-        if not await run_in_threadpool(finish_now, job_id, body):
+    @router.post("/finish")
+    async def finish(job_id: str, request: Request) -> Response:
+        job, end = await received(job_id, request, JobEnd)
+        if not await run_in_threadpool(finish_now, job, end):
             return JSONResponse({"detail": "no running job of this host has that id"}, 409)
-        return JSONResponse({"status": body["status"]})
+        return JSONResponse({"status": end.status})
 
-    return {"claim": claim, "second-factor": second_factor, "finish": finish}
+    return router

@@ -24,6 +24,7 @@ for the new version, rather than reading an answer given for the old one.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect.client.schemas.objects import State
@@ -32,10 +33,16 @@ from prefect.input import RunInput
 from prefect.states import Cancelled, Completed
 from pydantic import Field
 
-from automates.registry.policy import GuardPolicy
-from automates.scheduling.approval import Approval
-from automates.settings import Settings
+from automates.alerts import catalog
+from automates.alerts.outbox import Alert, raise_alert
+from automates.guard.context import RunContext
+from automates.guard.recording import record_run, store
+from automates.scheduling.approval import Approval, Gate, gate
+from automates.store.approvals import approval_of, record_approval
+from automates.store.engine import transaction
 
+# The stage a waiting run is approved at (before_enable never waits: it is skipped).
+WAITS = Approval.BEFORE_FIRST_RUN.value
 APPROVED_FROM_UI = "prefect-ui"
 KEY_PREFIX = "approval-"
 
@@ -52,44 +59,50 @@ class ApprovalInput(RunInput):
     note: str | None = Field(default=None, title="Note")
 
 
-def approval_refusal(policy: GuardPolicy, settings: Settings) -> State | None:
-    """None once this version of the automate is approved; otherwise the run waits for
-    approval (before_first_run), or ends in the state returned."""
-    if policy.approval is Approval.NONE:
-        return None
-    digest = policy.declaration_digest
-    if digest is None:
-        return Completed(
-            name="Skipped",
-            message=f"skipped: {policy.automate} asks for approval, but its deployment carries "
-            "no declaration digest; run `automates sync`",
-        )
-    if _approved(policy.automate, digest, policy.approval, settings):
-        return None
-    if policy.approval is Approval.BEFORE_ENABLE:
-        return Completed(
-            name="Skipped",
-            message=f"skipped: version {version(digest)} of {policy.automate} is not approved "
-            f"(approval: before_enable); run `automates approve {policy.automate}`",
-        )
-    flow_run = _current_flow_run()
-    if flow_run is None or flow_run.deployment_id is None:
-        return Completed(
-            name="Skipped",
-            message=f"skipped: version {version(digest)} of {policy.automate} is not approved, "
-            "and only a deployment's run can wait for approval",
-        )
-    answer = _wait_for_approval(policy, digest, settings)  # leaves the process while waiting
-    refused = verdict(policy.automate, digest, answer)
-    if refused is not None:
-        _alert_rejected(policy.automate, approver(answer), settings)
-        return _journaled(refused, policy, flow_run, settings)
-    from automates.guard.runner import run_logger
+class ApprovalCheck:
+    """A run of a version of the declaration nobody approved waits for approval, or ends."""
 
-    who = approver(answer)
-    _record(policy.automate, digest, who, flow_run.id, answer.note, settings)
-    run_logger().info("version %s of %s approved by %s", version(digest), policy.automate, who)
-    return None
+    name = "approval"
+
+    def check(self, run: RunContext) -> State | None:
+        policy = run.policy
+        if policy.approval is Approval.NONE:
+            return None
+        digest = policy.declaration_digest
+        approved = digest is not None and _approved(run, digest)
+        can_wait = run.deployment_id is not None
+        step = gate(
+            policy.approval, versioned=digest is not None, approved=approved, can_wait=can_wait
+        )
+        if step is Gate.GO:
+            return None
+        if step is Gate.NO_VERSION or digest is None:
+            return Completed(
+                name="Skipped",
+                message=f"skipped: {policy.automate} asks for approval, but its deployment "
+                "carries no declaration digest; run `automates sync`",
+            )
+        if step is Gate.NOT_APPROVED:
+            return Completed(
+                name="Skipped",
+                message=f"skipped: version {version(digest)} of {policy.automate} is not "
+                f"approved (approval: before_enable); run `automates approve {policy.automate}`",
+            )
+        if step is Gate.CANNOT_WAIT:
+            return Completed(
+                name="Skipped",
+                message=f"skipped: version {version(digest)} of {policy.automate} is not "
+                "approved, and only a deployment's run can wait for approval",
+            )
+        answer = _wait_for_approval(run, digest)  # leaves the process while waiting
+        refused = verdict(policy.automate, digest, answer)
+        if refused is not None:
+            _alert_rejected(run, approver(answer))
+            return _journaled(run, refused)
+        who = approver(answer)
+        _record(run, digest, who, answer.note)
+        run.logger.info("version %s of %s approved by %s", version(digest), policy.automate, who)
+        return None
 
 
 def verdict(automate: str, digest: str, answer: ApprovalInput) -> State | None:
@@ -118,7 +131,7 @@ def suspend_key(digest: str) -> str:
     return f"{KEY_PREFIX}{digest[:16]}"
 
 
-def _wait_for_approval(policy: GuardPolicy, digest: str, settings: Settings) -> ApprovalInput:
+def _wait_for_approval(run: RunContext, digest: str) -> ApprovalInput:
     """Suspend the run until it is resumed with an answer; the answer once it has one.
 
     Prefect's async suspend runs to completion on Prefect's own loop thread whether the flow
@@ -128,12 +141,11 @@ def _wait_for_approval(policy: GuardPolicy, digest: str, settings: Settings) -> 
     from prefect.flow_runs import asuspend_flow_run
     from prefect.utilities.asyncutils import run_coro_as_sync
 
-    from automates.guard.runner import run_logger
-
+    automate = run.automate
     form = ApprovalInput.with_initial_data(
-        description=f"**{policy.automate}**: approve version `{version(digest)}` of its "
+        description=f"**{automate}**: approve version `{version(digest)}` of its "
         "declaration to run it (`approve: true`), or reject this run (`approve: false`). "
-        f"`automates approve {policy.automate}` does the same from a terminal."
+        f"`automates approve {automate}` does the same from a terminal."
     )
 
     async def suspend() -> ApprovalInput | Pause:
@@ -141,16 +153,16 @@ def _wait_for_approval(policy: GuardPolicy, digest: str, settings: Settings) -> 
             return await asuspend_flow_run(
                 wait_for_input=form,
                 key=suspend_key(digest),
-                timeout=settings.approval_timeout_seconds,
+                timeout=run.settings.approval_timeout_seconds,
             )
         except Pause as pause:
-            _alert_waiting(policy.automate, settings)
-            run_logger().warning(
+            _alert(run, catalog.approval_waiting(automate, _flow_run_id(run), WAITS))
+            run.logger.warning(
                 "waiting for approval of version %s of %s: Resume in the Prefect UI, or "
                 "`automates approve %s`",
                 version(digest),
-                policy.automate,
-                policy.automate,
+                automate,
+                automate,
             )
             return pause
 
@@ -161,86 +173,46 @@ def _wait_for_approval(policy: GuardPolicy, digest: str, settings: Settings) -> 
     return answer
 
 
-def _approved(automate: str, digest: str, stage: Approval, settings: Settings) -> bool:
-    from automates.guard.recording import store
-    from automates.store.approvals import approval_of
-    from automates.store.engine import transaction
-
-    with transaction(store(settings.store_block)) as connection:
-        return approval_of(connection, automate, digest, stage.value) is not None
+def _approved(run: RunContext, digest: str) -> bool:
+    with transaction(store(run.settings.store_block)) as connection:
+        return approval_of(connection, run.automate, digest, run.policy.approval.value) is not None
 
 
-def _alert_waiting(automate: str, settings: Settings) -> None:
-    """Tell the approvers (the run is suspended: nothing else would)."""
-    from automates.alerts import catalog
-    from automates.alerts.outbox import raise_alert
-    from automates.guard.recording import store
-    from automates.store.engine import transaction
-
-    flow_run = _current_flow_run()
-    with transaction(store(settings.store_block)) as connection:
-        raise_alert(
-            connection,
-            catalog.approval_waiting(
-                automate, flow_run.id if flow_run else None, Approval.BEFORE_FIRST_RUN.value
-            ),
-        )
+def _alert(run: RunContext, alert: Alert) -> None:
+    """Tell the approvers (a suspended run tells nobody else)."""
+    with transaction(store(run.settings.store_block)) as connection:
+        raise_alert(connection, alert)
 
 
-def _alert_rejected(automate: str, who: str, settings: Settings) -> None:
+def _alert_rejected(run: RunContext, who: str) -> None:
     """A rejection is a decision too: the waiting alert is resolved."""
-    from automates.alerts import catalog
-    from automates.alerts.outbox import raise_alert
-    from automates.guard.recording import store
-    from automates.store.engine import transaction
-
-    with transaction(store(settings.store_block)) as connection:
-        raise_alert(connection, catalog.approval_decided(automate, who, approved=False))
+    _alert(run, catalog.approval_decided(run.automate, who, approved=False))
 
 
-def _record(
-    automate: str, digest: str, who: str, flow_run_id: Any, note: str | None, settings: Settings
-) -> None:
-    from automates.alerts import catalog
-    from automates.alerts.outbox import raise_alert
-    from automates.guard.recording import store
-    from automates.store.approvals import record_approval
-    from automates.store.engine import transaction
-
-    with transaction(store(settings.store_block)) as connection:
+def _record(run: RunContext, digest: str, who: str, note: str | None) -> None:
+    with transaction(store(run.settings.store_block)) as connection:
         record_approval(
             connection,
-            automate,
+            run.automate,
             digest,
-            Approval.BEFORE_FIRST_RUN.value,
+            WAITS,
             who,
-            flow_run_id=flow_run_id,
+            flow_run_id=_flow_run_id(run),
             note=note,
         )
-        raise_alert(connection, catalog.approval_decided(automate, who))
+        raise_alert(connection, catalog.approval_decided(run.automate, who))
 
 
-def _journaled(state: State, policy: GuardPolicy, flow_run: Any, settings: Settings) -> State:
+def _journaled(run: RunContext, state: State) -> State:
     """Journal a rejected run here: Prefect calls no state hook for a Cancelled state the flow
     returns (only for completion, failure, crash and cancelling), so the guard's would not."""
-    from datetime import UTC, datetime
-
-    from automates.guard import journal
-    from automates.guard.recording import record_run
-    from automates.guard.runner import run_logger
-
-    run = journal.current() or journal.begin(policy.automate)
+    assert run.flow_run is not None
     try:
-        record_run(settings, policy, run, flow_run, state, datetime.now(UTC))
+        record_run(run.settings, run.policy, run.journal, run.flow_run, state, datetime.now(UTC))
     except Exception:
-        run_logger().exception("could not write the journals of %s", policy.automate)
-    finally:
-        journal.end(flow_run.id)
+        run.logger.exception("could not write the journals of %s", run.automate)
     return state
 
 
-def _current_flow_run() -> Any | None:
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    return context.flow_run if context is not None else None
+def _flow_run_id(run: RunContext) -> Any:
+    return run.flow_run.id if run.flow_run is not None else None

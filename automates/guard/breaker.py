@@ -1,108 +1,79 @@
-"""The circuit breaker: stop scheduling an automate that keeps failing, probe, recover.
+"""The circuit breaker's effects: counting a run on its automate's breaker, then pausing or
+resuming the deployment's schedules, a warning in the run's log and a Prefect event.
 
-closed --(threshold consecutive failures)--> open: its schedules are paused on the server,
-one warning is logged and one `automates.breaker.opened` event is emitted (an operator hangs
-notifications on it with a Prefect automation); a failed probe emits `probe_failed`, a
-recovery `closed`. After the cool-down the `breaker-probe`
-automate starts one run (half_open): success closes the breaker and resumes the schedules,
-failure re-opens it. Success or findings reset the count; skipped or cancelled runs count for
-nothing.
+The transitions themselves are the pure rule of automates/scheduling/breaker.py. When a breaker
+opens its schedules are paused on the server, one warning is logged and one
+`automates.breaker.opened` event is emitted (an operator hangs notifications on it with a
+Prefect automation); a failed probe emits `probe_failed`, a recovery `closed`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection
 
+from automates.guard.logs import run_logger
+from automates.guard.orchestrator import Orchestrator
+from automates.scheduling.breaker import Transition, after_run
+from automates.states import RunOutcome
 from automates.store.breakers import lock_breaker, save_breaker
 
 logger = logging.getLogger("automates.breaker")
-
-SUCCESS = frozenset({"completed", "findings"})
-FAILURE = frozenset({"failed", "timed_out", "crashed"})
-
-
-@dataclass(frozen=True)
-class Transition:
-    automate: str
-    before: str
-    after: str
-    failures: int
-    replayed: bool = False
-
-    @property
-    def opened(self) -> bool:
-        return self.before != "open" and self.after == "open"
-
-    @property
-    def tripped(self) -> bool:
-        """The threshold was reached: the one moment that notifies."""
-        return self.before == "closed" and self.after == "open"
-
-    @property
-    def closed(self) -> bool:
-        return self.before != "closed" and self.after == "closed"
 
 
 def record_outcome(
     connection: Connection,
     automate: str,
-    outcome: str,
+    outcome: RunOutcome,
     *,
     threshold: int,
     cooldown_seconds: int,
     now: datetime | None = None,
 ) -> Transition:
     """Count one run's outcome on the automate's breaker (in the caller's transaction)."""
-    now = now or datetime.now(UTC)
-    row = lock_breaker(connection, automate)
-    state, failures = row["state"], row["consecutive_failures"]
-    after = state
-    if outcome in SUCCESS:
-        failures, after = 0, "closed"
-    elif outcome in FAILURE:
-        failures += 1
-        if state == "half_open" or (state == "closed" and failures >= threshold):
-            after = "open"
-    if (after, failures) != (state, row["consecutive_failures"]):
-        save_breaker(
-            connection,
-            automate,
-            state=after,
-            consecutive_failures=failures,
-            opened_at=None if after == "closed" else (now if after != state else row["opened_at"]),
-            cooldown_seconds=cooldown_seconds,
-            probe_started_at=None if after != "half_open" else row["probe_started_at"],
-        )
-    return Transition(automate, state, after, failures)
+    before = lock_breaker(connection, automate)
+    after = after_run(
+        before,
+        outcome,
+        threshold=threshold,
+        cooldown_seconds=cooldown_seconds,
+        now=now or datetime.now(UTC),
+    )
+    if after != before:
+        save_breaker(connection, after)
+    return Transition.between(before, after)
 
 
-def apply(transition: Transition, deployment_id: UUID | None, schedules_active: bool) -> None:
+def apply(
+    transition: Transition,
+    deployment_id: UUID | None,
+    schedules_active: bool,
+    orchestrator: Orchestrator,
+) -> None:
     """The effects of a transition outside the store: schedules, log line, event."""
     if transition.replayed or not (transition.opened or transition.closed):
         return
-    from automates.guard.runner import run_logger
-
     if deployment_id is not None:
-        set_schedules_active(deployment_id, active=transition.closed and schedules_active)
+        orchestrator.set_schedules_active(
+            deployment_id, active=transition.closed and schedules_active
+        )
     if transition.tripped:
         run_logger().warning(
             "circuit breaker of %s opened after %d consecutive failures: schedules paused",
             transition.automate,
             transition.failures,
         )
-        _emit(transition, "opened")
+        _emit(orchestrator, transition, "opened")
     elif transition.opened:
         run_logger().warning("probe of %s failed: breaker re-opened", transition.automate)
-        _emit(transition, "probe_failed")
+        _emit(orchestrator, transition, "probe_failed")
     else:
         run_logger().warning("circuit breaker of %s closed: schedules resumed", transition.automate)
-        _emit(transition, "closed")
+        _emit(orchestrator, transition, "closed")
 
 
 def deployment_of(automate: str) -> UUID | None:
@@ -121,25 +92,14 @@ def deployment_of(automate: str) -> UUID | None:
     return ours[0].id if ours else None
 
 
-def set_schedules_active(deployment_id: UUID, *, active: bool) -> None:
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment(deployment_id)
-        for schedule in deployment.schedules:
-            if schedule.active != active:
-                client.update_deployment_schedule(deployment_id, schedule.id, active=active)
-
-
-def _emit(transition: Transition, what: str) -> None:
-    from prefect.events import emit_event
-
+def _emit(orchestrator: Orchestrator, transition: Transition, what: str) -> None:
     payload: dict[str, Any] = {"consecutive_failures": transition.failures}
-    emit_event(
-        event=f"automates.breaker.{what}",
+    orchestrator.emit(
+        f"automates.breaker.{what}",
         resource={
             "prefect.resource.id": f"automates.automate.{transition.automate}",
             "prefect.resource.name": transition.automate,
         },
+        related=[],
         payload=payload,
     )

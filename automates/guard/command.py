@@ -9,9 +9,9 @@ through it with `--pdeathsig KILL`: if the run's process dies without a chance t
 (`kill -9`, the OOM killer), the kernel kills the command too, so a restarted service never
 runs beside a stray copy of itself.
 
-The command's environment is the run's, with `PREFECT__FLOW_RUN_ID` set to its flow run's id
-on every worker type (the warm worker's runs share one process, so the variable is set for
-the child only).
+The command's environment is the run's (RunContext.command_environment: the process's, the
+run's own variables, `PREFECT__FLOW_RUN_ID` set to its flow run's id on every worker type; the
+warm worker's runs share one process, so these are set for the child only).
 """
 
 from __future__ import annotations
@@ -19,21 +19,21 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
+
+from automates.process_group import terminate_group
 
 TAIL_LINES = 40
 KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.2  # short waits: a timeout or signal raised in this thread is never held up
 
 Log = Callable[[str], object]
-RUN_ID_VARIABLE = "PREFECT__FLOW_RUN_ID"  # the name Prefect's process worker uses
 
 
 def resolved(argv: Sequence[str]) -> list[str]:
@@ -52,6 +52,7 @@ class Command:
         self,
         argv: Sequence[str],
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        environment: Mapping[str, str],
         *,
         die_with_parent: bool = False,
     ) -> None:
@@ -64,7 +65,7 @@ class Command:
             prefix = [setpriv, "--pdeathsig", "KILL", "--"]
         self.process = subprocess.Popen(
             [*prefix, *resolved(self.argv)],
-            env=_environment(),
+            env=dict(environment),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -108,31 +109,12 @@ class Command:
     def stop(self) -> None:
         """End the command's process group: SIGTERM, then SIGKILL after a grace period."""
         if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=KILL_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-            except ProcessLookupError:
-                pass
+            terminate_group(self.process, KILL_GRACE_SECONDS)
         self._join()
 
     def _join(self) -> None:
         for reader in self._readers:
             reader.join(timeout=KILL_GRACE_SECONDS)
-
-
-def _environment() -> dict[str, str]:
-    """The run's environment, with its flow run id: a process worker's run has it already, a
-    run of the warm (in-process) worker shares its process's environment, which cannot."""
-    from prefect.context import FlowRunContext
-
-    environment = dict(os.environ)
-    context = FlowRunContext.get()
-    if context is not None and context.flow_run is not None:
-        environment[RUN_ID_VARIABLE] = str(context.flow_run.id)
-    return environment
 
 
 def _pump(stream: IO[str] | None, log: Log, tail: deque[str]) -> None:

@@ -23,7 +23,6 @@ advisory lock ("run"), the second layer it always had.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,14 +30,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.states import Completed, Failed
 
-from automates.guard import journal
-from automates.guard.recording import store
-from automates.registry.policy import GuardPolicy
-from automates.scheduling.concurrency import Concurrency
-from automates.settings import Settings
+from automates.guard.context import RunContext
+from automates.guard.journal import RunJournal
+from automates.guard.recording import record_run, store
+from automates.scheduling.concurrency import Concurrency, wait_budget
 from automates.store.journals import (
     lock_holder,
     name_session,
@@ -58,15 +56,6 @@ REPLACE_WAIT_SECONDS = 60.0
 FINAL_STATE_WAIT_SECONDS = 15.0
 POLL_SECONDS = 0.25
 UNKNOWN = ""  # a holder whose session names no run
-
-logger = logging.getLogger("automates.guard")
-
-
-def wait_budget(timeout_seconds: float, elapsed: float) -> float:
-    """Seconds a run may still wait for its slot: what is left of its timeout, less a margin,
-    so that the guard's own verdict ends the run before Prefect's timeout does."""
-    margin = min(5.0, timeout_seconds / 10)
-    return max(0.0, timeout_seconds - margin - elapsed)
 
 
 def holder_of(application_name: str | None) -> str | None:
@@ -107,22 +96,32 @@ class Slots:
             self.drop(purpose)
 
 
+class ConcurrencyCheck:
+    """The run takes its automate's slot, held until its attempts are over, or ends."""
+
+    name = "concurrency"
+
+    def check(self, run: RunContext) -> State | None:
+        return run.held.enter_context(_slot(run))
+
+
 @contextmanager
-def slot(policy: GuardPolicy, settings: Settings) -> Iterator[State | None]:
+def _slot(run: RunContext) -> Iterator[State | None]:
     """Held for the run's attempts: yields None when the run may go on, or the state that ends
     it (e.g. Skipped) when it may not."""
+    policy = run.policy
     exclusive = policy.concurrency is not Concurrency.ALLOW
     if not exclusive and not policy.advisory_lock:
         yield None
         return
     try:
-        connection = store(settings.store_block).connect()
+        connection = store(run.settings.store_block).connect()
     except Exception as error:
         if policy.advisory_lock:
             raise  # money or durable data never runs without its lock
         # Like the journals, the slot never stops a run on its own: the run goes on, and says
         # which check it ran without.
-        _log().warning(
+        run.logger.warning(
             "concurrency: the store cannot be reached, so %s runs without its %s check: %s",
             policy.automate,
             policy.concurrency.value,
@@ -134,10 +133,10 @@ def slot(policy: GuardPolicy, settings: Settings) -> Iterator[State | None]:
         slots = Slots(
             connection.execution_options(isolation_level="AUTOCOMMIT"),
             policy.automate,
-            _current_run_id(),
+            run.run_id,
         )
         try:
-            yield enter(slots, policy, settings)
+            yield enter(slots, run)
         finally:
             try:
                 slots.release()
@@ -145,14 +144,19 @@ def slot(policy: GuardPolicy, settings: Settings) -> Iterator[State | None]:
                 # A session that may still hold a lock must never go back to the pool; closing
                 # it frees its locks. Not raised: it would hide the run's own outcome.
                 connection.invalidate()
-                _log().warning("concurrency: slot of %s released by closing: %s", slots.me, error)
+                run.logger.warning(
+                    "concurrency: slot of %s released by closing: %s", slots.me, error
+                )
 
 
-def enter(slots: Slots, policy: GuardPolicy, settings: Settings | None = None) -> State | None:
+def enter(slots: Slots, run: RunContext) -> State | None:
     """Take the run's slot under its policy; None, or the state that ends the run."""
+    policy = run.policy
     if policy.concurrency is not Concurrency.ALLOW:
-        deadline = time.monotonic() + wait_budget(policy.timeout_seconds, _elapsed())
-        refused = POLICIES[policy.concurrency](slots, policy, deadline, settings)
+        deadline = time.monotonic() + wait_budget(
+            policy.timeout_seconds, run.journal.elapsed_seconds()
+        )
+        refused = POLICIES[policy.concurrency](slots, run, deadline)
         if refused is not None:
             return refused
     if policy.advisory_lock and not slots.take(TOUCHES):
@@ -163,26 +167,21 @@ def enter(slots: Slots, policy: GuardPolicy, settings: Settings | None = None) -
     return None
 
 
-def forbid(
-    slots: Slots, policy: GuardPolicy, deadline: float, settings: Settings | None = None
-) -> State | None:
+def forbid(slots: Slots, run: RunContext, deadline: float) -> State | None:
     while not slots.take(ACTIVE):
         active = slots.holder(ACTIVE)
         if active is not None or time.monotonic() >= deadline:
-            return skipped(f"{_run(active)} of {policy.automate} is active", policy)
+            return skipped(f"{_run(active)} of {run.automate} is active", run)
         # Released between the two statements: try again.
     return None
 
 
-def queue_one(
-    slots: Slots, policy: GuardPolicy, deadline: float, settings: Settings | None = None
-) -> State | None:
+def queue_one(slots: Slots, run: RunContext, deadline: float) -> State | None:
     while not slots.take(WAITING):
         active, waiting = slots.holder(ACTIVE), slots.holder(WAITING)
         if (active is not None and waiting is not None) or time.monotonic() >= deadline:
             return skipped(
-                f"{_run(active)} of {policy.automate} is active and {_run(waiting)} waits",
-                policy,
+                f"{_run(active)} of {run.automate} is active and {_run(waiting)} waits", run
             )
         # The waiting place is changing hands (its run is taking the slot): look again.
         time.sleep(POLL_SECONDS / 5)
@@ -191,30 +190,30 @@ def queue_one(
             return None
         active = slots.holder(ACTIVE)
         started = time.monotonic()
-        _log().info(
+        run.logger.info(
             "waiting for %s of %s to finish (concurrency: queue_one; at most %.0f s)",
             _run(active),
-            policy.automate,
+            run.automate,
             max(0.0, deadline - started),
         )
         while not slots.take(ACTIVE):
             if time.monotonic() >= deadline:
                 return skipped(
-                    f"{_run(active)} of {policy.automate} was still active after "
+                    f"{_run(active)} of {run.automate} was still active after "
                     f"{time.monotonic() - started:.0f} s of waiting, as long as this run's "
                     "timeout allows",
-                    policy,
+                    run,
                 )
             time.sleep(POLL_SECONDS)
-        _log().info("%s is over: this run starts (waited %.1f s)", _run(active), _since(started))
+        run.logger.info(
+            "%s is over: this run starts (waited %.1f s)", _run(active), _since(started)
+        )
         return None
     finally:
         slots.drop(WAITING)
 
 
-def replace(
-    slots: Slots, policy: GuardPolicy, deadline: float, settings: Settings | None = None
-) -> State | None:
+def replace(slots: Slots, run: RunContext, deadline: float) -> State | None:
     deadline = min(deadline, time.monotonic() + REPLACE_WAIT_SECONDS)
     started = time.monotonic()
     cancelled: list[str] = []
@@ -222,40 +221,38 @@ def replace(
     while not slots.take(ACTIVE):
         active = slots.holder(ACTIVE)
         if active and active not in cancelled:
-            cancel_run(active, replaced_message(slots.me, policy.automate))
+            _cancel(run, active, replaced_message(slots.me, run.automate))
             cancelled.append(active)
-            _log().info(
+            run.logger.info(
                 "replacing run %s of %s: cancelled it; waiting up to %.0f s for it to stop "
                 "(concurrency: replace)",
                 active,
-                policy.automate,
+                run.automate,
                 max(0.0, deadline - time.monotonic()),
             )
         if time.monotonic() >= deadline:
             return Failed(
-                message=f"could not replace {_run(active)} of {policy.automate}: still active "
+                message=f"could not replace {_run(active)} of {run.automate}: still active "
                 f"{_since(started):.0f} s after its cancellation (concurrency: replace)"
             )
         time.sleep(POLL_SECONDS)
     if cancelled:
-        _log().info("replaced run(s) %s: this run starts", ", ".join(cancelled))
+        run.logger.info("replaced run(s) %s: this run starts", ", ".join(cancelled))
     for run_id in cancelled:
-        _finish_replaced(run_id, slots.me, policy, settings)
+        _finish_replaced(run, run_id, slots.me)
     return None
 
 
-POLICIES: dict[
-    Concurrency, Callable[[Slots, GuardPolicy, float, Settings | None], State | None]
-] = {
+POLICIES: dict[Concurrency, Callable[[Slots, RunContext, float], State | None]] = {
     Concurrency.FORBID: forbid,
     Concurrency.QUEUE_ONE: queue_one,
     Concurrency.REPLACE: replace,
 }
 
 
-def skipped(why: str, policy: GuardPolicy) -> State:
+def skipped(why: str, run: RunContext) -> State:
     return Completed(
-        name="Skipped", message=f"skipped: {why} (concurrency: {policy.concurrency.value})"
+        name="Skipped", message=f"skipped: {why} (concurrency: {run.policy.concurrency.value})"
     )
 
 
@@ -263,53 +260,42 @@ def replaced_message(by: str, automate: str) -> str:
     return f"cancelled: replaced by run {by} of {automate} (concurrency: replace)"
 
 
-def cancel_run(run_id: str, message: str) -> None:
+def _cancel(run: RunContext, run_id: str, message: str) -> None:
     """Ask Prefect to cancel a run, as the UI's Cancel button does: its worker kills it."""
-    from prefect import get_client
-    from prefect.states import Cancelling
-
     try:
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(UUID(run_id), Cancelling(message=message))
+        run.orchestrator.cancel_run(UUID(run_id), message)
     except Exception as error:  # the wait that follows says whether it stopped
-        _log().warning("could not ask Prefect to cancel run %s: %s", run_id, error)
+        run.logger.warning("could not ask Prefect to cancel run %s: %s", run_id, error)
 
 
-def _finish_replaced(run_id: str, by: str, policy: GuardPolicy, settings: Settings | None) -> None:
+def _finish_replaced(run: RunContext, run_id: str, by: str) -> None:
     """Once the replaced run is Cancelled, give that state the readable message (Prefect's
     runner ends it "Flow run was cancelled successfully.") and journal it: its process was
     killed, so its own journal hook never ran. Never fails the new run."""
-    from prefect import get_client
-    from prefect.states import Cancelled
-
-    message = replaced_message(by, policy.automate)
+    message = replaced_message(by, run.automate)
     try:
-        with get_client(sync_client=True) as client:
-            flow_run = client.read_flow_run(UUID(run_id))
-            ends = time.monotonic() + FINAL_STATE_WAIT_SECONDS
-            while not (flow_run.state and flow_run.state.is_final()) and time.monotonic() < ends:
-                time.sleep(POLL_SECONDS)
-                flow_run = client.read_flow_run(UUID(run_id))
-            state = flow_run.state
-            if state is None or not state.is_cancelled():
-                return  # it ended otherwise (or not yet), and journals itself
-            if state.message != message:
-                client.set_flow_run_state(flow_run.id, Cancelled(message=message), force=True)
-                flow_run = client.read_flow_run(flow_run.id)
-        if settings is not None and flow_run.state is not None:
-            _journal_replaced(flow_run, by, policy, settings)
+        replaced = run.orchestrator.read_run(UUID(run_id))
+        ends = time.monotonic() + FINAL_STATE_WAIT_SECONDS
+        while not (replaced.state and replaced.state.is_final()) and time.monotonic() < ends:
+            time.sleep(POLL_SECONDS)
+            replaced = run.orchestrator.read_run(replaced.id)
+        state = replaced.state
+        if state is None or not state.is_cancelled():
+            return  # it ended otherwise (or not yet), and journals itself
+        if state.message != message:
+            run.orchestrator.explain_cancelled(replaced.id, message)
+            replaced = run.orchestrator.read_run(replaced.id)
+        if replaced.state is not None:
+            _journal_replaced(run, replaced, by)
     except Exception as error:
-        _log().warning("could not record run %s as replaced: %s", run_id, error)
+        run.logger.warning("could not record run %s as replaced: %s", run_id, error)
 
 
-def _journal_replaced(flow_run: Any, by: str, policy: GuardPolicy, settings: Settings) -> None:
-    from automates.guard.recording import record_run
-
-    started = flow_run.start_time or datetime.now(UTC)
-    run = journal.RunJournal(
-        automate=policy.automate, started_at=started, context={"replaced_by": by}
-    )
-    record_run(settings, policy, run, flow_run, flow_run.state, datetime.now(UTC))
+def _journal_replaced(run: RunContext, replaced: FlowRun, by: str) -> None:
+    assert replaced.state is not None
+    started = replaced.start_time or datetime.now(UTC)
+    record = RunJournal(automate=run.automate, started_at=started, context={"replaced_by": by})
+    record_run(run.settings, run.policy, record, replaced, replaced.state, datetime.now(UTC))
 
 
 def _run(holder: str | None) -> str:
@@ -318,22 +304,3 @@ def _run(holder: str | None) -> str:
 
 def _since(started: float) -> float:
     return time.monotonic() - started
-
-
-def _elapsed() -> float:
-    """Seconds since the guard began this run (the start of its timeout, near enough)."""
-    run = journal.current()
-    return 0.0 if run is None else (datetime.now(UTC) - run.started_at).total_seconds()
-
-
-def _current_run_id() -> str:
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    return str(context.flow_run.id) if context is not None and context.flow_run else "unknown"
-
-
-def _log() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    from automates.guard.runner import run_logger
-
-    return run_logger()

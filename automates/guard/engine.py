@@ -16,7 +16,8 @@ from automates.settings import Settings
 
 
 def install() -> None:
-    """Make Prefect's flow loader return the guarded flow."""
+    """Make Prefect's flow loader return the guarded flow (why a patch of the loader, and
+    not a copy of Prefect's engine: docs/decisions/0040-guard-pipeline.md)."""
     from prefect import flow_engine
 
     policy = GuardPolicy.from_env()
@@ -31,13 +32,13 @@ def install() -> None:
     def load_guarded_flow(flow_run: Any) -> Any:
         from automates.guard.runner import guarded
 
-        return guarded(load_flow(flow_run), policy, settings)
+        return guarded(load_flow(flow_run), policy, settings, owns_process=True)
 
     flow_engine.load_flow = load_guarded_flow
 
 
 if __name__ == "__main__":
-    from automates.platform.prefect_patches import apply_all
+    from automates.server.prefect_patches import apply_all
 
     apply_all()
     install()

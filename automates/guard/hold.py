@@ -10,18 +10,15 @@ Prefect automation, as for `automates.breaker.opened`. `automates release NAME` 
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from prefect.client.schemas.objects import State
 from prefect.states import Completed
 
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
-from automates.guard.breaker import set_schedules_active
+from automates.guard.context import RunContext
 from automates.guard.recording import store
-from automates.registry.policy import GuardPolicy
 from automates.scheduling.misfire import Decision, show
-from automates.settings import Settings
 from automates.store.engine import transaction
 from automates.store.holds import open_hold, released_since
 
@@ -29,23 +26,14 @@ HELD_EVENT = "automates.automate.held"
 REASON = "misfire"
 
 
-def hold_for_review(
-    policy: GuardPolicy,
-    settings: Settings,
-    decision: Decision,
-    *,
-    deployment_id: UUID,
-    flow_run_id: UUID,
-) -> State:
+def hold_for_review(run: RunContext, decision: Decision) -> State:
     """The state that ends a run whose outage the policy holds: Held. The first run of the
     outage to get here opens the hold, pauses the schedules and emits the event; the others
     find it open. A hold for this outage already released means the operator has reviewed it:
     the run is then skipped."""
-    from automates.guard.runner import run_logger
-
-    automate = policy.automate
+    automate = run.automate
     hold_id: int | None = None
-    with transaction(store(settings.store_block)) as connection:
+    with transaction(store(run.settings.store_block)) as connection:
         # Released at or after the recovery: it was opened for this outage (no new tick can
         # join an outage once it is over), and an operator let the automate go on.
         released = released_since(connection, automate, REASON, decision.recovered_at)
@@ -60,11 +48,12 @@ def hold_for_review(
             f"{released['released_by']} at {show(released['released_at'])}",
         )
     if hold_id is not None:
-        set_schedules_active(deployment_id, active=False)
-        run_logger().warning(
+        assert run.deployment_id is not None
+        run.orchestrator.set_schedules_active(run.deployment_id, active=False)
+        run.logger.warning(
             "%s held for operator review: %s; schedules paused", automate, decision.summary
         )
-        _emit(automate, hold_id, decision, deployment_id, flow_run_id)
+        _emit(run, hold_id, decision)
     return Completed(
         name="Held",
         message=f"held for operator review: {decision.summary}; "
@@ -72,11 +61,7 @@ def hold_for_review(
     )
 
 
-def _emit(
-    automate: str, hold_id: int, decision: Decision, deployment_id: UUID, flow_run_id: UUID
-) -> None:
-    from prefect.events import emit_event
-
+def _emit(run: RunContext, hold_id: int, decision: Decision) -> None:
     ticks = [r.tick.at for r in decision.rulings]
     payload: dict[str, Any] = {
         "hold_id": hold_id,
@@ -88,19 +73,19 @@ def _emit(
         "recovered_at": decision.recovered_at.isoformat(),
         "detail": decision.summary,
     }
-    emit_event(
-        event=HELD_EVENT,
+    run.orchestrator.emit(
+        HELD_EVENT,
         resource={
-            "prefect.resource.id": f"automates.automate.{automate}",
-            "prefect.resource.name": automate,
+            "prefect.resource.id": f"automates.automate.{run.automate}",
+            "prefect.resource.name": run.automate,
         },
         related=[
             {
-                "prefect.resource.id": f"prefect.deployment.{deployment_id}",
+                "prefect.resource.id": f"prefect.deployment.{run.deployment_id}",
                 "prefect.resource.role": "deployment",
             },
             {
-                "prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                "prefect.resource.id": f"prefect.flow-run.{run.run_id}",
                 "prefect.resource.role": "flow-run",
             },
         ],

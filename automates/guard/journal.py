@@ -8,23 +8,22 @@ Automates feed it through four calls (outside a guarded run nothing is kept; `st
     bump("rows_copied", 1200)
     warn("bucket versioning is off")
     note(bucket="s3://backups")
+
+The guard makes a run's journal the current one for the run's body (`keeping`): a context
+variable, so runs side by side in one process (the in-process workers) each write their own.
 """
 
 from __future__ import annotations
 
-import logging
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-logger = logging.getLogger("automates.journal")
-
-
-def _log() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    from automates.guard.runner import run_logger
-
-    return run_logger()
+from automates.guard.logs import run_logger
 
 
 @dataclass
@@ -41,6 +40,8 @@ class Attempt:
 
 @dataclass
 class RunJournal:
+    """One run's record, filled while it runs and written once it ends."""
+
     automate: str
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     attempts: int = 1
@@ -65,31 +66,26 @@ class RunJournal:
         self.errors.append(f"attempt {attempt.number}: {attempt.error_class}: {attempt.message}")
         return attempt
 
-
-# One journal per flow run in progress, by flow run id: a fresh engine process runs one flow run,
-# but the agent dispatcher runs several at once in threads of one process.
-_journals: dict[str, RunJournal] = {}
+    def elapsed_seconds(self) -> float:
+        return (datetime.now(UTC) - self.started_at).total_seconds()
 
 
-def _run_key() -> str:
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    return str(context.flow_run.id) if context is not None and context.flow_run else ""
+_CURRENT: ContextVar[RunJournal | None] = ContextVar("automates_run_journal", default=None)
 
 
-def begin(automate: str) -> RunJournal:
-    run = _journals[_run_key()] = RunJournal(automate)
-    return run
+@contextmanager
+def keeping(run: RunJournal) -> Iterator[RunJournal]:
+    """Make `run` the journal the four calls write to, in this context (thread or task)."""
+    token = _CURRENT.set(run)
+    try:
+        yield run
+    finally:
+        _CURRENT.reset(token)
 
 
 def current() -> RunJournal | None:
-    return _journals.get(_run_key())
-
-
-def end(flow_run_id: object) -> None:
-    """Forget a flow run's journal once it is written."""
-    _journals.pop(str(flow_run_id), None)
+    """The journal of the guarded run this code runs in, or None outside the guard."""
+    return _CURRENT.get()
 
 
 def step(name: str, **details: Any) -> None:
@@ -97,7 +93,7 @@ def step(name: str, **details: Any) -> None:
     entry = {"step": name, "at": datetime.now(UTC).isoformat(), **details}
     if (run := current()) is not None:
         run.steps.append(entry)
-    _log().info("step %s %s", name, details or "")
+    run_logger().info("step %s %s", name, details or "")
 
 
 def bump(counter: str, by: float = 1) -> None:
@@ -110,7 +106,7 @@ def warn(message: str) -> None:
     """Record a warning: the run goes on, the journal keeps it."""
     if (run := current()) is not None:
         run.warnings.append(message)
-    _log().warning(message)
+    run_logger().warning(message)
 
 
 def note(**context: Any) -> None:

@@ -40,6 +40,8 @@ from prefect.states import Completed
 
 from automates.guard import catch_up
 from automates.guard.catch_up import TAGS
+from automates.guard.context import RunContext
+from automates.guard.hold import hold_for_review
 from automates.guard.quiet_hours import DEFERRED_TAG
 from automates.registry.policy import GuardPolicy
 from automates.scheduling.misfire import (
@@ -53,54 +55,46 @@ from automates.scheduling.misfire import (
     show,
     utc,
 )
-from automates.settings import Settings
+from automates.scheduling.preview import TooManyTicks, ticks_between
 
 GAP_LOOKBACK = timedelta(days=7)
 MAX_GAP_TICKS = 100_000
-_PAGE = 200
 
 
-def misfire_refusal(
-    policy: GuardPolicy, settings: Settings, flow_run: FlowRun | None = None
-) -> State | None:
-    """The state that ends this run because its tick was missed, or None to let it run."""
-    flow_run = flow_run if flow_run is not None else _current_flow_run()
-    if flow_run is None or not from_schedule(flow_run) or flow_run.expected_start_time is None:
-        return None
-    tick = utc(flow_run.expected_start_time)
-    started = utc(flow_run.start_time or datetime.now(UTC))
-    grace = timedelta(seconds=policy.misfire_grace_seconds)
-    if started - tick <= grace:
-        return None
-    mine = MissedTick(at=tick, schedule=schedule_of(flow_run))
-    if policy.misfire is Misfire.SKIP or flow_run.deployment_id is None:
-        # Every missed tick is skipped: the outage's other ticks change nothing.
-        decision = decide(Misfire.SKIP, [mine], recovered_at=started)
+class MisfireCheck:
+    """A run that starts long after its tick follows the automate's misfire policy."""
+
+    name = "misfire"
+
+    def check(self, run: RunContext) -> State | None:
+        flow_run = run.flow_run
+        if flow_run is None or not from_schedule(flow_run) or flow_run.expected_start_time is None:
+            return None
+        policy = run.policy
+        tick = utc(flow_run.expected_start_time)
+        started = utc(flow_run.start_time or datetime.now(UTC))
+        grace = timedelta(seconds=policy.misfire_grace_seconds)
+        if started - tick <= grace:
+            return None
+        mine = MissedTick(at=tick, schedule=schedule_of(flow_run))
+        if policy.misfire is Misfire.SKIP or flow_run.deployment_id is None:
+            # Every missed tick is skipped: the outage's other ticks change nothing.
+            decision = decide(Misfire.SKIP, [mine], recovered_at=started)
+            return _skipped(policy, decision, mine, started)
+        decision, taken, schedules = _decide_outage(run, flow_run, mine, started, grace)
+        if decision.hold:
+            return hold_for_review(run, decision)
+        catch_up.create_missing_runs(run, decision, taken, schedules)
+        ruling = decision.ruling(mine)
+        if ruling is None or ruling.fate is Fate.RUN:
+            run.logger.info(
+                "missed tick %s runs: misfire policy %s, %s",
+                show(tick),
+                policy.misfire.value,
+                decision.summary if ruling is None else f"{ruling.reason}; {decision.summary}",
+            )
+            return catch_up.wait_for_older(run, decision, mine)
         return _skipped(policy, decision, mine, started)
-    decision, taken, schedules = _decide_outage(policy, flow_run, mine, started, grace)
-    if decision.hold:
-        from automates.guard.hold import hold_for_review
-
-        return hold_for_review(
-            policy,
-            settings,
-            decision,
-            deployment_id=flow_run.deployment_id,
-            flow_run_id=flow_run.id,
-        )
-    catch_up.create_missing_runs(policy, flow_run.deployment_id, decision, taken, schedules)
-    ruling = decision.ruling(mine)
-    if ruling is None or ruling.fate is Fate.RUN:
-        from automates.guard.runner import run_logger
-
-        run_logger().info(
-            "missed tick %s runs: misfire policy %s, %s",
-            show(tick),
-            policy.misfire.value,
-            decision.summary if ruling is None else f"{ruling.reason}; {decision.summary}",
-        )
-        return catch_up.wait_for_older(policy, flow_run.deployment_id, decision, mine)
-    return _skipped(policy, decision, mine, started)
 
 
 def from_schedule(flow_run: Any) -> bool:
@@ -125,7 +119,7 @@ def schedule_of(flow_run: Any) -> str:
 
 
 def _decide_outage(
-    policy: GuardPolicy,
+    run: RunContext,
     flow_run: FlowRun,
     mine: MissedTick,
     started: datetime,
@@ -133,15 +127,17 @@ def _decide_outage(
 ) -> tuple[Decision, set[datetime], dict[str, Any]]:
     """The decision for the outage this run's tick was missed in; the ticks that have a run;
     the deployment's schedules by id."""
-    from prefect import get_client
-
     assert flow_run.deployment_id is not None
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment(flow_run.deployment_id)
-        overdue = mine.at + grace
-        starts = [started, *_starts_around(client, flow_run.deployment_id, overdue)]
-        outage = outage_around(overdue, starts)
-        runs = _runs_due_in(client, flow_run.deployment_id, outage, grace)
+    orchestrator = run.orchestrator
+    deployment = orchestrator.read_deployment(flow_run.deployment_id)
+    overdue = mine.at + grace
+    nearest = orchestrator.starts_around(flow_run.deployment_id, overdue)
+    outage = outage_around(overdue, [started, *(utc(at) for at in nearest)])
+    runs = orchestrator.runs_due_between(
+        flow_run.deployment_id,
+        outage.last_start - grace if outage.last_start else None,
+        outage.recovered_at - grace,
+    )
     ticked = [r for r in runs if _stands_for_a_tick(r)]
     taken = {utc(r.expected_start_time) for r in ticked if r.expected_start_time}
     missed = [
@@ -151,71 +147,9 @@ def _decide_outage(
     ]
     schedules = {str(s.id): s for s in deployment.schedules}
     if not deployment.paused:
-        missed += _never_created(deployment.schedules, outage, grace, taken)
+        missed += _never_created(run, deployment.schedules, outage, grace, taken)
     missed.append(mine)  # its own tick, whatever the reads above saw
-    return decide(policy.misfire, missed, outage.recovered_at), taken, schedules
-
-
-def _starts_around(client: Any, deployment_id: Any, overdue: datetime) -> list[datetime]:
-    """The last run start at or before `overdue` and the first one after it."""
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterStartTime,
-    )
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    ours = FlowRunFilterDeploymentId(any_=[deployment_id])
-    # Prefect filters and sorts "start time" on coalesce(start_time, expected_start_time):
-    # without is_null_=False a run still waiting would pass for a start.
-    started = {"is_null_": False}
-    nearest = (
-        client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                deployment_id=ours,
-                start_time=FlowRunFilterStartTime.model_validate({side: overdue, **started}),
-            ),
-            sort=sort,
-            limit=1,
-        )
-        for side, sort in (
-            ("before_", FlowRunSort.START_TIME_DESC),
-            ("after_", FlowRunSort.START_TIME_ASC),
-        )
-    )
-    return [utc(r.start_time) for runs in nearest for r in runs if r.start_time]
-
-
-def _runs_due_in(client: Any, deployment_id: Any, outage: Outage, grace: timedelta) -> list[Any]:
-    """Every run of the deployment whose tick fell due inside the outage."""
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterExpectedStartTime,
-    )
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    # Prefect's stubs name its own DateTime type; any aware datetime validates.
-    window = FlowRunFilterExpectedStartTime.model_validate(
-        {
-            "after_": outage.last_start - grace if outage.last_start else None,
-            "before_": outage.recovered_at - grace,
-        }
-    )
-    query = FlowRunFilter(
-        deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]), expected_start_time=window
-    )
-    runs: list[Any] = []
-    while True:
-        page = client.read_flow_runs(
-            flow_run_filter=query,
-            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-            limit=_PAGE,
-            offset=len(runs),
-        )
-        runs.extend(page)
-        if len(page) < _PAGE:
-            return runs
+    return decide(run.policy.misfire, missed, outage.recovered_at), taken, schedules
 
 
 def _stands_for_a_tick(flow_run: Any) -> bool:
@@ -233,11 +167,8 @@ def _missed(flow_run: Any, outage: Outage, grace: timedelta) -> bool:
 
 
 def _never_created(
-    schedules: list[Any], outage: Outage, grace: timedelta, taken: set[datetime]
+    run: RunContext, schedules: list[Any], outage: Outage, grace: timedelta, taken: set[datetime]
 ) -> list[MissedTick]:
-    from automates.guard.runner import run_logger
-    from automates.scheduling.preview import TooManyTicks, ticks_between
-
     end = outage.recovered_at - grace
     found: list[MissedTick] = []
     for schedule in schedules:
@@ -252,7 +183,7 @@ def _never_created(
         try:
             dates = ticks_between(schedule.schedule, start, end, limit=MAX_GAP_TICKS)
         except TooManyTicks:
-            run_logger().warning(
+            run.logger.warning(
                 "schedule %s has too many ticks in the outage to look for never-created ones; "
                 "only the runs Prefect created count",
                 schedule.slug or schedule.id,
@@ -274,10 +205,3 @@ def _skipped(policy: GuardPolicy, decision: Decision, mine: MissedTick, started:
         f"started {late:.0f} s after it, grace {policy.misfire_grace_seconds} s; "
         f"{decision.summary})",
     )
-
-
-def _current_flow_run() -> FlowRun | None:
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    return context.flow_run if context is not None else None

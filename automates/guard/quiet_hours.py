@@ -17,38 +17,49 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prefect.client.schemas.objects import State
-from prefect.states import Completed, Scheduled
+from prefect.states import Completed
 
-from automates.registry.policy import GuardPolicy
+from automates.guard.context import RunContext
 from automates.scheduling.quiet_hours import QuietAction, QuietHours
 
 OVERRIDE_TAG = "quiet-hours:override"
 DEFERRED_TAG = "quiet-hours:deferred"
 
 
-def quiet_refusal(policy: GuardPolicy, flow_run: Any | None = None) -> State | None:
-    """The state that ends this run because of quiet hours, or None to let it run."""
-    quiet = policy.quiet_hours
-    if quiet is None:
-        return None
-    flow_run = flow_run if flow_run is not None else _current_flow_run()
-    tick = _tick(flow_run)
-    if not quiet.contains(tick):
-        return None
-    if flow_run is not None and OVERRIDE_TAG in (flow_run.tags or ()):
-        return None
-    if quiet.action is QuietAction.SKIP:
-        return skipped(quiet, tick)
-    end = quiet.window_end(tick)
-    if end is None or flow_run is None or flow_run.deployment_id is None:
-        reason = "always quiet" if quiet.always else "not a deployment run"
-        return skipped(quiet, tick, f" (defer impossible: {reason})")
-    deferred = _schedule_deferred_run(flow_run, end)
-    return Completed(
-        name="Deferred",
-        message=f"deferred: tick {_show(tick)} is in {quiet.label}; "
-        f"one run at {_show(end)} (flow run {deferred})",
-    )
+class QuietHoursCheck:
+    """A tick inside the automate's quiet window is skipped, or deferred to the window's end."""
+
+    name = "quiet-hours"
+
+    def check(self, run: RunContext) -> State | None:
+        quiet = run.policy.quiet_hours
+        if quiet is None:
+            return None
+        flow_run = run.flow_run
+        tick = _tick(flow_run)
+        if not quiet.contains(tick):
+            return None
+        if flow_run is not None and OVERRIDE_TAG in (flow_run.tags or ()):
+            return None
+        if quiet.action is QuietAction.SKIP:
+            return skipped(quiet, tick)
+        end = quiet.window_end(tick)
+        if end is None or flow_run is None or flow_run.deployment_id is None:
+            reason = "always quiet" if quiet.always else "not a deployment run"
+            return skipped(quiet, tick, f" (defer impossible: {reason})")
+        deferred = run.orchestrator.create_run(
+            flow_run.deployment_id,
+            scheduled_time=end,
+            message=None,
+            parameters=dict(flow_run.parameters or {}),
+            tags=[DEFERRED_TAG],
+            idempotency_key=deferral_key(flow_run.deployment_id, end),
+        )
+        return Completed(
+            name="Deferred",
+            message=f"deferred: tick {_show(tick)} is in {quiet.label}; "
+            f"one run at {_show(end)} (flow run {deferred})",
+        )
 
 
 def skipped(quiet: QuietHours, tick: datetime, note: str = "") -> State:
@@ -61,30 +72,9 @@ def deferral_key(deployment_id: Any, end: datetime) -> str:
     return f"quiet-hours-defer:{deployment_id}:{end.astimezone(UTC).isoformat()}"
 
 
-def _schedule_deferred_run(flow_run: Any, end: datetime) -> Any:
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        run = client.create_flow_run_from_deployment(
-            flow_run.deployment_id,
-            parameters=dict(flow_run.parameters or {}),
-            state=Scheduled(scheduled_time=end),
-            tags=[DEFERRED_TAG],
-            idempotency_key=deferral_key(flow_run.deployment_id, end),
-        )
-    return run.id
-
-
 def _tick(flow_run: Any | None) -> datetime:
     scheduled = getattr(flow_run, "expected_start_time", None)
     return scheduled.astimezone(UTC) if scheduled is not None else datetime.now(UTC)
-
-
-def _current_flow_run() -> Any | None:
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    return context.flow_run if context is not None else None
 
 
 def _show(moment: datetime) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from functools import cache
-from typing import Any
 from uuid import UUID
 
-from prefect.client.schemas.objects import FlowRun, State
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from sqlalchemy import Connection, Engine
 
 from automates.alerts import catalog
@@ -15,9 +15,32 @@ from automates.alerts.outbox import raise_alert
 from automates.guard import breaker
 from automates.guard.journal import Attempt, RunJournal
 from automates.registry.policy import GuardPolicy
+from automates.scheduling.breaker import FAILURE, SUCCESS, Transition
 from automates.settings import Settings
+from automates.states import BreakerState, RetryOutcome, RunOutcome
 from automates.store.engine import transaction
-from automates.store.journals import record_crash, record_execution
+from automates.store.journals import Crash, Execution, record_crash, record_execution
+
+# Final states the guard names itself; any other is known by its type.
+_OUTCOME_BY_NAME = {
+    "Findings": RunOutcome.FINDINGS,
+    "Skipped": RunOutcome.SKIPPED,
+    "Deferred": RunOutcome.SKIPPED,  # quiet hours: this run did nothing; a later one will
+    "Held": RunOutcome.SKIPPED,  # misfire: did nothing; the automate waits for operator review
+    "TimedOut": RunOutcome.TIMED_OUT,
+}
+_OUTCOME_BY_TYPE = {
+    StateType.COMPLETED: RunOutcome.COMPLETED,
+    StateType.CRASHED: RunOutcome.CRASHED,
+    StateType.CANCELLED: RunOutcome.CANCELLED,
+}
+
+
+def outcome_of(state: State) -> RunOutcome:
+    """The journal's outcome for a final Prefect state."""
+    if state.name in _OUTCOME_BY_NAME:
+        return _OUTCOME_BY_NAME[state.name]
+    return _OUTCOME_BY_TYPE.get(state.type, RunOutcome.FAILED)
 
 
 @cache
@@ -35,15 +58,13 @@ def record_run(
     flow_run: FlowRun,
     state: State,
     finished_at: datetime,
-) -> breaker.Transition:
+) -> Transition:
     """Journal the run and count it on the automate's breaker; the breaker's transition (for
     the caller to apply outside the transaction)."""
-    from automates.guard.runner import outcome_of
-
     flow_run_id = flow_run.id
 
     outcome = outcome_of(state)
-    if outcome in ("failed", "timed_out", "crashed") and len(run.failures) < run.attempts:
+    if outcome in FAILURE and len(run.failures) < run.attempts:
         # The last attempt ended outside the guard's hands (timeout, crash): journal it too.
         run.failures.append(
             Attempt(
@@ -54,47 +75,49 @@ def record_run(
             )
         )
     failed_attempts = {failure.number for failure in run.failures}
-    crash_rows = []
+    crashes = []
     for failure in run.failures:
         if failure.number >= run.attempts:
-            retry_outcome = "none"  # no attempt came after this one
-        elif failure.number + 1 in failed_attempts or outcome not in breaker.SUCCESS:
-            retry_outcome = "failed"
+            retry_outcome = RetryOutcome.NONE  # no attempt came after this one
+        elif failure.number + 1 in failed_attempts or outcome not in SUCCESS:
+            retry_outcome = RetryOutcome.FAILED
         else:
-            retry_outcome = "succeeded"
-        crash_rows.append(
-            {
-                "automate": run.automate,
-                "flow_run_id": flow_run_id,
-                "attempt": failure.number,
-                "occurred_at": failure.at,
-                "error_class": failure.error_class,
-                "message": failure.message,
-                "traceback": failure.traceback,
-                "fix_applied": failure.fix_applied,
-                "retry_outcome": retry_outcome,
-            }
+            retry_outcome = RetryOutcome.SUCCEEDED
+        crashes.append(
+            Crash(
+                automate=run.automate,
+                flow_run_id=flow_run_id,
+                attempt=failure.number,
+                occurred_at=failure.at,
+                error_class=failure.error_class,
+                message=failure.message,
+                traceback=failure.traceback,
+                fix_applied=failure.fix_applied,
+                retry_outcome=retry_outcome,
+                breaker_state=None,  # known once the run is counted, below
+            )
         )
-    row: dict[str, Any] = {
-        "automate": run.automate,
-        "flow_run_id": flow_run_id,
-        "started_at": run.started_at,
-        "finished_at": max(finished_at, run.started_at),
-        "duration_seconds": max(0.0, (finished_at - run.started_at).total_seconds()),
-        "outcome": outcome,
-        "message": state.message,
-        "attempts": run.attempts,
-        "exit_code": run.exit_code,
-        "steps": run.steps,
-        "counters": run.counters,
-        "warnings": run.warnings,
-        "errors": run.errors,
-        "context": run.context,
-    }
+    execution = Execution(
+        automate=run.automate,
+        flow_run_id=flow_run_id,
+        started_at=run.started_at,
+        finished_at=max(finished_at, run.started_at),
+        duration_seconds=max(0.0, (finished_at - run.started_at).total_seconds()),
+        outcome=outcome,
+        message=state.message,
+        attempts=run.attempts,
+        exit_code=run.exit_code,
+        steps=run.steps,
+        counters=run.counters,
+        warnings=run.warnings,
+        errors=run.errors,
+        context=run.context,
+    )
     with transaction(store(settings.store_block)) as connection:
-        if not record_execution(connection, row):
+        if not record_execution(connection, execution):
             # Journaled already (a replayed hook): count it once, change nothing.
-            return breaker.Transition(run.automate, "closed", "closed", 0, replayed=True)
+            closed = BreakerState.CLOSED
+            return Transition(run.automate, closed, closed, 0, replayed=True)
         transition = breaker.record_outcome(
             connection,
             run.automate,
@@ -102,8 +125,8 @@ def record_run(
             threshold=policy.breaker_threshold,
             cooldown_seconds=policy.breaker_cooldown_seconds,
         )
-        for crash in crash_rows:
-            record_crash(connection, {**crash, "breaker_state": transition.after})
+        for crash in crashes:
+            record_crash(connection, replace(crash, breaker_state=transition.after))
         # With the facts they report, in the same transaction (decision 0033).
         raise_run_alerts(
             connection,
@@ -120,10 +143,10 @@ def record_run(
 def raise_run_alerts(
     connection: Connection,
     automate: str,
-    outcome: str,
+    outcome: RunOutcome,
     message: str | None,
     flow_run_id: UUID,
-    transition: breaker.Transition | None,
+    transition: Transition | None,
     cooldown_seconds: int,
 ) -> None:
     """The alerts of a journaled run: its outcome, its breaker's transition, the end of a
@@ -137,5 +160,5 @@ def raise_run_alerts(
         )
     elif transition is not None and transition.closed:
         raise_alert(connection, catalog.breaker_closed(automate))
-    if outcome in breaker.SUCCESS:  # ends a missed-tick condition, if one is open
+    if outcome in SUCCESS:  # ends a missed-tick condition, if one is open
         raise_alert(connection, catalog.tick_recovered(automate, flow_run_id))

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,9 +74,15 @@ def diagnose(error: BaseException) -> Diagnosis | None:
 
 
 def repair(
-    diagnosis: Diagnosis, *, data_root: Path, automate: str, installable: dict[str, str]
+    diagnosis: Diagnosis,
+    *,
+    data_root: Path,
+    automate: str,
+    installable: dict[str, str],
+    variables: MutableMapping[str, str] = os.environ,
 ) -> tuple[str, bool]:
-    """Apply the safe fix for a diagnosis: (what was done or refused, whether to retry)."""
+    """Apply the safe fix for a diagnosis: (what was done or refused, whether to retry).
+    A redirected log folder is set in `variables` (the run's own, given by the guard)."""
     if diagnosis.kind == "missing-directory":
         folder = Path(diagnosis.detail).resolve()
         if not folder.is_relative_to(data_root.resolve()):
@@ -86,7 +93,7 @@ def repair(
         return f"created missing directory {folder}", True
     if diagnosis.kind == "unwritable-log":
         fallback = Path(tempfile.mkdtemp(prefix=f"{automate}-logs-", dir=_writable(data_root)))
-        os.environ[LOG_DIR_ENV] = str(fallback)
+        variables[LOG_DIR_ENV] = str(fallback)
         return f"log {diagnosis.detail} not writable: {LOG_DIR_ENV} redirected to {fallback}", True
     if diagnosis.kind == "transient-network":
         return f"transient network error ({diagnosis.detail}): retried after backoff", True

@@ -42,11 +42,12 @@ def run_script() -> State:
     declaration; the flow takes no parameter, so no trigger can change what runs.
     """
     logger = get_run_logger()
-    policy = current()
-    if policy is None or not policy.command:
+    run = current()
+    if run is None or not run.policy.command:
         raise NotDeclared("a script runs only under the guard of a declaration that names it")
-    argv = list(policy.command)
-    command = Command(argv, logger)
+    policy = run.policy
+    argv = list(policy.command or ())
+    command = Command(argv, logger, run.command_environment())
     exit_code = command.wait()
     assert exit_code is not None  # no deadline: Prefect's timeout raises in this thread
     return finished(policy, argv, exit_code, command)
@@ -56,9 +57,9 @@ def finished(policy: GuardPolicy, argv: list[str], exit_code: int, command: Comm
     """The run's state for a command that exited: journaled; 0 completes, non-zero is
     findings for a soft-fail automate and otherwise ScriptFailed (retried by the guard)."""
     journal.note(exit_code=exit_code, command=argv)
-    run = journal.current()
-    if run is not None:
-        run.exit_code = exit_code
+    record = journal.current()
+    if record is not None:
+        record.exit_code = exit_code
     if exit_code == 0:
         return Completed(message=f"{argv[0]} exited 0")
     if policy.soft_fail:

@@ -19,24 +19,24 @@ the service's code runs at a time, and a second run ends Skipped naming the firs
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelled, Failed, State
 
 from automates.alerts import catalog
-from automates.alerts.outbox import Alert
+from automates.alerts.outbox import Alert, raise_alert
 from automates.guard import journal
 from automates.guard.command import Command
-from automates.guard.context import current
+from automates.guard.context import RunContext, current
+from automates.guard.logs import Logger
+from automates.guard.recording import store
 from automates.guard.script import NotDeclared, finished
-from automates.registry.policy import GuardPolicy
 from automates.scheduling.services import (
     CRASH_LOOP,
     STABLE_SECONDS,
@@ -45,9 +45,8 @@ from automates.scheduling.services import (
     is_loop_run,
     restart_delay,
 )
-from automates.settings import Settings
+from automates.store.engine import transaction
 
-Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 HISTORY = 50  # earlier loop runs read to count recent failures
 
 
@@ -58,20 +57,21 @@ def run_service(once: bool = False) -> State:
     The commands come from the guard's policy, which the deployment carries from the
     declaration; `once` only chooses between the two that were declared."""
     logger = get_run_logger()
-    policy = current()
-    if policy is None or not policy.service or not policy.command:
+    run = current()
+    if run is None or not run.policy.service or not run.policy.command:
         raise NotDeclared("a service runs only under the guard of a declaration that names it")
     if once:
-        return _run_once(policy, logger)
-    return _keep_running(policy, Settings(), logger)
+        return _run_once(run, logger)
+    return _keep_running(run, logger)
 
 
-def _run_once(policy: GuardPolicy, logger: Logger) -> State:
+def _run_once(run: RunContext, logger: Logger) -> State:
+    policy = run.policy
     if not policy.once_command:
         return Failed(message=f"{policy.automate} declares no one-shot mode (`once`); nothing ran")
     argv = list(policy.once_command)
     deadline = time.monotonic() + policy.timeout_seconds
-    command = Command(argv, logger, die_with_parent=True)
+    command = Command(argv, logger, run.command_environment(), die_with_parent=True)
     exit_code = command.wait(deadline)
     if exit_code is None:
         command.stop()
@@ -85,32 +85,33 @@ def _run_once(policy: GuardPolicy, logger: Logger) -> State:
     return finished(policy, argv, exit_code, command)
 
 
-def _keep_running(policy: GuardPolicy, settings: Settings, logger: Logger) -> State:
+def _keep_running(run: RunContext, logger: Logger) -> State:
+    policy, settings = run.policy, run.settings
     argv = list(policy.command or ())
     limit, window = settings.crash_loop_restarts, settings.crash_loop_window_seconds
-    history = _finished_loop_runs()
+    history = _finished_loop_runs(run)
     exits: deque[datetime] = deque(_failures(history), maxlen=limit + 1)
     quick_exits = len(exits)
     # Started again after a crash-loop stop: once the command runs stably, say it recovered.
-    recovering = bool(history) and history[0].state is not None
-    recovering = recovering and history[0].state.name == CRASH_LOOP
+    last = history[0].state if history else None
+    recovering = last is not None and last.name == CRASH_LOOP
 
     def on_stable() -> None:
         nonlocal recovering
         if recovering:
-            _alert(settings, catalog.service_recovered(policy.automate))
+            _alert(run, catalog.service_recovered(policy.automate))
             recovering = False
 
     restarts = 0
     while True:
         if crash_looping(exits, datetime.now(UTC), limit, window):
-            return _crash_loop(policy, settings, logger, len(exits), window)
+            return _crash_loop(run, logger, len(exits), window)
         if quick_exits:
             delay = restart_delay(policy.retry_backoff_seconds, quick_exits)
             logger.warning("restarting %s in %.1f s", argv[0], delay)
             time.sleep(delay)
         started = time.monotonic()
-        exit_code = _run_command(argv, logger, on_stable)
+        exit_code = _run_command(argv, run, logger, on_stable)
         ran = time.monotonic() - started
         # Every restart waits; a run of STABLE_SECONDS or more starts the doubling over.
         quick_exits = 1 if ran >= STABLE_SECONDS else quick_exits + 1
@@ -120,14 +121,16 @@ def _keep_running(policy: GuardPolicy, settings: Settings, logger: Logger) -> St
         logger.warning(
             "%s exited with %s after %.0f s (restart %d)", argv[0], exit_code, ran, restarts
         )
-        _emit("automates.service.exited", policy.automate, exit_code=exit_code, restarts=restarts)
+        _emit(run, "automates.service.exited", exit_code=exit_code, restarts=restarts)
 
 
-def _run_command(argv: list[str], logger: Logger, on_stable: Callable[[], None]) -> int:
+def _run_command(
+    argv: list[str], run: RunContext, logger: Logger, on_stable: Callable[[], None]
+) -> int:
     """Run the command until it exits; its exit code (127: it could not start). `on_stable`
     is called once if it is still running STABLE_SECONDS after its start."""
     try:
-        command = Command(argv, logger, die_with_parent=True)
+        command = Command(argv, logger, run.command_environment(), die_with_parent=True)
     except OSError as error:
         logger.error("cannot start %s: %s", argv[0], error)
         return 127
@@ -140,87 +143,54 @@ def _run_command(argv: list[str], logger: Logger, on_stable: Callable[[], None])
     return exit_code
 
 
-def _crash_loop(
-    policy: GuardPolicy, settings: Settings, logger: Logger, exits: int, window: int
-) -> State:
+def _crash_loop(run: RunContext, logger: Logger, exits: int, window: int) -> State:
+    automate = run.automate
     reason = f"exited {exits} times within {window} s"
-    logger.error(
-        "%s is in a crash loop (%s): stopped until `automates sync`", policy.automate, reason
-    )
-    _alert(settings, catalog.service_crash_loop(policy.automate, reason, _flow_run_id()))
-    _emit("automates.service.crash-loop", policy.automate, exits=exits)
+    logger.error("%s is in a crash loop (%s): stopped until `automates sync`", automate, reason)
+    flow_run_id = run.flow_run.id if run.flow_run is not None else None
+    _alert(run, catalog.service_crash_loop(automate, reason, flow_run_id))
+    _emit(run, "automates.service.crash-loop", exits=exits)
     return Cancelled(
         name=CRASH_LOOP,
         message=f"crash loop: {reason}; stopped, `automates sync` starts it again",
     )
 
 
-def _finished_loop_runs() -> list[Any]:
+def _finished_loop_runs(run: RunContext) -> list[FlowRun]:
     """The service's earlier loop runs that ended, newest first (at most HISTORY)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterEndTime,
-    )
-    from prefect.client.schemas.sorting import FlowRunSort
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    run = context.flow_run if context is not None else None
-    if run is None or run.deployment_id is None:
+    if run.flow_run is None or run.deployment_id is None:
         return []
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(any_=[run.deployment_id]),
-                end_time=FlowRunFilterEndTime(is_null_=False),
-            ),
-            sort=FlowRunSort.END_TIME_DESC,
-            limit=HISTORY,
-        )
-    return [r for r in runs if r.id != run.id and is_loop_run(r.parameters)]
+    runs = run.orchestrator.finished_runs(run.deployment_id, limit=HISTORY)
+    return [r for r in runs if r.id != run.flow_run.id and is_loop_run(r.parameters)]
 
 
-def _failures(history: list[Any]) -> list[datetime]:
+def _failures(history: list[FlowRun]) -> list[datetime]:
     """When earlier loop runs crashed or failed since the last stop, oldest first."""
     ended = ((r.state.type.value if r.state else None, r.end_time) for r in history)
     return sorted(earlier_failures(ended))
 
 
-def _alert(settings: Settings, alert: Alert) -> None:
+def _alert(run: RunContext, alert: Alert) -> None:
     """Raise an alert through the store's outbox; a store that cannot be reached is logged
     (the run's state and events still say it)."""
-    from automates.alerts.outbox import raise_alert
-    from automates.guard.recording import store
-    from automates.guard.runner import run_logger
-    from automates.store.engine import transaction
-
     try:
-        with transaction(store(settings.store_block)) as connection:
+        with transaction(store(run.settings.store_block)) as connection:
             raise_alert(connection, alert)
     except Exception:
-        run_logger().exception("could not raise the alert %s", alert.kind.value)
+        run.logger.exception("could not raise the alert %s", alert.kind.value)
 
 
-def _emit(event: str, automate: str, **payload: Any) -> None:
-    from prefect.events import emit_event
-
-    run_id = _flow_run_id()
+def _emit(run: RunContext, event: str, **payload: Any) -> None:
     resource = {
-        "prefect.resource.id": f"automates.service.{automate}",
-        "automates.automate": automate,
+        "prefect.resource.id": f"automates.service.{run.automate}",
+        "automates.automate": run.automate,
     }
-    related = [
-        {"prefect.resource.id": f"prefect.flow-run.{run_id}", "prefect.resource.role": "flow-run"}
-    ]
-    if run_id is None:
-        related = []
-    emit_event(event=event, resource=resource, related=related, payload=payload)
-
-
-def _flow_run_id() -> UUID | None:
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    return context.flow_run.id if context is not None and context.flow_run else None
+    related = []
+    if run.flow_run is not None:
+        related = [
+            {
+                "prefect.resource.id": f"prefect.flow-run.{run.flow_run.id}",
+                "prefect.resource.role": "flow-run",
+            }
+        ]
+    run.orchestrator.emit(event, resource=resource, related=related, payload=payload)

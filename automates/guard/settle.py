@@ -28,12 +28,15 @@ from uuid import UUID
 from sqlalchemy import Engine, select
 
 from automates.guard import breaker
-from automates.guard.recording import raise_run_alerts
+from automates.guard.orchestrator import PrefectOrchestrator
+from automates.guard.recording import outcome_of, raise_run_alerts
 from automates.registry.model import MANAGED_TAG
 from automates.registry.policy import GuardPolicy
+from automates.scheduling.breaker import FAILURE
 from automates.server.deployed import read_all
+from automates.states import RetryOutcome
 from automates.store.engine import transaction
-from automates.store.journals import record_crash, record_execution
+from automates.store.journals import Crash, Execution, record_crash, record_execution
 from automates.store.schema import execution_journal
 
 RESUBMITTED = "re-submitted by run-watch"
@@ -116,8 +119,6 @@ async def _unjournaled(
 ) -> list[Settled]:
     from prefect.client.schemas.filters import FlowRunFilterEndTime
 
-    from automates.guard.runner import outcome_of
-
     since = FlowRunFilterEndTime(after_=now - lookback)  # type: ignore[arg-type]
     ended = [
         run
@@ -143,17 +144,17 @@ async def _unjournaled(
         finished = run.end_time or run.state.timestamp or now
         started = min(run.start_time or run.expected_start_time or finished, finished)
         message = run.state.message or run.state.name
-        row = {
-            "automate": deployment.name,
-            "flow_run_id": run.id,
-            "started_at": started,
-            "finished_at": finished,
-            "duration_seconds": (finished - started).total_seconds(),
-            "outcome": outcome,
-            "message": message,
-            "attempts": 1,
-            "context": {"journaled_by": "run-watch", "state": run.state.name},
-        }
+        row = Execution(
+            automate=deployment.name,
+            flow_run_id=run.id,
+            started_at=started,
+            finished_at=finished,
+            duration_seconds=(finished - started).total_seconds(),
+            outcome=outcome,
+            message=message,
+            attempts=1,
+            context={"journaled_by": "run-watch", "state": run.state.name},
+        )
         policy = _policy(deployment)
         with transaction(engine) as connection:
             if not record_execution(connection, row):
@@ -167,19 +168,19 @@ async def _unjournaled(
                     threshold=policy.breaker_threshold,
                     cooldown_seconds=policy.breaker_cooldown_seconds,
                 )
-            if outcome in ("failed", "crashed", "timed_out"):
+            if outcome in FAILURE:
                 record_crash(
                     connection,
-                    {
-                        "automate": deployment.name,
-                        "flow_run_id": run.id,
-                        "attempt": 1,
-                        "error_class": run.state.name or "Crashed",
-                        "message": message or "",
-                        "traceback": "",
-                        "retry_outcome": "none",
-                        "breaker_state": transition.after if transition else None,
-                    },
+                    Crash(
+                        automate=deployment.name,
+                        flow_run_id=run.id,
+                        attempt=1,
+                        error_class=run.state.name or "Crashed",
+                        message=message or "",
+                        traceback="",
+                        retry_outcome=RetryOutcome.NONE,
+                        breaker_state=transition.after if transition else None,
+                    ),
                 )
             raise_run_alerts(
                 connection,
@@ -191,7 +192,12 @@ async def _unjournaled(
                 policy.breaker_cooldown_seconds if policy else 0,
             )
         if transition is not None:
-            breaker.apply(transition, run.deployment_id, schedules_active=not deployment.paused)
+            breaker.apply(
+                transition,
+                run.deployment_id,
+                schedules_active=not deployment.paused,
+                orchestrator=PrefectOrchestrator(),
+            )
         settled.append(Settled(run.id, deployment.name, "journaled", f"{outcome}: {message}"))
     return settled
 

@@ -16,16 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
 from automates.errors import PlatformError
 from automates.platform import ha
 from automates.platform.processes import Managed
 from automates.platform.run_env import run_environment, without_secrets
+from automates.platform.worker_command import worker_argv
+from automates.server.client import api_ready
 from automates.server.unresponsive import HEARTBEAT_SECONDS
 from automates.settings import Settings
 from automates.store.urls import mask_passwords, prefect_server_url
-from workers.process import worker_argv
 
 # Prefect's CLI with the server's workarounds (prefect_patches), as `prefect server ...`.
 SERVER_MAIN = (sys.executable, "-m", "automates.platform.server_main", "server")
@@ -109,19 +108,6 @@ def check_server_bind(settings: Settings) -> None:
             "the flow runs and this command would be refused by the API. Set it to the same "
             "user:password. Nothing was started"
         )
-
-
-async def api_ready(api_url: str, timeout: float = 2.0) -> tuple[bool, str]:
-    """Whether the API can serve, and why not: `/ready` answers 200 only when the server
-    reaches its database (`/health` only says that the process answers)."""
-    try:
-        async with httpx.AsyncClient(timeout=timeout) as http:
-            response = await http.get(f"{api_url}/ready")
-    except httpx.HTTPError as error:
-        return False, f"unreachable ({type(error).__name__})"
-    if response.status_code == 200:
-        return True, "ready"
-    return False, f"not ready ({response.status_code} on /ready: its database does not answer)"
 
 
 def ready(api_url: str) -> bool:
@@ -313,8 +299,8 @@ def launch(settings: Settings, name: str) -> Launch:
     """The command line and environment of the component `name`, as `up` names it (launch.py
     runs it under supervision). The database URL is read now: a server started before its
     database is ready fails, and supervisord starts it again."""
-    from automates.platform import embedded_pg
-    from automates.platform.database import database_url
+    from automates.store import embedded_pg
+    from automates.store.database import database_url
 
     if name == "embedded-postgresql":
         # Prepared at every start: as root, that also gives its system user access again.

@@ -206,8 +206,8 @@ def _store_writer() -> Callable[[Alert], bool]:
     from sqlalchemy.engine import Engine
 
     from automates.alerts.outbox import raise_alert
-    from automates.platform.database import database_url
     from automates.settings import Settings
+    from automates.store.database import database_url
     from automates.store.engine import make_engine, transaction
 
     engine: list[Engine] = []

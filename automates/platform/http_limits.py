@@ -2,10 +2,13 @@
 a size and within a time, per-caller rate limits, JSON nested only so deep.
 
 Uvicorn bounds a request's head (http_service.py); the body is the app's to read, and
-Starlette's `request.body()` reads it whole, however large and however slowly it comes. Here a
-body is read chunk by chunk, refused (413) as soon as it passes its limit, whatever its
-Content-Length says or when it has none (chunked), and refused (408) when it has not arrived
-within the read timeout. Refusals close the connection: the rest of the body is never read.
+Starlette's `request.body()` reads it whole, however large and however slowly it comes. So does
+a FastAPI body parameter, before any dependency has run (the bearer check included): our
+endpoints take no body parameter, they call `read_body` and validate its bytes with their
+pydantic body model. Here a body is read chunk by chunk, refused (413) as soon as it passes its
+limit, whatever its Content-Length says or when it has none (chunked), and refused (408) when
+it has not arrived within the read timeout. Refusals close the connection: the rest of the
+body is never read.
 
 Rate limits use the `limits` library (moving windows, in this process's memory): each caller
 (its address, and its token once authenticated) has its own window; a caller over it is

@@ -1,4 +1,9 @@
-"""Serving one of our small HTTP services (the gate, the webhook) with uvicorn, bounded.
+"""Our small HTTP services (the gate, the webhook): the FastAPI app they are built on, and
+serving it with uvicorn, bounded.
+
+`service_app` is a FastAPI app with no OpenAPI schema and no docs pages (each would be one more
+route answering without the bearer check), whose `Refused` answers are JSON
+(http_limits.Refused), and which logs one line per request through `RequestLog`.
 
 Uvicorn reads a request's head with no deadline (its keep-alive timeout starts only after a
 response, and any byte received cancels it), so a client sending a header a byte at a time
@@ -12,14 +17,71 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import h11
 import uvicorn
+from fastapi import FastAPI, Request, params
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from automates.platform.http_limits import Refused
 
 MAX_CONNECTIONS = 200
 HEAD_MAX_BYTES = 16 * 1024
+
+
+class RequestLog:
+    """ASGI middleware: one log line per request, `METHOD /path -> status`. Never a query
+    string, a header or a body: those carry the tokens, codes and results that must stay out of
+    the log. A request that fails unanswered is logged as the 500 it becomes."""
+
+    def __init__(self, app: ASGIApp, log: logging.Logger) -> None:
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            self.log.info("%s %s -> %d", scope["method"], scope["path"], status)
+
+
+async def _answer_refusal(request: Request, refusal: Refused) -> Response:
+    return refusal.response()
+
+
+def service_app(
+    log: logging.Logger,
+    *,
+    lifespan: Lifespan[FastAPI] | None = None,
+    dependencies: Sequence[params.Depends] = (),
+) -> FastAPI:
+    """A FastAPI app for one service: `dependencies` apply to each of its routes (the bearer
+    check, http_auth.BearerToken), requests are logged to `log`."""
+    app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+        dependencies=dependencies,
+        exception_handlers={Refused: _answer_refusal},
+    )
+    app.add_middleware(RequestLog, log=log)
+    return app
 
 
 class _BoundedH11(H11Protocol):

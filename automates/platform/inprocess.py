@@ -9,7 +9,7 @@ then runs the flow with Prefect's own engine (`run_flow`) in a thread, under the
 every other deployment; the guard holds the body until the tick itself. Prefect still owns the
 run: states, logs, the UI's view and `prefect deployment run` are unchanged.
 
-Two worker types use it: the agent dispatcher (automates/agents/dispatch.py) and the warm
+Two worker types use it: the agent dispatcher (automates/platform/agent_dispatch.py) and the warm
 worker (`WarmWorker`, pool `warm`), for short automates that must fire on the second
 (docs/decisions/0022-warm-worker.md).
 
@@ -47,6 +47,7 @@ from prefect.workers.base import (
 from automates.guard.runner import guarded
 from automates.platform.process_worker import AdmissionMixin, CodeUpdateMixin
 from automates.registry.policy import GuardPolicy
+from automates.server.pools import WARM_POOL_TYPE
 from automates.server.spec import SET_WORKING_DIRECTORY
 from automates.settings import Settings
 
@@ -103,7 +104,8 @@ class InProcessWorker(
         await _until(flow_run.expected_start_time, lead=ENGINE_LEAD_SECONDS)
         refusal = _refusal(policy)
         if refusal is not None:
-            await self.client.set_flow_run_state(flow_run.id, refusal, force=True)
+            # Pending to Failed: a transition Prefect's orchestration rules allow a worker.
+            await self.client.set_flow_run_state(flow_run.id, refusal)
             return InProcessResult(identifier=str(flow_run.id), status_code=1)
         state = await anyio.to_thread.run_sync(
             partial(self._run_in_thread, flow_run, entrypoint, policy), limiter=self._threads
@@ -171,7 +173,7 @@ class InProcessWorker(
 class WarmWorker(InProcessWorker):
     """The warm pool's worker: short automates that must start on their second."""
 
-    type = "automates-warm"
+    type = WARM_POOL_TYPE
     default_slots = 64
     _description = (
         "Runs short automates inside the worker process with Prefect's engine, fetched ahead "

@@ -21,16 +21,17 @@ import httpx
 
 from automates.alerts.heartbeat import pool_problems, pools_needed, worker_live
 from automates.errors import PlatformError, ServerError
-from automates.platform import components, embedded_pg, ha
+from automates.platform import components, ha
 from automates.platform.crash_watch import STATE_FILE, Record, read_records, stop_orphans
-from automates.platform.database import database_url
 from automates.platform.processes import Managed, stop_together
 from automates.platform.supervision import ALIVE, Program, Supervisor, render_config
 from automates.registry.model import MANAGED_TAG
-from automates.server.client import prefect_client
+from automates.server.client import api_ready, prefect_client
 from automates.server.deploy import SyncReport
 from automates.server.deployed import read_all
 from automates.settings import Settings
+from automates.store import embedded_pg
+from automates.store.database import database_url
 from automates.store.engine import make_engine, migrate
 from automates.store.urls import redacted
 from automates.sync import sync
@@ -121,7 +122,7 @@ def up(settings: Settings, *, run_sync: bool = True, step: Step | None = None) -
             _start(supervised, SERVICES, report)
             supervised.wait_running([SERVICES], timeout=STARTUP_SECONDS)
     else:
-        ready, detail = asyncio.run(components.api_ready(settings.api_url))
+        ready, detail = asyncio.run(api_ready(settings.api_url))
         if not ready:
             raise PlatformError(f"the Prefect API at {settings.api_url} is {detail}")
 
@@ -320,9 +321,9 @@ def status(settings: Settings) -> dict[str, Any]:
     heartbeat (alerts/heartbeat.py) is what watches the pools over time.
     """
     found = _component_states(settings)
-    api_ready, api_detail = asyncio.run(components.api_ready(settings.api_url))
+    api_up, api_detail = asyncio.run(api_ready(settings.api_url))
     problems, warnings = [], []
-    if not api_ready:
+    if not api_up:
         problems.append(f"the Prefect API at {settings.api_url} is {api_detail}")
     for name, entry in found.items():
         state, log_file = entry["state"], _run_dir(settings) / f"{name}.log"
@@ -336,17 +337,17 @@ def status(settings: Settings) -> dict[str, Any]:
             )
         elif state == "backoff":
             warnings.append(f"{name} exited and is being restarted (its log: {log_file})")
-        elif state not in ("running", "starting") and entry["expected"] and api_ready:
+        elif state not in ("running", "starting") and entry["expected"] and api_up:
             problems.append(f"{name} is not running: `automates up` starts it")
     workers: dict[str, Any] = {}
-    if api_ready:
+    if api_up:
         workers, worker_warnings = asyncio.run(_server_workers(settings))
         warnings += worker_warnings
     return {
         "ok": not problems,
         "api_url": settings.api_url,
         "ui_url": settings.ui_url,
-        "api_ready": api_ready,
+        "api_ready": api_up,
         "api": api_detail,
         "database": "embedded" if settings.embedded else redacted(settings.database_url or ""),
         "components": found,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from automates.process_group import terminate_groups
 
 # running: the pid file names a live process; dead: it names a process that is gone (the
 # component was started and never stopped, so it should be running); stopped: no pid file.
@@ -88,14 +88,8 @@ def stop_together(components: Sequence[Managed], grace_seconds: float = 15.0) ->
     """Stop independent components at once (each is asked, then all are waited for, then
     any still there is killed); return those that were running."""
     running = [(c, pid) for c in components if (pid := c.pid()) is not None]
-    for _, pid in running:
-        _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and any(_alive(pid) for _, pid in running):
-        time.sleep(0.1)
-    for component, pid in running:
-        if _alive(pid):
-            _signal_group(pid, signal.SIGKILL)
+    terminate_groups([pid for _, pid in running], grace_seconds)
+    for component, _ in running:
         component.pid_file.unlink(missing_ok=True)
     return [component for component, _ in running]
 
@@ -113,8 +107,3 @@ def _alive(pid: int) -> bool:
         if finished == pid:
             return False
     return True
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)

@@ -7,7 +7,7 @@ uvicorn worker, in this process, with the server's services).
 
 from __future__ import annotations
 
-from automates.platform.prefect_patches import apply_server
+from automates.server.prefect_patches import apply_server
 
 if __name__ == "__main__":
     apply_server()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from automates.platform.prefect_patches import apply_server
+from automates.server.prefect_patches import apply_server
 
 
 async def prepare() -> None:

@@ -3,8 +3,8 @@
 An operator fixing a registry wants the whole list of what is wrong, not one error per try,
 so each declaration is validated on its own and the problems are gathered.
 
-The file is read bounded (limits.py): its size is checked on the bytes, it must decode as
-UTF-8, and PyYAML's safe loader is narrowed to refuse anchors and aliases (an anchor bomb
+The file is read bounded (automates/limits.py): its size is checked on the bytes, it must decode
+as UTF-8, and PyYAML's safe loader is narrowed to refuse anchors and aliases (an anchor bomb
 expands a few lines into gigabytes), nesting deeper than the models need, and more nodes than
 any real registry holds. Every refusal names the line and happens before anything is written.
 """
@@ -21,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from automates.errors import DeclarationError, DeclarationProblem
-from automates.registry.limits import (
+from automates.limits import (
     MAX_AUTOMATES,
     MAX_INT_CHARS,
     MAX_REGISTRY_BYTES,
@@ -29,7 +29,7 @@ from automates.registry.limits import (
     MAX_YAML_NODES,
 )
 from automates.registry.model import Automate, Registry
-from automates.scheduling.triggers import trigger_problems
+from automates.registry.trigger_links import trigger_problems
 
 REGISTRY = "<registry>"
 _FIELD_PREFIX = re.compile(r"^(?:Value error, )?\[(?P<field>[\w.\[\]]+)\] (?P<message>.*)$", re.S)

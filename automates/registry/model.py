@@ -13,10 +13,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from automates.alerts.delivery import Delivery
-from automates.alerts.kinds import ROUTABLE
-from automates.registry.fields import CheckoutPath, FieldError, Frozen, Parameters, Slug
-from automates.registry.limits import MAX_COMMAND_ITEMS, MAX_LIST_ITEMS
+from automates.fields import FieldError, Frozen, Parameters
+from automates.limits import MAX_COMMAND_ITEMS, MAX_LIST_ITEMS
+from automates.registry.alert_kinds import ROUTABLE
+from automates.registry.delivery import Delivery
+from automates.registry.fields import CheckoutPath, Slug
 from automates.registry.schedule import Schedule
 from automates.scheduling.approval import Approval
 from automates.scheduling.concurrency import Concurrency

@@ -16,7 +16,7 @@ from automates.registry.digest import declaration_digest
 from automates.registry.model import Automate, Kind
 from automates.scheduling.approval import Approval
 from automates.scheduling.concurrency import Concurrency
-from automates.scheduling.misfire import DEFAULT_GRACE_SECONDS, Misfire
+from automates.scheduling.misfire import Misfire
 from automates.scheduling.quiet_hours import QuietHours
 
 GUARD_ENV = "AUTOMATES_GUARD"
@@ -37,32 +37,58 @@ _LEFT_OUT_AT_DEFAULT = (
 )
 
 
+# The policy's fields that are the declaration's own, same name, same default: `of` copies
+# them by name, and their defaults are read from the declaration model, so the two cannot
+# drift (tests/unit/test_guard_policy.py checks every one).
+SAME_AS_DECLARED = (
+    "timeout_seconds",
+    "retries",
+    "retry_backoff_seconds",
+    "breaker_threshold",
+    "breaker_cooldown_seconds",
+    "enabled",
+    "environments",
+    "env_files",
+    "quiet_hours",
+    "misfire",
+    "misfire_grace_seconds",
+    "approval",
+    "concurrency",
+    "command",
+)
+
+
+def _declared(name: str) -> Any:
+    """The declaration model's default for one of its fields."""
+    return Automate.model_fields[name].get_default(call_default_factory=True)
+
+
 class GuardPolicy(BaseModel):
     """Everything the guard needs at run time, derived from the declaration."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     automate: str
-    timeout_seconds: int
-    retries: int
-    retry_backoff_seconds: float
+    timeout_seconds: int = _declared("timeout_seconds")
+    retries: int = _declared("retries")
+    retry_backoff_seconds: float = _declared("retry_backoff_seconds")
     soft_fail: bool
-    breaker_threshold: int = 10
-    breaker_cooldown_seconds: int = 3600
-    enabled: bool = True
-    advisory_lock: bool = False
-    environments: tuple[str, ...] = ()
-    env_files: tuple[str, ...] = ()
-    quiet_hours: QuietHours | None = None  # checked by automates.guard.quiet_hours
-    misfire: Misfire = Misfire.SKIP  # automates.guard.misfire
-    misfire_grace_seconds: int = DEFAULT_GRACE_SECONDS
-    approval: Approval = Approval.NONE  # automates.guard.approval
-    # The version an approval is for (automates/store/registry.py); only with an approval.
+    breaker_threshold: int = _declared("breaker_threshold")
+    breaker_cooldown_seconds: int = _declared("breaker_cooldown_seconds")
+    enabled: bool = _declared("enabled")
+    advisory_lock: bool = False  # the declaration `touches` money or durable data
+    environments: tuple[str, ...] = _declared("environments")
+    env_files: tuple[str, ...] = _declared("env_files")
+    quiet_hours: QuietHours | None = _declared("quiet_hours")  # guard/quiet_hours.py
+    misfire: Misfire = _declared("misfire")  # guard/misfire.py
+    misfire_grace_seconds: int = _declared("misfire_grace_seconds")
+    approval: Approval = _declared("approval")  # guard/approval.py
+    # The version an approval is for (automates/registry/digest.py); only with an approval.
     declaration_digest: str | None = None
-    concurrency: Concurrency = Concurrency.FORBID  # automates.guard.concurrency
+    concurrency: Concurrency = _declared("concurrency")  # guard/concurrency.py
     # A script automate's command (automates/guard/script.py): part of the policy, not a run
     # parameter, so no trigger can replace what the run executes.
-    command: tuple[str, ...] | None = None
+    command: tuple[str, ...] | None = _declared("command")
     # A service (automates/guard/service.py): `command` is its loop, run with no timeout and
     # restarted when it exits; `once_command` its one-shot mode, run under the timeout.
     service: bool = False
@@ -71,24 +97,11 @@ class GuardPolicy(BaseModel):
     @classmethod
     def of(cls, automate: Automate, default_pool: str | None = None) -> GuardPolicy:
         return cls(
+            **{name: getattr(automate, name) for name in SAME_AS_DECLARED},
             automate=automate.name,
-            timeout_seconds=automate.timeout_seconds,
-            retries=automate.retries,
-            retry_backoff_seconds=automate.retry_backoff_seconds,
             soft_fail=automate.soft_fails,
-            breaker_threshold=automate.breaker_threshold,
-            breaker_cooldown_seconds=automate.breaker_cooldown_seconds,
-            enabled=automate.enabled,
             advisory_lock=bool(automate.touches),
-            environments=automate.environments,
-            env_files=automate.env_files,
-            quiet_hours=automate.quiet_hours,
-            misfire=automate.misfire,
-            misfire_grace_seconds=automate.misfire_grace_seconds,
-            approval=automate.approval,
             declaration_digest=_approved_version(automate, default_pool),
-            concurrency=automate.concurrency,
-            command=automate.command,
             service=automate.kind is Kind.SERVICE,
             once_command=automate.once,
         )

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from automates.registry.fields import Cron, FieldError, Frozen, Parameters, Slug, Timezone
+from automates.fields import FieldError, Frozen, Parameters, Timezone
+from automates.registry.fields import Cron, Slug
 from automates.scheduling.forms import Form, at_form, cron_form, every_form
 from automates.scheduling.phrases import parse_phrase
 

@@ -16,3 +16,11 @@ class Concurrency(StrEnum):
     QUEUE_ONE = "queue_one"
     REPLACE = "replace"
     ALLOW = "allow"
+
+
+def wait_budget(timeout_seconds: float, elapsed: float) -> float:
+    """Seconds a run may still wait (for its slot, for older catch-up runs): what is left of
+    its timeout, less a margin (a tenth of it, 5 s at most), so that the guard's own verdict
+    ends the run before Prefect's timeout does."""
+    margin = min(5.0, timeout_seconds / 10)
+    return max(0.0, timeout_seconds - margin - elapsed)

@@ -1,19 +1,14 @@
 """The minimum interval of routines that agents create: an agent may not declare a schedule
-that fires more often than the setting allows (AUTOMATES_AGENT_MIN_INTERVAL_SECONDS)."""
+that fires more often than the setting allows (AUTOMATES_AGENT_MIN_INTERVAL_SECONDS). The
+declarations it applies to are picked in automates/registry/agent_intervals.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from croniter import croniter
 
-from automates.errors import DeclarationProblem
 from automates.scheduling.forms import Form, FormKind, format_duration
-
-if TYPE_CHECKING:
-    from automates.registry.model import Automate
 
 # A cron is sampled over this span (a leap year and a week: every weekday of every month) or
 # this many fire times, whichever comes first; a gap below the minimum ends the sampling.
@@ -49,26 +44,15 @@ def tightest_gap(form: Form, floor: int) -> int | None:
     return tightest
 
 
-def interval_problems(automates: Iterable[Automate], minimum: int) -> list[DeclarationProblem]:
-    """One problem per schedule of an agent-declared automate that fires more often than
-    `minimum` seconds allows (jitter moves every tick by the same offset: gaps are unchanged)."""
-    problems = []
-    for automate in automates:
-        if automate.origin != "agent":
-            continue
-        for index, schedule in enumerate(automate.schedules):
-            gap = tightest_gap(schedule.form, minimum)
-            if gap is not None and gap < minimum:
-                field = next(
-                    f for f in ("when", "cron", "every", "at") if getattr(schedule, f) is not None
-                )
-                problems.append(
-                    DeclarationProblem(
-                        automate.name,
-                        f"schedules[{index}].{field}",
-                        f"{schedule.became} fires {format_duration(gap)} apart; a routine an "
-                        f"agent declares may fire at most every {format_duration(minimum)} "
-                        "(AUTOMATES_AGENT_MIN_INTERVAL_SECONDS)",
-                    )
-                )
-    return problems
+def too_frequent(form: Form, became: str, minimum: int) -> str | None:
+    """Why a schedule an agent declares fires more often than `minimum` seconds allows (jitter
+    moves every tick by the same offset: gaps are unchanged); None if it does not. `became` is
+    how the schedule reads to the operator."""
+    gap = tightest_gap(form, minimum)
+    if gap is None or gap >= minimum:
+        return None
+    return (
+        f"{became} fires {format_duration(gap)} apart; a routine an "
+        f"agent declares may fire at most every {format_duration(minimum)} "
+        "(AUTOMATES_AGENT_MIN_INTERVAL_SECONDS)"
+    )

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from automates.registry.fields import Timezone
+from automates.fields import Timezone
 
 
 class QuietAction(StrEnum):

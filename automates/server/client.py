@@ -11,7 +11,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from automates.errors import ServerError
-from automates.platform.prefect_patches import apply_all
+from automates.server.prefect_patches import apply_all
 
 
 @asynccontextmanager
@@ -42,3 +42,16 @@ async def api_healthy(api_url: str, timeout: float = 2.0) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200
+
+
+async def api_ready(api_url: str, timeout: float = 2.0) -> tuple[bool, str]:
+    """Whether the API can serve, and why not: `/ready` answers 200 only when the server
+    reaches its database (`/health` only says that the process answers)."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            response = await http.get(f"{api_url}/ready")
+    except httpx.HTTPError as error:
+        return False, f"unreachable ({type(error).__name__})"
+    if response.status_code == 200:
+        return True, "ready"
+    return False, f"not ready ({response.status_code} on /ready: its database does not answer)"

@@ -21,11 +21,11 @@ from prefect.client.schemas.actions import (
     DeploymentUpdate,
     WorkPoolCreate,
 )
-from prefect.workers.process import ProcessWorker
 
 from automates.registry.model import Registry
 from automates.server.client import prefect_client
 from automates.server.deployed import ServerState, read_server_state
+from automates.server.pools import pool_type
 from automates.server.services import SERVICE_TAG, stop_service
 from automates.server.spec import DeploymentSpec, declared_specs, differences
 from automates.server.triggers import write_triggers
@@ -152,21 +152,9 @@ async def _ensure_work_pools(
     for pool in sorted({s.work_pool for s in specs if s.work_pool} - state.work_pools):
         # The agent and warm pools are served by in-process workers, every other by a
         # process worker; the pool's type says which worker type may pull from it.
-        worker: Any = ProcessWorker
-        if pool == agent_pool:
-            from automates.agents.dispatch import AgentDispatcher
-
-            worker = AgentDispatcher
-        elif pool == warm_pool:
-            from automates.platform.inprocess import WarmWorker
-
-            worker = WarmWorker
+        worker_type, template = pool_type(pool, agent_pool=agent_pool, warm_pool=warm_pool)
         await client.create_work_pool(
-            WorkPoolCreate(
-                name=pool,
-                type=worker.type,
-                base_job_template=worker.get_default_base_job_template(),
-            )
+            WorkPoolCreate(name=pool, type=worker_type, base_job_template=template)
         )
         report.work_pools_created.append(pool)
 

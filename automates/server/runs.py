@@ -17,7 +17,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
 
 from automates.errors import RunParametersError
-from automates.registry.limits import parameters_problem
+from automates.limits import parameters_problem
 from automates.registry.model import MANAGED_TAG
 
 
@@ -36,8 +36,8 @@ def parameter_problems(
     schema: Mapping[str, Any] | None, defaults: Mapping[str, Any], given: Mapping[str, Any]
 ) -> list[tuple[str, str]]:
     """(parameter, what is wrong) for the parameters `given` over the deployment's `defaults`.
-    Values too deep, too large or not JSON (limits.py, as for declared parameters) are refused
-    before the schema's recursive check sees them."""
+    Values too deep, too large or not JSON (automates/limits.py, as for declared parameters) are
+    refused before the schema's recursive check sees them."""
     from prefect.utilities.schema_tools import validate
 
     bounded = [(name, parameters_problem({name: value})) for name, value in sorted(given.items())]

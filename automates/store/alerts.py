@@ -7,12 +7,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, text, update
 
+from automates.states import AlertDeliveryStatus
 from automates.store.schema import alert_deliveries, alert_routing, alerts
 
 NOTIFY_CHANNEL = "automates_alerts"
-OPEN = ("pending", "sending")
+OPEN = (AlertDeliveryStatus.PENDING, AlertDeliveryStatus.SENDING)
 # A delivery that reached the route (or will, folded into a digest).
-DELIVERED = ("sent", "folded", "digested")
+DELIVERED = (AlertDeliveryStatus.SENT, AlertDeliveryStatus.FOLDED, AlertDeliveryStatus.DIGESTED)
 
 
 def insert_alert(connection: Connection, row: dict[str, Any]) -> int:
@@ -137,7 +138,7 @@ def sent_since(connection: Connection, route: str, since: datetime) -> int:
         .join(alerts, alerts.c.id == alert_deliveries.c.alert_id)
         .where(
             alert_deliveries.c.route == route,
-            alert_deliveries.c.status == "sent",
+            alert_deliveries.c.status == AlertDeliveryStatus.SENT,
             alert_deliveries.c.finished_at >= since,
             alerts.c.kind != "digest",
         )
@@ -155,9 +156,12 @@ def claim(connection: Connection, delivery_id: int) -> bool:
     deliverer took it first."""
     result = connection.execute(
         update(alert_deliveries)
-        .where(alert_deliveries.c.id == delivery_id, alert_deliveries.c.status == "pending")
+        .where(
+            alert_deliveries.c.id == delivery_id,
+            alert_deliveries.c.status == AlertDeliveryStatus.PENDING,
+        )
         .values(
-            status="sending",
+            status=AlertDeliveryStatus.SENDING,
             attempts=alert_deliveries.c.attempts + 1,
             claimed_at=func.now(),
         )
@@ -169,9 +173,9 @@ def orphaned_sends(connection: Connection) -> list[int]:
     """Deliveries left `sending` by a deliverer that stopped mid-send: back to pending."""
     rows = connection.execute(
         update(alert_deliveries)
-        .where(alert_deliveries.c.status == "sending")
+        .where(alert_deliveries.c.status == AlertDeliveryStatus.SENDING)
         .values(
-            status="pending",
+            status=AlertDeliveryStatus.PENDING,
             reason="the deliverer stopped during the send, outcome unknown: sent again",
         )
         .returning(alert_deliveries.c.id)
@@ -187,7 +191,10 @@ def folded_on(connection: Connection, route: str) -> list[dict[str, Any]]:
             alerts,
         )
         .join(alerts, alerts.c.id == alert_deliveries.c.alert_id)
-        .where(alert_deliveries.c.route == route, alert_deliveries.c.status == "folded")
+        .where(
+            alert_deliveries.c.route == route,
+            alert_deliveries.c.status == AlertDeliveryStatus.FOLDED,
+        )
         .order_by(alert_deliveries.c.id)
         .with_for_update(of=alert_deliveries)
     )
@@ -196,7 +203,9 @@ def folded_on(connection: Connection, route: str) -> list[dict[str, Any]]:
 
 def routes_with_folded(connection: Connection) -> list[str]:
     rows = connection.execute(
-        select(alert_deliveries.c.route).distinct().where(alert_deliveries.c.status == "folded")
+        select(alert_deliveries.c.route)
+        .distinct()
+        .where(alert_deliveries.c.status == AlertDeliveryStatus.FOLDED)
     )
     return [route for (route,) in rows]
 
@@ -205,7 +214,11 @@ def mark_digested(connection: Connection, delivery_ids: list[int], digest_id: in
     connection.execute(
         update(alert_deliveries)
         .where(alert_deliveries.c.id.in_(delivery_ids))
-        .values(status="digested", digest_id=digest_id, reason=f"sent in digest alert #{digest_id}")
+        .values(
+            status=AlertDeliveryStatus.DIGESTED,
+            digest_id=digest_id,
+            reason=f"sent in digest alert #{digest_id}",
+        )
     )
 
 
@@ -213,8 +226,14 @@ def undeliver_digest(connection: Connection, digest_id: int) -> None:
     """The alerts a dead digest carried are dead too (a retry of the digest revives them)."""
     connection.execute(
         update(alert_deliveries)
-        .where(alert_deliveries.c.digest_id == digest_id, alert_deliveries.c.status == "digested")
-        .values(status="dead", reason=f"its digest, alert #{digest_id}, was not delivered")
+        .where(
+            alert_deliveries.c.digest_id == digest_id,
+            alert_deliveries.c.status == AlertDeliveryStatus.DIGESTED,
+        )
+        .values(
+            status=AlertDeliveryStatus.DEAD,
+            reason=f"its digest, alert #{digest_id}, was not delivered",
+        )
     )
 
 
@@ -258,11 +277,13 @@ def retry(connection: Connection, delivery_id: int) -> bool:
         .where(
             and_(
                 alert_deliveries.c.id == delivery_id,
-                alert_deliveries.c.status.in_(("dead", "pending")),
+                alert_deliveries.c.status.in_(
+                    (AlertDeliveryStatus.DEAD, AlertDeliveryStatus.PENDING)
+                ),
             )
         )
         .values(
-            status="pending",
+            status=AlertDeliveryStatus.PENDING,
             next_attempt_at=func.now(),
             reason="retried by the operator",
             finished_at=None,
@@ -275,9 +296,9 @@ def retry(connection: Connection, delivery_id: int) -> bool:
             update(alert_deliveries)
             .where(
                 alert_deliveries.c.digest_id == digest.scalar_subquery(),
-                alert_deliveries.c.status == "dead",
+                alert_deliveries.c.status == AlertDeliveryStatus.DEAD,
             )
-            .values(status="digested", reason="sent again in its digest")
+            .values(status=AlertDeliveryStatus.DIGESTED, reason="sent again in its digest")
         )
         connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return result.rowcount == 1

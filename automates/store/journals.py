@@ -2,27 +2,75 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects.postgresql import insert
 
+from automates.states import BreakerState, RetryOutcome, RunOutcome
 from automates.store.schema import crash_journal, execution_journal
 
 
-def record_execution(connection: Connection, row: dict[str, Any]) -> bool:
+@dataclass(frozen=True)
+class Execution:
+    """A row of the execution journal: one guarded run, written when it ended."""
+
+    automate: str
+    flow_run_id: UUID
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    outcome: RunOutcome
+    message: str | None
+    attempts: int
+    exit_code: int | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Crash:
+    """A row of the crash journal: one failed attempt of a run."""
+
+    automate: str
+    flow_run_id: UUID
+    attempt: int
+    error_class: str
+    message: str
+    traceback: str
+    retry_outcome: RetryOutcome
+    breaker_state: BreakerState | None  # the automate's breaker after this failure
+    fix_applied: str | None = None
+    occurred_at: datetime | None = None  # None: when it is written
+
+
+def record_execution(connection: Connection, row: Execution) -> bool:
     """One row per run; False if the run was journaled already (nothing written)."""
     written = connection.execute(
         insert(execution_journal)
-        .values(**row)
+        .values(**_values(row))
         .on_conflict_do_nothing(index_elements=["flow_run_id"])
         .returning(execution_journal.c.id)
     ).first()
     return written is not None
 
 
-def record_crash(connection: Connection, row: dict[str, Any]) -> None:
-    connection.execute(insert(crash_journal).values(**row))
+def record_crash(connection: Connection, row: Crash) -> None:
+    values = _values(row)
+    if row.occurred_at is None:
+        del values["occurred_at"]  # the table's default: now()
+    connection.execute(insert(crash_journal).values(**values))
+
+
+def _values(row: Execution | Crash) -> dict[str, Any]:
+    # Not dataclasses.asdict: it deep-copies, and a run's steps and context may hold anything.
+    return {column.name: getattr(row, column.name) for column in fields(row)}
 
 
 def recent_executions(

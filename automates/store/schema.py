@@ -8,6 +8,9 @@ The migrations in `migrations/versions/` must produce exactly this (tests/store/
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from enum import StrEnum
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -30,8 +33,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from automates.alerts.kinds import AlertKind
+from automates.registry.alert_kinds import AlertKind
 from automates.registry.model import Kind
+from automates.scheduling.approval import Approval
+from automates.states import (
+    AlertDeliveryStatus,
+    BreakerState,
+    BrowserJobStatus,
+    HoldReason,
+    PerimeterKind,
+    RetryOutcome,
+    RunOutcome,
+    RunStatus,
+    RunTrigger,
+    TaskRunStatus,
+)
 
 SCHEMA = "automates"
 SLUG_PATTERN = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
@@ -52,15 +68,16 @@ def _slug_check(column: str) -> CheckConstraint:
     return CheckConstraint(f"{column} ~ '{SLUG_PATTERN}'", name=f"{column}_slug")
 
 
-def _quoted(values: tuple[str, ...]) -> str:
-    return ", ".join(f"'{v}'" for v in values)
+def one_of(column: str, values: Iterable[StrEnum]) -> str:
+    """`column IN ('a', 'b')`, in the enumeration's order: PostgreSQL keeps the list as written
+    (`= ANY (ARRAY[...])`), so the order is part of the constraint the migrations must match."""
+    quoted = ", ".join(f"'{value.value}'" for value in values)
+    return f"{column} IN ({quoted})"
 
 
-def _in(column: str, values: tuple[str, ...], name: str | None = None) -> CheckConstraint:
-    return CheckConstraint(f"{column} IN ({_quoted(values)})", name=name or column)
+def _in(column: str, values: Iterable[StrEnum], name: str | None = None) -> CheckConstraint:
+    return CheckConstraint(one_of(column, values), name=name or column)
 
-
-KINDS = ", ".join(f"'{kind.value}'" for kind in Kind)
 
 automates = Table(
     "automates",
@@ -85,7 +102,7 @@ automates = Table(
     _slug_check("caste"),
     _slug_check("family"),
     _slug_check("work_pool"),
-    CheckConstraint(f"kind IN ({KINDS})", name="kind"),
+    _in("kind", Kind),
     CheckConstraint("timeout_seconds BETWEEN 1 AND 1800", name="timeout_seconds"),
     CheckConstraint("concurrency_limit IS NULL OR concurrency_limit >= 1", name="concurrency"),
 )
@@ -118,8 +135,6 @@ automate_schedules = Table(
     _slug_check("slug"),
 )
 
-OUTCOMES = ("completed", "findings", "skipped", "failed", "timed_out", "crashed", "cancelled")
-
 # The verbose execution journal: one row per guarded run, written when the run ends.
 execution_journal = Table(
     "execution_journal",
@@ -139,7 +154,7 @@ execution_journal = Table(
     Column("warnings", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("errors", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("context", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    CheckConstraint("outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOMES) + ")", name="outcome"),
+    _in("outcome", RunOutcome),
     CheckConstraint("attempts >= 1", name="attempts"),
     CheckConstraint("finished_at >= started_at", name="finished_after_start"),
     Index("execution_journal_automate_finished_idx", "automate", text("finished_at DESC")),
@@ -161,37 +176,34 @@ crash_journal = Table(
     Column("fix_applied", Text),
     Column("retry_outcome", Text, nullable=False),
     Column("breaker_state", Text),  # the automate's breaker after this failure (from 0003)
-    CheckConstraint("retry_outcome IN ('succeeded', 'failed', 'none')", name="retry_outcome"),
+    _in("retry_outcome", RetryOutcome),
     CheckConstraint(
-        "breaker_state IS NULL OR breaker_state IN ('closed', 'open', 'half_open')",
-        name="breaker_state",
+        f"breaker_state IS NULL OR {one_of('breaker_state', BreakerState)}", name="breaker_state"
     ),
     CheckConstraint("attempt >= 1", name="attempt"),
     Index("crash_journal_occurred_idx", text("occurred_at DESC")),
 )
-
-BREAKER_STATES = ("closed", "open", "half_open")
 
 # One circuit breaker per automate that ever ran under the guard.
 breakers = Table(
     "breakers",
     metadata,
     Column("automate", Text, primary_key=True),
-    Column("state", Text, nullable=False, server_default=text("'closed'")),
+    Column("state", Text, nullable=False, server_default=text(f"'{BreakerState.CLOSED}'")),
     Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
     Column("opened_at", DateTime(timezone=True)),
     Column("cooldown_seconds", Integer, nullable=False, server_default=text("3600")),
     Column("probe_started_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in BREAKER_STATES) + ")", name="state"),
+    _in("state", BreakerState),
     CheckConstraint("consecutive_failures >= 0", name="consecutive_failures"),
     CheckConstraint("cooldown_seconds >= 1", name="cooldown_seconds"),
-    CheckConstraint("(state = 'closed') = (opened_at IS NULL)", name="opened_when_open"),
+    CheckConstraint(
+        f"(state = '{BreakerState.CLOSED}') = (opened_at IS NULL)", name="opened_when_open"
+    ),
 )
 
-# `lost`: claimed, then never reported: its worker died, so what the job did is unknown.
-BROWSER_JOB_STATUSES = ("queued", "running", "done", "failed", "lost")
-BROWSER_JOB_ENDED = ("done", "failed", "lost")
+BROWSER_JOB_ENDED = tuple(status for status in BrowserJobStatus if status.ended)
 BROWSER_KIND_PATTERN = "^[a-z][a-z0-9_]{0,39}$"
 MAILBOX_PATTERN = "^[a-z0-9][a-z0-9._@+-]{0,127}$"
 
@@ -203,7 +215,7 @@ browser_jobs = Table(
     Column("id", Uuid, primary_key=True),
     Column("kind", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
-    Column("status", Text, nullable=False, server_default=text("'queued'")),
+    Column("status", Text, nullable=False, server_default=text(f"'{BrowserJobStatus.QUEUED}'")),
     Column("timeout_seconds", Integer, nullable=False),
     Column("flow_run_id", Uuid),
     Column("host", Text),
@@ -215,19 +227,22 @@ browser_jobs = Table(
     Column("result", JSONB),
     Column("counters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     CheckConstraint(f"kind ~ '{BROWSER_KIND_PATTERN}'", name="kind"),
-    _in("status", BROWSER_JOB_STATUSES),
+    _in("status", BrowserJobStatus),
     CheckConstraint("timeout_seconds BETWEEN 1 AND 3600", name="timeout_seconds"),
     CheckConstraint("attempts >= 0", name="attempts"),
     # Not started: queued, or failed before any worker claimed it (its flow run ended first).
     CheckConstraint(
-        "(started_at IS NULL) = (status = 'queued' OR (status = 'failed' AND attempts = 0))",
+        f"(started_at IS NULL) = (status = '{BrowserJobStatus.QUEUED}'"
+        f" OR (status = '{BrowserJobStatus.FAILED}' AND attempts = 0))",
         name="started_when_claimed",
     ),
     CheckConstraint(
-        f"(status IN ({_quoted(BROWSER_JOB_ENDED)})) = (finished_at IS NOT NULL)",
+        f"({one_of('status', BROWSER_JOB_ENDED)}) = (finished_at IS NOT NULL)",
         name="finished_when_ended",
     ),
-    CheckConstraint("result IS NULL OR status = 'done'", name="result_when_done"),
+    CheckConstraint(
+        f"result IS NULL OR status = '{BrowserJobStatus.DONE}'", name="result_when_done"
+    ),
     Index("browser_jobs_status_idx", "status", "created_at"),
 )
 
@@ -249,19 +264,7 @@ browser_mailbox = Table(
 
 # --- Runs and agent task runs (docs/runs.md) -------------------------------------------------
 
-PERIMETER_KINDS = ("platform", "tenant")
-RUN_TRIGGERS = ("email", "chat", "cron", "manual")
-RUN_STATUSES = ("running", "completed", "failed")
-TASK_RUN_STATUSES = (
-    "pending",
-    "running",
-    "completed",
-    "failed",
-    "timed_out",
-    "over_budget",
-    "cancelled",
-)
-TASK_RUN_ENDED = ("completed", "failed", "timed_out", "over_budget", "cancelled")
+TASK_RUN_ENDED = tuple(status for status in TaskRunStatus if status.ended)
 
 
 # A perimeter scopes a run: the platform itself or one tenant, with the context a run loads.
@@ -279,8 +282,10 @@ perimeters = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _slug_check("id"),
-    _in("kind", PERIMETER_KINDS),
-    CheckConstraint("(kind = 'platform') = (id = 'platform')", name="platform_is_platform"),
+    _in("kind", PerimeterKind),
+    CheckConstraint(
+        f"(kind = '{PerimeterKind.PLATFORM}') = (id = 'platform')", name="platform_is_platform"
+    ),
     CheckConstraint("workdir LIKE '/%'", name="workdir_absolute"),
 )
 
@@ -293,15 +298,17 @@ runs = Table(
     Column("source", Text, nullable=False),
     Column("trigger", Text, nullable=False),
     Column("title", Text, nullable=False),
-    Column("status", Text, nullable=False, server_default=text("'running'")),
+    Column("status", Text, nullable=False, server_default=text(f"'{RunStatus.RUNNING}'")),
     Column("flow_run_id", Uuid),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("ended_at", DateTime(timezone=True)),
     Column("message", Text),
-    _in("trigger", RUN_TRIGGERS),
-    _in("status", RUN_STATUSES),
-    CheckConstraint("(status = 'running') = (ended_at IS NULL)", name="ended_when_done"),
+    _in("trigger", RunTrigger),
+    _in("status", RunStatus),
+    CheckConstraint(
+        f"(status = '{RunStatus.RUNNING}') = (ended_at IS NULL)", name="ended_when_done"
+    ),
     Index("runs_created_idx", text("created_at DESC")),
 )
 
@@ -321,7 +328,7 @@ task_runs = Table(
     Column("dry_run", Boolean, nullable=False, server_default=text("false")),
     Column("timeout_seconds", Integer, nullable=False),
     Column("max_budget_usd", Numeric(12, 6)),
-    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("status", Text, nullable=False, server_default=text(f"'{TaskRunStatus.PENDING}'")),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("flow_run_id", Uuid),
     Column("command", JSONB),  # the exact argv run (or, for a dry run, that would have run)
@@ -338,16 +345,13 @@ task_runs = Table(
     Column("ended_at", DateTime(timezone=True)),
     _slug_check("codename"),
     _slug_check("agent"),
-    _in("status", TASK_RUN_STATUSES),
+    _in("status", TaskRunStatus),
     CheckConstraint("attempts BETWEEN 0 AND 4", name="attempts"),
     CheckConstraint("timeout_seconds BETWEEN 1 AND 86400", name="timeout_seconds"),
     CheckConstraint("max_budget_usd IS NULL OR max_budget_usd > 0", name="max_budget_usd"),
     CheckConstraint("cost_usd >= 0", name="cost_usd"),
     CheckConstraint(
-        "(status IN ("
-        + ", ".join(f"'{s}'" for s in TASK_RUN_ENDED)
-        + ")) = (ended_at IS NOT NULL)",
-        name="ended_when_done",
+        f"({one_of('status', TASK_RUN_ENDED)}) = (ended_at IS NOT NULL)", name="ended_when_done"
     ),
     Index("task_runs_status_idx", "status", "requested_at"),
     Index("task_runs_agent_idx", "agent", "ended_at"),
@@ -365,8 +369,6 @@ task_run_output = Table(
     Index("task_run_output_task_run_id_idx", "task_run_id", "id"),
 )
 
-HOLD_REASONS = ("misfire",)
-
 # An automate held for operator review (its schedules stay paused, as under an open breaker)
 # until `automates release NAME`. At most one open hold per automate and reason.
 holds = Table(
@@ -379,7 +381,7 @@ holds = Table(
     Column("held_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("released_at", DateTime(timezone=True)),
     Column("released_by", Text),
-    _in("reason", HOLD_REASONS),
+    _in("reason", HoldReason),
     CheckConstraint("(released_at IS NULL) = (released_by IS NULL)", name="released_by_whom"),
     Index(
         "holds_open_idx",
@@ -390,7 +392,8 @@ holds = Table(
     ),
 )
 
-APPROVAL_STAGES = ("before_enable", "before_first_run")
+# The approval policies that wait for someone (`none` is never recorded).
+APPROVAL_STAGES = tuple(policy for policy in Approval if policy is not Approval.NONE)
 
 # Who approved which version (digest) of an automate's declaration, and when.
 approvals = Table(
@@ -419,7 +422,7 @@ alert_routing = Table(
     CheckConstraint("id = 1", name="single_row"),
 )
 
-ALERT_KINDS = tuple(kind.value for kind in AlertKind)
+ALERT_KINDS = tuple(AlertKind)
 
 alerts = Table(
     "alerts",
@@ -442,7 +445,7 @@ alerts = Table(
     Index("alerts_condition_idx", "condition", "id"),
 )
 
-DELIVERY_STATUSES = ("pending", "sending", "sent", "suppressed", "folded", "digested", "dead")
+DELIVERY_STATUSES = tuple(AlertDeliveryStatus)
 
 alert_deliveries = Table(
     "alert_deliveries",
@@ -450,7 +453,7 @@ alert_deliveries = Table(
     Column("id", BigInteger, Identity(always=True), primary_key=True),
     Column("alert_id", BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
     Column("route", Text, nullable=False),
-    Column("status", Text, nullable=False, server_default="pending"),
+    Column("status", Text, nullable=False, server_default=AlertDeliveryStatus.PENDING.value),
     Column("reason", Text),  # why suppressed, folded or dead; the last failure while pending
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -460,10 +463,14 @@ alert_deliveries = Table(
     # False: never suppressed as a duplicate (resolutions, digests, `delivery.unchanged`).
     Column("dedupe", Boolean, nullable=False, server_default=text("true")),
     UniqueConstraint("alert_id", "route", name="alert_deliveries_alert_route_key"),
-    _in("status", DELIVERY_STATUSES),
+    _in("status", AlertDeliveryStatus),
     CheckConstraint("attempts >= 0", name="attempts"),
     Index("alert_deliveries_route_idx", "route", "status", "id"),
     Index(
-        "alert_deliveries_open_idx", "id", postgresql_where=text("status IN ('pending', 'sending')")
+        "alert_deliveries_open_idx",
+        "id",
+        postgresql_where=text(
+            one_of("status", (AlertDeliveryStatus.PENDING, AlertDeliveryStatus.SENDING))
+        ),
     ),
 )

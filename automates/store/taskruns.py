@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import Connection, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
+from automates.states import PerimeterKind, RunStatus, TaskRunStatus
 from automates.store.schema import perimeters, runs, task_run_output, task_runs
 
 
@@ -28,7 +29,9 @@ def ensure_platform_perimeter(connection: Connection, workdir: Path) -> None:
     """The `platform` perimeter (the layer itself), created once; later edits are kept."""
     connection.execute(
         insert(perimeters)
-        .values(id="platform", kind="platform", title="The platform", workdir=str(workdir))
+        .values(
+            id="platform", kind=PerimeterKind.PLATFORM, title="The platform", workdir=str(workdir)
+        )
         .on_conflict_do_nothing(index_elements=["id"])
     )
 
@@ -46,7 +49,9 @@ def insert_run(connection: Connection, **values: Any) -> None:
     connection.execute(insert(runs).values(**values))
 
 
-def finish_run(connection: Connection, run_id: UUID, status: str, message: str | None) -> None:
+def finish_run(
+    connection: Connection, run_id: UUID, status: RunStatus, message: str | None
+) -> None:
     connection.execute(
         update(runs)
         .where(runs.c.id == run_id)
@@ -99,8 +104,8 @@ def cancel_pending(connection: Connection, task_run_id: UUID, reason: str) -> bo
     """Cancel a task run that has not started; False if it has (or has ended)."""
     result = connection.execute(
         update(task_runs)
-        .where(task_runs.c.id == task_run_id, task_runs.c.status == "pending")
-        .values(status="cancelled", ended_at=func.now(), error=reason)
+        .where(task_runs.c.id == task_run_id, task_runs.c.status == TaskRunStatus.PENDING)
+        .values(status=TaskRunStatus.CANCELLED, ended_at=func.now(), error=reason)
     )
     return bool(result.rowcount)
 
@@ -120,7 +125,9 @@ def committed_spend(connection: Connection, agent: str, now: datetime) -> Decima
         task_runs.c.agent == agent, task_runs.c.ended_at >= since
     )
     reserved = select(func.coalesce(func.sum(task_runs.c.max_budget_usd), 0)).where(
-        task_runs.c.agent == agent, task_runs.c.status == "running", task_runs.c.dry_run.is_(False)
+        task_runs.c.agent == agent,
+        task_runs.c.status == TaskRunStatus.RUNNING,
+        task_runs.c.dry_run.is_(False),
     )
     return Decimal(connection.execute(spent).scalar_one()) + Decimal(
         connection.execute(reserved).scalar_one()
@@ -160,9 +167,12 @@ def stuck_task_runs(
         select(task_runs)
         .where(
             or_(
-                and_(task_runs.c.status == "pending", task_runs.c.requested_at < threshold),
                 and_(
-                    task_runs.c.status == "running",
+                    task_runs.c.status == TaskRunStatus.PENDING,
+                    task_runs.c.requested_at < threshold,
+                ),
+                and_(
+                    task_runs.c.status == TaskRunStatus.RUNNING,
                     last_sign
                     < threshold - func.make_interval(0, 0, 0, 0, 0, 0, task_runs.c.timeout_seconds),
                 ),

@@ -1,9 +1,9 @@
-"""The webhook as an ASGI app: `POST /automates/{name}/runs` starts one run of an automate.
+"""The webhook as a FastAPI app: `POST /automates/{name}/runs` starts one run of an automate.
 
 Prefect's own webhooks are a Prefect Cloud feature, so this small app stands in for them,
-built like the browser gate (automates/gate/app.py): Starlette under uvicorn, one bearer
-token compared in constant time, one log line per request naming method, path and status
-(never a body or a token).
+built like the browser gate (automates/gate/app.py): FastAPI under uvicorn, one bearer token
+compared in constant time (automates/platform/http_auth.py), one log line per request naming
+method, path and status (never a body or a token; automates/platform/http_service.py).
 
 - 429: too many requests from this address (counted before the token is checked, so that
   guessing is slow too) or with this token; Retry-After says when to come back;
@@ -11,42 +11,31 @@ token compared in constant time, one log line per request naming method, path an
 - 404: no declared automate of that name has `webhook: true`, or it has no deployment yet;
 - 413: the body is over `max_bytes` (refused unread, Content-Length or not); 408: it did not
   arrive within the read timeout (automates/platform/http_limits.py);
-- 422: the body is not a JSON object, nests deeper than MAX_JSON_DEPTH, or a parameter does
-  not fit the deployment's parameter schema; `errors` names each parameter;
+- 422: the body is not a JSON object, nests deeper than MAX_JSON_DEPTH (parameters.py), or a
+  parameter does not fit the deployment's parameter schema; `errors` names each parameter;
 - 201: the run was created; the body gives its id. It goes through the worker and the guard
   like any run, tagged `trigger:webhook`.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
 from automates.errors import AutomatesError, DeclarationError
-from automates.platform.http_limits import (
-    MAX_JSON_DEPTH,
-    BodyLimits,
-    CallerLimits,
-    Refused,
-    caller_address,
-    json_depth,
-    read_body,
-    token_key,
-)
+from automates.platform.http_auth import BearerToken
+from automates.platform.http_limits import BodyLimits, CallerLimits, read_body
+from automates.platform.http_service import service_app
 from automates.registry.loader import load_registry
 from automates.registry.model import Automate, Registry
 from automates.server.client import prefect_client
 from automates.server.runs import managed_deployment, parameter_problems, start_run
+from automates.webhook.parameters import run_parameters
 
 log = logging.getLogger("automates.webhook")
 
@@ -56,7 +45,7 @@ WEBHOOK_TAG = "trigger:webhook"
 @dataclass(frozen=True)
 class WebhookConfig:
     api_url: str
-    token: str
+    token: str = field(repr=False)
     registry_path: Path
     body: BodyLimits = field(default_factory=lambda: BodyLimits(64 * 1024, 30.0))
     rate_limit: str = "30/minute"
@@ -76,54 +65,26 @@ class _Registry:
         return self._read[1].get(name)
 
 
-def create_app(config: WebhookConfig) -> Starlette:
+def create_app(config: WebhookConfig) -> FastAPI:
     registry = _Registry(config.registry_path)
-    callers = CallerLimits(config.rate_limit, "AUTOMATES_WEBHOOK_RATE_LIMIT")
+    caller = BearerToken(
+        config.token,
+        CallerLimits(config.rate_limit, "AUTOMATES_WEBHOOK_RATE_LIMIT"),
+        credential="token",
+        refusal="unauthenticated: send Authorization: Bearer <token>",
+    )
+    app = service_app(log)
 
-    def bearer(request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        return header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
-
-    def authorized(request: Request) -> bool:
-        return hmac.compare_digest(bearer(request).encode(), config.token.encode())
-
-    def logged(
-        endpoint: Callable[[Request], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def handle(request: Request) -> Response:
-            response = await endpoint(request)
-            log.info("%s %s -> %d", request.method, request.url.path, response.status_code)
-            return response
-
-        return handle
-
-    async def start(request: Request) -> Response:
-        try:
-            callers.check("address", caller_address(request))
-            if not authorized(request):
-                return _error(401, "unauthenticated: send Authorization: Bearer <token>")
-            callers.check("token", token_key(bearer(request)))
-            return await start_run_of(request)
-        except Refused as refusal:
-            return refusal.response()
-
-    async def start_run_of(request: Request) -> Response:
-        name = request.path_params["name"]
+    # The token is checked before anything else, so that names do not leak.
+    @app.post("/automates/{name}/runs", dependencies=[Depends(caller)])
+    async def start(name: str, request: Request) -> Response:
         try:
             automate = registry.automate(name)
         except (OSError, DeclarationError) as error:
             return _error(503, f"the registry cannot be read: {error}")
         if automate is None or not automate.webhook:
             return _error(404, f"no automate named {name!r} accepts webhook runs")
-        body = await read_body(request, config.body)
-        try:
-            parameters = json.loads(body) if body.strip() else {}
-        except (ValueError, RecursionError):
-            parameters = None
-        if not isinstance(parameters, dict):
-            return _error(422, "the body must be a JSON object of flow parameters")
-        if json_depth(parameters) > MAX_JSON_DEPTH:
-            return _error(422, f"parameters may nest at most {MAX_JSON_DEPTH} levels deep")
+        parameters = run_parameters(await read_body(request, config.body))
         try:
             async with prefect_client(config.api_url) as client:
                 deployment = await managed_deployment(client, name)
@@ -145,15 +106,12 @@ def create_app(config: WebhookConfig) -> Starlette:
             {"automate": name, "flow_run_id": str(run.id), "flow_run_name": run.name}, 201
         )
 
-    async def health(request: Request) -> Response:
+    # HEAD with GET, as Starlette routes have it (FastAPI routes answer only the methods named).
+    @app.api_route("/health", methods=["GET", "HEAD"])
+    async def health() -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
-        routes=[
-            Route("/automates/{name}/runs", logged(start), methods=["POST"]),
-            Route("/health", health, methods=["GET"]),
-        ]
-    )
+    return app
 
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:

@@ -24,9 +24,9 @@ from sqlalchemy import Engine, text
 
 from automates.alerts import catalog
 from automates.alerts.deliverer import Deliverer
-from automates.alerts.kinds import AlertKind
 from automates.alerts.outbox import Alert, raise_alert
 from automates.alerts.routes import Routing
+from automates.registry.alert_kinds import AlertKind
 from automates.registry.loader import parse_registry
 from automates.settings import Settings
 from automates.store.alerts import save_routing

@@ -36,8 +36,8 @@ import psycopg
 import pytest
 from prefect.client.schemas.objects import FlowRun
 
-from automates.platform import embedded_pg
 from automates.server.client import prefect_client
+from automates.store import embedded_pg
 from tests.conftest import REPO, free_port
 from tests.fixtures.projects import TEMPLATE, registry_yaml
 from tests.fixtures.servers import wait_for

@@ -1,6 +1,6 @@
 """The guard's concurrency slot on a real PostgreSQL: each "run" is a store connection of its
-own, as in the guard, with no Prefect server (replace's call to Prefect is replaced by closing
-the holder's connection, which is what its killed process does)."""
+own, as in the guard, with no Prefect server (replace's cancellation goes to an in-memory
+orchestrator, which closes the holder's connection, as its killed process would)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from prefect.client.schemas.objects import State
 from sqlalchemy import Connection, Engine
 
 from automates.guard import concurrency
-from automates.guard.concurrency import ACTIVE, WAITING, Slots, enter
+from automates.guard.concurrency import ACTIVE, WAITING, Slots
 from automates.registry.policy import GuardPolicy
 from automates.scheduling.concurrency import Concurrency
 from automates.store.engine import make_engine
+from tests.fixtures.orchestrator import MemoryOrchestrator, run_context
+
+
+def enter(slots: Slots, policy: GuardPolicy, orchestrator: Any = None) -> State | None:
+    """The slot taken as the guard takes it, for a run of `policy`."""
+    return concurrency.enter(slots, run_context(policy, None, orchestrator))
 
 
 @pytest.fixture
@@ -148,41 +155,51 @@ def test_queue_one_gives_up_within_its_timeout(runs: Runs) -> None:
     assert runs.start("observer").holder(WAITING) is None
 
 
-def test_replace_cancels_the_active_run_and_takes_its_slot(
-    runs: Runs, monkeypatch: pytest.MonkeyPatch
-) -> None:
+class Killing(MemoryOrchestrator):
+    """Cancelling a run kills it, as its worker does: its session ends."""
+
+    def __init__(self, runs: Runs) -> None:
+        super().__init__()
+        self.slots = runs
+
+    def cancel_run(self, run_id: uuid.UUID, message: str) -> None:
+        super().cancel_run(run_id, message)
+        self.slots.die(str(run_id))
+
+
+def test_replace_cancels_the_active_run_and_takes_its_slot(runs: Runs) -> None:
     replace = policy(runs, Concurrency.REPLACE)
-    asked: list[tuple[str, str]] = []
-    finished: list[str] = []
-
-    def cancel(run_id: str, message: str) -> None:
-        asked.append((run_id, message))
-        runs.die(run_id)  # what the worker does to the cancelled run's process
-
-    monkeypatch.setattr(concurrency, "cancel_run", cancel)
-    monkeypatch.setattr(concurrency, "_finish_replaced", lambda run_id, *_: finished.append(run_id))
-    assert enter(runs.start("run-a"), replace) is None
-    assert enter(runs.start("run-b"), replace) is None
-    assert asked == [
-        ("run-a", f"cancelled: replaced by run run-b of {runs.automate} (concurrency: replace)")
+    orchestrator = Killing(runs)
+    run_a, run_b = str(uuid.uuid4()), str(uuid.uuid4())
+    assert enter(runs.start(run_a), replace, orchestrator) is None
+    assert enter(runs.start(run_b), replace, orchestrator) is None
+    assert orchestrator.cancelled == [
+        (
+            uuid.UUID(run_a),
+            f"cancelled: replaced by run {run_b} of {runs.automate} (concurrency: replace)",
+        )
     ]
-    assert finished == ["run-a"]
-    assert runs.start("observer").holder(ACTIVE) == "run-b"
+    assert runs.start("observer").holder(ACTIVE) == run_b
+    # Then it looked the replaced run up to finish its state and journal (with no server here,
+    # not found; tests/integration/test_overlap.py covers that part).
+    assert orchestrator.read == [uuid.UUID(run_a)]
 
 
 def test_replace_says_so_when_the_active_run_does_not_stop(
     runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(concurrency, "cancel_run", lambda run_id, message: None)  # never dies
     monkeypatch.setattr(concurrency, "REPLACE_WAIT_SECONDS", 0.3)
     replace = policy(runs, Concurrency.REPLACE)
-    assert enter(runs.start("run-a"), replace) is None
-    refused = enter(runs.start("run-b"), replace)
+    orchestrator = MemoryOrchestrator()  # asked to cancel, and the run never dies
+    run_a = str(uuid.uuid4())
+    assert enter(runs.start(run_a), replace, orchestrator) is None
+    refused = enter(runs.start(str(uuid.uuid4())), replace, orchestrator)
     assert refused is not None and refused.is_failed()
     message = refused.message or ""
-    assert message.startswith(f"could not replace run run-a of {runs.automate}: still active ")
+    assert message.startswith(f"could not replace run {run_a} of {runs.automate}: still active ")
     assert message.endswith(" s after its cancellation (concurrency: replace)")
-    assert runs.start("observer").holder(ACTIVE) == "run-a"
+    assert runs.start("observer").holder(ACTIVE) == run_a
+    assert [run_id for run_id, _ in orchestrator.cancelled] == [uuid.UUID(run_a)]
 
 
 def test_the_touches_lock_still_holds_under_every_policy(runs: Runs) -> None:

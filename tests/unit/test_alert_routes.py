@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from automates.alerts.delivery import DeliveryMode
-from automates.alerts.kinds import AlertKind, condition
 from automates.alerts.outbox import Alert, normalized
 from automates.alerts.routes import JOURNAL, load_routing, registry_problems
 from automates.alerts.secrets import route_problems
 from automates.errors import DeclarationError
+from automates.registry.alert_kinds import AlertKind, condition
+from automates.registry.delivery import DeliveryMode
 from automates.registry.loader import parse_registry
 from automates.store.schema import ALERT_KINDS
 from tests.fixtures.projects import automate

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from automates.settings import Settings
 from workers.residential import residential_env
 
 GOOD = {"AUTOMATES_GATE_URL": "https://gate.example.org/", "AUTOMATES_GATE_WORKER_TOKEN": "t" * 24}
 
 
-def test_prefect_is_pointed_at_the_gate_with_the_worker_credential() -> None:
-    env = residential_env({**GOOD, "AUTOMATES_BROWSER_HOST": "home"})
+def prepared(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, str]:
+    """residential_env of `env`, with the settings read from it as the worker reads them."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return residential_env(Settings(), env)
+
+
+def test_prefect_is_pointed_at_the_gate_with_the_worker_credential(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = prepared(monkeypatch, {**GOOD, "AUTOMATES_BROWSER_HOST": "home"})
     assert env["PREFECT_API_URL"] == "https://gate.example.org/api"
     assert env["PREFECT_API_KEY"] == "t" * 24
     assert env["AUTOMATES_BROWSER_HOST"] == "home"
@@ -26,6 +37,19 @@ def test_prefect_is_pointed_at_the_gate_with_the_worker_credential() -> None:
         ({"AUTOMATES_DATABASE_URL": "postgresql://x"}, "server secrets"),
     ],
 )
-def test_a_bad_or_overprivileged_env_is_refused(change: dict[str, str], message: str) -> None:
+def test_a_bad_or_overprivileged_env_is_refused(
+    monkeypatch: pytest.MonkeyPatch, change: dict[str, str], message: str
+) -> None:
     with pytest.raises(SystemExit, match=message):
-        residential_env({**GOOD, **change})
+        prepared(monkeypatch, {**GOOD, **change})
+
+
+def test_the_browsers_at_once_are_two_unless_set_and_never_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().browser_worker_limit == 2
+    monkeypatch.setenv("AUTOMATES_BROWSER_WORKER_LIMIT", "3")
+    assert Settings().browser_worker_limit == 3
+    monkeypatch.setenv("AUTOMATES_BROWSER_WORKER_LIMIT", "0")
+    with pytest.raises(ValidationError, match="browser_worker_limit"):
+        Settings()

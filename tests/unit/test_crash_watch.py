@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from automates.alerts.kinds import AlertKind
 from automates.alerts.outbox import Alert
 from automates.platform.crash_watch import CrashLoopRule, CrashWatch, read_records
+from automates.registry.alert_kinds import AlertKind
 
 
 class Clock:

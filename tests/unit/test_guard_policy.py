@@ -33,3 +33,16 @@ def test_the_deployment_carries_the_policy_to_the_worker() -> None:
     assert decoded is not None
     assert (decoded.automate, decoded.timeout_seconds, decoded.retries) == ("a1", 900, 2)
     assert GUARD_ENV in variables["env"]
+
+
+def test_the_policy_takes_its_shared_fields_and_defaults_from_the_declaration() -> None:
+    from automates.registry.model import Automate
+    from automates.registry.policy import SAME_AS_DECLARED
+
+    for name in SAME_AS_DECLARED:
+        declared = Automate.model_fields[name].get_default(call_default_factory=True)
+        assert GuardPolicy.model_fields[name].get_default() == declared, name
+    # And every other policy field is one the guard derives, not a copy to keep in step.
+    derived = {"automate", "soft_fail", "advisory_lock", "declaration_digest", "service"}
+    derived |= {"once_command"}
+    assert set(GuardPolicy.model_fields) == set(SAME_AS_DECLARED) | derived

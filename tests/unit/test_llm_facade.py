@@ -24,9 +24,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMessagesApi]:
 @pytest.fixture
 def guarded_run() -> Iterator[journal.RunJournal]:
     """The journal of a guarded run, as the guard begins it."""
-    run = journal.begin("llm-test")  # outside a flow run: the journal of "no run"
-    yield run
-    journal.end("")
+    with journal.keeping(journal.RunJournal("llm-test")) as run:
+        yield run
 
 
 def facade(api: FakeMessagesApi, **settings: object) -> Llm:

@@ -10,14 +10,19 @@ from uuid import uuid4
 
 import pytest
 from prefect.client.schemas.objects import FlowRun
-from prefect.states import Completed
+from prefect.states import Completed, State
 
-from automates.guard.misfire import from_schedule, misfire_refusal, schedule_of
+from automates.guard.misfire import MisfireCheck, from_schedule, schedule_of
 from automates.guard.quiet_hours import DEFERRED_TAG
-from automates.guard.runner import outcome_of
+from automates.guard.recording import outcome_of
 from automates.registry.policy import GuardPolicy
 from automates.scheduling.misfire import Misfire
-from automates.settings import Settings
+from tests.fixtures.orchestrator import run_context
+
+
+def misfire_refusal(policy: GuardPolicy, flow_run: FlowRun) -> State | None:
+    return MisfireCheck().check(run_context(policy, flow_run))
+
 
 TICK = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 DEPLOYMENT = uuid4()
@@ -69,7 +74,7 @@ def run(late: float, **fields: Any) -> FlowRun:
 def test_runs_that_are_not_misfires_go_through(
     flow_run: FlowRun, why: str, misfire: Misfire
 ) -> None:
-    assert misfire_refusal(policy(misfire), Settings(), flow_run) is None, why
+    assert misfire_refusal(policy(misfire), flow_run) is None, why
 
 
 def test_a_suspended_run_is_judged_by_its_first_start_not_its_resumption() -> None:
@@ -77,16 +82,16 @@ def test_a_suspended_run_is_judged_by_its_first_start_not_its_resumption() -> No
     resumed = run(5)
     assert resumed.start_time is not None
     assert datetime.now(UTC) - resumed.start_time > timedelta(hours=1)
-    assert misfire_refusal(policy(Misfire.CATCH_UP), Settings(), resumed) is None
+    assert misfire_refusal(policy(Misfire.CATCH_UP), resumed) is None
 
 
 def test_a_run_not_started_yet_is_judged_by_now() -> None:
     # No start recorded in the context: the check runs as the run starts, so now is its start.
-    assert misfire_refusal(policy(), Settings(), run(0, start_time=None)) is not None
+    assert misfire_refusal(policy(), run(0, start_time=None)) is not None
 
 
 def test_skip_ends_a_late_run_skipped_with_a_readable_state() -> None:
-    state = misfire_refusal(policy(Misfire.SKIP, grace=60), Settings(), run(61))
+    state = misfire_refusal(policy(Misfire.SKIP, grace=60), run(61))
     assert state is not None and state.is_completed() and state.name == "Skipped"
     assert state.message == (
         "skipped: missed tick 2026-03-10 09:00:00 UTC (misfire policy skip, started 61 s after "

@@ -12,7 +12,7 @@ from prefect.utilities.schema_tools import ValidationError, validate
 from prefect.utilities.schema_tools import validation as schema_validation
 from prefect.workers.process import ProcessWorker
 
-from automates.platform.prefect_patches import memoize_schema_checks, memoize_timezone_listing
+from automates.server.prefect_patches import memoize_schema_checks, memoize_timezone_listing
 
 
 def test_the_timezone_listing_is_memoized_where_prefect_validates() -> None:

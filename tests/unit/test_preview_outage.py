@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from automates.cli.app import app
+from automates.registry.targets import spec_schedule
 from automates.scheduling.misfire import Misfire
 from automates.scheduling.preview import OutagePreview, simulate_outage
-from automates.scheduling.targets import spec_schedule
 from tests.fixtures.projects import Project, automate
 
 FROM = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from automates.errors import DeclarationError, RunParametersError
-from automates.registry.limits import (
+from automates.limits import (
     MAX_AUTOMATES,
     MAX_COMMAND_ITEMS,
     MAX_LIST_ITEMS,

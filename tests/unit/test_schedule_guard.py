@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, State
 
-from automates.guard.quiet_hours import OVERRIDE_TAG, quiet_refusal
-from automates.guard.runner import outcome_of
+from automates.guard.quiet_hours import OVERRIDE_TAG, QuietHoursCheck
+from automates.guard.recording import outcome_of
 from automates.registry.policy import GuardPolicy
 from automates.scheduling.quiet_hours import QuietHours
+from tests.fixtures.orchestrator import run_context
 
 NIGHT = QuietHours.model_validate(
     {"start": "22:00", "end": "07:00", "timezone": "Asia/Makassar", "action": "skip"}
@@ -28,6 +29,10 @@ def policy(quiet: QuietHours | None) -> GuardPolicy:
         soft_fail=False,
         quiet_hours=quiet,
     )
+
+
+def quiet_refusal(policy: GuardPolicy, flow_run: FlowRun) -> State | None:
+    return QuietHoursCheck().check(run_context(policy, flow_run))
 
 
 def flow_run(at: datetime, tags: list[str] | None = None, deployment: bool = True) -> FlowRun:

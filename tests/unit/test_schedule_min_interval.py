@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from automates.errors import DeclarationError
+from automates.registry.agent_intervals import interval_problems
 from automates.registry.loader import parse_registry
 from automates.scheduling.forms import Form, at_form, cron_form, every_form
-from automates.scheduling.min_interval import interval_problems, tightest_gap
+from automates.scheduling.min_interval import tightest_gap
 from automates.settings import Settings
 from automates.sync import validated_registry
 from tests.fixtures.projects import Project, automate

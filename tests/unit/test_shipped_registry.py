@@ -8,7 +8,7 @@ import prefect
 
 from automates.registry.entrypoints import probe_imports, static_problems
 from automates.registry.loader import load_registry
-from automates.registry.prefect_yaml import render
+from automates.server.prefect_yaml import render
 from automates.settings import Settings
 from tests.conftest import REPO
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from workers.process import worker_argv
+from automates.platform.worker_command import worker_argv
 
 
 def test_worker_command_line_names_pool_and_host() -> None:

@@ -1,5 +1,6 @@
 """How an automate's run outcomes reach people: a mode and the routes, with a project default
-in the routes file and an override per automate in the registry."""
+in the routes file and an override per automate in the registry (delivered by
+automates/alerts/deliverer.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from automates.alerts.kinds import AlertKind
-from automates.registry.fields import Frozen, Slug
-from automates.registry.limits import MAX_LIST_ITEMS
+from automates.fields import Frozen
+from automates.limits import MAX_LIST_ITEMS
+from automates.registry.alert_kinds import AlertKind
+from automates.registry.fields import Slug
 
 
 class DeliveryMode(StrEnum):

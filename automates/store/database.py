@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from automates.errors import PlatformError
-from automates.platform import embedded_pg
 from automates.settings import Settings
+from automates.store import embedded_pg
 
 
 def database_url(settings: Settings) -> str:

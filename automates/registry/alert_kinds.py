@@ -2,7 +2,10 @@
 
 An alert either opens a condition (a breaker opened, an automate held, a tick missed), reports a
 run's outcome, or resolves a condition an earlier alert opened. A resolving alert is delivered
-only where the alert it resolves was delivered, once (the deliverer, deliverer.py).
+only where the alert it resolves was delivered, once (automates/alerts/deliverer.py).
+
+The kinds are declared (an automate's `alerts:` names them, the store's CHECK constraints list
+them), so they sit with the declarations, below the store and the alerts that deliver them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,229 @@
+"""The guard's pipeline on the in-memory orchestrator: the pre-checks' order, what each asks of
+Prefect, the run's environment, and the attempts — in milliseconds, with no server. The same
+paths run against a real server in tests/integration/test_guard.py, test_misfire.py and
+test_schedule_server.py."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from prefect.client.schemas.objects import FlowRun
+from prefect.states import Completed, Running
+
+from automates.guard import attempts
+from automates.guard.journal import RunJournal
+from automates.guard.repair import LOG_DIR_ENV
+from automates.guard.runner import PRECHECKS, Guard
+from automates.registry.policy import GuardPolicy
+from automates.scheduling.approval import Approval, Gate, gate
+from automates.scheduling.concurrency import Concurrency
+from automates.scheduling.misfire import Misfire
+from automates.scheduling.quiet_hours import QuietHours
+from automates.settings import Settings
+from tests.fixtures.orchestrator import MemoryOrchestrator, run_context
+
+NIGHT = QuietHours.model_validate(
+    {"start": "22:00", "end": "07:00", "timezone": "UTC", "action": "defer"}
+)
+TICK = datetime(2026, 3, 10, 23, 0, tzinfo=UTC)  # inside NIGHT
+
+
+def policy(**fields: Any) -> GuardPolicy:
+    data: dict[str, Any] = {
+        "automate": "nightly",
+        "timeout_seconds": 60,
+        "retries": 0,
+        "retry_backoff_seconds": 0.01,
+        "soft_fail": False,
+        # No concurrency slot: the slot is PostgreSQL's (tests/store/test_concurrency_slots.py).
+        "concurrency": Concurrency.ALLOW,
+    }
+    data.update(fields)
+    return GuardPolicy(**data)
+
+
+def flow_run(deployment_id: Any, tick: datetime, **fields: Any) -> FlowRun:
+    data: dict[str, Any] = {
+        "flow_id": uuid4(),
+        "deployment_id": deployment_id,
+        "expected_start_time": tick,
+        "start_time": tick,
+        "state": Running(),
+    }
+    data.update(fields)
+    return FlowRun.model_validate(data)
+
+
+def guard(tmp_path: Path, orchestrator: MemoryOrchestrator, **fields: Any) -> Guard:
+    settings = Settings(data_dir=tmp_path / "data", environment="production")
+    return Guard(policy(**fields), settings, orchestrator)
+
+
+def test_the_prechecks_run_in_one_visible_order() -> None:
+    assert [check.name for check in PRECHECKS] == [
+        "environment",
+        "quiet-hours",
+        "misfire",
+        "approval",
+        "concurrency",
+    ]
+
+
+def test_the_first_refusal_ends_the_run_and_nothing_after_it_is_asked(tmp_path: Path) -> None:
+    orchestrator = MemoryOrchestrator()
+    deployment = orchestrator.deployment()
+    # Wrong environment and inside the quiet window: the environment check answers first,
+    # so quiet hours never defer (no run created).
+    chosen = guard(tmp_path, orchestrator, environments=("staging",), quiet_hours=NIGHT)
+    run = chosen.begin(flow_run(deployment.id, TICK))
+    state = chosen.decide(run)
+    assert state is not None and state.name == "Skipped"
+    assert state.message == "skipped: runs only in staging; this is 'production'"
+    assert orchestrator.runs == {}
+    assert run.variables == {}  # refused before its environment was prepared
+
+
+def test_a_deferral_asks_for_one_keyed_run_per_window(tmp_path: Path) -> None:
+    orchestrator = MemoryOrchestrator()
+    deployment = orchestrator.deployment()
+    chosen = guard(tmp_path, orchestrator, quiet_hours=NIGHT)
+    states = [
+        chosen.decide(chosen.begin(flow_run(deployment.id, tick)))
+        for tick in (TICK, TICK + timedelta(hours=1))
+    ]
+    [deferred] = orchestrator.runs.values()
+    assert deferred.expected_start_time == datetime(2026, 3, 11, 7, 0, tzinfo=UTC)
+    assert deferred.tags == ["quiet-hours:deferred"]
+    for state in states:
+        assert state is not None and state.name == "Deferred"
+        assert f"(flow run {deferred.id})" in (state.message or "")
+
+
+def test_a_late_run_of_fire_once_skips_all_but_the_newest_missed_tick(tmp_path: Path) -> None:
+    orchestrator = MemoryOrchestrator()
+    deployment = orchestrator.deployment()
+    at = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    back = at + timedelta(hours=1)  # the worker came back; both ticks start now
+    key = f"scheduled {deployment.id} s1"
+    orchestrator.add(flow_run(deployment.id, at - timedelta(minutes=1), idempotency_key=f"{key} 0"))
+    late = [
+        orchestrator.add(
+            flow_run(
+                deployment.id,
+                at + timedelta(minutes=minute),
+                start_time=back + timedelta(seconds=minute),
+                idempotency_key=f"{key} {minute}",
+                auto_scheduled=True,
+            )
+        )
+        for minute in (0, 1)
+    ]
+    chosen = guard(tmp_path, orchestrator, misfire=Misfire.FIRE_ONCE)
+    older, newest = (chosen.decide(chosen.begin(run)) for run in late)
+    assert older is not None and older.name == "Skipped"
+    assert "misfire policy fire_once" in (older.message or "")
+    assert newest is None  # the newest missed tick runs, once
+    assert len(orchestrator.runs) == 3  # and no catch-up run was needed
+
+
+def test_a_run_that_may_start_gets_its_log_folder_and_env_files_as_its_own_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(LOG_DIR_ENV, raising=False)
+    (tmp_path / "job.env").write_text("GUARD_PIPELINE_TEST_VAR=from-the-file\n")
+    chosen = guard(tmp_path, MemoryOrchestrator(), env_files=("job.env",))
+    run = chosen.begin(None)
+    assert chosen.decide(run) is None
+    assert run.variables == {
+        LOG_DIR_ENV: str(tmp_path / "data" / "logs" / "nightly"),
+        "GUARD_PIPELINE_TEST_VAR": "from-the-file",
+    }
+    assert run.journal.context == {"env_loaded": ["GUARD_PIPELINE_TEST_VAR"]}
+    # A run that shares its process (an in-process worker) never writes its environment...
+    assert "GUARD_PIPELINE_TEST_VAR" not in os.environ
+    # ...but a command it starts gets them.
+    assert run.command_environment({})["GUARD_PIPELINE_TEST_VAR"] == "from-the-file"
+
+
+def test_attempts_retry_with_backoff_and_journal_each_failure() -> None:
+    run = run_context(policy(retries=2), None)
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("upstream refused")
+        return "done"
+
+    assert attempts.call(run, flaky, (), {}) == "done"
+    assert run.journal.attempts == 3
+    assert [f.error_class for f in run.journal.failures] == ["ConnectionError"] * 2
+    assert all(f.fix_applied for f in run.journal.failures)  # transient network: retried
+
+
+def test_attempts_give_up_after_the_declared_retries_with_the_last_error() -> None:
+    run = run_context(policy(retries=1), None)
+
+    def broken() -> None:
+        raise ValueError("bad row")
+
+    with pytest.raises(ValueError, match="bad row"):
+        attempts.call(run, broken, (), {})
+    assert run.journal.attempts == 2 and len(run.journal.failures) == 2
+
+
+def test_an_exit_0_completes_and_keeps_the_code() -> None:
+    run = run_context(policy(), None)
+
+    def exits() -> None:
+        raise SystemExit(0)
+
+    state = attempts.call(run, exits, (), {})
+    assert isinstance(state, type(Completed())) and state.is_completed()
+    assert run.journal.exit_code == 0
+
+
+def test_the_async_driver_follows_the_same_rule() -> None:
+    import asyncio
+
+    run = run_context(policy(retries=1), None)
+    calls: list[int] = []
+
+    async def flaky() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise TimeoutError("slow upstream")
+        return 7
+
+    assert asyncio.run(attempts.call_async(run, flaky, (), {})) == 7
+    assert run.journal.attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("policy_", "versioned", "approved", "can_wait", "expected"),
+    [
+        (Approval.NONE, False, False, False, Gate.GO),
+        (Approval.BEFORE_ENABLE, False, False, True, Gate.NO_VERSION),
+        (Approval.BEFORE_ENABLE, True, True, True, Gate.GO),
+        (Approval.BEFORE_ENABLE, True, False, True, Gate.NOT_APPROVED),
+        (Approval.BEFORE_FIRST_RUN, True, False, True, Gate.WAIT),
+        (Approval.BEFORE_FIRST_RUN, True, False, False, Gate.CANNOT_WAIT),
+        (Approval.BEFORE_FIRST_RUN, True, True, False, Gate.GO),
+    ],
+)
+def test_the_approval_rule(
+    policy_: Approval, versioned: bool, approved: bool, can_wait: bool, expected: Gate
+) -> None:
+    assert gate(policy_, versioned=versioned, approved=approved, can_wait=can_wait) is expected
+
+
+def test_a_journal_is_per_run_not_per_process() -> None:
+    first, second = run_context(policy(), None), run_context(policy(automate="other"), None)
+    assert first.journal is not second.journal
+    assert isinstance(first.journal, RunJournal) and second.journal.automate == "other"
