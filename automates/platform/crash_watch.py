@@ -18,11 +18,9 @@ protocol's channel, so everything it says goes to stderr (its log).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
 import xmlrpc.client
@@ -36,6 +34,7 @@ import psutil
 from automates.alerts import catalog
 from automates.alerts.outbox import Alert
 from automates.platform.supervision import LISTENER
+from automates.process_group import terminate_groups
 
 log = logging.getLogger("automates.crash_watch")
 STATE_FILE = "supervision.json"
@@ -115,15 +114,7 @@ def stop_orphans(run_dir: Path, grace_seconds: float = 15.0) -> list[str]:
     for name, record in read_records(run_dir).items():
         if record.pid is not None and started_at(record.pid) == record.pid_started:
             found[name] = record.pid
-    for pid in found.values():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in found.values()):
-        time.sleep(0.1)
-    for pid in found.values():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+    terminate_groups(found.values(), grace_seconds)  # bare pids: never reaped here
     return sorted(found)
 
 
