@@ -17,7 +17,7 @@ from uuid import UUID
 from sqlalchemy import Connection
 
 from automates.guard.logs import run_logger
-from automates.guard.orchestrator import Orchestrator
+from automates.guard.orchestrator import Event, Orchestrator
 from automates.scheduling.breaker import Transition, after_run
 from automates.states import RunOutcome
 from automates.store.breakers import lock_breaker, save_breaker
@@ -94,12 +94,8 @@ def deployment_of(automate: str) -> UUID | None:
 
 def _emit(orchestrator: Orchestrator, transition: Transition, what: str) -> None:
     payload: dict[str, Any] = {"consecutive_failures": transition.failures}
-    orchestrator.emit(
-        f"automates.breaker.{what}",
-        resource={
-            "prefect.resource.id": f"automates.automate.{transition.automate}",
-            "prefect.resource.name": transition.automate,
-        },
-        related=[],
-        payload=payload,
-    )
+    resource = {
+        "prefect.resource.id": f"automates.automate.{transition.automate}",
+        "prefect.resource.name": transition.automate,
+    }
+    orchestrator.emit(Event(f"automates.breaker.{what}", resource=resource, payload=payload))

@@ -20,6 +20,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed
 
 from automates.guard.context import RunContext
+from automates.guard.orchestrator import NewRun
 from automates.scheduling.concurrency import Concurrency, wait_budget
 from automates.scheduling.misfire import Decision, Misfire, MissedTick, show, utc
 
@@ -40,13 +41,15 @@ def create_missing_runs(
     for tick in (t for t in decision.to_run if t.at not in taken):
         schedule = schedules.get(tick.schedule)
         run.orchestrator.create_run(
-            deployment_id,
-            scheduled_time=tick.at,
-            message=f"missed tick {show(tick.at)}, run by misfire policy "
-            f"{run.policy.misfire.value}",
-            parameters=dict(schedule.parameters) if schedule is not None else None,
-            tags=[TAGS[run.policy.misfire]],
-            idempotency_key=missing_run_key(deployment_id, tick),
+            NewRun(
+                deployment_id,
+                scheduled_time=tick.at,
+                idempotency_key=missing_run_key(deployment_id, tick),
+                tags=(TAGS[run.policy.misfire],),
+                parameters=schedule.parameters if schedule is not None else None,
+                message=f"missed tick {show(tick.at)}, run by misfire policy "
+                f"{run.policy.misfire.value}",
+            )
         )
 
 

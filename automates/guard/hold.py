@@ -17,6 +17,7 @@ from prefect.states import Completed
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
 from automates.guard.context import RunContext
+from automates.guard.orchestrator import Event
 from automates.guard.recording import store
 from automates.scheduling.misfire import Decision, show
 from automates.store.engine import transaction
@@ -73,7 +74,7 @@ def _emit(run: RunContext, hold_id: int, decision: Decision) -> None:
         "recovered_at": decision.recovered_at.isoformat(),
         "detail": decision.summary,
     }
-    run.orchestrator.emit(
+    event = Event(
         HELD_EVENT,
         resource={
             "prefect.resource.id": f"automates.automate.{run.automate}",
@@ -91,3 +92,4 @@ def _emit(run: RunContext, hold_id: int, decision: Decision) -> None:
         ],
         payload=payload,
     )
+    run.orchestrator.emit(event)

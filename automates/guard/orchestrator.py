@@ -11,6 +11,8 @@ a reader sees in one place every call the guard makes to the Prefect API.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -19,6 +21,29 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
 
 PAGE = 200
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A Scheduled run of a deployment the guard asks for: the same key always names the same
+    run, so every run that asks for it gets that one."""
+
+    deployment_id: UUID
+    scheduled_time: datetime
+    idempotency_key: str
+    tags: tuple[str, ...] = ()
+    parameters: Mapping[str, Any] | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Prefect event the guard emits (an operator hangs notifications on it)."""
+
+    name: str
+    resource: dict[str, str]
+    related: list[dict[str, str]] = field(default_factory=list)
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 class Orchestrator(Protocol):
@@ -43,17 +68,8 @@ class Orchestrator(Protocol):
         """The deployment's runs that ended, newest end first."""
         ...
 
-    def create_run(
-        self,
-        deployment_id: UUID,
-        *,
-        scheduled_time: datetime,
-        message: str | None,
-        parameters: dict[str, Any] | None,
-        tags: list[str],
-        idempotency_key: str,
-    ) -> UUID:
-        """A Scheduled run of the deployment; the same key always names the same run."""
+    def create_run(self, run: NewRun) -> UUID:
+        """The id of the run `run` asks for, created if its key names none yet."""
         ...
 
     def cancel_run(self, run_id: UUID, message: str) -> None:
@@ -66,13 +82,7 @@ class Orchestrator(Protocol):
 
     def set_schedules_active(self, deployment_id: UUID, *, active: bool) -> None: ...
 
-    def emit(
-        self,
-        event: str,
-        resource: dict[str, str],
-        related: list[dict[str, str]],
-        payload: dict[str, Any],
-    ) -> None: ...
+    def emit(self, event: Event) -> None: ...
 
 
 class PrefectOrchestrator:
@@ -169,28 +179,19 @@ class PrefectOrchestrator:
                 limit=limit,
             )
 
-    def create_run(
-        self,
-        deployment_id: UUID,
-        *,
-        scheduled_time: datetime,
-        message: str | None,
-        parameters: dict[str, Any] | None,
-        tags: list[str],
-        idempotency_key: str,
-    ) -> UUID:
+    def create_run(self, run: NewRun) -> UUID:
         from prefect import get_client
         from prefect.states import Scheduled
 
         with get_client(sync_client=True) as client:
-            run = client.create_flow_run_from_deployment(
-                deployment_id,
-                parameters=parameters,
-                state=Scheduled(scheduled_time=scheduled_time, message=message),
-                tags=tags,
-                idempotency_key=idempotency_key,
+            made = client.create_flow_run_from_deployment(
+                run.deployment_id,
+                parameters=dict(run.parameters) if run.parameters is not None else None,
+                state=Scheduled(scheduled_time=run.scheduled_time, message=run.message),
+                tags=list(run.tags),
+                idempotency_key=run.idempotency_key,
             )
-        return run.id
+        return made.id
 
     def cancel_run(self, run_id: UUID, message: str) -> None:
         from prefect import get_client
@@ -216,13 +217,9 @@ class PrefectOrchestrator:
                 if schedule.active != active:
                     client.update_deployment_schedule(deployment_id, schedule.id, active=active)
 
-    def emit(
-        self,
-        event: str,
-        resource: dict[str, str],
-        related: list[dict[str, str]],
-        payload: dict[str, Any],
-    ) -> None:
+    def emit(self, event: Event) -> None:
         from prefect.events import emit_event
 
-        emit_event(event=event, resource=resource, related=related, payload=payload)
+        emit_event(
+            event=event.name, resource=event.resource, related=event.related, payload=event.payload
+        )

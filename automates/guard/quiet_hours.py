@@ -16,10 +16,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.states import Completed
 
 from automates.guard.context import RunContext
+from automates.guard.orchestrator import NewRun
 from automates.scheduling.quiet_hours import QuietAction, QuietHours
 
 OVERRIDE_TAG = "quiet-hours:override"
@@ -47,14 +48,7 @@ class QuietHoursCheck:
         if end is None or flow_run is None or flow_run.deployment_id is None:
             reason = "always quiet" if quiet.always else "not a deployment run"
             return skipped(quiet, tick, f" (defer impossible: {reason})")
-        deferred = run.orchestrator.create_run(
-            flow_run.deployment_id,
-            scheduled_time=end,
-            message=None,
-            parameters=dict(flow_run.parameters or {}),
-            tags=[DEFERRED_TAG],
-            idempotency_key=deferral_key(flow_run.deployment_id, end),
-        )
+        deferred = run.orchestrator.create_run(deferral(flow_run, end))
         return Completed(
             name="Deferred",
             message=f"deferred: tick {_show(tick)} is in {quiet.label}; "
@@ -68,8 +62,18 @@ def skipped(quiet: QuietHours, tick: datetime, note: str = "") -> State:
     )
 
 
-def deferral_key(deployment_id: Any, end: datetime) -> str:
-    return f"quiet-hours-defer:{deployment_id}:{end.astimezone(UTC).isoformat()}"
+def deferral(flow_run: FlowRun, end: datetime) -> NewRun:
+    """The one run of the deployment at the window's end: every tick of one window asks for
+    it under the same key."""
+    assert flow_run.deployment_id is not None
+    key = f"quiet-hours-defer:{flow_run.deployment_id}:{end.astimezone(UTC).isoformat()}"
+    return NewRun(
+        flow_run.deployment_id,
+        scheduled_time=end,
+        idempotency_key=key,
+        tags=(DEFERRED_TAG,),
+        parameters=dict(flow_run.parameters or {}),
+    )
 
 
 def _tick(flow_run: Any | None) -> datetime:

@@ -35,6 +35,7 @@ from automates.guard import journal
 from automates.guard.command import Command
 from automates.guard.context import RunContext, current
 from automates.guard.logs import Logger
+from automates.guard.orchestrator import Event
 from automates.guard.recording import store
 from automates.guard.script import NotDeclared, finished
 from automates.scheduling.services import (
@@ -193,4 +194,4 @@ def _emit(run: RunContext, event: str, **payload: Any) -> None:
                 "prefect.resource.role": "flow-run",
             }
         ]
-    run.orchestrator.emit(event, resource=resource, related=related, payload=payload)
+    run.orchestrator.emit(Event(event, resource=resource, related=related, payload=payload))

@@ -10,7 +10,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from automates.guard.orchestrator import PrefectOrchestrator
-from automates.guard.quiet_hours import DEFERRED_TAG, deferral_key
+from automates.guard.quiet_hours import DEFERRED_TAG, deferral
 from automates.reconcile import reconcile
 from automates.registry.loader import load_registry
 from automates.registry.targets import automate_schedules
@@ -146,16 +146,7 @@ def test_quiet_hours_skip_and_defer_real_runs(
 
     # Another tick of the same window asks again and gets the same run: one run per window.
     with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
-        assert deferred.deployment_id is not None
-        again = PrefectOrchestrator().create_run(
-            deferred.deployment_id,
-            scheduled_time=end,
-            message=None,
-            parameters=dict(deferred.parameters),
-            tags=[DEFERRED_TAG],
-            idempotency_key=deferral_key(deferred.deployment_id, end),
-        )
-        assert again == waiting.id
+        assert PrefectOrchestrator().create_run(deferral(deferred, end)) == waiting.id
     assert [r.id for r in runs_of(settings, "hello/later") if DEFERRED_TAG in r.tags] == [
         waiting.id
     ]
