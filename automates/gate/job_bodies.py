@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 HOST_REQUIRED = "a job id and a JSON body with 'host' are required"
+# A DNS name is at most 253 characters: any real host fits, and a claim is never cut (a cut
+# host could not finish the job it claimed, which is matched by the whole name).
+HOST_MAX_CHARS = 255
+HOST_TOO_LONG = f"host: at most {HOST_MAX_CHARS} characters"
 END_MALFORMED = "status, result, error or counters malformed"
 
 # automates/browser/jobs.TERMINAL: the statuses a job ends in.
@@ -23,7 +27,7 @@ class JobCall(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    host: str
+    host: str = Field(max_length=HOST_MAX_CHARS)
 
 
 class JobEnd(JobCall):
@@ -44,6 +48,8 @@ def why_refused(error: ValidationError) -> str:
     unknown = sorted(str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden")
     if unknown:
         return f"fields no worker sends: {', '.join(unknown)}"
+    if any(p["loc"] == ("host",) and p["type"] == "string_too_long" for p in problems):
+        return HOST_TOO_LONG
     # A body that is an object with a good host has only its end to blame.
     if all(p["loc"] and p["loc"][0] in END_FIELDS for p in problems):
         return END_MALFORMED

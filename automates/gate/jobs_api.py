@@ -45,7 +45,7 @@ def job_router(engine: Callable[[], Engine], limits: BodyLimits) -> APIRouter:
 
     def claim_now(job_id: uuid.UUID, host: str) -> dict[str, Any] | None:
         with transaction(engine()) as connection:
-            return jobs.claim_job(connection, job_id, host[:200])
+            return jobs.claim_job(connection, job_id, host)
 
     def code_now(job_id: uuid.UUID, host: str) -> str | Response | None:
         with transaction(engine()) as connection:

@@ -10,7 +10,9 @@ from pydantic import ValidationError
 from automates.browser import jobs
 from automates.gate.job_bodies import (
     END_MALFORMED,
+    HOST_MAX_CHARS,
     HOST_REQUIRED,
+    HOST_TOO_LONG,
     JobCall,
     JobEnd,
     JobStatus,
@@ -33,6 +35,15 @@ def test_a_call_names_its_host_and_nothing_else() -> None:
     for body in [b"", b"not json", b"[1]", b"null", b"{}", b'{"host": 3}', b'{"host": null}']:
         assert _refusal(JobCall, body) == HOST_REQUIRED, body
     assert _refusal(JobCall, b'{"host": "h", "command": "id"}') == "fields no worker sends: command"
+
+
+def test_a_host_is_taken_whole_up_to_any_dns_name_and_refused_beyond() -> None:
+    # Never cut: the job is finished by the same, whole name that claimed it.
+    longest = "h" * HOST_MAX_CHARS
+    assert JobCall.model_validate_json(f'{{"host": "{longest}"}}'.encode()).host == longest
+    assert _refusal(JobCall, f'{{"host": "{longest}x"}}'.encode()) == HOST_TOO_LONG
+    too_long = f'{{"host": "{longest}x", "status": "done", "counters": {{}}}}'.encode()
+    assert _refusal(JobEnd, too_long) == HOST_TOO_LONG
 
 
 def test_an_end_is_a_terminal_status_an_optional_result_and_error_and_integer_counters() -> None:
