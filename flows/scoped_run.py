@@ -19,6 +19,7 @@ from prefect.deployments.flow_runs import run_deployment
 from prefect.states import Completed, Failed, State
 
 from automates.agents.runs import RunRequest, context_lines
+from automates.agents.task_run_request import TASK_RUN_DEPLOYMENT, flow_parameters
 from automates.agents.taskruns import TaskRunRequest, new_task_run
 from automates.errors import AutomatesError, UnknownPerimeterError
 from automates.guard.recording import store
@@ -26,8 +27,6 @@ from automates.settings import Settings
 from automates.states import RunStatus, RunTrigger
 from automates.store import taskruns as sql
 from automates.store.engine import transaction
-
-TASK_RUN_DEPLOYMENT = "agent-task-run/agent-task-run"
 
 
 @flow(name="scoped-run")
@@ -71,7 +70,7 @@ def scoped_run(
         task_run_id = new_task_run(engine, task, settings)
         child = run_deployment(  # sync in a sync flow
             TASK_RUN_DEPLOYMENT,
-            parameters={**task.model_dump(mode="json"), "task_run_id": str(task_run_id)},
+            parameters=flow_parameters(task, task_run_id),
             timeout=0,
             as_subflow=True,
         )

@@ -19,6 +19,7 @@ from prefect.deployments.flow_runs import run_deployment
 from prefect.states import Completed, Crashed, State
 from prefect.variables import Variable
 
+from automates.agents.task_run_request import TASK_RUN_DEPLOYMENT
 from automates.agents.taskruns import MAX_ATTEMPTS
 from automates.guard.recording import store
 from automates.settings import Settings
@@ -27,7 +28,6 @@ from automates.store import taskruns as sql
 from automates.store.engine import transaction
 
 KILL_SWITCH = "automates_unblock_kill_switch"
-TASK_RUN_DEPLOYMENT = "agent-task-run/agent-task-run"
 RETRIED_PARAMETERS = (
     "codename",
     "agent",

@@ -14,6 +14,9 @@ from uuid import UUID
 
 from automates.agents.taskruns import TaskRunRequest
 
+# The deployment every agent task run is a run of (flows/agent_task_run.py, declared in the
+# registry as `agent-task-run`).
+TASK_RUN_DEPLOYMENT = "agent-task-run/agent-task-run"
 # The one parameter of the flow that is not a field of the request.
 TASK_RUN_ID = "task_run_id"
 

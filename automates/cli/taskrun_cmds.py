@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from automates.agents.task_run_request import flow_parameters, task_run_request
+from automates.agents.task_run_request import TASK_RUN_DEPLOYMENT, flow_parameters, task_run_request
 from automates.agents.taskruns import new_task_run
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import TaskRunRequestError, UnknownTaskRunError, field_problems
@@ -23,8 +23,6 @@ from automates.store import taskruns as sql
 from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
 from automates.store.schema import TASK_RUN_ENDED
-
-TASK_RUN_DEPLOYMENT = "agent-task-run/agent-task-run"
 
 task_run_app = typer.Typer(help="Agent task runs: the LLM CLI with scoped permissions.")
 perimeter_app = typer.Typer(help="Perimeters: the platform and its tenants, with their context.")
