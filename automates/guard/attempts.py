@@ -11,7 +11,6 @@ retried. A TimeoutError the flow raised itself (a slow upstream) is.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 from prefect.states import Completed
 
 from automates.guard.context import RunContext
-from automates.guard.repair import LOG_DIR_ENV, diagnose, repair
+from automates.guard.repair import diagnose, repair
 
 
 class ExitedNonZero(RuntimeError):
@@ -95,8 +94,7 @@ def _delay_after(run: RunContext, error: Exception) -> float | None:
             installable=run.settings.installable_modules,
             variables=run.variables,
         )
-        if run.owns_process and LOG_DIR_ENV in run.variables:
-            os.environ[LOG_DIR_ENV] = run.variables[LOG_DIR_ENV]
+        run.export_variables()  # a redirected log folder, say
         run.logger.warning("self-repair (%s): %s", diagnosis.kind, attempt.fix_applied)
     if record.attempts > policy.retries:
         if not fixed or record.repaired:

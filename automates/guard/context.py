@@ -59,6 +59,12 @@ class RunContext:
     def deployment_id(self) -> UUID | None:
         return self.flow_run.deployment_id if self.flow_run is not None else None
 
+    def export_variables(self) -> None:
+        """Put the run's variables in the process environment, where a Python automate reads
+        them: only for a run that has its process to itself."""
+        if self.owns_process:
+            os.environ.update(self.variables)
+
     def command_environment(self, base: Mapping[str, str] = os.environ) -> dict[str, str]:
         """The environment of a command this run starts: the process's, the run's variables,
         the flow run's id."""

@@ -117,8 +117,7 @@ class Guard:
         run.variables.update(files)
         if files:
             run.journal.context["env_loaded"] = sorted(files)
-        if self.owns_process:
-            os.environ.update(run.variables)
+        run.export_variables()
 
     def record(self, flow_run: FlowRun, state: State) -> None:
         """Final-state hook: journal the run's outcome, count it on the breaker. A journal
