@@ -53,7 +53,7 @@ def validated(
     whose secret is a Secret block (read from the API) are left to sync."""
     registry = load_registry(settings.registry_path)
     problems = static_problems(registry, settings.project_root)
-    problems += interval_problems(registry.automates, settings.agent_min_interval_seconds)
+    problems += interval_problems(registry.automates, settings.agent.min_interval_seconds)
     try:
         routing = load_routing(settings.routes_path)
     except DeclarationError as error:
@@ -184,7 +184,7 @@ async def _save_agent_blocks(settings: Settings) -> list[str]:
     with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
         written = [f"template:{name}" for name in await asave_builtin_templates()]
         if await asave_default_llm_cli(settings=settings):
-            written.append(f"llm-cli:{settings.llm_cli_block}")
+            written.append(f"llm-cli:{settings.llm.cli_block}")
     return written
 
 

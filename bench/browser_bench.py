@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from automates.browser.deploy import ensure_browser_deployment
 from automates.browser.enqueue import enqueue_job, get_job
 from automates.settings import Settings
+from automates.settings.groups import BrowserSettings, ServerSettings
 from automates.store.engine import make_engine, migrate
 from bench import server
 from bench.common import RESULTS, log
@@ -108,9 +109,9 @@ def main() -> None:
     settings = Settings(
         project_root=Path(__file__).resolve().parents[1],
         data_dir=data_dir,
-        server_port=free_port(),
+        server=ServerSettings(port=free_port()),
         work_pool="bench-local",
-        browser_pool=POOL,
+        browser=BrowserSettings(pool=POOL),
     )
     result: dict[str, Any] = {}
     started = time.perf_counter()

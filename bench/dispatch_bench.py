@@ -55,10 +55,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from automates.platform import components
     from automates.settings import Settings
+    from automates.settings.groups import ServerSettings
     from automates.sync import sync
 
     settings = Settings(
-        project_root=REPO, data_dir=data_dir, server_port=port, work_pool=BASELINE_POOL
+        project_root=REPO,
+        data_dir=data_dir,
+        server=ServerSettings(port=port),
+        work_pool=BASELINE_POOL,
     )
     result: dict[str, Any] = {"runs": args.runs, "baseline_runs": args.baseline_runs}
     started = time.perf_counter()
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = Settings(
             project_root=REPO,
             data_dir=data_dir,
-            server_port=port,
+            server=ServerSettings(port=port),
             work_pool=BASELINE_POOL,
             database_url=database_url,
         )
@@ -79,7 +83,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             components.start_agent_dispatcher(settings)
             _latencies(settings, database_url, args.warmup, None)  # worker started and warm
             result["dispatcher"] = _latencies(settings, database_url, args.runs, None)
-            components.worker(settings, settings.agent_pool).stop()
+            components.worker(settings, settings.agent.pool).stop()
             log("2. Prefect's process worker, default settings")
             components.start_worker(settings, BASELINE_POOL)
             _latencies(settings, database_url, 1, BASELINE_DEPLOYMENT)  # worker polling
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 settings, database_url, args.baseline_runs, BASELINE_DEPLOYMENT
             )
         finally:
-            components.worker(settings, settings.agent_pool).stop()
+            components.worker(settings, settings.agent.pool).stop()
             components.worker(settings, BASELINE_POOL).stop()
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     p50 = result["dispatcher"]["p50"]
@@ -104,7 +108,7 @@ async def _fake_cli_block(settings: Any, work: Path) -> None:
     wrapper = work / "claude"
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {fake} "$@"\n')
     wrapper.chmod(0o755)
-    await LlmCli(executable=str(wrapper)).asave(settings.llm_cli_block, overwrite=True)
+    await LlmCli(executable=str(wrapper)).asave(settings.llm.cli_block, overwrite=True)
 
 
 async def _baseline_deployment(settings: Any) -> None:

@@ -62,12 +62,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from automates.registry.policy import GUARD_ENV
     from automates.settings import Settings
+    from automates.settings.groups import ServerSettings
     from automates.sync import sync
     from bench import guard_phases, guard_process, guard_setup
 
     guard_setup.make_project(project)
     settings = Settings(
-        project_root=project, data_dir=data_dir, server_port=port, work_pool=guard_setup.POOL
+        project_root=project,
+        data_dir=data_dir,
+        server=ServerSettings(port=port),
+        work_pool=guard_setup.POOL,
     )
     assert settings.api_url == os.environ["PREFECT_API_URL"] and port != 4200
     assert settings.data_path.is_relative_to(Path("/tmp"))

@@ -102,13 +102,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from automates.platform import components
     from automates.settings import Settings
+    from automates.settings.groups import ServerSettings
 
-    settings = Settings(project_root=project, data_dir=data_dir, server_port=port)
+    settings = Settings(project_root=project, data_dir=data_dir, server=ServerSettings(port=port))
     result: dict[str, Any] = {"minutes": args.minutes, "phases": []}
     started = time.perf_counter()
     with server.running_layer(settings, data_dir, work, args.keep, result) as database_url:
         settings = Settings(
-            project_root=project, data_dir=data_dir, server_port=port, database_url=database_url
+            project_root=project,
+            data_dir=data_dir,
+            server=ServerSettings(port=port),
+            database_url=database_url,
         )
         phases = [(n, WARM_POOL, 59, args.minutes) for n in args.sizes]
         if args.burst_minutes:

@@ -63,11 +63,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from automates.registry.loader import load_registry
     from automates.server.prefect_yaml import render
     from automates.settings import Settings
+    from automates.settings.groups import ServerSettings
 
     fixture.make_project(project)
     port = server.free_port()
     settings = Settings(
-        project_root=project, data_dir=data_dir, server_port=port, work_pool=fixture.POOL
+        project_root=project,
+        data_dir=data_dir,
+        server=ServerSettings(port=port),
+        work_pool=fixture.POOL,
     )
     assert settings.api_url == f"http://127.0.0.1:{port}/api" and port != 4200
     assert settings.data_path.is_relative_to(Path("/tmp"))

@@ -67,7 +67,7 @@ def cli_sync(settings: Any, project: Path) -> tuple[float, dict[str, Any]]:
     env.update(
         AUTOMATES_PROJECT_ROOT=str(settings.project_root),
         AUTOMATES_DATA_DIR=str(settings.data_path),
-        AUTOMATES_SERVER_PORT=str(settings.server_port),
+        AUTOMATES_SERVER_PORT=str(settings.server.port),
         AUTOMATES_WORK_POOL=settings.work_pool,
         PREFECT_HOME=str(settings.data_path / "prefect"),
     )

@@ -27,7 +27,7 @@ def browser_job_watch(grace_seconds: int | None = None) -> State:
     """End the browser jobs no worker will report on; findings when there were any."""
     settings = Settings()
     grace = timedelta(
-        seconds=settings.browser_lost_grace_seconds if grace_seconds is None else grace_seconds
+        seconds=settings.browser.lost_grace_seconds if grace_seconds is None else grace_seconds
     )
     logger = get_run_logger()
     with get_client(sync_client=True) as client:

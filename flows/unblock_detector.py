@@ -48,7 +48,7 @@ def unblock_detector(stuck_seconds: int | None = None) -> State:
     if _kill_switch_on():
         logger.warning("kill switch %s is on: nothing retried", KILL_SWITCH)
         return Completed(name="Skipped", message=f"kill switch {KILL_SWITCH} is on")
-    threshold = stuck_seconds or Settings().task_run_stuck_seconds
+    threshold = stuck_seconds or Settings().task_run.stuck_seconds
     retried, failed = [], []
     engine = store(Settings().store_block)  # one engine per process: the dispatcher keeps it warm
     with transaction(engine) as connection:

@@ -42,7 +42,7 @@ def serve(argv: list[str] | None, description: str | None, kind: str, poll_secon
 
     apply_all()
     worker_type = AgentDispatcher if kind == "agents" else WarmWorker
-    pool = args.pool or (settings.agent_pool if kind == "agents" else settings.warm_pool)
+    pool = args.pool or (settings.agent.pool if kind == "agents" else settings.warm_pool)
     worker = worker_type(
         work_pool_name=pool,
         name=args.name or f"{socket.gethostname()}-{pool}",

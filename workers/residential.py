@@ -30,8 +30,8 @@ SERVER_ONLY = ("AUTOMATES_DATABASE_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 def residential_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
     """The worker's environment (`env`, the one its settings were read from): Prefect pointed
     at the gate with the worker credential."""
-    gate = (settings.gate_url or "").rstrip("/")
-    token = settings.gate_worker_token.get_secret_value() if settings.gate_worker_token else ""
+    gate = (settings.gate.url or "").rstrip("/")
+    token = settings.gate.worker_token.get_secret_value() if settings.gate.worker_token else ""
     if not gate.startswith(("http://", "https://")):
         raise SystemExit("AUTOMATES_GATE_URL must be the gate's http(s):// URL")
     if len(token) < 16:
@@ -43,7 +43,7 @@ def residential_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str
     ready.update(
         PREFECT_API_URL=f"{gate}/api",
         PREFECT_API_KEY=token,
-        AUTOMATES_BROWSER_HOST=settings.browser_host or socket.gethostname(),
+        AUTOMATES_BROWSER_HOST=settings.browser.host or socket.gethostname(),
     )
     # Log batches sized for the gate's body limit (AUTOMATES_GATE_MAX_BODY_BYTES, 2 MiB):
     # Prefect's default batch is 4 MB.
@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     load_env_files(args.env_file)
     settings = Settings()
     env = residential_env(settings, os.environ)
-    pool = args.pool or settings.browser_pool
+    pool = args.pool or settings.browser.pool
     name = f"{env['AUTOMATES_BROWSER_HOST']}-{pool}"
-    command = worker_argv(pool, name, limit=settings.browser_worker_limit)
+    command = worker_argv(pool, name, limit=settings.browser.worker_limit)
     os.execve(command[0], command, env)
 
 

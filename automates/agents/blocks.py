@@ -16,7 +16,7 @@ async def asave_agent_blocks(
     written = await asave_builtin_templates(overwrite)
     settings = settings or Settings()
     if await asave_default_llm_cli(overwrite, settings):
-        written.append(settings.llm_cli_block)
+        written.append(settings.llm.cli_block)
     return written
 
 

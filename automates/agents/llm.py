@@ -49,15 +49,15 @@ class Llm:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self._client = anthropic.Anthropic(
-            base_url=self.settings.llm_api_base_url,
-            timeout=self.settings.llm_timeout_seconds,
-            max_retries=self.settings.llm_max_retries,
+            base_url=self.settings.llm.api_base_url,
+            timeout=self.settings.llm.timeout_seconds,
+            max_retries=self.settings.llm.max_retries,
         )
 
     def resolve_model(self, agent: str | None, override: str | None) -> str:
         return resolve_model(
-            default=self.settings.llm_default_model,
-            agent_models=self.settings.llm_agent_models,
+            default=self.settings.llm.default_model,
+            agent_models=self.settings.llm.agent_models,
             agent=agent,
             override=override,
         )
@@ -85,13 +85,13 @@ class Llm:
         except anthropic.APIStatusError as error:
             raise LlmError(
                 f"model {chosen!r}: the Messages API answered {error.status_code} "
-                f"after {self.settings.llm_max_retries} retries: {error.message}"
+                f"after {self.settings.llm.max_retries} retries: {error.message}"
             ) from error
         except anthropic.APIConnectionError as error:  # includes timeouts
             raise LlmError(
                 f"model {chosen!r}: the Messages API could not be reached "
-                f"({type(error).__name__}, timeout {self.settings.llm_timeout_seconds:g} s, "
-                f"{self.settings.llm_max_retries} retries)"
+                f"({type(error).__name__}, timeout {self.settings.llm.timeout_seconds:g} s, "
+                f"{self.settings.llm.max_retries} retries)"
             ) from error
         text = "".join(block.text for block in message.content if block.type == "text")
         usage = _account(message.model or chosen, message.usage.model_dump())

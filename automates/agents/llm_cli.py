@@ -101,9 +101,9 @@ class LlmCli(Block):
 def default_llm_cli(settings: Settings | None = None) -> LlmCli:
     settings = settings or Settings()
     return LlmCli(
-        executable=settings.llm_cli_executable,
-        default_model=settings.llm_default_model,
-        agent_models=dict(settings.llm_agent_models),
+        executable=settings.llm.cli_executable,
+        default_model=settings.llm.default_model,
+        agent_models=dict(settings.llm.agent_models),
     )
 
 
@@ -112,11 +112,11 @@ async def asave_default_llm_cli(overwrite: bool = False, settings: Settings | No
     settings = settings or Settings()
     if not overwrite:
         try:
-            await LlmCli.aload(settings.llm_cli_block)
+            await LlmCli.aload(settings.llm.cli_block)
             return False
         except ValueError:
             pass
-    await default_llm_cli(settings).asave(settings.llm_cli_block, overwrite=True)
+    await default_llm_cli(settings).asave(settings.llm.cli_block, overwrite=True)
     return True
 
 

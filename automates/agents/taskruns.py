@@ -176,12 +176,12 @@ def _claim(
         if perimeter is None:
             return _end(connection, row, "failed", _no_perimeter(request.perimeter))
         try:
-            template, cli = _load_blocks(request.template, settings.llm_cli_block)
+            template, cli = _load_blocks(request.template, settings.llm.cli_block)
             workdir = Path(perimeter["workdir"])
             scope = Scope(workdir=workdir, report_dir=_report_dir(workdir, request))
             model = cli.resolve_model(request.agent, request.model)
             timeout = row["timeout_seconds"]
-            budget = Decimal(row["max_budget_usd"] or settings.task_run_max_budget_usd)
+            budget = Decimal(row["max_budget_usd"] or settings.task_run.max_budget_usd)
             argv = cli.command(
                 prompt=request.full_prompt(),
                 template=template,
@@ -228,7 +228,7 @@ def budget_refusal(connection: Any, agent: str, budget: Decimal, settings: Setti
     Checked and reserved under a per-agent lock, so two runs of one agent cannot both fit in
     the last dollar."""
     sql.lock_agent_budget(connection, agent)
-    limit = Decimal(str(settings.agent_budgets_usd.get(agent, settings.agent_daily_budget_usd)))
+    limit = Decimal(str(settings.agent.budgets_usd.get(agent, settings.agent.daily_budget_usd)))
     committed = sql.committed_spend(connection, agent, _now())
     if committed + budget <= limit:
         return None
@@ -323,7 +323,7 @@ def _row_values(request: TaskRunRequest, settings: Settings) -> dict[str, Any]:
         "exit_criteria": request.exit_criteria,
         "model": request.model,
         "dry_run": request.dry_run,
-        "timeout_seconds": request.timeout_seconds or settings.task_run_timeout_seconds,
+        "timeout_seconds": request.timeout_seconds or settings.task_run.timeout_seconds,
         "max_budget_usd": request.max_budget_usd,
     }
 

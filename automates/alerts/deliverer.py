@@ -67,7 +67,7 @@ class Deliverer:
     def serve(self, stop: threading.Event) -> None:
         """Deliver until `stop` is set: as soon as an alert is committed (LISTEN) or a send
         ends, when a retry comes due, and at least every alert_poll_seconds."""
-        poll = self.settings.alert_poll_seconds
+        poll = self.settings.alert.poll_seconds
         with self.engine.connect() as lock:
             while not self._take_lock(lock):
                 if stop.wait(poll * 4):
@@ -106,7 +106,7 @@ class Deliverer:
                             self._wake.set()
             except psycopg.Error:  # the database restarts: the poll covers the gap
                 log.warning("alert listener lost its connection; reconnecting", exc_info=True)
-                stop.wait(self.settings.alert_poll_seconds)
+                stop.wait(self.settings.alert.poll_seconds)
 
     def _idle_wait(self, poll: float) -> float:
         """Until the next retry comes due, at most `poll`."""
@@ -294,7 +294,7 @@ class Deliverer:
                     route.options,
                     secrets,
                     envelope,
-                    self.settings.alert_send_timeout_seconds,
+                    self.settings.alert.send_timeout_seconds,
                 )
             except Exception as error:  # a sender bug must not leave the row `sending`
                 outcome = SendOutcome(ok=False, detail=f"{type(error).__name__}")
@@ -304,13 +304,13 @@ class Deliverer:
         with transaction(self.engine) as connection:
             if outcome.ok:
                 self._settle(connection, head, AlertDeliveryStatus.SENT, None, now)
-            elif head["attempts"] + 1 >= self.settings.alert_max_attempts:
+            elif head["attempts"] + 1 >= self.settings.alert.max_attempts:
                 self._dead(connection, head, outcome.detail, now)
             else:
                 wait = store.backoff(
                     head["attempts"] + 1,
-                    self.settings.alert_retry_seconds,
-                    self.settings.alert_retry_max_seconds,
+                    self.settings.alert.retry_seconds,
+                    self.settings.alert.retry_max_seconds,
                 )
                 store.set_delivery(
                     connection,

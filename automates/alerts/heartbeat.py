@@ -190,7 +190,7 @@ async def _read_problems(settings: Settings) -> list[str]:
     from prefect.client.schemas.sorting import FlowRunSort
 
     now = datetime.now(UTC)
-    bound = timedelta(seconds=settings.heartbeat_late_seconds)
+    bound = timedelta(seconds=settings.heartbeat.late_seconds)
     managed = DeploymentFilter(tags=DeploymentFilterTags(all_=[MANAGED_TAG]))
     # Only runs already past the bound: future runs (up to 100 per deployment) stay unread.
     overdue = FlowRunFilterNextScheduledStartTime(before_=now - bound)  # type: ignore[arg-type]
@@ -253,9 +253,9 @@ def _hide_from_httpx_log(*urls: str) -> None:
 async def ping(settings: Settings, health: Health, client: httpx.AsyncClient) -> bool:
     """Ping the URL when healthy, its /fail variant with the reasons when not; whether the
     ping service took it. A failure is logged, never raised: the next interval tries again."""
-    if settings.heartbeat_url is None:
+    if settings.heartbeat.url is None:
         return False
-    url = settings.heartbeat_url.get_secret_value()
+    url = settings.heartbeat.url.get_secret_value()
     failing = fail_url(url)
     _hide_from_httpx_log(url, failing)
     try:
@@ -290,9 +290,9 @@ async def ping(settings: Settings, health: Health, client: httpx.AsyncClient) ->
 
 async def heartbeat_loop(settings: Settings, stop: asyncio.Event) -> None:
     """Check and ping every interval until `stop` is set; nothing to do without a URL."""
-    if settings.heartbeat_url is None:
+    if settings.heartbeat.url is None:
         return
-    interval = settings.heartbeat_interval_seconds
+    interval = settings.heartbeat.interval_seconds
     async with httpx.AsyncClient(timeout=PING_TIMEOUT_SECONDS) as client:
         while not stop.is_set():
             started = time.monotonic()

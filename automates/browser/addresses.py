@@ -254,5 +254,5 @@ class AddressRule:
 def settings_rule(settings: Settings) -> AddressRule:
     """The rule on this machine: the operator's allowlist; the addresses of this machine, of
     the Prefect API (or gate) it talks to and of the store are its own."""
-    own_urls = (settings.api_url, settings.database_url, settings.gate_upstream_url)
-    return AddressRule.build(settings.browser_allowed_hosts, own_urls)
+    own_urls = (settings.api_url, settings.database_url, settings.gate.upstream_url)
+    return AddressRule.build(settings.browser.allowed_hosts, own_urls)

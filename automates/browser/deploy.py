@@ -60,11 +60,11 @@ async def ensure_browser_deployment(settings: Settings, source: CodeSource | Non
     source = source or CodeSource(directory=str(settings.project_root))
     async with prefect_client(settings.api_url) as client:
         try:
-            await client.read_work_pool(settings.browser_pool)
+            await client.read_work_pool(settings.browser.pool)
         except ObjectNotFound:
             await client.create_work_pool(
                 WorkPoolCreate(
-                    name=settings.browser_pool,
+                    name=settings.browser.pool,
                     type="process",
                     base_job_template=ProcessWorker.get_default_base_job_template(),
                 )
@@ -72,7 +72,7 @@ async def ensure_browser_deployment(settings: Settings, source: CodeSource | Non
         flow_id = await client.create_flow_from_name(FLOW_NAME)
         fields: dict[str, Any] = {
             "entrypoint": ENTRYPOINT,
-            "work_pool_name": settings.browser_pool,
+            "work_pool_name": settings.browser.pool,
             "tags": [TAG],
             "description": "One browser job per run (docs/browser.md).",
             "parameter_openapi_schema": PARAMETER_SCHEMA,
@@ -81,11 +81,11 @@ async def ensure_browser_deployment(settings: Settings, source: CodeSource | Non
         }
         try:
             existing = await client.read_deployment_by_name(
-                f"{FLOW_NAME}/{settings.browser_deployment}"
+                f"{FLOW_NAME}/{settings.browser.deployment}"
             )
         except ObjectNotFound:
             created = await client.create_deployment(
-                flow_id=flow_id, name=settings.browser_deployment, **fields
+                flow_id=flow_id, name=settings.browser.deployment, **fields
             )
             return str(created)
         await client.update_deployment(existing.id, DeploymentUpdate(**fields))

@@ -55,7 +55,7 @@ class BrowserJob(BrowserJobLine):
 
 
 def _timeout(settings: Settings, kind: str, timeout_seconds: int | None) -> int:
-    value = settings.browser_job_timeout_seconds if timeout_seconds is None else timeout_seconds
+    value = settings.browser.job_timeout_seconds if timeout_seconds is None else timeout_seconds
     if (
         isinstance(value, bool)
         or not isinstance(value, int)
@@ -94,7 +94,7 @@ async def enqueue(
 
 
 async def _start_flow_run(settings: Settings, job_id: uuid.UUID) -> uuid.UUID:
-    name = f"{FLOW_NAME}/{settings.browser_deployment}"
+    name = f"{FLOW_NAME}/{settings.browser.deployment}"
     async with prefect_client(settings.api_url) as client:
         try:
             deployment = await client.read_deployment_by_name(name)

@@ -59,19 +59,19 @@ async def _attempt(
     handler = HANDLERS[type(payload)]
     rule = await asyncio.to_thread(settings_rule, settings)
     await check_addresses(claimed["kind"], payload, rule)
-    if settings.browser_proxy and settings.browser_egress_echo_url:
+    if settings.browser.proxy and settings.browser.egress_echo_url:
         # The echo is the operator's own choice of URL; the safeguard must reach it.
-        rule = _with_echo(rule, settings.browser_egress_echo_url)
+        rule = _with_echo(rule, settings.browser.egress_echo_url)
     options = LaunchOptions(
-        executable=str(settings.browser_executable),
-        headful=settings.browser_headful,
-        proxy=settings.browser_proxy,
+        executable=str(settings.browser.executable),
+        headful=settings.browser.headful,
+        proxy=settings.browser.proxy,
         rule=rule,
         on_refused=context.refuse,
     )
     async with chromium(options, job_id) as browser:
-        if settings.browser_proxy:
-            await check_egress(browser, settings.browser_egress_echo_url, settings.browser_proxy)
+        if settings.browser.proxy:
+            await check_egress(browser, settings.browser.egress_echo_url, settings.browser.proxy)
             context.count("egress_checks")
         page = await browser.new_page()
         # The job's own timeout is the one that matters; Playwright's must not fire first.
@@ -83,14 +83,14 @@ async def run_job(job_id: uuid.UUID, settings: Settings | None = None) -> dict[s
     """Run one job on this worker; returns its counters; raises when the job failed."""
     settings = settings or Settings()
     logger = get_run_logger()
-    host = settings.browser_host or socket.gethostname()
+    host = settings.browser.host or socket.gethostname()
     async with GateChannel.from_prefect_settings(job_id, host) as channel:
         claimed = await channel.claim()
         if claimed is None:
             logger.warning("browser job %s is not queued (claimed elsewhere); nothing run", job_id)
             return {"claimed": 0}
         timeout = claimed["timeout_seconds"]
-        base = settings.browser_screenshot_dir
+        base = settings.browser.screenshot_dir
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
         shots = Path(tempfile.mkdtemp(prefix=f"browser-{job_id}-", dir=base))

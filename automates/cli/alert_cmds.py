@@ -100,7 +100,7 @@ def test(
     with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
         secrets = route_secrets(found)  # RouteSecretError names the field and where
     outcome = send(
-        found.channel, found.options, secrets, envelope, settings.alert_send_timeout_seconds
+        found.channel, found.options, secrets, envelope, settings.alert.send_timeout_seconds
     )
     result: dict[str, Any] = {
         "route": route,

@@ -90,6 +90,6 @@ def deploy(
     )
     deployment_id = asyncio.run(ensure_browser_deployment(settings, source))
     if as_json:
-        emit_json({"deployment_id": deployment_id, "pool": settings.browser_pool})
+        emit_json({"deployment_id": deployment_id, "pool": settings.browser.pool})
     else:
-        console.print(f"browser-job deployment {deployment_id} on pool {settings.browser_pool}")
+        console.print(f"browser-job deployment {deployment_id} on pool {settings.browser.pool}")

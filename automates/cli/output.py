@@ -18,7 +18,13 @@ from rich.console import Console
 
 from automates.envfiles import load_env_files
 from automates.errors import AutomatesError, DeclarationError, SettingsError
-from automates.settings import Settings, env_file_paths, unknown_variables
+from automates.settings import (
+    Settings,
+    env_file_paths,
+    not_json,
+    unknown_variables,
+    variable,
+)
 from automates.store.urls import mask_passwords
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,7 +66,7 @@ def load_settings() -> Settings:
         raise SettingsError(f"invalid settings: {settings_problems(error)}") from None
     except SourceError as error:  # a JSON setting that is not JSON
         field = re.search(r'field "(\w+)"', str(error))
-        name = f"AUTOMATES_{field.group(1).upper()}" if field else "a setting"
+        name = not_json(field.group(1), os.environ) if field else "a setting"
         raise SettingsError(f"invalid settings: {name}: not valid JSON") from None
 
 
@@ -69,8 +75,7 @@ def settings_problems(error: ValidationError) -> str:
     value may be a secret: pydantic's own text quotes it as `input_value=...`)."""
     lines = []
     for problem in error.errors(include_input=False, include_url=False, include_context=False):
-        field, *inner = (str(part) for part in problem["loc"])
-        name = f"AUTOMATES_{field.upper()}" + "".join(f" (key {part!r})" for part in inner)
+        name = variable(problem["loc"])
         message = problem["msg"].removeprefix("Value error, ")
         lines.append(message if message.startswith(name) else f"{name}: {message}")
     return "; ".join(lines)

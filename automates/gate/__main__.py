@@ -14,21 +14,21 @@ from automates.store.database import database_url
 def main() -> None:
     load_env_files(env_file_paths())
     settings = Settings()
-    if settings.gate_worker_token is None or len(settings.gate_worker_token) < 16:
+    if settings.gate.worker_token is None or len(settings.gate.worker_token) < 16:
         raise SettingsError("AUTOMATES_GATE_WORKER_TOKEN must be set (16 characters or more)")
     config = GateConfig(
-        upstream_api_url=(settings.gate_upstream_url or settings.api_url).rstrip("/"),
-        worker_token=settings.gate_worker_token.get_secret_value(),
-        pool=settings.browser_pool,
+        upstream_api_url=(settings.gate.upstream_url or settings.api_url).rstrip("/"),
+        worker_token=settings.gate.worker_token.get_secret_value(),
+        pool=settings.browser.pool,
         database_url=database_url(settings),
-        body=BodyLimits(settings.gate_max_body_bytes, settings.http_read_timeout_seconds),
-        rate_limit=settings.gate_rate_limit,
+        body=BodyLimits(settings.gate.max_body_bytes, settings.http_read_timeout_seconds),
+        rate_limit=settings.gate.rate_limit,
     )
     serve(
         create_app(config),
         "gate",
-        settings.gate_host,
-        settings.gate_port,
+        settings.gate.host,
+        settings.gate.port,
         settings.http_read_timeout_seconds,
     )
 

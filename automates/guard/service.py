@@ -89,7 +89,7 @@ def _run_once(run: RunContext, logger: Logger) -> State:
 def _keep_running(run: RunContext, logger: Logger) -> State:
     policy, settings = run.policy, run.settings
     argv = list(policy.command or ())
-    limit, window = settings.crash_loop_restarts, settings.crash_loop_window_seconds
+    limit, window = settings.crash_loop.restarts, settings.crash_loop.window_seconds
     history = _finished_loop_runs(run)
     exits: deque[datetime] = deque(_failures(history), maxlen=limit + 1)
     quick_exits = len(exits)

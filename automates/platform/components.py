@@ -93,9 +93,9 @@ def check_server_bind(settings: Settings) -> None:
     Whoever reaches the API reads the store block's password (include_secrets=true): see
     docs/decisions/0030-who-reads-the-store-secret.md.
     """
-    if not loopback(settings.server_host) and not os.environ.get(AUTH_SETTING):
+    if not loopback(settings.server.host) and not os.environ.get(AUTH_SETTING):
         raise PlatformError(
-            f"AUTOMATES_SERVER_HOST={settings.server_host} makes the Prefect API reachable from "
+            f"AUTOMATES_SERVER_HOST={settings.server.host} makes the Prefect API reachable from "
             f"other hosts, and whoever reaches it can read the store's password: set "
             f"{AUTH_SETTING} (user:password) for the server, and {CLIENT_AUTH_SETTING} to the "
             "same value for its clients, or keep the server on 127.0.0.1 and give remote "
@@ -141,8 +141,8 @@ def server_launch(settings: Settings, database_url: str) -> Launch:
         ),
         **ha.server_environment(settings),
     )
-    argv = [*SERVER_MAIN, "start", "--host", settings.server_host]
-    argv += ["--port", str(settings.server_port)]
+    argv = [*SERVER_MAIN, "start", "--host", settings.server.host]
+    argv += ["--port", str(settings.server.port)]
     if ha.enabled(settings):  # the API only, in N processes; the services run on their own
         argv += ["--workers", str(settings.api_workers), "--no-services"]
     return Launch(argv, env)
@@ -198,7 +198,7 @@ def start_server(settings: Settings, database_url: str, timeout: float = 90.0) -
 def check_server_port(settings: Settings) -> None:
     if port_taken(settings.local_api_url):
         raise PlatformError(
-            f"port {settings.server_port} on {settings.server_host} is taken by another program; "
+            f"port {settings.server.port} on {settings.server.host} is taken by another program; "
             "set AUTOMATES_SERVER_PORT to a free port"
         )
 
@@ -234,7 +234,7 @@ def inprocess_worker_launch(settings: Settings, module: str, pool: str) -> Launc
 
 def start_agent_dispatcher(settings: Settings, pool: str | None = None) -> bool:
     """Start the agent dispatcher on the agent pool unless one of ours already runs."""
-    pool = pool or settings.agent_pool
+    pool = pool or settings.agent.pool
     return _start_unsupervised(
         worker(settings, pool), inprocess_worker_launch(settings, "workers.agents", pool), settings
     )
@@ -274,8 +274,8 @@ def webhook_launch(settings: Settings) -> Launch:
 
 
 def webhook_address(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "::") else settings.webhook_host
-    return f"http://{host}:{settings.webhook_port}"
+    host = "127.0.0.1" if settings.webhook.host in ("0.0.0.0", "::") else settings.webhook.host
+    return f"http://{host}:{settings.webhook.port}"
 
 
 def start_webhook(settings: Settings, timeout: float = 30.0) -> bool:
@@ -317,7 +317,7 @@ def launch(settings: Settings, name: str) -> Launch:
     pool = name.removeprefix("worker-")
     if pool == name or not pool:
         raise PlatformError(f"no component is named {name!r}")
-    if pool == settings.agent_pool:
+    if pool == settings.agent.pool:
         return inprocess_worker_launch(settings, "workers.agents", pool)
     if pool == settings.warm_pool:
         return inprocess_worker_launch(settings, "workers.warm", pool)

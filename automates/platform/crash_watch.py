@@ -244,7 +244,7 @@ def main() -> None:
     settings = Settings()
     watch = CrashWatch(
         run_dir=settings.data_path / "run",
-        rule=CrashLoopRule(settings.crash_loop_restarts, settings.crash_loop_window_seconds),
+        rule=CrashLoopRule(settings.crash_loop.restarts, settings.crash_loop.window_seconds),
         stop=_stopper(),
         alert=_store_writer(),
     )

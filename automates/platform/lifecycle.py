@@ -150,7 +150,7 @@ def _check_webhook_port(settings: Settings, supervised: Supervisor) -> None:
     address = components.webhook_address(settings)
     if components.port_taken(address):
         raise PlatformError(
-            f"the webhook's port {settings.webhook_port} on {settings.webhook_host} is taken by "
+            f"the webhook's port {settings.webhook.port} on {settings.webhook.host} is taken by "
             "another program; set AUTOMATES_WEBHOOK_PORT to a free port. Nothing was started"
         )
 
@@ -185,7 +185,7 @@ def _programs(settings: Settings) -> list[Program]:
     launched += [SERVER] if not settings.external_api else []
     launched += [SERVICES] if ha.enabled(settings) else []
     deployable = _deployable(settings)  # read once
-    pools = [settings.work_pool, settings.agent_pool]
+    pools = [settings.work_pool, settings.agent.pool]
     if any(a.work_pool == settings.warm_pool for a in deployable):  # else a wasted process
         pools.append(settings.warm_pool)
     launched += [f"worker-{pool}" for pool in pools]
@@ -372,7 +372,7 @@ async def _server_workers(settings: Settings) -> tuple[dict[str, Any], list[str]
         return {}, [f"workers: cannot read the work pools and their workers ({error!s:.300})"]
     now = datetime.now(UTC)  # after the read: no heartbeat is in the future
     needed = pools_needed(deployments, settings.work_pool)
-    shown = [*workers, *needed, settings.work_pool, settings.agent_pool, settings.browser_pool]
+    shown = [*workers, *needed, settings.work_pool, settings.agent.pool, settings.browser.pool]
     live = {pool: sum(worker_live(w, now) for w in listed) for pool, listed in workers.items()}
     report = {
         pool: {

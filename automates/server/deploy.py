@@ -94,7 +94,7 @@ async def sync_server(
     async with prefect_client(settings.api_url) as client:
         state = await read_server_state(client)
         await _ensure_work_pools(
-            client, state, declared.values(), report, settings.agent_pool, settings.warm_pool
+            client, state, declared.values(), report, settings.agent.pool, settings.warm_pool
         )
         flow_ids = await _ensure_flows(client, state, declared.values())
 

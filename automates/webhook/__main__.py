@@ -17,14 +17,14 @@ def main() -> None:
         api_url=settings.api_url,
         token=webhook_token(settings),
         registry_path=settings.registry_path,
-        body=BodyLimits(settings.webhook_max_body_bytes, settings.http_read_timeout_seconds),
-        rate_limit=settings.webhook_rate_limit,
+        body=BodyLimits(settings.webhook.max_body_bytes, settings.http_read_timeout_seconds),
+        rate_limit=settings.webhook.rate_limit,
     )
     serve(
         create_app(config),
         "webhook",
-        settings.webhook_host,
-        settings.webhook_port,
+        settings.webhook.host,
+        settings.webhook.port,
         settings.http_read_timeout_seconds,
     )
 

@@ -22,15 +22,15 @@ def token_path(settings: Settings) -> Path:
 
 def token_source(settings: Settings) -> str:
     """Where the token comes from, for people: the setting's name or the file."""
-    if settings.webhook_token is not None:
+    if settings.webhook.token is not None:
         return "AUTOMATES_WEBHOOK_TOKEN"
     return str(token_path(settings))
 
 
 def webhook_token(settings: Settings) -> str:
     """The token callers must send as `Authorization: Bearer <token>`."""
-    if settings.webhook_token is not None:
-        token = settings.webhook_token.get_secret_value()
+    if settings.webhook.token is not None:
+        token = settings.webhook.token.get_secret_value()
         if len(token) < MIN_LENGTH:
             raise SettingsError(f"AUTOMATES_WEBHOOK_TOKEN must be {MIN_LENGTH} characters or more")
         return token

@@ -29,6 +29,7 @@ from automates.alerts.routes import Routing
 from automates.registry.alert_kinds import AlertKind
 from automates.registry.loader import parse_registry
 from automates.settings import Settings
+from automates.settings.groups import AlertSettings
 from automates.store.alerts import save_routing
 from automates.store.engine import make_engine, migrate, transaction
 from automates.store.registry import upsert_automates
@@ -60,11 +61,13 @@ def engine(scratch_database: str) -> Iterator[Engine]:
 def settings_for(database: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database,
-        "alert_poll_seconds": 0.2,
-        "alert_retry_seconds": 0.2,
-        "alert_retry_max_seconds": 1.0,
-        "alert_send_timeout_seconds": 10.0,
-        **overrides,
+        "alert": AlertSettings(
+            poll_seconds=0.2,
+            retry_seconds=0.2,
+            retry_max_seconds=1.0,
+            send_timeout_seconds=10.0,
+            **overrides,
+        ),
     }
     return Settings(**values)
 
@@ -145,7 +148,7 @@ def test_a_route_down_for_a_while_gets_every_alert_once_in_order(
 
     http_sink.answer_with(answer)
     ids = raise_all(engine, *(missed(f"job-{n}", "2026-12-04T03:00:00Z") for n in range(8)))
-    settings = settings_for(scratch_database, alert_max_attempts=100)
+    settings = settings_for(scratch_database, max_attempts=100)
     with delivering(settings, engine):
         http_sink.wait_for(4)  # the first alert, failing, retried with backoff
         healthy.set()
@@ -295,7 +298,7 @@ def test_an_undeliverable_alert_is_dead_lettered_to_the_fallback_and_retried(
     )
     http_sink.respond(500, b"down")
     [alert_id] = raise_all(engine, catalog.breaker_opened("fragile", 10, 3600))
-    with delivering(settings_for(scratch_database, alert_max_attempts=3), engine):
+    with delivering(settings_for(scratch_database, max_attempts=3), engine):
         rows = settled(engine, 2)
         [letter] = smtp_sink.wait_for(1)
         dead = rows[0]

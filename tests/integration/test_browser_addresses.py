@@ -65,7 +65,7 @@ def test_the_command_refuses_internal_targets_naming_kind_field_and_why(
     # The operator's environment, with the test site allowed as the fixtures allow it.
     env = {
         **cli_env(settings),
-        "AUTOMATES_BROWSER_ALLOWED_HOSTS": json.dumps(settings.browser_allowed_hosts),
+        "AUTOMATES_BROWSER_ALLOWED_HOSTS": json.dumps(settings.browser.allowed_hosts),
     }
     server_port = urlsplit(settings.api_url).port
     login = {"username": "ada", "password": "pw", "mailbox": "m@example.org"}

@@ -22,6 +22,7 @@ from automates.browser import jobs
 from automates.browser.deploy import ensure_browser_deployment
 from automates.browser.enqueue import BrowserJob, enqueue_job, get_job
 from automates.settings import Settings
+from automates.settings.groups import BrowserSettings
 from automates.store.engine import make_engine, transaction
 from automates.sync import sync
 from tests.conftest import REPO
@@ -58,7 +59,7 @@ def test_the_watch_ends_the_jobs_no_worker_will_report_on(
             work_pool=worker,
         )
     )
-    settings = project.settings(server, browser_pool=nobody)
+    settings = project.settings(server, browser=BrowserSettings(pool=nobody))
     asyncio.run(sync(settings, settings.database_url or ""))
     asyncio.run(ensure_browser_deployment(settings))
     engine = make_engine(settings.database_url or "")

@@ -24,6 +24,7 @@ from automates.alerts.heartbeat import Health, check_health, heartbeat_loop, pin
 from automates.registry.model import MANAGED_TAG
 from automates.server.client import prefect_client
 from automates.settings import Settings
+from automates.settings.groups import HeartbeatSettings, ServerSettings
 from tests.conftest import REPO, free_port
 from tests.fixtures.servers import layer_settings, wait_for
 
@@ -138,7 +139,9 @@ def test_a_healthy_layer_pings_the_plain_url_every_interval(
     server: Settings, worker: str, sink: Sink, logs: pytest.LogCaptureFixture
 ) -> None:
     settings = layer_settings(
-        server, work_pool=worker, heartbeat_url=sink.url, heartbeat_interval_seconds=5
+        server,
+        work_pool=worker,
+        heartbeat=HeartbeatSettings(url=SecretStr(sink.url), interval_seconds=5),
     )
     _healthy(settings)
     sink.statuses.append(503)  # the ping service fails once: the next interval tries again
@@ -161,7 +164,9 @@ def test_a_pool_without_a_live_worker_is_named_in_a_fail_ping(
     server: Settings, sink: Sink, logs: pytest.LogCaptureFixture
 ) -> None:
     pool = _idle_pool(server)
-    settings = layer_settings(server, work_pool=pool, heartbeat_url=sink.url)
+    settings = layer_settings(
+        server, work_pool=pool, heartbeat=HeartbeatSettings(url=SecretStr(sink.url))
+    )
     health = asyncio.run(check_health(settings))
     assert health.problems == (
         f"workers: work pool {pool!r} has no online worker (the layer's work pool)",
@@ -199,7 +204,9 @@ def test_a_run_late_beyond_the_bound_is_named_in_a_fail_ping(
     server: Settings, sink: Sink, logs: pytest.LogCaptureFixture
 ) -> None:
     pool = _idle_pool(server)
-    settings = layer_settings(server, work_pool=pool, heartbeat_url=sink.url)
+    settings = layer_settings(
+        server, work_pool=pool, heartbeat=HeartbeatSettings(url=SecretStr(sink.url))
+    )
     asyncio.run(_runs_of_two_deployments(settings.api_url, pool))
     health = asyncio.run(check_health(settings))
     [late, workerless] = health.problems
@@ -218,7 +225,9 @@ def test_a_run_late_beyond_the_bound_is_named_in_a_fail_ping(
 def _stopped_server(url: str, **overrides: Any) -> Settings:
     """Settings whose Prefect API is a closed port: the shared server stays up for the others."""
     return Settings(
-        project_root=REPO, server_port=free_port(), heartbeat_url=SecretStr(url), **overrides
+        project_root=REPO,
+        server=ServerSettings(port=free_port()),
+        heartbeat=HeartbeatSettings(url=SecretStr(url), **overrides),
     )
 
 
@@ -247,7 +256,7 @@ def test_the_loop_returns_promptly_when_stopped_in_the_middle_of_a_ping(
     sink: Sink, logs: pytest.LogCaptureFixture
 ) -> None:
     sink.hold.clear()  # the ping service takes the request and never answers
-    settings = _stopped_server(sink.url, heartbeat_interval_seconds=5)
+    settings = _stopped_server(sink.url, interval_seconds=5)
 
     async def stop_while_pinging() -> None:
         stop = asyncio.Event()

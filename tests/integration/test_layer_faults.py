@@ -249,10 +249,13 @@ def _hanging_task_run(layer: Layer) -> tuple[UUID, Path]:
     """An agent task run whose (fake) LLM CLI hangs, running on the dispatcher: its flow run
     id, and the file naming the CLI's process group."""
     from automates.settings import Settings
+    from automates.settings.groups import ServerSettings
     from tests.fixtures.task_runs import fake_cli
 
     settings = Settings(
-        project_root=layer.root / "checkout", data_dir=layer.data, server_port=layer.port
+        project_root=layer.root / "checkout",
+        data_dir=layer.data,
+        server=ServerSettings(port=layer.port),
     )
     pids = layer.root / "cli.pids"
     fake_cli(settings, layer.root, "hang", FAKE_CLAUDE_PIDS=str(pids))

@@ -26,6 +26,7 @@ from prefect.client.schemas.objects import FlowRun
 from automates.platform import components
 from automates.server.client import prefect_client
 from automates.settings import Settings
+from automates.settings.groups import WebhookSettings
 from automates.sync import sync
 from automates.webhook.token import token_path, webhook_token
 from tests.conftest import free_port
@@ -63,7 +64,7 @@ def target(
             work_pool=pool,
         ),
     )
-    settings = project.settings(server, work_pool=pool, webhook_port=free_port())
+    settings = project.settings(server, work_pool=pool, webhook=WebhookSettings(port=free_port()))
     asyncio.run(sync(settings, settings.database_url or ""))
     token_path(settings).unlink(missing_ok=True)
     components.start_worker(layer_settings(settings, work_pool=pool), pool)
@@ -138,7 +139,7 @@ def test_no_trigger_path_runs_an_undeclared_command(target: Settings, tmp_path: 
     # The webhook refuses it too.
     token = webhook_token(target)
     answer = httpx.post(
-        f"http://{target.webhook_host}:{target.webhook_port}/automates/greeter/runs",
+        f"http://{target.webhook.host}:{target.webhook.port}/automates/greeter/runs",
         headers={"Authorization": f"Bearer {token}"},
         json={"argv": hostile_argv(pwned)},
     )

@@ -18,6 +18,7 @@ from automates.platform import components
 from automates.reconcile import DriftKind, reconcile
 from automates.server.client import prefect_client
 from automates.settings import Settings
+from automates.settings.groups import CrashLoopSettings
 from automates.sync import sync
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import cli_env, layer_settings, raised_alerts, runs_of, wait_for
@@ -154,7 +155,9 @@ def test_a_service_that_keeps_exiting_is_stopped_as_a_crash_loop(
         service("flapping", pool, command=["scripts/broken.sh"], once=None),
     )
     settings = project.settings(server)
-    components.start_worker(layer_settings(settings, work_pool=pool, crash_loop_restarts=2), pool)
+    components.start_worker(
+        layer_settings(settings, work_pool=pool, crash_loop=CrashLoopSettings(restarts=2)), pool
+    )
     try:
         asyncio.run(sync(settings, settings.database_url or ""))
         [stopped] = wait_for(

@@ -131,7 +131,7 @@ def test_the_unblock_detector_retries_a_really_stuck_run_and_obeys_its_kill_swit
     while not ((found := task_run_row(layer, task_run_id))["status"] == "running" and found["pid"]):
         time.sleep(0.05)
     # The dispatcher dies hard, and the CLI with it: nobody will ever finish this task run.
-    dispatcher = components.worker(layer, layer.agent_pool)
+    dispatcher = components.worker(layer, layer.agent.pool)
     os.kill(dispatcher.pid() or 0, signal.SIGKILL)
     os.killpg(found["pid"], signal.SIGKILL)
     time.sleep(10)  # past its 8 s timeout and the 1 s threshold since its last sign of life

@@ -190,7 +190,7 @@ def test_the_real_cli_not_logged_in_ends_as_a_clean_failed_task_run(
     async def save() -> None:
         with temporary_settings(updates={PREFECT_API_URL: layer.api_url}):
             await LlmCli(executable=str(wrapper), env_passthrough=[]).asave(
-                layer.llm_cli_block, overwrite=True
+                layer.llm.cli_block, overwrite=True
             )
 
     asyncio.run(save())

@@ -13,6 +13,7 @@ import pytest
 
 from automates.platform import components
 from automates.settings import Settings
+from automates.settings.groups import WebhookSettings
 from automates.sync import sync
 from automates.webhook.token import token_path, webhook_token
 from tests.conftest import free_port
@@ -25,7 +26,7 @@ def hooked(server: Settings, project: Project, worker: str) -> Iterator[Settings
     """A project with a webhook automate and one without, synced, and its webhook running."""
     one_off: dict[str, Any] = {"kind": "oneshot", "schedules": [], "work_pool": worker}
     project.declare(automate("hooked", webhook=True, **one_off), automate("closed", **one_off))
-    settings = project.settings(server, webhook_port=free_port())
+    settings = project.settings(server, webhook=WebhookSettings(port=free_port()))
     asyncio.run(sync(settings, settings.database_url or ""))
     token_path(settings).unlink(missing_ok=True)
     assert components.start_webhook(settings)
@@ -37,7 +38,7 @@ def test_webhook_starts_only_declared_automates_with_valid_parameters(hooked: Se
     token = webhook_token(hooked)  # generated once by the webhook, into the data folder
     assert stat.S_IMODE(token_path(hooked).stat().st_mode) == 0o600
 
-    base = f"http://{hooked.webhook_host}:{hooked.webhook_port}/automates"
+    base = f"http://{hooked.webhook.host}:{hooked.webhook.port}/automates"
     bearer = {"Authorization": f"Bearer {token}"}
 
     def post(name: str, headers: dict[str, str], **body: Any) -> httpx.Response:

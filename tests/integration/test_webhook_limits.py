@@ -30,7 +30,8 @@ def _webhook(server: Settings, project: Project, worker: str, **limits: Any) -> 
     one_off: dict[str, Any] = {"kind": "oneshot", "schedules": [], "work_pool": worker}
     project.declare(automate("hooked", webhook=True, **one_off))
     token = SecretStr(secrets.token_urlsafe(24))
-    settings = project.settings(server, webhook_port=free_port(), webhook_token=token, **limits)
+    webhook = {"port": free_port(), "token": token, **limits}
+    settings = project.settings(server, webhook=webhook)
     asyncio.run(sync(settings, settings.database_url or ""))
     assert components.start_webhook(settings)
     return settings
@@ -45,18 +46,18 @@ def bounded(server: Settings, project: Project, worker: str) -> Iterator[Setting
 
 @pytest.fixture
 def slow_to_refill(server: Settings, project: Project, worker: str) -> Iterator[Settings]:
-    settings = _webhook(server, project, worker, webhook_rate_limit="3/hour")
+    settings = _webhook(server, project, worker, rate_limit="3/hour")
     yield settings
     components.webhook(settings).stop()
 
 
 def _url(settings: Settings) -> str:
-    return f"http://{settings.webhook_host}:{settings.webhook_port}/automates/hooked/runs"
+    return f"http://{settings.webhook.host}:{settings.webhook.port}/automates/hooked/runs"
 
 
 def _bearer(settings: Settings) -> dict[str, str]:
-    assert settings.webhook_token is not None
-    return {"Authorization": f"Bearer {settings.webhook_token.get_secret_value()}"}
+    assert settings.webhook.token is not None
+    return {"Authorization": f"Bearer {settings.webhook.token.get_secret_value()}"}
 
 
 def _sixty_megabytes() -> Iterator[bytes]:
@@ -91,7 +92,7 @@ def test_oversized_endless_and_too_deep_bodies_are_refused_and_start_nothing(
         f"POST /automates/hooked/runs HTTP/1.1\r\nHost: x\r\n"
         f'Authorization: {bearer["Authorization"]}\r\nContent-Length: 100\r\n\r\n{{"gree'
     ).encode()
-    with socket.create_connection((bounded.webhook_host, bounded.webhook_port), 60) as slow:
+    with socket.create_connection((bounded.webhook.host, bounded.webhook.port), 60) as slow:
         slow.sendall(head)
         answer = b""
         while chunk := slow.recv(4096):  # the server closes after answering
@@ -99,7 +100,7 @@ def test_oversized_endless_and_too_deep_bodies_are_refused_and_start_nothing(
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
 
     # A head that never finishes is dropped at the read timeout too.
-    with socket.create_connection((bounded.webhook_host, bounded.webhook_port), 60) as slow:
+    with socket.create_connection((bounded.webhook.host, bounded.webhook.port), 60) as slow:
         slow.sendall(b"POST /automates/hooked/runs HTTP/1.1\r\nHost: x\r\n")
         assert slow.recv(4096) == b""  # closed, with no answer
 

@@ -119,7 +119,7 @@ def test_status_lists_each_pools_workers_with_their_heartbeats(
     assert report["workers"][idle] == {"live": False, "workers": []}
     # The settings' pools are listed whether or not the server has them.
     settings = layer_settings(server)
-    for pool in (settings.work_pool, settings.agent_pool, settings.browser_pool):
+    for pool in (settings.work_pool, settings.agent.pool, settings.browser.pool):
         assert pool in report["workers"], report["workers"]
     assert pool_problems(report) == []  # no managed deployment: nothing to warn about
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 
 from automates.agents.taskruns import budget_refusal
 from automates.settings import Settings
+from automates.settings.groups import AgentSettings
 from automates.store import taskruns as sql
 from automates.store.engine import make_engine, migrate, transaction
 
@@ -44,7 +45,7 @@ def test_spent_and_reserved_dollars_count_within_24_hours(
     scratch_database: str, tmp_path: Path
 ) -> None:
     engine = _store(scratch_database, tmp_path)
-    settings = Settings(agent_daily_budget_usd=20, agent_budgets_usd={"oracle": 100})
+    settings = Settings(agent=AgentSettings(daily_budget_usd=20, budgets_usd={"oracle": 100}))
     _task_run(engine, "scout", "completed", cost=12, budget=None)
     _task_run(engine, "scout", "failed", cost=3, budget=5)
     _task_run(engine, "scout", "running", cost=0, budget=Decimal("2.5"))  # reserved
@@ -64,7 +65,7 @@ def test_two_runs_of_one_agent_cannot_both_take_the_last_dollars(
     scratch_database: str, tmp_path: Path
 ) -> None:
     engine = _store(scratch_database, tmp_path)
-    settings = Settings(agent_daily_budget_usd=20)
+    settings = Settings(agent=AgentSettings(daily_budget_usd=20))
     _task_run(engine, "scout", "completed", cost=16, budget=None)
     both_checked = threading.Barrier(2, timeout=10)
     outcomes: list[str | None] = []

@@ -17,6 +17,7 @@ from automates.agents.templates import (
 )
 from automates.errors import UnknownLlmCliError, UnknownTemplateError
 from automates.settings import Settings
+from automates.settings.groups import LlmSettings
 
 
 @pytest.fixture
@@ -85,8 +86,10 @@ def test_the_cli_block_is_saved_from_the_settings(api: Settings) -> None:
     with pytest.raises(UnknownLlmCliError, match="'default'"):
         load_llm_cli()
     settings = Settings(
-        llm_cli_executable="/opt/claude/bin/claude",
-        llm_agent_models={"scout": "claude-haiku-4-5"},
+        llm=LlmSettings(
+            cli_executable="/opt/claude/bin/claude",
+            agent_models={"scout": "claude-haiku-4-5"},
+        )
     )
     written = save_agent_blocks(settings=settings)
     assert sorted(written) == ["audit", "code", "default", "research"]

@@ -47,9 +47,9 @@ def test_a_bad_or_overprivileged_env_is_refused(
 def test_the_browsers_at_once_are_two_unless_set_and_never_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert Settings().browser_worker_limit == 2
+    assert Settings().browser.worker_limit == 2
     monkeypatch.setenv("AUTOMATES_BROWSER_WORKER_LIMIT", "3")
-    assert Settings().browser_worker_limit == 3
+    assert Settings().browser.worker_limit == 3
     monkeypatch.setenv("AUTOMATES_BROWSER_WORKER_LIMIT", "0")
-    with pytest.raises(ValidationError, match="browser_worker_limit"):
+    with pytest.raises(ValidationError, match="browser.worker_limit"):
         Settings()

@@ -6,6 +6,7 @@ import pytest
 
 from automates.envfiles import load_env_files
 from automates.settings import Settings
+from automates.settings.groups import ServerSettings
 
 
 def test_env_files_never_overwrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,9 +23,9 @@ def test_env_files_never_overwrite(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     assert sorted(loaded) == ["AUTOMATES_SERVER_PORT", "AUTOMATES_WORK_POOL"]
     settings = Settings()
-    assert settings.server_port == 4300
+    assert settings.server.port == 4300
     assert settings.work_pool == "from-first"  # the earlier file wins
-    assert settings.server_host == "127.0.0.2"  # the environment wins over every file
+    assert settings.server.host == "127.0.0.2"  # the environment wins over every file
 
 
 def test_settings_reject_a_non_postgres_url(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,10 +44,10 @@ def test_prefect_api_url_also_read_from_prefects_own_variable(
 
 
 def test_settings_travel_to_child_processes_intact(monkeypatch: pytest.MonkeyPatch) -> None:
-    given = Settings(installable_modules={"yaml": "pyyaml"}, server_port=4300)
+    given = Settings(installable_modules={"yaml": "pyyaml"}, server=ServerSettings(port=4300))
     exported = given.as_env()
     assert set(exported) == {"AUTOMATES_INSTALLABLE_MODULES", "AUTOMATES_SERVER_PORT"}
     for name, value in exported.items():
         monkeypatch.setenv(name, value)
     child = Settings()
-    assert child.installable_modules == {"yaml": "pyyaml"} and child.server_port == 4300
+    assert child.installable_modules == {"yaml": "pyyaml"} and child.server.port == 4300

@@ -29,6 +29,7 @@ from automates.alerts.heartbeat import (
     worker_live,
 )
 from automates.settings import Settings
+from automates.settings.groups import HeartbeatSettings
 
 NOW = datetime(2026, 12, 3, 10, 47, 12, tzinfo=UTC)
 BOUND = timedelta(seconds=300)
@@ -167,7 +168,9 @@ def _send(
     async def go() -> bool:
         transport = httpx.MockTransport(record)
         async with httpx.AsyncClient(transport=transport) as client:
-            return await ping(Settings(heartbeat_url=SecretStr(URL)), health, client)
+            return await ping(
+                Settings(heartbeat=HeartbeatSettings(url=SecretStr(URL))), health, client
+            )
 
     return asyncio.run(go()), seen
 

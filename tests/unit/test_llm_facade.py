@@ -11,6 +11,7 @@ from automates.agents.pricing import cost_usd, price_for
 from automates.errors import LlmError
 from automates.guard import journal
 from automates.settings import Settings
+from automates.settings.groups import LlmSettings
 from tests.fixtures.fake_claude.messages_api import FakeMessagesApi, failure, serve, text
 
 
@@ -28,11 +29,11 @@ def guarded_run() -> Iterator[journal.RunJournal]:
         yield run
 
 
-def facade(api: FakeMessagesApi, **settings: object) -> Llm:
-    fields: dict[str, object] = {"llm_api_base_url": api.url, "llm_max_retries": 2}
-    fields["llm_agent_models"] = {"scout": "claude-haiku-4-5"}
-    fields.update(settings)
-    return Llm(Settings(**fields))  # type: ignore[arg-type]
+def facade(api: FakeMessagesApi, max_retries: int = 2) -> Llm:
+    llm = LlmSettings(
+        api_base_url=api.url, max_retries=max_retries, agent_models={"scout": "claude-haiku-4-5"}
+    )
+    return Llm(Settings(llm=llm))
 
 
 def test_generate_sends_the_resolved_model_and_accounts_the_usage(
@@ -78,7 +79,7 @@ def test_an_overloaded_then_failing_api_is_retried_by_the_sdk(api: FakeMessagesA
 def test_exhausted_retries_raise_a_clear_error(api: FakeMessagesApi) -> None:
     api.responder = lambda request: failure(529)
     with pytest.raises(LlmError, match=r"model 'claude-sonnet-4-6'.*529 after 1 retries"):
-        facade(api, llm_max_retries=1).generate("hello")
+        facade(api, max_retries=1).generate("hello")
     assert len(api.requests) == 2
 
 
@@ -87,7 +88,7 @@ def test_an_unreachable_api_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-key")
     closed = f"http://127.0.0.1:{free_port()}"
-    llm = Llm(Settings(llm_api_base_url=closed, llm_max_retries=0))
+    llm = Llm(Settings(llm=LlmSettings(api_base_url=closed, max_retries=0)))
     with pytest.raises(LlmError, match="could not be reached"):
         llm.generate("hello")
 

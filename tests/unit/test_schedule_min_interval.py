@@ -15,6 +15,7 @@ from automates.registry.loader import parse_registry
 from automates.scheduling.forms import Form, at_form, cron_form, every_form
 from automates.scheduling.min_interval import tightest_gap
 from automates.settings import Settings
+from automates.settings.groups import AgentSettings
 from automates.sync import validated_registry
 from tests.fixtures.projects import Project, automate
 
@@ -78,7 +79,9 @@ def test_sync_validation_applies_the_setting_and_changes_nothing(project: Projec
     base = Settings(project_root=project.root, registry_file=project.registry)
     assert validated_registry(base).automates[0].name == "agent-job"
     strict = Settings(
-        project_root=project.root, registry_file=project.registry, agent_min_interval_seconds=900
+        project_root=project.root,
+        registry_file=project.registry,
+        agent=AgentSettings(min_interval_seconds=900),
     )
     with pytest.raises(DeclarationError) as raised:
         validated_registry(strict)

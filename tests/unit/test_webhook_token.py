@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from automates.errors import SettingsError
 from automates.settings import Settings
+from automates.settings.groups import WebhookSettings
 from automates.webhook.token import token_path, token_source, webhook_token
 
 
@@ -17,7 +18,7 @@ def settings(tmp_path: Path, token: str | None = None) -> Settings:
     return Settings(
         project_root=tmp_path,
         data_dir=tmp_path / "data",
-        webhook_token=None if token is None else SecretStr(token),
+        webhook=WebhookSettings(token=None if token is None else SecretStr(token)),
     )
 
 
