@@ -20,6 +20,7 @@ from enum import StrEnum
 from crontab import SPECIALS, CronSlices
 
 from automates.errors import AutomatesError
+from automates.text_position import line_and_column
 
 # A crontab is read whole; a real one is a few KB. This bounds a wrong path (a log, a dump).
 MAX_CRONTAB_BYTES = 16 * 1024 * 1024
@@ -84,12 +85,9 @@ def decode(data: bytes) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        start = error.start
-        line_start = data.rfind(b"\n", 0, start) + 1
-        line = data.count(b"\n", 0, start) + 1
-        column = len(data[line_start:start].decode("utf-8", errors="replace")) + 1
+        line, column = line_and_column(data, error.start)
         raise CrontabError(
-            f"line {line}, column {column}: not UTF-8 (byte 0x{data[start]:02x}); save the "
+            f"line {line}, column {column}: not UTF-8 (byte 0x{data[error.start]:02x}); save the "
             "crontab as UTF-8; nothing was imported"
         ) from None
     lines = text.split("\n")

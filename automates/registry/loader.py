@@ -30,6 +30,7 @@ from automates.limits import (
 )
 from automates.registry.model import Automate, Registry
 from automates.registry.trigger_links import trigger_problems
+from automates.text_position import line_and_column
 
 REGISTRY = "<registry>"
 _FIELD_PREFIX = re.compile(r"^(?:Value error, )?\[(?P<field>[\w.\[\]]+)\] (?P<message>.*)$", re.S)
@@ -120,9 +121,7 @@ def _file_error(message: str) -> DeclarationError:
 
 
 def _not_utf8(data: bytes, start: int) -> str:
-    line_start = data.rfind(b"\n", 0, start) + 1
-    line = data.count(b"\n", 0, start) + 1
-    column = len(data[line_start:start].decode("utf-8", errors="replace")) + 1
+    line, column = line_and_column(data, start)
     return (
         f"not UTF-8: byte 0x{data[start]:02x} at line {line}, column {column}; "
         "save the file as UTF-8"
