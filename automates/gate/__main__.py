@@ -1,4 +1,4 @@
-"""`python -m automates.gate`: serve the gate (settings gate_*; docs/browser.md#the-gate)."""
+"""`python -m automates.gate`: serve the gate (AUTOMATES_GATE_*; docs/browser.md#the-gate)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,7 @@ def main() -> None:
         body=BodyLimits(settings.gate.max_body_bytes, settings.http_read_timeout_seconds),
         rate_limit=settings.gate.rate_limit,
     )
-    serve(
-        create_app(config),
-        "gate",
-        settings.gate.host,
-        settings.gate.port,
-        settings.http_read_timeout_seconds,
-    )
+    serve(create_app(config), "gate", settings.gate, settings.http_read_timeout_seconds)
 
 
 if __name__ == "__main__":

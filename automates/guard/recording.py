@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import cache
-from uuid import UUID
 
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from sqlalchemy import Connection, Engine
@@ -118,40 +118,53 @@ def record_run(
             # Journaled already (a replayed hook): count it once, change nothing.
             closed = BreakerState.CLOSED
             return Transition(run.automate, closed, closed, 0, replayed=True)
-        transition = breaker.record_outcome(
-            connection,
-            run.automate,
-            outcome,
-            threshold=policy.breaker_threshold,
-            cooldown_seconds=policy.breaker_cooldown_seconds,
-        )
-        for crash in crashes:
-            record_crash(connection, replace(crash, breaker_state=transition.after))
-        # With the facts they report, in the same transaction (decision 0033).
-        raise_run_alerts(
-            connection,
-            run.automate,
-            outcome,
-            state.message,
-            flow_run_id,
-            transition,
-            policy.breaker_cooldown_seconds,
-        )
+        transition = count_and_report(connection, execution, crashes, policy)
+    assert transition is not None  # a policy always counts
     return transition
 
 
-def raise_run_alerts(
+def count_and_report(
     connection: Connection,
-    automate: str,
-    outcome: RunOutcome,
-    message: str | None,
-    flow_run_id: UUID,
+    execution: Execution,
+    crashes: Sequence[Crash],
+    policy: GuardPolicy | None,
+) -> Transition | None:
+    """What follows a run's new execution row, in the same transaction: its outcome counted on
+    the automate's breaker (when its policy is known), its failed attempts written to the crash
+    journal with the breaker's state after them, and the alerts of the facts they report
+    (decision 0033). The guard's hook and run-watch's settling both end a run this way. The
+    breaker's transition, for the caller to apply once committed."""
+    transition = None
+    if policy is not None:
+        transition = breaker.record_outcome(
+            connection,
+            execution.automate,
+            execution.outcome,
+            threshold=policy.breaker_threshold,
+            cooldown_seconds=policy.breaker_cooldown_seconds,
+        )
+    after = transition.after if transition else None
+    for crash in crashes:
+        record_crash(connection, replace(crash, breaker_state=after))
+    _raise_run_alerts(
+        connection,
+        execution,
+        transition,
+        policy.breaker_cooldown_seconds if policy else 0,
+    )
+    return transition
+
+
+def _raise_run_alerts(
+    connection: Connection,
+    execution: Execution,
     transition: Transition | None,
     cooldown_seconds: int,
 ) -> None:
     """The alerts of a journaled run: its outcome, its breaker's transition, the end of a
     missed-tick condition; in the journal's transaction."""
-    told = catalog.run_outcome(automate, outcome, message, flow_run_id)
+    automate, outcome, flow_run_id = execution.automate, execution.outcome, execution.flow_run_id
+    told = catalog.run_outcome(automate, outcome, execution.message, flow_run_id)
     if told is not None:
         raise_alert(connection, told)
     if transition is not None and transition.tripped:

@@ -29,14 +29,14 @@ from sqlalchemy import Engine, select
 
 from automates.guard import breaker
 from automates.guard.orchestrator import PrefectOrchestrator
-from automates.guard.recording import outcome_of, raise_run_alerts
+from automates.guard.recording import count_and_report, outcome_of
 from automates.registry.model import MANAGED_TAG
 from automates.registry.policy import GuardPolicy
 from automates.scheduling.breaker import FAILURE
 from automates.server.deployed import read_all
 from automates.states import RetryOutcome
 from automates.store.engine import transaction
-from automates.store.journals import Crash, Execution, record_crash, record_execution
+from automates.store.journals import Crash, Execution, record_execution
 from automates.store.schema import execution_journal
 
 RESUBMITTED = "re-submitted by run-watch"
@@ -155,42 +155,24 @@ async def _unjournaled(
             attempts=1,
             context={"journaled_by": "run-watch", "state": run.state.name},
         )
-        policy = _policy(deployment)
+        crashes = [
+            Crash(
+                automate=deployment.name,
+                flow_run_id=run.id,
+                attempt=1,
+                error_class=run.state.name or "Crashed",
+                message=message or "",
+                traceback="",
+                retry_outcome=RetryOutcome.NONE,
+                breaker_state=None,  # known once the run is counted
+            )
+        ]
+        if outcome not in FAILURE:
+            crashes = []
         with transaction(engine) as connection:
             if not record_execution(connection, row):
                 continue  # the guard's hook wrote it meanwhile
-            transition = None
-            if policy is not None:
-                transition = breaker.record_outcome(
-                    connection,
-                    deployment.name,
-                    outcome,
-                    threshold=policy.breaker_threshold,
-                    cooldown_seconds=policy.breaker_cooldown_seconds,
-                )
-            if outcome in FAILURE:
-                record_crash(
-                    connection,
-                    Crash(
-                        automate=deployment.name,
-                        flow_run_id=run.id,
-                        attempt=1,
-                        error_class=run.state.name or "Crashed",
-                        message=message or "",
-                        traceback="",
-                        retry_outcome=RetryOutcome.NONE,
-                        breaker_state=transition.after if transition else None,
-                    ),
-                )
-            raise_run_alerts(
-                connection,
-                deployment.name,
-                outcome,
-                message,
-                run.id,
-                transition,
-                policy.breaker_cooldown_seconds if policy else 0,
-            )
+            transition = count_and_report(connection, row, crashes, _policy(deployment))
         if transition is not None:
             breaker.apply(
                 transition,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import h11
 import uvicorn
@@ -123,17 +123,27 @@ class _BoundedH11(H11Protocol):
         super().connection_lost(exc)
 
 
-def serve(app: Any, name: str, host: str, port: int, read_timeout_seconds: float = 30.0) -> None:
-    """Run `app` until stopped; each log line carries the service's `name`. The app logs one
-    line per request itself, so uvicorn's access log and httpx's line per upstream call are
-    left out."""
+class Address(Protocol):
+    """Where a service listens: its settings group (settings.gate, settings.webhook)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+def serve(app: Any, name: str, address: Address, read_timeout_seconds: float = 30.0) -> None:
+    """Run `app` on `address` until stopped; each log line carries the service's `name`. The
+    app logs one line per request itself, so uvicorn's access log and httpx's line per upstream
+    call are left out."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     protocol = type("BoundedH11", (_BoundedH11,), {"head_timeout_seconds": read_timeout_seconds})
     uvicorn.run(
         app,
-        host=host,
-        port=port,
+        host=address.host,
+        port=address.port,
         log_level="warning",
         access_log=False,
         http=protocol,

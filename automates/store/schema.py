@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -79,6 +80,18 @@ def _in(column: str, values: Iterable[StrEnum], name: str | None = None) -> Chec
     return CheckConstraint(one_of(column, values), name=name or column)
 
 
+def _moment(name: str) -> Column[Any]:
+    """A timestamp column that the database fills with the time of the insert."""
+    return Column(name, DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _declared_automate() -> Column[Any]:
+    """The automate a row belongs to, part of its key: the row goes when the automate does."""
+    return Column(
+        "automate", Text, ForeignKey("automates.name", ondelete="CASCADE"), primary_key=True
+    )
+
+
 automates = Table(
     "automates",
     metadata,
@@ -96,8 +109,8 @@ automates = Table(
     # The whole validated declaration, and its digest: a no-change sync compares digests only.
     Column("declaration", JSONB, nullable=False),
     Column("digest", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("created_at"),
+    _moment("updated_at"),
     _slug_check("name"),
     _slug_check("caste"),
     _slug_check("family"),
@@ -110,12 +123,7 @@ automates = Table(
 automate_agents = Table(
     "automate_agents",
     metadata,
-    Column(
-        "automate",
-        Text,
-        ForeignKey("automates.name", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _declared_automate(),
     Column("agent", Text, primary_key=True),
     _slug_check("agent"),
 )
@@ -123,12 +131,7 @@ automate_agents = Table(
 automate_schedules = Table(
     "automate_schedules",
     metadata,
-    Column(
-        "automate",
-        Text,
-        ForeignKey("automates.name", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _declared_automate(),
     Column("slug", Text, primary_key=True),
     Column("cron", Text, nullable=False),
     Column("timezone", Text, nullable=False),
@@ -169,7 +172,7 @@ crash_journal = Table(
     Column("automate", Text, nullable=False),
     Column("flow_run_id", Uuid, nullable=False),
     Column("attempt", Integer, nullable=False),
-    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("occurred_at"),
     Column("error_class", Text, nullable=False),
     Column("message", Text, nullable=False),
     Column("traceback", Text, nullable=False),
@@ -194,7 +197,7 @@ breakers = Table(
     Column("opened_at", DateTime(timezone=True)),
     Column("cooldown_seconds", Integer, nullable=False, server_default=text("3600")),
     Column("probe_started_at", DateTime(timezone=True)),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("updated_at"),
     _in("state", BreakerState),
     CheckConstraint("consecutive_failures >= 0", name="consecutive_failures"),
     CheckConstraint("cooldown_seconds >= 1", name="cooldown_seconds"),
@@ -220,7 +223,7 @@ browser_jobs = Table(
     Column("flow_run_id", Uuid),
     Column("host", Text),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("created_at"),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("error", Text),
@@ -254,7 +257,7 @@ browser_mailbox = Table(
     Column("id", BigInteger, Identity(always=True), primary_key=True),
     Column("mailbox", Text, nullable=False),
     Column("code", Text, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("received_at"),
     Column("consumed_by", Uuid),
     Column("consumed_at", DateTime(timezone=True)),
     CheckConstraint(f"mailbox ~ '{MAILBOX_PATTERN}'", name="mailbox"),
@@ -279,8 +282,8 @@ perimeters = Table(
     Column("contact", Text),
     Column("mailbox", Text),
     Column("workdir", Text, nullable=False),  # the working tree a `code` task run may edit
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("created_at"),
+    _moment("updated_at"),
     _slug_check("id"),
     _in("kind", PerimeterKind),
     CheckConstraint(
@@ -300,8 +303,8 @@ runs = Table(
     Column("title", Text, nullable=False),
     Column("status", Text, nullable=False, server_default=text(f"'{RunStatus.RUNNING}'")),
     Column("flow_run_id", Uuid),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("created_at"),
+    _moment("started_at"),
     Column("ended_at", DateTime(timezone=True)),
     Column("message", Text),
     _in("trigger", RunTrigger),
@@ -339,7 +342,7 @@ task_runs = Table(
     Column("cost_usd", Numeric(12, 6), nullable=False, server_default=text("0")),
     Column("terminal_reason", Text),
     Column("error", Text),
-    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("requested_at"),
     Column("started_at", DateTime(timezone=True)),  # the CLI process started
     Column("heartbeat_at", DateTime(timezone=True)),  # the last line of output
     Column("ended_at", DateTime(timezone=True)),
@@ -365,7 +368,7 @@ task_run_output = Table(
     Column("task_run_id", Uuid, ForeignKey("task_runs.id", ondelete="CASCADE"), nullable=False),
     Column("attempt", Integer, nullable=False),
     Column("line", Text, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("at"),
     Index("task_run_output_task_run_id_idx", "task_run_id", "id"),
 )
 
@@ -378,7 +381,7 @@ holds = Table(
     Column("automate", Text, nullable=False),
     Column("reason", Text, nullable=False),
     Column("detail", Text, nullable=False),
-    Column("held_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("held_at"),
     Column("released_at", DateTime(timezone=True)),
     Column("released_by", Text),
     _in("reason", HoldReason),
@@ -404,7 +407,7 @@ approvals = Table(
     Column("digest", Text, nullable=False),
     Column("stage", Text, nullable=False),
     Column("approved_by", Text, nullable=False),
-    Column("approved_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("approved_at"),
     Column("flow_run_id", Uuid),  # the waiting run it resumed (before_first_run)
     Column("note", Text),
     _in("stage", APPROVAL_STAGES),
@@ -418,7 +421,7 @@ alert_routing = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("config", JSONB, nullable=False),  # secret references, never secrets
-    Column("synced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("synced_at"),
     CheckConstraint("id = 1", name="single_row"),
 )
 
@@ -428,7 +431,7 @@ alerts = Table(
     "alerts",
     metadata,
     Column("id", BigInteger, Identity(always=True), primary_key=True),
-    Column("raised_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("raised_at"),
     Column("kind", Text, nullable=False),
     Column("automate", Text),
     # What makes two alerts "the same" for de-duplication: no time, no id.
@@ -456,7 +459,7 @@ alert_deliveries = Table(
     Column("status", Text, nullable=False, server_default=AlertDeliveryStatus.PENDING.value),
     Column("reason", Text),  # why suppressed, folded or dead; the last failure while pending
     Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _moment("next_attempt_at"),
     Column("claimed_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("digest_id", BigInteger, ForeignKey("alerts.id", ondelete="SET NULL")),

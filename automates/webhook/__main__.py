@@ -1,4 +1,4 @@
-"""`python -m automates.webhook`: serve the webhook (settings webhook_*; docs/scheduling.md)."""
+"""`python -m automates.webhook`: serve the webhook (AUTOMATES_WEBHOOK_*; docs/scheduling.md)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,7 @@ def main() -> None:
         body=BodyLimits(settings.webhook.max_body_bytes, settings.http_read_timeout_seconds),
         rate_limit=settings.webhook.rate_limit,
     )
-    serve(
-        create_app(config),
-        "webhook",
-        settings.webhook.host,
-        settings.webhook.port,
-        settings.http_read_timeout_seconds,
-    )
+    serve(create_app(config), "webhook", settings.webhook, settings.http_read_timeout_seconds)
 
 
 if __name__ == "__main__":
