@@ -31,7 +31,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from automates.errors import SettingsError
+from automates.errors import AutomatesError, SettingsError
 
 # Deeper JSON is no parameter anyone declares; Python's parser would recurse on it.
 MAX_JSON_DEPTH = 32
@@ -43,8 +43,9 @@ class BodyLimits:
     read_timeout_seconds: float
 
 
-class Refused(Exception):
-    """A request refused before it is served: its status, why, and its headers."""
+class Refused(AutomatesError):
+    """A request refused before it is served: its status, why, and its headers. The app
+    answers it as it is (http_service.service_app), whichever handler raised it."""
 
     def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, Response
 
 from automates.errors import AutomatesError, DeclarationError
 from automates.platform.http_auth import BearerToken
-from automates.platform.http_limits import BodyLimits, CallerLimits, read_body
+from automates.platform.http_limits import BodyLimits, CallerLimits, Refused, read_body
 from automates.platform.http_service import service_app
 from automates.registry.loader import load_registry
 from automates.registry.model import Automate, Registry
@@ -100,6 +100,8 @@ def create_app(config: WebhookConfig) -> FastAPI:
                         errors=[{"parameter": p, "message": m} for p, m in problems],
                     )
                 run = await start_run(client, deployment, parameters, [WEBHOOK_TAG])
+        except Refused:
+            raise  # answered with its own status, not as the API's failure
         except AutomatesError as error:
             return _error(502, str(error))
         return JSONResponse(
