@@ -28,7 +28,7 @@ from automates.settings import Settings
 from automates.settings.groups import BrowserSettings, ServerSettings
 from automates.store.engine import make_engine, migrate
 from bench import server
-from bench.common import RESULTS, log
+from bench.common import RESULTS, log, percentile
 from tests.conftest import free_port
 from tests.fixtures.browser_layer import POOL, start_gate, start_worker, stop
 from tests.fixtures.browser_site import serve_site
@@ -36,13 +36,8 @@ from tests.fixtures.browser_site import serve_site
 DEADLINE_SECONDS = 900
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def measure(settings: Settings, database_url: str, folder: Path, jobs: int) -> dict[str, Any]:
-    settings = Settings(**{**settings.model_dump(exclude_unset=True), "database_url": database_url})
+    settings = server.with_database(settings, database_url)
     migrate(make_engine(database_url))
     asyncio.run(ensure_browser_deployment(settings))
     gate = start_gate(settings, folder)
@@ -92,7 +87,7 @@ def measure(settings: Settings, database_url: str, folder: Path, jobs: int) -> d
         + sum(1 for job in ended.values() if job.attempts != 1),
         "jobs_per_minute": round(len(done) / span * 60, 2) if span else None,
         "latency_p50_seconds": round(statistics.median(latencies), 1) if latencies else None,
-        "latency_p99_seconds": round(_percentile(latencies, 0.99), 1) if latencies else None,
+        "latency_p99_seconds": round(percentile(sorted(latencies), 0.99), 1) if latencies else None,
         "latency_max_seconds": round(max(latencies), 1) if latencies else None,
         "hosts": sorted({job.host or "" for job in ended.values()}),
         "span_seconds": round(span, 1),

@@ -1,14 +1,20 @@
-"""What the benchmark scripts share: the checkout, where results go, and progress lines."""
+"""What the benchmark scripts share: the checkout, where results go, progress lines, the
+summary of timed samples, and the end of their `main`."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from bench.doc import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"  # git-ignored
@@ -46,3 +52,40 @@ def machine() -> dict[str, Any]:
         "prefect": prefect.__version__,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    """The sample at `share` of the sorted samples, nearest rank without interpolation: the
+    p99 every benchmark here reports, so their figures compare."""
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def spread(samples: list[float], digits: int) -> dict[str, float]:
+    """p50, p99, min and max of (non-empty) samples, rounded to `digits`."""
+    ordered = sorted(samples)
+    return {
+        "p50": round(statistics.median(ordered), digits),
+        "p99": round(percentile(ordered, 0.99), digits),
+        "min": round(ordered[0], digits),
+        "max": round(ordered[-1], digits),
+    }
+
+
+def run_and_report(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    name: str,
+    section: Callable[[dict[str, Any]], str],
+    markers: tuple[str, str],
+    met: Callable[[dict[str, Any]], bool],
+) -> NoReturn:
+    """The end of a benchmark's `main`, once its own options are declared: run it, keep its JSON
+    (`save_result(name, ...)`), rewrite its section of docs/benchmarks.md between `markers`
+    unless `--no-doc`, and exit 0 when `met` says its target is met, 1 when not."""
+    parser.add_argument("--no-doc", action="store_true", help="do not touch docs/benchmarks.md")
+    args = parser.parse_args()
+    result = run(args)
+    save_result(name, result)
+    if not args.no_doc:
+        write_section(section(result), *markers)
+    sys.exit(0 if met(result) else 1)

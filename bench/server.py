@@ -11,24 +11,54 @@ import asyncio
 import os
 import platform
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# The pool a benchmark serves with Prefect's own process worker, default settings: the plain
+# Prefect path (a fresh Python per run) the layer's workers are measured against.
+PROCESS_POOL = "bench-process"
 
-def isolate_environment(data_dir: Path, no_scheduler: bool) -> None:
+
+def clear_environment() -> None:
     """The ambient shell must not redirect anything: no profile, no API, no project settings."""
     for name in list(os.environ):
         if name.startswith("AUTOMATES_"):
             del os.environ[name]
     for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
         os.environ.pop(name, None)
+
+
+def isolate_environment(data_dir: Path, no_scheduler: bool) -> None:
+    """A clean environment whose Prefect home is in the run's data folder."""
+    clear_environment()
     os.environ["PREFECT_HOME"] = str(data_dir / "prefect")
     (data_dir / "prefect").mkdir(parents=True)
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     if no_scheduler:  # inherited by the server through components.prefect_env
         os.environ["PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED"] = "false"
+
+
+def isolated_run(prefix: str, no_scheduler: bool) -> tuple[Path, Path, int]:
+    """A run's own place: a new work folder under /tmp, its data folder and a free port for the
+    server, which PREFECT_API_URL names from now on (the benchmark's own Prefect calls go
+    there), in an environment isolated first."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    data_dir = work / "d"  # short: the PostgreSQL socket path must stay under 107 bytes
+    isolate_environment(data_dir, no_scheduler)
+    port = free_port()
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    return work, data_dir, port
+
+
+def with_database(settings: Any, database_url: str) -> Any:
+    """The same settings naming the database `running_layer` started: the server starts before
+    the URL is known, the processes and calls after it need it."""
+    from automates.settings import Settings
+
+    return Settings(**{**settings.model_dump(exclude_unset=True), "database_url": database_url})
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,10 +45,14 @@ def run(
     budget: float | None = None,
     lines: list[str] | None = None,
     started: list[int] | None = None,
+    on_line: Callable[[str], None] | None = None,
     **env: str,
 ) -> CliOutcome:
+    """run_cli in the scope's tree with PATH, a HOME of the test's and `env`; each line goes to
+    `on_line`, else into `lines`."""
     base = {"PATH": os.environ["PATH"], "HOME": str(scope.workdir.parent), **env}
-    sink = lines if lines is not None else []
+    if on_line is None:
+        on_line = (lines if lines is not None else []).append
     return run_cli(
         argv,
         cwd=scope.workdir,
@@ -55,7 +60,7 @@ def run(
         timeout_seconds=timeout,
         max_budget_usd=budget,
         on_start=started.append if started is not None else None,
-        on_line=sink.append,
+        on_line=on_line,
     )
 
 
@@ -146,18 +151,12 @@ def test_lines_arrive_while_the_process_still_runs(scope: Scope) -> None:
             seen_before_gate.append(line)
             gate.touch()
 
-    outcome = run_cli(
+    outcome = run(
         argv_for(scope),
-        cwd=scope.workdir,
-        env={
-            "PATH": os.environ["PATH"],
-            "FAKE_CLAUDE_MODE": "gated",
-            "FAKE_CLAUDE_GATE": str(gate),
-        },
-        timeout_seconds=60,
-        max_budget_usd=None,
-        on_start=None,
+        scope,
         on_line=on_line,
+        FAKE_CLAUDE_MODE="gated",
+        FAKE_CLAUDE_GATE=str(gate),
     )
     assert outcome.status == "completed", outcome.error
     assert len(seen_before_gate) == 1
@@ -222,18 +221,12 @@ def test_a_failing_line_callback_still_kills_the_cli(scope: Scope) -> None:
         raise RuntimeError("the log store is down")
 
     with pytest.raises(RuntimeError, match="log store"):
-        run_cli(
+        run(
             argv_for(scope),
-            cwd=scope.workdir,
-            env={
-                "PATH": os.environ["PATH"],
-                "FAKE_CLAUDE_MODE": "hang",
-                "FAKE_CLAUDE_PIDS": str(pids_file),
-            },
-            timeout_seconds=60,
-            max_budget_usd=None,
-            on_start=None,
+            scope,
             on_line=explode,
+            FAKE_CLAUDE_MODE="hang",
+            FAKE_CLAUDE_PIDS=str(pids_file),
         )
     assert not any(alive(int(pid)) for pid in pids_file.read_text().split())
 

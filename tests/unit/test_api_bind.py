@@ -6,25 +6,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from automates.platform.components import loopback
-from tests.conftest import REPO, free_port
+from tests.conftest import free_port
+from tests.fixtures.commands import run_module
 
 
 def up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "automates.cli", "up", "--json"],
-        env={**os.environ, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_module("automates.cli", "up", "--json", env={**os.environ, **env})
 
 
 @pytest.mark.parametrize(

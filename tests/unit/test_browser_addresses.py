@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import struct
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,6 +20,7 @@ from automates.browser.addresses import (
 from automates.browser.filter_proxy import FilterProxy
 from automates.browser.kinds import KINDS, check_addresses, parse_payload, url_fields
 from automates.errors import BrowserJobError, BrowserPayloadError
+from tests.fixtures.browser_site import Sink, serve_sink
 
 RULE = AddressRule()  # nothing allowed beyond public addresses; no own addresses
 
@@ -178,25 +177,10 @@ def test_a_refused_payload_names_the_kind_the_field_and_why() -> None:
 
 
 @pytest.fixture
-def sink() -> Iterator[tuple[str, list[str]]]:
+def sink() -> Iterator[Sink]:
     """A loopback HTTP server on 127.0.0.2 counting the requests reaching it."""
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-    httpd = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"127.0.0.2:{httpd.server_address[1]}", hits
-    httpd.shutdown()
+    with serve_sink("127.0.0.2") as served:
+        yield served
 
 
 async def _socks_get(proxy_url: str, host: str, port: int) -> tuple[int, bytes]:
@@ -217,10 +201,9 @@ async def _socks_get(proxy_url: str, host: str, port: int) -> tuple[int, bytes]:
 
 
 def test_the_filter_proxy_refuses_before_connecting_and_lets_allowed_hosts_through(
-    sink: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+    sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    where, hits = sink
-    port = int(where.rsplit(":", 1)[1])  # the sink listens on 127.0.0.2
+    port = int(sink.url.rsplit(":", 1)[1])  # the sink listens on 127.0.0.2
     real_resolve = addresses.resolve
 
     async def rebinding(host: str, port: int) -> list[addresses.IPAddress]:
@@ -243,9 +226,9 @@ def test_the_filter_proxy_refuses_before_connecting_and_lets_allowed_hosts_throu
                 (await _socks_get(proxy.url, "no-such-name.invalid", port))[0],
             ]
             code, body = await _socks_get(proxy.url, "sink.test", port)
-            assert body.endswith(b"ok")
+            assert body.endswith(b"sink")
             return [*codes, code]
 
     assert asyncio.run(scenario()) == [2, 2, 2, 4, 0]  # not allowed x3, unreachable, allowed
-    assert hits == ["/"]  # only the allowed connection reached the sink
+    assert sink.hits == ["/"]  # only the allowed connection reached the sink
     assert len(refused) == 3 and "rebound.example:" in refused[0]

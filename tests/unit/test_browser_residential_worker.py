@@ -51,5 +51,5 @@ def test_the_browsers_at_once_are_two_unless_set_and_never_none(
     monkeypatch.setenv("AUTOMATES_BROWSER_WORKER_LIMIT", "3")
     assert Settings().browser.worker_limit == 3
     monkeypatch.setenv("AUTOMATES_BROWSER_WORKER_LIMIT", "0")
-    with pytest.raises(ValidationError, match="browser.worker_limit"):
+    with pytest.raises(ValidationError, match=r"browser\.worker_limit"):
         Settings()

@@ -4,15 +4,14 @@ re-runs, --check, bad input, exit codes."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from automates.cli.app import app
 from automates.registry.entrypoints import static_problems, static_warnings
 from automates.registry.loader import load_registry
+from tests.fixtures.commands import invoke, invoke_json
 from tests.fixtures.projects import Project
 
 OWN = """\
@@ -47,17 +46,11 @@ GREETING=bonjour
 @pytest.fixture
 def env(project: Project) -> dict[str, str]:
     project.registry.write_text(OWN)
-    return {
-        **os.environ,
-        "AUTOMATES_PROJECT_ROOT": str(project.root),
-        "AUTOMATES_REGISTRY_FILE": str(project.registry),
-    }
+    return project.env()
 
 
 def cli(env: dict[str, str], *args: str, code: int, data: str | None = None) -> Result:
-    done = CliRunner().invoke(app, ["import", "crontab", *args], env=env, input=data)
-    assert done.exit_code == code, (done.stdout, done.stderr)
-    return done
+    return invoke(env, "import", "crontab", *args, code=code, data=data)
 
 
 def imported(env: dict[str, str], project: Project, *args: str, code: int = 1) -> Any:
@@ -252,9 +245,7 @@ def test_validate_passes_after_apply_and_warns_of_each_broken_line(
     env: dict[str, str], project: Project
 ) -> None:
     imported(env, project, "--apply")
-    done = CliRunner().invoke(app, ["validate", "--json"], env=env)
-    assert done.exit_code == 0, done.stdout
-    report = json.loads(done.stdout)
+    report = invoke_json(env, "validate")
     assert report["valid"] is True and report["automates"] == 5
     assert report["warnings"] == [
         {
@@ -263,8 +254,7 @@ def test_validate_passes_after_apply_and_warns_of_each_broken_line(
             "message": f"file {project.root}/scripts/removed.sh does not exist",
         }
     ]
-    text = CliRunner().invoke(app, ["validate"], env=env)
-    assert text.exit_code == 0
+    text = invoke(env, "validate")
     assert "warning: automate 'removed', field 'command'" in " ".join(text.stdout.split())
 
 

@@ -24,6 +24,11 @@ def home(tmp_path: Path) -> Path:
     return home
 
 
+def options(home: Path, **fields: object) -> Options:
+    """The import's options for the operator's `home`, in UTC unless `fields` say otherwise."""
+    return Options(project_root=home.parent, home=home, timezone="UTC", **fields)  # type: ignore[arg-type]
+
+
 def test_every_line_is_counted_once_and_declarations_validate(home: Path) -> None:
     text = "\n".join(
         [
@@ -85,7 +90,7 @@ def test_macros_become_their_cron(home: Path) -> None:
     for name in "abcde":
         (home / "bin" / f"{name}.sh").write_text("")
         (home / "bin" / f"{name}.sh").chmod(0o755)
-    result = classify(text.encode(), Options(project_root=home.parent, home=home, timezone="UTC"))
+    result = classify(text.encode(), options(home))
     crons = [d["schedules"][0]["cron"] for d in result.declarations]
     assert crons == ["0 * * * *", "0 0 * * *", "0 0 * * 0", "0 0 1 * *", "0 0 1 1 *"]
 
@@ -134,7 +139,7 @@ def test_duplicates_exact_near_and_merged_schedules(home: Path) -> None:
             "#0 5 * * * bin/backup.sh",  # an older form of an active job
         ]
     )
-    result = classify(text.encode(), Options(project_root=home.parent, home=home, timezone="UTC"))
+    result = classify(text.encode(), options(home))
     classes = {r.number: (r.line_class, r.name, r.reason) for r in result.lines}
     assert classes[1][:2] == (LineClass.JOB, "backup")
     assert classes[2] == (LineClass.DUPLICATE, "backup", "the same job as line 1")
@@ -158,8 +163,7 @@ def test_a_job_already_declared_is_a_duplicate(home: Path) -> None:
         }
     ).automates
     text = "0 3 * * * bin/backup.sh\n0 4 * * * bin/backup.sh\n"
-    options = Options(project_root=home.parent, home=home, timezone="UTC", existing=declared)
-    result = classify(text.encode(), options)
+    result = classify(text.encode(), options(home, existing=declared))
     first, second = result.lines
     assert (first.line_class, first.reason) == (
         LineClass.DUPLICATE,
@@ -172,9 +176,9 @@ def test_a_job_already_declared_is_a_duplicate(home: Path) -> None:
 
 def test_a_name_taken_by_a_declaration_gets_a_stable_digest(home: Path) -> None:
     declared = parse_registry({"automates": [automate("backup")]}).automates
-    options = Options(project_root=home.parent, home=home, timezone="UTC", existing=declared)
-    one = classify(b"0 3 * * * bin/backup.sh\n", options)
-    two = classify(b"# another line first\n0 3 * * * bin/backup.sh\n", options)
+    known = options(home, existing=declared)
+    one = classify(b"0 3 * * * bin/backup.sh\n", known)
+    two = classify(b"# another line first\n0 3 * * * bin/backup.sh\n", known)
     [a], [b] = one.declarations, two.declarations
     assert a["name"].startswith("backup-") and a["name"] == b["name"]
 
@@ -185,7 +189,7 @@ def test_lines_sharing_one_lock_need_a_decision(home: Path) -> None:
         "30 3 * * * flock -n /tmp/db.lock bin/audit.sh\n"
         "0 5 * * * flock -n /tmp/own.lock bin/sync.sh\n"
     )
-    result = classify(text.encode(), Options(project_root=home.parent, home=home, timezone="UTC"))
+    result = classify(text.encode(), options(home))
     first, second, third = result.lines
     assert first.line_class is second.line_class is LineClass.NEEDS_DECISION
     assert "shares the lock /tmp/db.lock with line(s) 2" in str(first.reason)
@@ -196,7 +200,7 @@ def test_lines_sharing_one_lock_need_a_decision(home: Path) -> None:
 
 def test_a_declaration_the_registry_refuses_is_a_decision_naming_the_field(home: Path) -> None:
     text = f"0 3 * * * bin/backup.sh {'y' * 5000}\n"
-    result = classify(text.encode(), Options(project_root=home.parent, home=home, timezone="UTC"))
+    result = classify(text.encode(), options(home))
     [line] = result.lines
     assert line.line_class is LineClass.NEEDS_DECISION
     assert "field command[1]: String should have at most 4096 characters" in str(line.reason)
@@ -204,7 +208,7 @@ def test_a_declaration_the_registry_refuses_is_a_decision_naming_the_field(home:
 
 def test_a_variable_set_twice_and_jobs_before_variables(home: Path) -> None:
     text = "0 1 * * * bin/backup.sh\nA=1\nB=2\nA=3\n0 2 * * * bin/audit.sh\n"
-    result = classify(text.encode(), Options(project_root=home.parent, home=home, timezone="UTC"))
+    result = classify(text.encode(), options(home))
     classes = [line.line_class for line in result.lines]
     assert classes == [
         LineClass.JOB,
@@ -222,7 +226,7 @@ def test_a_variable_set_twice_and_jobs_before_variables(home: Path) -> None:
 def test_a_job_between_variables_needs_a_decision(home: Path) -> None:
     result = classify(
         b"A=1\n0 1 * * * bin/backup.sh\nB=2\n",
-        Options(project_root=home.parent, home=home, timezone="UTC"),
+        options(home),
     )
     assert result.lines[1].line_class is LineClass.NEEDS_DECISION
     assert "before the lines that set B" in str(result.lines[1].reason)
@@ -230,7 +234,7 @@ def test_a_job_between_variables_needs_a_decision(home: Path) -> None:
 
 def test_percent_and_six_fields_are_questions(home: Path) -> None:
     text = "0 3 * * * bin/backup.sh %Y\n0 3 * * * bin/backup.sh \\%Y\n1 2 3 4 5 6 bin/backup.sh\n"
-    result = classify(text.encode(), Options(project_root=home.parent, home=home, timezone="UTC"))
+    result = classify(text.encode(), options(home))
     first, second, third = result.lines
     assert first.line_class is LineClass.NEEDS_DECISION and "unescaped %" in str(first.reason)
     assert second.line_class is LineClass.JOB
@@ -240,17 +244,13 @@ def test_percent_and_six_fields_are_questions(home: Path) -> None:
 
 def test_the_same_crontab_gives_the_same_declarations(home: Path) -> None:
     text = "0 3 * * * bin/backup.sh\n#0 4 * * * bin/audit.sh\n*/5 * * * * bin/sync.sh\n"
-    options = Options(project_root=home.parent, home=home, timezone="UTC")
+    utc = options(home)
     edited = "# new comment\n\n" + text.replace("*/5", "*/7")
-    one, two = classify(text.encode(), options), classify(text.encode(), options)
+    one, two = classify(text.encode(), utc), classify(text.encode(), utc)
     assert one.declarations == two.declarations
-    three = classify(edited.encode(), options)
+    three = classify(edited.encode(), utc)
     assert one.declarations[:2] == three.declarations[:2]  # only the edited job differs
     assert one.declarations[2]["schedules"] != three.declarations[2]["schedules"]
-
-
-def options(home: Path, **fields: object) -> Options:
-    return Options(project_root=home.parent, home=home, timezone="UTC", **fields)  # type: ignore[arg-type]
 
 
 def test_reboot_with_its_restart_net_is_one_service(home: Path) -> None:

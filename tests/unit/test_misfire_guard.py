@@ -17,7 +17,7 @@ from automates.guard.quiet_hours import DEFERRED_TAG
 from automates.guard.recording import outcome_of
 from automates.registry.policy import GuardPolicy
 from automates.scheduling.misfire import Misfire
-from tests.fixtures.orchestrator import run_context
+from tests.fixtures.orchestrator import guard_policy, run_context
 
 
 def misfire_refusal(policy: GuardPolicy, flow_run: FlowRun) -> State | None:
@@ -31,15 +31,7 @@ SCHEDULER_KEY = f"scheduled {DEPLOYMENT} {SCHEDULE} 2026-03-10 09:00:00+00:00"
 
 
 def policy(misfire: Misfire = Misfire.SKIP, grace: int = 60) -> GuardPolicy:
-    return GuardPolicy(
-        automate="nightly",
-        timeout_seconds=60,
-        retries=0,
-        retry_backoff_seconds=1,
-        soft_fail=False,
-        misfire=misfire,
-        misfire_grace_seconds=grace,
-    )
+    return guard_policy(misfire=misfire, misfire_grace_seconds=grace)
 
 
 def run(late: float, **fields: Any) -> FlowRun:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any
-
 import pytest
-from typer.testing import CliRunner, Result
 
-from automates.cli.app import app
 from automates.scheduling.jitter import stable_offset
+from tests.fixtures.commands import invoke, invoke_json
 from tests.fixtures.projects import Project, automate
 
 
@@ -33,28 +28,12 @@ def env(project: Project) -> dict[str, str]:
         ),
         automate("on-demand", kind="oneshot", schedules=[]),
     )
-    return {
-        **os.environ,
-        "AUTOMATES_PROJECT_ROOT": str(project.root),
-        "AUTOMATES_REGISTRY_FILE": str(project.registry),
-    }
-
-
-def cli(env: dict[str, str], *args: str, code: int = 0) -> Result:
-    """The command line in-process (an interpreter per call costs seconds on this machine);
-    settings come from `env` exactly as for a real invocation."""
-    done = CliRunner().invoke(app, list(args), env=env)
-    assert done.exit_code == code, (done.stdout, done.stderr)
-    return done
-
-
-def as_json(env: dict[str, str], *args: str) -> Any:
-    return json.loads(cli(env, *args, "--json").stdout)
+    return project.env()
 
 
 def test_preview_of_a_declared_automate(env: dict[str, str]) -> None:
     offset = stable_offset("night-report", "hourly", 600)
-    found = as_json(
+    found = invoke_json(
         env,
         "preview",
         "night-report",
@@ -85,7 +64,7 @@ def test_preview_of_a_declared_automate(env: dict[str, str]) -> None:
 
 
 def test_preview_of_a_spec_in_a_timezone(env: dict[str, str]) -> None:
-    found = as_json(
+    found = invoke_json(
         env,
         "preview",
         "every weekday at 9",
@@ -101,7 +80,7 @@ def test_preview_of_a_spec_in_a_timezone(env: dict[str, str]) -> None:
         "2026-11-23T09:00:00+08:00",
         "2026-11-24T09:00:00+08:00",
     ]
-    skipped = as_json(
+    skipped = invoke_json(
         env,
         "preview",
         "0 * * * *",
@@ -116,9 +95,9 @@ def test_preview_of_a_spec_in_a_timezone(env: dict[str, str]) -> None:
 
 
 def test_the_table_echoes_what_each_schedule_became(env: dict[str, str]) -> None:
-    out = cli(env, "preview", "every 7 minutes", "--count", "2").stdout
+    out = invoke(env, "preview", "every 7 minutes", "--count", "2").stdout
     assert "every '7m'" in out and "interval=420.0" in out
-    rows = as_json(env, "schedules", "night-report")
+    rows = invoke_json(env, "schedules", "night-report")
     assert [r["became"] for r in rows] == [
         "when 'every hour' → cron '0 * * * *'",
         "at '2026-12-01T20:30:00Z'",
@@ -139,5 +118,5 @@ def test_the_table_echoes_what_each_schedule_became(env: dict[str, str]) -> None
     ],
 )
 def test_bad_input_is_a_clear_error(env: dict[str, str], args: list[str], message: str) -> None:
-    done = cli(env, "preview", *args, code=2)
+    done = invoke(env, "preview", *args, code=2)
     assert message in " ".join(done.stderr.split())

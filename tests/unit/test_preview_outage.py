@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from automates.cli.app import app
 from automates.registry.targets import spec_schedule
 from automates.scheduling.misfire import Misfire
 from automates.scheduling.preview import OutagePreview, simulate_outage
+from tests.fixtures.commands import invoke, invoke_json
 from tests.fixtures.projects import Project, automate
 
 FROM = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
@@ -75,34 +72,25 @@ def env(project: Project) -> dict[str, str]:
             misfire_grace_seconds=120,
         ),
     )
-    return {
-        **os.environ,
-        "AUTOMATES_PROJECT_ROOT": str(project.root),
-        "AUTOMATES_REGISTRY_FILE": str(project.registry),
-    }
+    return project.env()
 
 
-def cli(env: dict[str, str], *args: str, code: int = 0) -> Result:
-    done = CliRunner().invoke(app, list(args), env=env)
-    assert done.exit_code == code, (done.stdout, done.stderr)
-    return done
+def outage_args(target: str, start: str, end: str) -> list[str]:
+    """`automates preview TARGET --simulate-outage START END`, before its other options."""
+    return ["preview", target, "--simulate-outage", start, end]
 
 
-def as_json(env: dict[str, str], *args: str) -> Any:
-    return json.loads(cli(env, *args, "--json").stdout)
+# An hourly spec down for two days with catch-up: 48 missed ticks, past the 24 h that holds.
+TWO_DAYS_HOURLY_CATCH_UP = [
+    *outage_args("every 1h", "2026-03-08T00:00:00Z", "2026-03-10T00:00:00Z"),
+    "--misfire",
+    "catch_up",
+]
 
 
 def test_a_declared_automate_is_simulated_with_its_own_policy(env: dict[str, str]) -> None:
-    found = as_json(
-        env,
-        "preview",
-        "hourly-sync",
-        "--simulate-outage",
-        "2026-03-10T09:30:00",
-        "2026-03-10T15:01:00",
-        "--tz",
-        "Europe/Paris",
-    )
+    args = outage_args("hourly-sync", "2026-03-10T09:30:00", "2026-03-10T15:01:00")
+    found = invoke_json(env, *args, "--tz", "Europe/Paris")
     assert (found["misfire"], found["grace_seconds"], found["hold"]) == ("catch_up", 120, False)
     assert found["outage"] == {
         "from": "2026-03-10T08:30:00+00:00",
@@ -123,36 +111,14 @@ def test_a_declared_automate_is_simulated_with_its_own_policy(env: dict[str, str
 
 
 def test_a_spec_takes_its_policy_and_grace_from_the_options(env: dict[str, str]) -> None:
-    found = as_json(
-        env,
-        "preview",
-        "every 1h",
-        "--simulate-outage",
-        "2026-03-08T00:00:00Z",
-        "2026-03-10T00:00:00Z",
-        "--misfire",
-        "catch_up",
-        "--grace",
-        "30",
-    )
+    found = invoke_json(env, *TWO_DAYS_HOURLY_CATCH_UP, "--grace", "30")
     assert (found["misfire"], found["grace_seconds"], found["hold"]) == ("catch_up", 30, True)
     assert found["missed"] == 48 and found["run"] == 0
     assert "over 24 h" in found["summary"]
 
 
 def test_the_text_shows_the_newest_ticks_and_the_hold(env: dict[str, str]) -> None:
-    shown = cli(
-        env,
-        "preview",
-        "every 1h",
-        "--simulate-outage",
-        "2026-03-08T00:00:00Z",
-        "2026-03-10T00:00:00Z",
-        "--misfire",
-        "catch_up",
-        "--count",
-        "2",
-    ).stdout
+    shown = invoke(env, *TWO_DAYS_HOURLY_CATCH_UP, "--count", "2").stdout
     assert "HOLD: the automate would be held for operator review" in shown
     assert "46 older ticks not shown" in shown
     assert "2026-03-09T23:00:00+00:00" in shown and "2026-03-09T21:00:00" not in shown
@@ -170,13 +136,13 @@ def test_the_text_shows_the_newest_ticks_and_the_hold(env: dict[str, str]) -> No
     ],
 )
 def test_bad_outages_are_refused(env: dict[str, str], args: list[str], message: str) -> None:
-    done = cli(env, "preview", "every 10m", *args, code=2)
+    done = invoke(env, "preview", "every 10m", *args, code=2)
     assert message in done.stderr
 
 
 def test_an_outage_too_long_for_its_schedule_is_refused(env: dict[str, str]) -> None:
-    args = ["--simulate-outage", "2026-03-01T00:00:00Z", "2026-03-10T00:00:00Z", "--json"]
-    done = cli(env, "preview", "every 10s", *args, code=2)
+    args = outage_args("every 10s", "2026-03-01T00:00:00Z", "2026-03-10T00:00:00Z")
+    done = invoke(env, *args, "--json", code=2)
     assert (
         "fires more than 10000 times in the outage; shorten it" in json.loads(done.stdout)["error"]
     )

@@ -11,7 +11,7 @@ from automates.guard.quiet_hours import OVERRIDE_TAG, QuietHoursCheck
 from automates.guard.recording import outcome_of
 from automates.registry.policy import GuardPolicy
 from automates.scheduling.quiet_hours import QuietHours
-from tests.fixtures.orchestrator import run_context
+from tests.fixtures.orchestrator import guard_policy, run_context
 
 NIGHT = QuietHours.model_validate(
     {"start": "22:00", "end": "07:00", "timezone": "Asia/Makassar", "action": "skip"}
@@ -21,14 +21,7 @@ AT_NOON = datetime(2026, 1, 10, 4, 0, tzinfo=UTC)  # 12:00 WITA
 
 
 def policy(quiet: QuietHours | None) -> GuardPolicy:
-    return GuardPolicy(
-        automate="nightly",
-        timeout_seconds=60,
-        retries=0,
-        retry_backoff_seconds=1,
-        soft_fail=False,
-        quiet_hours=quiet,
-    )
+    return guard_policy(quiet_hours=quiet)
 
 
 def quiet_refusal(policy: GuardPolicy, flow_run: FlowRun) -> State | None:

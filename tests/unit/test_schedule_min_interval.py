@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -17,6 +14,7 @@ from automates.scheduling.min_interval import tightest_gap
 from automates.settings import Settings
 from automates.settings.groups import AgentSettings
 from automates.sync import validated_registry
+from tests.fixtures.commands import run_module
 from tests.fixtures.projects import Project, automate
 
 
@@ -89,18 +87,7 @@ def test_sync_validation_applies_the_setting_and_changes_nothing(project: Projec
     assert (problem.automate, problem.field) == ("agent-job", "schedules[0].every")
 
     # The same refusal through `automates validate`, with the setting from the environment.
-    env = {
-        **os.environ,
-        "AUTOMATES_PROJECT_ROOT": str(project.root),
-        "AUTOMATES_REGISTRY_FILE": str(project.registry),
-        "AUTOMATES_AGENT_MIN_INTERVAL_SECONDS": "900",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "automates.cli", "validate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    env = project.env(AUTOMATES_AGENT_MIN_INTERVAL_SECONDS="900")
+    done = run_module("automates.cli", "validate", env=env)
     assert done.returncode == 2
     assert "automate 'agent-job', field 'schedules[0].every'" in done.stderr

@@ -8,29 +8,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from automates.cli.output import masked
-from tests.conftest import REPO, free_port
+from tests.conftest import free_port
+from tests.fixtures.commands import run_module
 
 SECRET = "Sup3rS3cretPw"
 TOKEN = "tok3n-" + SECRET  # 16 characters or more, as the tokens must be
 
 
 def automates(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "automates.cli", *args],
-        # One line per message: a secret wrapped across two lines would pass unseen.
-        env={**os.environ, "COLUMNS": "1000", **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    # One line per message: a secret wrapped across two lines would pass unseen.
+    return run_module("automates.cli", *args, env={**os.environ, "COLUMNS": "1000", **env})
 
 
 @pytest.mark.parametrize(
