@@ -43,7 +43,6 @@ import random
 import secrets
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,8 +61,8 @@ if (_checkout := str(Path(__file__).resolve().parents[1])) not in sys.path:
     sys.path.insert(0, _checkout)  # run as a script: the imports below need the checkout
 
 from bench import server
-from bench.common import REPO, log, save_result
-from bench.doc import write_section
+from bench.common import REPO, log, save_result, spread
+from bench.doc import machine_part, met_or_not, write_section
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROUTES = 10
@@ -336,6 +335,7 @@ def bare_sends(sink: Sink, count: int, rng: random.Random, first_id: int) -> lis
     from automates.alerts import message
     from automates.alerts.channels import Channel, send
     from automates.settings import Settings
+    from automates.store.alerts import Alert
 
     ui_url = Settings().ui_url
     started: dict[int, tuple[str, float]] = {}
@@ -343,11 +343,13 @@ def bare_sends(sink: Sink, count: int, rng: random.Random, first_id: int) -> lis
     def one(n: int) -> None:
         index = n % ROUTES
         alert_id = first_id + n
-        row = {
-            **missed(index, f"bare-{alert_id}").row(),
-            "id": alert_id,
-            "raised_at": datetime.now(UTC),
-        }
+        row = Alert(
+            **vars(missed(index, f"bare-{alert_id}").row()),
+            id=alert_id,
+            raised_at=datetime.now(UTC),
+            routed_at=None,
+            resolved_at=None,
+        )
         envelope = message.envelope(row, f"r{index}", ui_url)
         path = f"/bare/r{index}"
         started[alert_id] = (path, time.time())
@@ -447,14 +449,7 @@ def breakdown(
 
 
 def stats(samples: list[float]) -> dict[str, Any]:
-    ordered = sorted(samples)
-    return {
-        "count": len(ordered),
-        "p50": round(statistics.median(ordered), 4),
-        "p99": round(ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))], 4),
-        "min": round(ordered[0], 4),
-        "max": round(ordered[-1], 4),
-    }
+    return {"count": len(samples), **spread(samples, 4)}
 
 
 # 2. Burst.
@@ -641,16 +636,11 @@ def burst_counts(engine: Any, sink: Sink, ids: set[int], warm_id: int) -> dict[s
 
 
 def machine_lines(m: dict[str, Any]) -> list[str]:
-    return [
-        "Machine:",
-        "",
-        f"- CPU: {m['cpu']}, {m['cores']} cores; RAM: {m['ram_gib']} GiB",
-        f"- OS: {m['os']}",
-        f"- Python {m['python']}, Prefect {m['prefect']}, apprise {m['apprise']}, "
+    return machine_part(
+        m,
+        f"Python {m['python']}, Prefect {m['prefect']}, apprise {m['apprise']}, "
         f"PostgreSQL {m['postgresql']} (the machine's server on 127.0.0.1:5432)",
-        f"- Load average at start: {', '.join(str(x) for x in m['load_average_at_start'])} "
-        "(the machine is shared; figures move with its load)",
-    ]
+    )
 
 
 def section(r: dict[str, Any]) -> str:
@@ -660,10 +650,9 @@ def section(r: dict[str, Any]) -> str:
             "thread": "deliverer in a thread of the bench process",
             "process": "`python -m automates.alerts` process",
         }[x["mode"]]
-        verdict = "**met**" if x["met"] else "**not met**"
         return (
             f"| {label} | {o['count']} | {o['p50']:.3f} | {o['p99']:.3f} | {o['max']:.3f} "
-            f"| {b['p50']:.3f} / {b['p99']:.3f} | {x['ratio_p50']}x | {verdict} |"
+            f"| {b['p50']:.3f} / {b['p99']:.3f} | {x['ratio_p50']}x | {met_or_not(x['met'])} |"
         )
 
     def segment_rows() -> list[str]:
@@ -826,11 +815,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from automates.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="alertsbench-", dir="/tmp"))
-    for name in list(os.environ):
-        if name.startswith("AUTOMATES_"):
-            del os.environ[name]
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
-        os.environ.pop(name, None)
+    server.clear_environment()
     os.environ["PREFECT_HOME"] = str(work / "prefect")
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
     machine = server.machine_facts(ADMIN_URL) | {"apprise": apprise.__version__}

@@ -54,20 +54,18 @@ def unblock_detector(stuck_seconds: int | None = None) -> State:
     with transaction(engine) as connection:
         for row in sql.stuck_task_runs(connection, datetime.now(UTC), threshold):
             _crash_old_run(row)
-            if row["attempts"] >= MAX_ATTEMPTS:
+            if row.attempts >= MAX_ATTEMPTS:
                 sql.update_task_run(
                     connection,
-                    row["id"],
+                    row.id,
                     status=TaskRunStatus.FAILED,
                     ended_at=datetime.now(UTC),
-                    error=f"stuck; gave up after {row['attempts']} attempts",
+                    error=f"stuck; gave up after {row.attempts} attempts",
                 )
-                failed.append(str(row["id"]))
-                logger.warning(
-                    "task run %s stuck: gave up after %d attempts", row["id"], row["attempts"]
-                )
+                failed.append(str(row.id))
+                logger.warning("task run %s stuck: gave up after %d attempts", row.id, row.attempts)
                 continue
-            sql.update_task_run(connection, row["id"], status=TaskRunStatus.PENDING, pid=None)
+            sql.update_task_run(connection, row.id, status=TaskRunStatus.PENDING, pid=None)
             child = run_deployment(  # sync in a sync flow
                 TASK_RUN_DEPLOYMENT,
                 parameters=_parameters(row),
@@ -75,9 +73,9 @@ def unblock_detector(stuck_seconds: int | None = None) -> State:
                 as_subflow=False,
                 tags=["unblock-retry"],
             )
-            sql.update_task_run(connection, row["id"], flow_run_id=child.id)  # type: ignore[union-attr]
-            retried.append(str(row["id"]))
-            logger.info("task run %s stuck: attempt %d started", row["id"], row["attempts"] + 1)
+            sql.update_task_run(connection, row.id, flow_run_id=child.id)  # type: ignore[union-attr]
+            retried.append(str(row.id))
+            logger.info("task run %s stuck: attempt %d started", row.id, row.attempts + 1)
     message = f"{len(retried)} stuck task run(s) retried, {len(failed)} given up"
     return Completed(message=message, data={"retried": retried, "given_up": failed})
 
@@ -87,24 +85,26 @@ def _kill_switch_on() -> bool:
     return str(value).strip().lower() in ("true", "1", "on", "yes")
 
 
-def _crash_old_run(row: dict[str, Any]) -> None:
-    if row["flow_run_id"] is None:
+def _crash_old_run(row: sql.TaskRun) -> None:
+    if row.flow_run_id is None:
         return
     with get_client(sync_client=True) as client:
-        state = client.read_flow_run(row["flow_run_id"]).state
+        state = client.read_flow_run(row.flow_run_id).state
         if state is None or not state.is_final():
             client.set_flow_run_state(
-                row["flow_run_id"],
+                row.flow_run_id,
                 Crashed(message="stuck: no sign of life; retried by unblock-detector"),
                 force=True,
             )
 
 
-def _parameters(row: dict[str, Any]) -> dict[str, Any]:
-    parameters = {name: row[name] for name in RETRIED_PARAMETERS if row[name] is not None}
-    if row["max_budget_usd"] is not None:
-        parameters["max_budget_usd"] = float(row["max_budget_usd"])
-    if row["run_id"] is not None:
-        parameters["run_id"] = str(row["run_id"])
-    parameters["task_run_id"] = str(row["id"])
+def _parameters(row: sql.TaskRun) -> dict[str, Any]:
+    parameters = {
+        name: getattr(row, name) for name in RETRIED_PARAMETERS if getattr(row, name) is not None
+    }
+    if row.max_budget_usd is not None:
+        parameters["max_budget_usd"] = float(row.max_budget_usd)
+    if row.run_id is not None:
+        parameters["run_id"] = str(row.run_id)
+    parameters["task_run_id"] = str(row.id)
     return parameters

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from automates.errors import TaskRunRequestError, field_problems
 from automates.states import PerimeterKind, RunTrigger
+from automates.store import taskruns as sql
 from automates.store.schema import SLUG_PATTERN
 
 CONTEXT_FIELDS = ("machine", "client", "contact", "mailbox")
@@ -66,12 +67,12 @@ class Perimeter(BaseModel):
         return {**self.model_dump(), "workdir": str(self.workdir), "kind": self.kind}
 
 
-def context_lines(perimeter: dict[str, Any]) -> list[str]:
+def context_lines(perimeter: sql.Perimeter) -> list[str]:
     """The perimeter's context as the lines appended to a delegated prompt."""
-    lines = [f"Perimeter: {perimeter['id']} ({perimeter['kind']}): {perimeter['title']}"]
+    lines = [f"Perimeter: {perimeter.id} ({perimeter.kind}): {perimeter.title}"]
     lines += [
-        f"{field.capitalize()}: {perimeter[field]}"
+        f"{field.capitalize()}: {getattr(perimeter, field)}"
         for field in CONTEXT_FIELDS
-        if perimeter.get(field)
+        if getattr(perimeter, field)
     ]
     return lines

@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +39,7 @@ from automates.errors import (
 from automates.process_group import terminate_group
 from automates.registry.alert_kinds import AlertKind
 from automates.settings import Settings
+from automates.states import TaskRunStatus
 from automates.store import taskruns as sql
 from automates.store.engine import transaction
 from automates.store.schema import SLUG_PATTERN, TASK_RUN_ENDED
@@ -163,25 +165,25 @@ def _claim(
         sql.insert_task_run(connection, id=task_run_id, **_row_values(request, settings))
         row = sql.lock_task_run(connection, task_run_id)
         assert row is not None
-        if row["status"] in TASK_RUN_ENDED:
-            return _result(row, f"already {row['status']}; nothing started")
-        if row["status"] == "running" and row["flow_run_id"] not in (None, flow_run_id):
-            return _result(row, f"already running in flow run {row['flow_run_id']}; not started")
-        attempt = row["attempts"] + 1
+        if row.status in TASK_RUN_ENDED:
+            return _result(row, f"already {row.status}; nothing started")
+        if row.status is TaskRunStatus.RUNNING and row.flow_run_id not in (None, flow_run_id):
+            return _result(row, f"already running in flow run {row.flow_run_id}; not started")
+        attempt = row.attempts + 1
         if attempt > MAX_ATTEMPTS:
             return _end(connection, row, "failed", f"gave up after {MAX_ATTEMPTS} attempts")
         sql.update_task_run(connection, task_run_id, attempts=attempt, flow_run_id=flow_run_id)
-        row = {**row, "attempts": attempt}
+        row = replace(row, attempts=attempt)
         perimeter = sql.read_perimeter(connection, request.perimeter)
         if perimeter is None:
             return _end(connection, row, "failed", _no_perimeter(request.perimeter))
         try:
             template, cli = _load_blocks(request.template, settings.llm.cli_block)
-            workdir = Path(perimeter["workdir"])
+            workdir = Path(perimeter.workdir)
             scope = Scope(workdir=workdir, report_dir=_report_dir(workdir, request))
             model = cli.resolve_model(request.agent, request.model)
-            timeout = row["timeout_seconds"]
-            budget = Decimal(row["max_budget_usd"] or settings.task_run.max_budget_usd)
+            timeout = row.timeout_seconds
+            budget = Decimal(row.max_budget_usd or settings.task_run.max_budget_usd)
             argv = cli.command(
                 prompt=request.full_prompt(),
                 template=template,
@@ -265,39 +267,44 @@ def _finish(
         if status == "over_budget":  # the CLI was stopped at its budget: runaway cost
             raise_alert(
                 connection,
-                catalog.task_run(AlertKind.TASK_RUN_KILLED, row["agent"], row["codename"], message),
+                catalog.task_run(AlertKind.TASK_RUN_KILLED, row.agent, row.codename, message),
             )
     return _result(row, message, attempt)
 
 
 def _end(
-    connection: Any, row: dict[str, Any], status: str, message: str, argv: list[str] | None = None
+    connection: Any, row: sql.TaskRun, status: str, message: str, argv: list[str] | None = None
 ) -> TaskRunResult:
-    values: dict[str, Any] = {"status": status, "ended_at": _now(), "error": message}
+    ended = replace(
+        row,
+        status=TaskRunStatus(status),
+        ended_at=_now(),
+        error=message,
+        command=row.command if argv is None else argv,
+    )
+    values: dict[str, Any] = {"status": status, "ended_at": ended.ended_at, "error": message}
     if argv is not None:
         values["command"] = argv
-    sql.update_task_run(connection, row["id"], **values)
+    sql.update_task_run(connection, row.id, **values)
     if status == "over_budget":  # refused before start: the agent's budget is spent
         raise_alert(
             connection,
-            catalog.task_run(
-                AlertKind.TASK_RUN_OVER_BUDGET, row["agent"], row["codename"], message
-            ),
+            catalog.task_run(AlertKind.TASK_RUN_OVER_BUDGET, row.agent, row.codename, message),
         )
-    return _result({**row, **values}, message)
+    return _result(ended, message)
 
 
-def _result(row: dict[str, Any], message: str, attempt: int | None = None) -> TaskRunResult:
+def _result(row: sql.TaskRun, message: str, attempt: int | None = None) -> TaskRunResult:
     return TaskRunResult(
-        task_run_id=row["id"],
-        status=row["status"],
-        attempt=attempt or row["attempts"],
+        task_run_id=row.id,
+        status=row.status,
+        attempt=attempt or row.attempts,
         message=message,
-        command=row.get("command"),
-        exit_code=row.get("exit_code"),
-        input_tokens=row.get("input_tokens") or 0,
-        output_tokens=row.get("output_tokens") or 0,
-        cost_usd=float(row.get("cost_usd") or 0),
+        command=row.command,
+        exit_code=row.exit_code,
+        input_tokens=row.input_tokens or 0,
+        output_tokens=row.output_tokens or 0,
+        cost_usd=float(row.cost_usd or 0),
     )
 
 
@@ -372,7 +379,7 @@ class _CancelWatcher:
                 continue
             with transaction(self._engine) as connection:
                 row = sql.read_task_run(connection, self._task_run_id)
-            pid = row and row["pid"]
+            pid = row and row.pid
             if pid:
                 self.fired = True
                 # By pid: the CLI's Popen, in run_cli, reaps it and keeps its exit status.

@@ -142,28 +142,32 @@ class Deliverer:
             rows = store.unrouted(connection, ROUTE_BATCH)
             if not rows:
                 return False
-            overrides = _overrides(connection, {row["automate"] for row in rows} - {None})
+            overrides = _overrides(
+                connection, {row.automate for row in rows if row.automate is not None}
+            )
             for row in rows:
                 try:
                     with connection.begin_nested():  # one alert that cannot be routed
                         deliveries = self._deliveries(connection, row, routing, overrides)
-                        store.add_deliveries(connection, row["id"], _once_per_route(deliveries))
+                        store.add_deliveries(connection, row.id, _once_per_route(deliveries))
                 except Exception as error:  # must not hold back every alert after it
-                    log.exception("alert #%s could not be routed", row["id"])
+                    log.exception("alert #%s could not be routed", row.id)
                     reason = f"could not be routed ({type(error).__name__}): journaled only"
                     silent = _silent(JOURNAL, reason, datetime.now(UTC))
-                    store.add_deliveries(connection, row["id"], [silent])
+                    store.add_deliveries(connection, row.id, [silent])
         return True
 
     def _deliveries(
         self,
         connection: Connection,
-        alert: dict[str, Any],
+        alert: store.Alert,
         routing: Routing,
         overrides: dict[str, tuple[Delivery | None, dict[str, tuple[str, ...]]]],
-    ) -> list[dict[str, Any]]:
-        kind = AlertKind(alert["kind"])
-        delivery, routes_by_kind = overrides.get(alert["automate"], (None, {}))
+    ) -> list[store.NewDelivery]:
+        kind = alert.kind
+        delivery, routes_by_kind = (
+            overrides.get(alert.automate, (None, {})) if alert.automate is not None else (None, {})
+        )
         if kind.is_outcome:
             chosen = delivery or routing.delivery
             routes = chosen.routes or routing.default_routes
@@ -172,17 +176,19 @@ class Deliverer:
                 reason = f"delivery mode {chosen.mode.value}: {kind.value} is not delivered"
                 return [_silent(route, reason, now) for route in routes]
             dedupe = not (kind is AlertKind.RUN_COMPLETED and chosen.unchanged)
-            return [{"route": route, "dedupe": dedupe} for route in routes]
+            return [store.NewDelivery(route=route, dedupe=dedupe) for route in routes]
         if kind.resolved is not None:
-            resolved = list(alert["facts"].get("resolves", []))
+            resolved = list(alert.facts.get("resolves", []))
             reached = store.delivered_routes(connection, resolved)
             if not reached:
                 reason = "the alerts it resolves reached no route"
                 return [_silent(JOURNAL, reason, datetime.now(UTC))]
-            return [{"route": route, "dedupe": False} for route in reached]
+            return [store.NewDelivery(route=route, dedupe=False) for route in reached]
         if kind is AlertKind.DEAD_LETTER:
-            return [{"route": routing.fallback, "dedupe": False}]
-        return [{"route": route} for route in routing.routes_for(kind, routes_by_kind)]
+            return [store.NewDelivery(route=routing.fallback, dedupe=False)]
+        return [
+            store.NewDelivery(route=route) for route in routing.routes_for(kind, routes_by_kind)
+        ]
 
     # 2. Digests.
 
@@ -193,23 +199,25 @@ class Deliverer:
             for name in store.routes_with_folded(connection):
                 route = routing.all_routes.get(name) or Route(name=name, channel=Channel.LOG)
                 folded = store.folded_on(connection, name)
-                if not folded or now - folded[0]["folded_at"] < timedelta(
+                if not folded or now - folded[0].folded_at < timedelta(
                     seconds=route.digest_seconds
                 ):
                     continue
                 title, body = message.digest(name, folded, route.rate_limit_per_hour)
                 digest_id = store.insert_alert(
                     connection,
-                    {
-                        "kind": AlertKind.DIGEST.value,
-                        "signature": f"digest|{name}|{folded[0]['id']}",
-                        "title": title,
-                        "body": body,
-                        "facts": {"folded": [item["id"] for item in folded]},
-                    },
+                    store.NewAlert(
+                        kind=AlertKind.DIGEST,
+                        signature=f"digest|{name}|{folded[0].id}",
+                        title=title,
+                        body=body,
+                        facts={"folded": [item.id for item in folded]},
+                    ),
                 )
-                store.add_deliveries(connection, digest_id, [{"route": name, "dedupe": False}])
-                store.mark_digested(connection, [item["delivery_id"] for item in folded], digest_id)
+                store.add_deliveries(
+                    connection, digest_id, [store.NewDelivery(route=name, dedupe=False)]
+                )
+                store.mark_digested(connection, [item.delivery_id for item in folded], digest_id)
                 done = True
         return done
 
@@ -224,18 +232,18 @@ class Deliverer:
         acted = False
         self._next_due = None
         for head in heads:
-            if head["status"] != AlertDeliveryStatus.PENDING:
+            if head.status != AlertDeliveryStatus.PENDING:
                 continue  # being sent: the route waits for the outcome
-            if head["next_attempt_at"] > now:
-                due = head["next_attempt_at"]
+            if head.next_attempt_at > now:
+                due = head.next_attempt_at
                 self._next_due = due if self._next_due is None else min(self._next_due, due)
                 continue
             acted = True
-            route = routing.all_routes.get(head["route"])
+            route = routing.all_routes.get(head.route)
             with transaction(self.engine) as connection:
                 if self._decided(connection, head, route, now):
                     continue
-                if route is None or not store.claim(connection, head["id"]):
+                if route is None or not store.claim(connection, head.id):
                     continue
             future = self._threads.submit(self._send_one, head, route)
             future.add_done_callback(self._sent)
@@ -247,17 +255,17 @@ class Deliverer:
         self._wake.set()
 
     def _decided(
-        self, connection: Connection, head: dict[str, Any], route: Route | None, now: datetime
+        self, connection: Connection, head: store.RouteHead, route: Route | None, now: datetime
     ) -> bool:
         """Settle a delivery without sending it (gone route, duplicate, rate limit): whether it
         was settled."""
-        kind = AlertKind(head["kind"])
+        kind = head.kind
         if route is None:
-            self._dead(connection, head, f"route {head['route']!r} is no longer declared", now)
+            self._dead(connection, head, f"route {head.route!r} is no longer declared", now)
             return True
-        if head["attempts"] > 0 or kind in (AlertKind.DIGEST, AlertKind.DEAD_LETTER):
+        if head.attempts > 0 or kind in (AlertKind.DIGEST, AlertKind.DEAD_LETTER):
             return False  # decided at the first attempt; digests and dead letters always go
-        if head["dedupe"] and route.dedupe_window_seconds:
+        if head.dedupe and route.dedupe_window_seconds:
             since = now - timedelta(seconds=route.dedupe_window_seconds)
             duplicate = store.earlier_duplicate(connection, head, since)
             if duplicate is not None:
@@ -278,9 +286,9 @@ class Deliverer:
                 return True
         return False
 
-    def _send_one(self, head: dict[str, Any], route: Route) -> None:
+    def _send_one(self, head: store.RouteHead, route: Route) -> None:
         with transaction(self.engine) as connection:
-            alert = store.alert(connection, head["alert_id"])
+            alert = store.alert(connection, head.alert_id)
         assert alert is not None  # deliveries cascade with their alert
         envelope = message.envelope(alert, route.name, self.settings.ui_url)
         try:
@@ -299,60 +307,60 @@ class Deliverer:
             except Exception as error:  # a sender bug must not leave the row `sending`
                 outcome = SendOutcome(ok=False, detail=f"{type(error).__name__}")
         if route.channel is Channel.LOG and outcome.ok:
-            log.warning("alert #%s %s: %s", alert["id"], alert["kind"], alert["title"])
+            log.warning("alert #%s %s: %s", alert.id, alert.kind, alert.title)
         now = datetime.now(UTC)
         with transaction(self.engine) as connection:
             if outcome.ok:
                 self._settle(connection, head, AlertDeliveryStatus.SENT, None, now)
-            elif head["attempts"] + 1 >= self.settings.alert.max_attempts:
+            elif head.attempts + 1 >= self.settings.alert.max_attempts:
                 self._dead(connection, head, outcome.detail, now)
             else:
                 wait = store.backoff(
-                    head["attempts"] + 1,
+                    head.attempts + 1,
                     self.settings.alert.retry_seconds,
                     self.settings.alert.retry_max_seconds,
                 )
                 store.set_delivery(
                     connection,
-                    head["id"],
+                    head.id,
                     status=AlertDeliveryStatus.PENDING,
-                    reason=f"attempt {head['attempts'] + 1} failed: {outcome.detail}",
+                    reason=f"attempt {head.attempts + 1} failed: {outcome.detail}",
                     next_attempt_at=now + wait,
                 )
 
     def _settle(
         self,
         connection: Connection,
-        head: dict[str, Any],
+        head: store.RouteHead,
         status: AlertDeliveryStatus,
         reason: str | None,
         now: datetime,
     ) -> None:
-        store.set_delivery(connection, head["id"], status=status, reason=reason, finished_at=now)
+        store.set_delivery(connection, head.id, status=status, reason=reason, finished_at=now)
         if self._events:
             _event(head, status, reason)
 
     def _dead(
-        self, connection: Connection, head: dict[str, Any], reason: str, now: datetime
+        self, connection: Connection, head: store.RouteHead, reason: str, now: datetime
     ) -> None:
         self._settle(connection, head, AlertDeliveryStatus.DEAD, reason, now)
-        if head["kind"] == AlertKind.DIGEST.value:  # what it carried did not arrive either
-            store.undeliver_digest(connection, head["alert_id"])
-        if head["kind"] == AlertKind.DEAD_LETTER.value:
+        if head.kind is AlertKind.DIGEST:  # what it carried did not arrive either
+            store.undeliver_digest(connection, head.alert_id)
+        if head.kind is AlertKind.DEAD_LETTER:
             return  # the fallback route itself failed: journaled and visible, not looped
         raise_alert(
             connection,
             Alert(
                 kind=AlertKind.DEAD_LETTER,
-                automate=head["automate"],
-                title=f"an alert could not be delivered on route {head['route']}",
+                automate=head.automate,
+                title=f"an alert could not be delivered on route {head.route}",
                 body=(
-                    f"Alert #{head['alert_id']} ({head['kind']}) was not delivered on route "
-                    f"{head['route']} after {head['attempts'] + 1} attempt(s): {reason}. "
-                    f"`automates alerts retry {head['id']}` sends it again."
+                    f"Alert #{head.alert_id} ({head.kind}) was not delivered on route "
+                    f"{head.route} after {head.attempts + 1} attempt(s): {reason}. "
+                    f"`automates alerts retry {head.id}` sends it again."
                 ),
-                reason=f"{head['route']} {head['alert_id']}",
-                facts={"delivery_id": head["id"], "alert_id": head["alert_id"]},
+                reason=f"{head.route} {head.alert_id}",
+                facts={"delivery_id": head.id, "alert_id": head.alert_id},
             ),
         )
 
@@ -378,21 +386,18 @@ def _overrides(
     return found
 
 
-def _once_per_route(deliveries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _once_per_route(deliveries: list[store.NewDelivery]) -> list[store.NewDelivery]:
     """A route listed twice (`[ops, ops]`) gets the alert once."""
-    first: dict[str, dict[str, Any]] = {}
+    first: dict[str, store.NewDelivery] = {}
     for delivery in deliveries:
-        first.setdefault(delivery["route"], delivery)
+        first.setdefault(delivery.route, delivery)
     return list(first.values())
 
 
-def _silent(route: str, reason: str, now: datetime) -> dict[str, Any]:
-    return {
-        "route": route,
-        "status": AlertDeliveryStatus.SUPPRESSED,
-        "reason": reason,
-        "finished_at": now,
-    }
+def _silent(route: str, reason: str, now: datetime) -> store.NewDelivery:
+    return store.NewDelivery(
+        route=route, status=AlertDeliveryStatus.SUPPRESSED, reason=reason, finished_at=now
+    )
 
 
 def _span(seconds: int) -> str:
@@ -409,28 +414,28 @@ def _events_wanted() -> bool:
     return bool(PREFECT_API_URL.value())
 
 
-def _event(head: dict[str, Any], status: AlertDeliveryStatus, reason: str | None) -> None:
+def _event(head: store.RouteHead, status: AlertDeliveryStatus, reason: str | None) -> None:
     """The delivery in Prefect's event feed (best effort: the store is the record)."""
     try:
         from prefect.events import emit_event
 
         related = []
-        if head.get("automate"):
+        if head.automate:
             related.append(
                 {
-                    "prefect.resource.id": f"automates.automate.{head['automate']}",
+                    "prefect.resource.id": f"automates.automate.{head.automate}",
                     "prefect.resource.role": "automate",
                 }
             )
         emit_event(
             event=f"automates.alert.{status}",
             resource={
-                "prefect.resource.id": f"automates.alert.{head['alert_id']}",
-                "automates.route": head["route"],
-                "automates.kind": head["kind"],
+                "prefect.resource.id": f"automates.alert.{head.alert_id}",
+                "automates.route": head.route,
+                "automates.kind": head.kind.value,
             },
             related=related,
-            payload={"delivery_id": head["id"], "reason": reason},
+            payload={"delivery_id": head.id, "reason": reason},
         )
     except Exception:  # no events client here (tests, no API): the store has it all
         log.debug("alert event not emitted", exc_info=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -52,17 +52,17 @@ class Alert:
     def signature(self) -> str:
         return f"{self.kind.value}|{self.automate or '-'}|{normalized(self.reason or self.title)}"
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "automate": self.automate,
-            "signature": self.signature,
-            "condition": condition(self.kind, self.automate or self.subject),
-            "title": self.title[:MAX_TITLE],
-            "body": self.body[:MAX_BODY],
-            "flow_run_id": self.flow_run_id,
-            "facts": dict(self.facts),
-        }
+    def row(self) -> store.NewAlert:
+        return store.NewAlert(
+            kind=self.kind,
+            automate=self.automate,
+            signature=self.signature,
+            condition=condition(self.kind, self.automate or self.subject),
+            title=self.title[:MAX_TITLE],
+            body=self.body[:MAX_BODY],
+            flow_run_id=self.flow_run_id,
+            facts=dict(self.facts),
+        )
 
 
 def raise_alert(connection: Connection, alert: Alert) -> int | None:
@@ -70,8 +70,9 @@ def raise_alert(connection: Connection, alert: Alert) -> int | None:
     it ends is open (an earlier alert opened it and nothing resolved it since): None if not."""
     row = alert.row()
     if alert.kind.resolved is not None:
-        opened = store.resolve_condition(connection, row["condition"])
+        assert row.condition is not None  # a resolution ends a condition
+        opened = store.resolve_condition(connection, row.condition)
         if not opened:
             return None
-        row["facts"] = {**row["facts"], "resolves": opened}
+        row = replace(row, facts={**row.facts, "resolves": opened})
     return store.insert_alert(connection, row)

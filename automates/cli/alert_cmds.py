@@ -56,20 +56,19 @@ def list_(
             rows = store.deliveries(connection, status=status, limit=limit)
     finally:
         engine.dispose()
-    shown = [{key: row[key] for key in _SHOWN} for row in rows]
     if as_json:
-        emit_json(shown)
+        emit_json([{key: getattr(row, key) for key in _SHOWN} for row in rows])
         return
     table = Table("id", "alert", "kind", "automate", "route", "status", "why / title")
-    for row in shown:
+    for row in rows:
         table.add_row(
-            str(row["id"]),
-            str(row["alert_id"]),
-            row["kind"],
-            row["automate"] or "-",
-            row["route"],
-            row["status"],
-            row["reason"] or row["title"],
+            str(row.id),
+            str(row.alert_id),
+            row.kind,
+            row.automate or "-",
+            row.route,
+            row.status,
+            row.reason or row.title,
         )
     console.print(table)
 

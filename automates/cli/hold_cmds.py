@@ -39,7 +39,7 @@ def holds_command(
     finally:
         engine.dispose()
     if as_json:
-        emit_json(rows)
+        emit_json([row.as_dict() for row in rows])
         return
     if not rows:
         console.print("no hold" if include_released else "no open hold")
@@ -47,12 +47,10 @@ def holds_command(
     table = Table("automate", "reason", "held at", "released", "detail")
     for row in rows:
         released = (
-            f"{row['released_at']:%Y-%m-%d %H:%M} by {row['released_by']}"
-            if row["released_at"]
-            else "open"
+            f"{row.released_at:%Y-%m-%d %H:%M} by {row.released_by}" if row.released_at else "open"
         )
-        held_at = f"{row['held_at']:%Y-%m-%d %H:%M}"
-        table.add_row(row["automate"], row["reason"], held_at, released, row["detail"])
+        held_at = f"{row.held_at:%Y-%m-%d %H:%M}"
+        table.add_row(row.automate, row.reason, held_at, released, row.detail)
     console.print(table)
 
 
@@ -93,7 +91,13 @@ def release_command(
     result: dict[str, Any] = {
         "automate": name,
         "released": [
-            {k: row[k] for k in ("id", "reason", "held_at", "released_at", "released_by")}
+            {
+                "id": row.id,
+                "reason": row.reason,
+                "held_at": row.held_at,
+                "released_at": row.released_at,
+                "released_by": row.released_by,
+            }
             for row in released
         ],
         "schedules": schedules,

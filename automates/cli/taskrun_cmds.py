@@ -22,6 +22,7 @@ from automates.settings import Settings
 from automates.store import taskruns as sql
 from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
+from automates.store.rows import StoredRow
 from automates.store.schema import TASK_RUN_ENDED
 
 task_run_app = typer.Typer(help="Agent task runs: the LLM CLI with scoped permissions.")
@@ -33,11 +34,12 @@ def _engine(settings: Settings) -> Engine:
     return make_engine(database_url(settings))
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+def _plain(row: StoredRow) -> dict[str, Any]:
+    """The row's columns as `--json` prints them (dollars as numbers)."""
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in row.as_dict().items()}
 
 
-def _task_run(engine: Engine, task_run_id: str) -> dict[str, Any]:
+def _task_run(engine: Engine, task_run_id: str) -> sql.TaskRun:
     try:
         key = UUID(task_run_id)
     except ValueError:
@@ -46,7 +48,7 @@ def _task_run(engine: Engine, task_run_id: str) -> dict[str, Any]:
         row = sql.read_task_run(connection, key)
     if row is None:
         raise UnknownTaskRunError(f"no agent task run {task_run_id}")
-    return _plain(row)
+    return row
 
 
 @task_run_app.command("start")
@@ -94,9 +96,9 @@ def start(
     finally:
         engine.dispose()
     if as_json:
-        emit_json(row)
+        emit_json(_plain(row))
         return
-    console.print(f"task run {task_run_id} ({row['status']}), flow run {flow_run_id}")
+    console.print(f"task run {task_run_id} ({row.status}), flow run {flow_run_id}")
 
 
 async def _create_flow_run(settings: Settings, parameters: dict[str, Any]) -> UUID:
@@ -114,10 +116,10 @@ async def _create_flow_run(settings: Settings, parameters: dict[str, Any]) -> UU
         return flow_run.id
 
 
-def _wait(engine: Engine, task_run_id: str, poll_seconds: float = 0.5) -> dict[str, Any]:
+def _wait(engine: Engine, task_run_id: str, poll_seconds: float = 0.5) -> sql.TaskRun:
     while True:
         row = _task_run(engine, task_run_id)
-        if row["status"] in TASK_RUN_ENDED:
+        if row.status in TASK_RUN_ENDED:
             return row
         time.sleep(poll_seconds)
 
@@ -128,7 +130,7 @@ def show(task_run_id: str, as_json: bool = JsonOption) -> None:
     """One task run: status, command, exit code, tokens, cost, error."""
     engine = _engine(load_settings())
     try:
-        row = _task_run(engine, task_run_id)
+        row = _plain(_task_run(engine, task_run_id))
     finally:
         engine.dispose()
     if as_json:
@@ -157,13 +159,13 @@ def tail(
         while True:
             with transaction(engine) as connection:
                 lines = sql.output_after(connection, UUID(task_run_id), last)
-                status = sql.read_task_run(connection, UUID(task_run_id))["status"]  # type: ignore[index]
+                status = sql.read_task_run(connection, UUID(task_run_id)).status  # type: ignore[union-attr]
             for line in lines:
-                last = line["id"]
+                last = line.id
                 if as_json:
-                    emit_json({"attempt": line["attempt"], "at": line["at"], "line": line["line"]})
+                    emit_json({"attempt": line.attempt, "at": line.at, "line": line.line})
                 else:
-                    console.print(line["line"], markup=False, highlight=False, soft_wrap=True)
+                    console.print(line.line, markup=False, highlight=False, soft_wrap=True)
             if not follow or (status in TASK_RUN_ENDED and not lines):
                 return
             if not lines:
@@ -180,13 +182,13 @@ def cancel(task_run_id: str, as_json: bool = JsonOption) -> None:
     engine = _engine(settings)
     try:
         row = _task_run(engine, task_run_id)
-        if row["status"] in TASK_RUN_ENDED:
-            result = {"task_run_id": task_run_id, "cancelled": False, "status": row["status"]}
-        elif row["flow_run_id"] is None:
+        if row.status in TASK_RUN_ENDED:
+            result = {"task_run_id": task_run_id, "cancelled": False, "status": row.status}
+        elif row.flow_run_id is None:
             _cancel_pending(engine, task_run_id, "cancelled before a flow run was created")
             result = {"task_run_id": task_run_id, "cancelled": True, "status": "cancelled"}
         else:
-            asyncio.run(_cancel_flow_run(settings, row["flow_run_id"]))
+            asyncio.run(_cancel_flow_run(settings, row.flow_run_id))
             # Not started yet: it never will (a claim refuses an ended row). Started: the run
             # sees its Cancelling state and stops its CLI itself.
             stopped = _cancel_pending(engine, task_run_id, "cancelled before it started")
@@ -224,22 +226,22 @@ def runs(
     engine = _engine(load_settings())
     try:
         with transaction(engine) as connection:
-            rows = [_plain(r) for r in sql.recent_runs(connection, limit)]
+            rows = sql.recent_runs(connection, limit)
     finally:
         engine.dispose()
     if as_json:
-        emit_json(rows)
+        emit_json([_plain(row) for row in rows])
         return
     table = Table("created", "perimeter", "trigger", "source", "title", "status", "task runs")
     for row in rows:
         table.add_row(
-            f"{row['created_at']:%Y-%m-%d %H:%M:%S}",
-            row["perimeter"],
-            row["trigger"],
-            row["source"],
-            row["title"][:50],
-            row["status"],
-            str(row["task_runs"]),
+            f"{row.created_at:%Y-%m-%d %H:%M:%S}",
+            row.perimeter,
+            row.trigger,
+            row.source,
+            row.title[:50],
+            row.status,
+            str(row.task_runs),
         )
     console.print(table if rows else "no run yet")
 
@@ -278,11 +280,11 @@ def set_perimeter(
     try:
         with transaction(engine) as connection:
             sql.upsert_perimeter(connection, **perimeter.row())
-            row = _plain(sql.read_perimeter(connection, perimeter.id) or {})
+            saved = sql.read_perimeter(connection, perimeter.id)
     finally:
         engine.dispose()
     if as_json:
-        emit_json(row)
+        emit_json(_plain(saved) if saved is not None else {})
         return
     console.print(f"perimeter {perimeter.id} saved")
 
@@ -294,14 +296,14 @@ def list_perimeters(as_json: bool = JsonOption) -> None:
     engine = _engine(load_settings())
     try:
         with transaction(engine) as connection:
-            rows = [_plain(r) for r in sql.all_perimeters(connection)]
+            rows = sql.all_perimeters(connection)
     finally:
         engine.dispose()
     if as_json:
-        emit_json(rows)
+        emit_json([_plain(row) for row in rows])
         return
     columns = ("id", "kind", "title", "workdir", "machine", "client", "contact", "mailbox")
     table = Table(*columns)
     for row in rows:
-        table.add_row(*(str(row[column] or "-") for column in columns))
+        table.add_row(*(str(getattr(row, column) or "-") for column in columns))
     console.print(table)

@@ -43,10 +43,11 @@ def hold_for_review(run: RunContext, decision: Decision) -> State:
             if hold_id is not None:
                 raise_alert(connection, catalog.held(automate, decision.summary))
     if released is not None:
+        assert released.released_at is not None  # released_since finds released holds only
         return Completed(
             name="Skipped",
             message=f"skipped: its outage was held for review, and released by "
-            f"{released['released_by']} at {show(released['released_at'])}",
+            f"{released.released_by} at {show(released.released_at)}",
         )
     if hold_id is not None:
         assert run.deployment_id is not None

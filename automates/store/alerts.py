@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import Connection, and_, func, insert, select, text, update
 
+from automates.registry.alert_kinds import AlertKind
 from automates.states import AlertDeliveryStatus
+from automates.store.rows import StoredRow
 from automates.store.schema import alert_deliveries, alert_routing, alerts
 
 NOTIFY_CHANNEL = "automates_alerts"
@@ -16,11 +20,108 @@ OPEN = (AlertDeliveryStatus.PENDING, AlertDeliveryStatus.SENDING)
 DELIVERED = (AlertDeliveryStatus.SENT, AlertDeliveryStatus.FOLDED, AlertDeliveryStatus.DIGESTED)
 
 
-def insert_alert(connection: Connection, row: dict[str, Any]) -> int:
-    alert_id = connection.execute(insert(alerts).values(**row).returning(alerts.c.id)).scalar_one()
+@dataclass(frozen=True, kw_only=True)
+class NewAlert:
+    """An alert to write to the outbox: what its raiser knows (the store adds its id and
+    times)."""
+
+    kind: AlertKind
+    automate: str | None = None
+    signature: str  # what makes two alerts "the same" for de-duplication: no time, no id
+    condition: str | None = None  # the condition it opens or resolves
+    title: str
+    body: str
+    flow_run_id: UUID | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Alert(StoredRow):
+    """A row of the outbox, `alerts`: one alert raised, and whether it was routed, and its
+    condition resolved."""
+
+    id: int
+    raised_at: datetime
+    kind: AlertKind
+    automate: str | None
+    signature: str
+    condition: str | None
+    title: str
+    body: str
+    flow_run_id: UUID | None
+    facts: dict[str, Any]
+    routed_at: datetime | None  # fanned out into deliveries
+    resolved_at: datetime | None  # a condition's end was raised
+
+
+@dataclass(frozen=True)
+class FoldedAlert(Alert):
+    """An alert held back on a route by its rate limit, to go out in the route's digest."""
+
+    delivery_id: int
+    folded_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewDelivery:
+    """A delivery to add for an alert on one route: pending, or settled at once (with why)."""
+
+    route: str
+    status: AlertDeliveryStatus = AlertDeliveryStatus.PENDING
+    reason: str | None = None
+    finished_at: datetime | None = None
+    dedupe: bool = True  # False: never suppressed as a duplicate
+
+
+@dataclass(frozen=True)
+class Delivery(StoredRow):
+    """A row of `alert_deliveries`: one alert on one route, and what became of it."""
+
+    id: int
+    alert_id: int
+    route: str
+    status: AlertDeliveryStatus
+    reason: str | None  # why suppressed, folded or dead; the last failure while pending
+    attempts: int
+    next_attempt_at: datetime
+    claimed_at: datetime | None
+    finished_at: datetime | None
+    digest_id: int | None  # the digest alert it was sent in
+    dedupe: bool
+
+
+@dataclass(frozen=True)
+class RouteHead(Delivery):
+    """The oldest open delivery of a route, with what the deliverer decides on of its alert."""
+
+    kind: AlertKind
+    signature: str
+    automate: str | None
+
+
+@dataclass(frozen=True)
+class ListedDelivery(Delivery):
+    """A delivery with what `automates alerts list` shows of its alert."""
+
+    kind: AlertKind
+    automate: str | None
+    title: str
+    raised_at: datetime
+    flow_run_id: UUID | None
+
+
+def insert_alert(connection: Connection, row: NewAlert) -> int:
+    alert_id = connection.execute(
+        insert(alerts).values(**_values(row)).returning(alerts.c.id)
+    ).scalar_one()
     # Wakes the deliverer at commit (PostgreSQL delivers notifications on commit only).
     connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return int(alert_id)
+
+
+def _values(row: NewAlert | NewDelivery) -> dict[str, Any]:
+    # Not dataclasses.asdict: it deep-copies, and an alert's facts may hold anything.
+    return {column.name: getattr(row, column.name) for column in fields(row)}
 
 
 def resolve_condition(connection: Connection, condition: str) -> list[int]:
@@ -66,7 +167,7 @@ def routing_config(connection: Connection) -> dict[str, Any] | None:
 # The deliverer's statements.
 
 
-def unrouted(connection: Connection, limit: int) -> list[dict[str, Any]]:
+def unrouted(connection: Connection, limit: int) -> list[Alert]:
     rows = connection.execute(
         select(alerts)
         .where(alerts.c.routed_at.is_(None))
@@ -74,13 +175,13 @@ def unrouted(connection: Connection, limit: int) -> list[dict[str, Any]]:
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return [dict(row._mapping) for row in rows]
+    return [Alert.from_row(row) for row in rows]
 
 
-def add_deliveries(connection: Connection, alert_id: int, deliveries: list[dict[str, Any]]) -> None:
+def add_deliveries(connection: Connection, alert_id: int, deliveries: list[NewDelivery]) -> None:
     if deliveries:
         connection.execute(
-            insert(alert_deliveries), [{**d, "alert_id": alert_id} for d in deliveries]
+            insert(alert_deliveries), [{**_values(d), "alert_id": alert_id} for d in deliveries]
         )
     connection.execute(update(alerts).where(alerts.c.id == alert_id).values(routed_at=func.now()))
 
@@ -97,7 +198,7 @@ def delivered_routes(connection: Connection, alert_ids: list[int]) -> list[str]:
     return [route for (route,) in rows]
 
 
-def route_heads(connection: Connection) -> list[dict[str, Any]]:
+def route_heads(connection: Connection) -> list[RouteHead]:
     """The oldest open delivery of each route (deliveries of a route go out in order)."""
     rows = connection.execute(
         select(alert_deliveries, alerts.c.kind, alerts.c.signature, alerts.c.automate)
@@ -106,12 +207,10 @@ def route_heads(connection: Connection) -> list[dict[str, Any]]:
         .distinct(alert_deliveries.c.route)
         .order_by(alert_deliveries.c.route, alert_deliveries.c.id)
     )
-    return [dict(row._mapping) for row in rows]
+    return [RouteHead.from_row(row) for row in rows]
 
 
-def earlier_duplicate(
-    connection: Connection, delivery: dict[str, Any], since: datetime
-) -> int | None:
+def earlier_duplicate(connection: Connection, delivery: RouteHead, since: datetime) -> int | None:
     """An earlier alert with the same signature delivered on the same route since `since`
     whose condition has not been resolved: its id."""
     earlier = alerts.alias("earlier")
@@ -119,11 +218,11 @@ def earlier_duplicate(
         select(earlier.c.id)
         .join(alert_deliveries, alert_deliveries.c.alert_id == earlier.c.id)
         .where(
-            alert_deliveries.c.route == delivery["route"],
-            alert_deliveries.c.id < delivery["id"],
+            alert_deliveries.c.route == delivery.route,
+            alert_deliveries.c.id < delivery.id,
             alert_deliveries.c.status.in_(DELIVERED),
             alert_deliveries.c.finished_at >= since,
-            earlier.c.signature == delivery["signature"],
+            earlier.c.signature == delivery.signature,
             earlier.c.resolved_at.is_(None),
         )
         .order_by(earlier.c.id.desc())
@@ -183,7 +282,7 @@ def orphaned_sends(connection: Connection) -> list[int]:
     return [int(delivery_id) for (delivery_id,) in rows]
 
 
-def folded_on(connection: Connection, route: str) -> list[dict[str, Any]]:
+def folded_on(connection: Connection, route: str) -> list[FoldedAlert]:
     rows = connection.execute(
         select(
             alert_deliveries.c.id.label("delivery_id"),
@@ -198,7 +297,7 @@ def folded_on(connection: Connection, route: str) -> list[dict[str, Any]]:
         .order_by(alert_deliveries.c.id)
         .with_for_update(of=alert_deliveries)
     )
-    return [dict(row._mapping) for row in rows]
+    return [FoldedAlert.from_row(row) for row in rows]
 
 
 def routes_with_folded(connection: Connection) -> list[str]:
@@ -237,9 +336,9 @@ def undeliver_digest(connection: Connection, digest_id: int) -> None:
     )
 
 
-def alert(connection: Connection, alert_id: int) -> dict[str, Any] | None:
+def alert(connection: Connection, alert_id: int) -> Alert | None:
     row = connection.execute(select(alerts).where(alerts.c.id == alert_id)).one_or_none()
-    return dict(row._mapping) if row else None
+    return Alert.from_row(row) if row else None
 
 
 def deliveries(
@@ -248,7 +347,7 @@ def deliveries(
     status: str | None = None,
     limit: int = 100,
     alert_id: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ListedDelivery]:
     """Deliveries with their alert, newest first (`automates alerts list`)."""
     query = (
         select(
@@ -267,7 +366,7 @@ def deliveries(
         query = query.where(alert_deliveries.c.status == status)
     if alert_id is not None:
         query = query.where(alert_deliveries.c.alert_id == alert_id)
-    return [dict(row._mapping) for row in connection.execute(query)]
+    return [ListedDelivery.from_row(row) for row in connection.execute(query)]
 
 
 def retry(connection: Connection, delivery_id: int) -> bool:

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert
 
+from automates.scheduling import approval as policy
+from automates.store.rows import StoredRow
 from automates.store.schema import approvals
+
+
+@dataclass(frozen=True)
+class Approval(StoredRow):
+    """A row of `approvals`: who approved one version (digest) of an automate's declaration,
+    at which stage of its approval policy, and when."""
+
+    id: int
+    automate: str
+    digest: str
+    stage: policy.Approval  # before_enable or before_first_run (`none` waits for nobody)
+    approved_by: str
+    approved_at: datetime
+    flow_run_id: UUID | None  # the waiting run it resumed (before_first_run)
+    note: str | None
 
 
 def approved_digests(connection: Connection, stage: str) -> frozenset[tuple[str, str]]:
@@ -27,9 +45,7 @@ def awaiting_enable_approval(connection: Connection, digests: Mapping[str, str])
     return frozenset(name for name, digest in digests.items() if (name, digest) not in approved)
 
 
-def approval_of(
-    connection: Connection, automate: str, digest: str, stage: str
-) -> dict[str, Any] | None:
+def approval_of(connection: Connection, automate: str, digest: str, stage: str) -> Approval | None:
     """The approval of this version of the automate at `stage`, or None."""
     row = connection.execute(
         select(approvals).where(
@@ -38,7 +54,7 @@ def approval_of(
             approvals.c.stage == stage,
         )
     ).one_or_none()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Approval.from_row(row)
 
 
 def record_approval(
@@ -50,7 +66,7 @@ def record_approval(
     *,
     flow_run_id: UUID | None = None,
     note: str | None = None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Approval, bool]:
     """Record the approval of this version; (the approval row, whether it is new). A version
     approved already keeps its first approval: approving twice changes nothing."""
     inserted = connection.execute(

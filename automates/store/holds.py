@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from automates.states import HoldReason
+from automates.store.rows import StoredRow
 from automates.store.schema import holds
+
+
+@dataclass(frozen=True)
+class Hold(StoredRow):
+    """A row of `holds`: an automate held for operator review, open until released."""
+
+    id: int
+    automate: str
+    reason: HoldReason
+    detail: str
+    held_at: datetime
+    released_at: datetime | None  # None while the hold is open
+    released_by: str | None
 
 
 def held_for_review(connection: Connection) -> frozenset[str]:
@@ -35,7 +50,7 @@ def open_hold(connection: Connection, automate: str, reason: str, detail: str) -
 
 def released_since(
     connection: Connection, automate: str, reason: str, moment: datetime
-) -> dict[str, Any] | None:
+) -> Hold | None:
     """The latest hold of `automate` released at or after `moment`, if any."""
     row = connection.execute(
         select(holds)
@@ -47,10 +62,10 @@ def released_since(
         .order_by(holds.c.released_at.desc())
         .limit(1)
     ).one_or_none()
-    return dict(row._mapping) if row else None
+    return Hold.from_row(row) if row else None
 
 
-def release_hold(connection: Connection, automate: str, by: str) -> list[dict[str, Any]]:
+def release_hold(connection: Connection, automate: str, by: str) -> list[Hold]:
     """Release every open hold of `automate`, recording who and when; the released rows."""
     rows = connection.execute(
         update(holds)
@@ -58,15 +73,15 @@ def release_hold(connection: Connection, automate: str, by: str) -> list[dict[st
         .values(released_at=func.now(), released_by=by)
         .returning(*holds.c)
     )
-    return [dict(row._mapping) for row in rows]
+    return [Hold.from_row(row) for row in rows]
 
 
-def list_holds(connection: Connection, *, include_released: bool = False) -> list[dict[str, Any]]:
+def list_holds(connection: Connection, *, include_released: bool = False) -> list[Hold]:
     """Holds, newest first: the open ones, or all."""
     query = select(holds).order_by(holds.c.held_at.desc(), holds.c.id.desc())
     if not include_released:
         query = query.where(holds.c.released_at.is_(None))
-    return [dict(row._mapping) for row in connection.execute(query)]
+    return [Hold.from_row(row) for row in connection.execute(query)]
 
 
 def ever_held(connection: Connection, automate: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,8 +12,94 @@ from uuid import UUID
 from sqlalchemy import Connection, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from automates.states import PerimeterKind, RunStatus, TaskRunStatus
+from automates.states import PerimeterKind, RunStatus, RunTrigger, TaskRunStatus
+from automates.store.rows import StoredRow
 from automates.store.schema import perimeters, runs, task_run_output, task_runs
+
+
+@dataclass(frozen=True)
+class Perimeter(StoredRow):
+    """A row of `perimeters`: the platform or one tenant, with the context a run loads."""
+
+    id: str
+    kind: PerimeterKind
+    title: str
+    machine: str | None
+    client: str | None
+    contact: str | None
+    mailbox: str | None
+    workdir: str  # the working tree a `code` task run may edit (absolute)
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ScopedRun(StoredRow):
+    """A row of `runs`: one scoped execution over a perimeter."""
+
+    id: UUID
+    perimeter: str
+    source: str
+    trigger: RunTrigger
+    title: str
+    status: RunStatus
+    flow_run_id: UUID | None
+    created_at: datetime
+    started_at: datetime
+    ended_at: datetime | None  # None while running
+    message: str | None
+
+
+@dataclass(frozen=True)
+class RecentRun(ScopedRun):
+    """A run with how many agent task runs it delegated (`automates runs`)."""
+
+    task_runs: int
+
+
+@dataclass(frozen=True)
+class TaskRun(StoredRow):
+    """A row of `task_runs`: the execution unit delegated to an agent, one LLM CLI process
+    per attempt."""
+
+    id: UUID
+    run_id: UUID | None  # the scoped run that delegated it, if any
+    codename: str
+    agent: str
+    prompt: str
+    template: str
+    perimeter: str
+    exit_criteria: str | None
+    model: str | None
+    dry_run: bool
+    timeout_seconds: int
+    max_budget_usd: Decimal | None
+    status: TaskRunStatus
+    attempts: int
+    flow_run_id: UUID | None
+    command: list[str] | None  # the exact argv run (or, for a dry run, that would have run)
+    pid: int | None
+    exit_code: int | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    terminal_reason: str | None
+    error: str | None
+    requested_at: datetime
+    started_at: datetime | None  # the CLI process started
+    heartbeat_at: datetime | None  # the last line of output
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OutputLine(StoredRow):
+    """A row of `task_run_output`: one line the CLI printed, in one attempt."""
+
+    id: int
+    task_run_id: UUID
+    attempt: int
+    line: str
+    at: datetime
 
 
 def upsert_perimeter(connection: Connection, **values: Any) -> None:
@@ -36,13 +123,13 @@ def ensure_platform_perimeter(connection: Connection, workdir: Path) -> None:
     )
 
 
-def read_perimeter(connection: Connection, perimeter: str) -> dict[str, Any] | None:
+def read_perimeter(connection: Connection, perimeter: str) -> Perimeter | None:
     row = connection.execute(select(perimeters).where(perimeters.c.id == perimeter)).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Perimeter.from_row(row)
 
 
-def all_perimeters(connection: Connection) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in connection.execute(select(perimeters).order_by("id"))]
+def all_perimeters(connection: Connection) -> list[Perimeter]:
+    return [Perimeter.from_row(r) for r in connection.execute(select(perimeters).order_by("id"))]
 
 
 def insert_run(connection: Connection, **values: Any) -> None:
@@ -59,7 +146,7 @@ def finish_run(
     )
 
 
-def recent_runs(connection: Connection, limit: int) -> list[dict[str, Any]]:
+def recent_runs(connection: Connection, limit: int) -> list[RecentRun]:
     counts = (
         select(func.count())
         .where(task_runs.c.run_id == runs.c.id)
@@ -68,12 +155,12 @@ def recent_runs(connection: Connection, limit: int) -> list[dict[str, Any]]:
         .label("task_runs")
     )
     rows = connection.execute(select(runs, counts).order_by(runs.c.created_at.desc()).limit(limit))
-    return [dict(r._mapping) for r in rows]
+    return [RecentRun.from_row(r) for r in rows]
 
 
-def read_run(connection: Connection, run_id: UUID) -> dict[str, Any] | None:
+def read_run(connection: Connection, run_id: UUID) -> ScopedRun | None:
     row = connection.execute(select(runs).where(runs.c.id == run_id)).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else ScopedRun.from_row(row)
 
 
 def insert_task_run(connection: Connection, **values: Any) -> bool:
@@ -84,16 +171,16 @@ def insert_task_run(connection: Connection, **values: Any) -> bool:
     return bool(result.rowcount)
 
 
-def read_task_run(connection: Connection, task_run_id: UUID) -> dict[str, Any] | None:
+def read_task_run(connection: Connection, task_run_id: UUID) -> TaskRun | None:
     row = connection.execute(select(task_runs).where(task_runs.c.id == task_run_id)).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else TaskRun.from_row(row)
 
 
-def lock_task_run(connection: Connection, task_run_id: UUID) -> dict[str, Any] | None:
+def lock_task_run(connection: Connection, task_run_id: UUID) -> TaskRun | None:
     row = connection.execute(
         select(task_runs).where(task_runs.c.id == task_run_id).with_for_update()
     ).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else TaskRun.from_row(row)
 
 
 def update_task_run(connection: Connection, task_run_id: UUID, **values: Any) -> None:
@@ -145,19 +232,17 @@ def append_output(connection: Connection, task_run_id: UUID, attempt: int, line:
 
 def output_after(
     connection: Connection, task_run_id: UUID, after_id: int, limit: int = 1000
-) -> list[dict[str, Any]]:
+) -> list[OutputLine]:
     rows = connection.execute(
         select(task_run_output)
         .where(task_run_output.c.task_run_id == task_run_id, task_run_output.c.id > after_id)
         .order_by(task_run_output.c.id)
         .limit(limit)
     )
-    return [dict(r._mapping) for r in rows]
+    return [OutputLine.from_row(r) for r in rows]
 
 
-def stuck_task_runs(
-    connection: Connection, now: datetime, stuck_seconds: int
-) -> list[dict[str, Any]]:
+def stuck_task_runs(connection: Connection, now: datetime, stuck_seconds: int) -> list[TaskRun]:
     """Task runs that nobody is moving: pending without a start for `stuck_seconds`, or running
     with no output for `stuck_seconds` past their own timeout (the process that ran them is
     gone). Locked, skipping rows another detector holds."""
@@ -181,4 +266,4 @@ def stuck_task_runs(
         .order_by(task_runs.c.requested_at)
         .with_for_update(skip_locked=True)
     )
-    return [dict(r._mapping) for r in rows]
+    return [TaskRun.from_row(r) for r in rows]

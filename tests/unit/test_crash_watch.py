@@ -63,7 +63,7 @@ def test_restarts_within_the_window_are_counted_and_one_too_many_stops_it(tmp_pa
     assert stopped == ["worker-local"]
     [alert] = written
     assert alert.kind == AlertKind.COMPONENT_CRASH_LOOP and alert.subject == "worker-local"
-    assert alert.row()["condition"] == "component_crash_loop:worker-local"
+    assert alert.row().condition == "component_crash_loop:worker-local"
     restart(crash_watch)  # a stop racing one more restart: no second alert, no second stop
     assert stopped == ["worker-local"] and len(written) == 1
 
