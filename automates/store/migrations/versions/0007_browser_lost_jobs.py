@@ -5,27 +5,23 @@ Revision ID: 0007
 Revises: 0006
 """
 
-from alembic import op
+from automates.store.migrations import ddl
 
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-S = "automates"
-T = "browser_jobs"
-CHECKS = {
-    "browser_jobs_status_check": "status IN ('queued', 'running', 'done', 'failed', 'lost')",
-    "browser_jobs_finished_when_ended_check": (
-        "(status IN ('done', 'failed', 'lost')) = (finished_at IS NOT NULL)"
-    ),
-    "browser_jobs_started_when_claimed_check": (
-        "(started_at IS NULL) = (status = 'queued' OR (status = 'failed' AND attempts = 0))"
-    ),
-}
-
 
 def upgrade() -> None:
-    for name, condition in CHECKS.items():
-        op.drop_constraint(op.f(name), T, schema=S, type_="check")
-        op.create_check_constraint(op.f(name), T, condition, schema=S)
+    ddl.replace_one_of("browser_jobs", "status", ("queued", "running", "done", "failed", "lost"))
+    ddl.replace_check(
+        "browser_jobs",
+        "finished_when_ended",
+        "(status IN ('done', 'failed', 'lost')) = (finished_at IS NOT NULL)",
+    )
+    ddl.replace_check(
+        "browser_jobs",
+        "started_when_claimed",
+        "(started_at IS NULL) = (status = 'queued' OR (status = 'failed' AND attempts = 0))",
+    )

@@ -4,14 +4,13 @@ Revision ID: 0009
 Revises: 0008
 """
 
-from alembic import op
+from automates.store.migrations import ddl
 
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-S = "automates"
 BEFORE = (
     "run_completed",
     "run_findings",
@@ -35,21 +34,9 @@ BEFORE = (
 AFTER = (*BEFORE[:11], "component_crash_loop", *BEFORE[11:16], "component_recovered", *BEFORE[16:])
 
 
-def _in(values: tuple[str, ...]) -> str:
-    return ", ".join(f"'{v}'" for v in values)
-
-
-def _replace(kinds: tuple[str, ...]) -> None:
-    op.drop_constraint(op.f("alerts_kind_check"), "alerts", schema=S, type_="check")
-    op.create_check_constraint(
-        op.f("alerts_kind_check"), "alerts", f"kind IN ({_in(kinds)})", schema=S
-    )
-
-
 def upgrade() -> None:
-    _replace(AFTER)
+    ddl.replace_one_of("alerts", "kind", AFTER)
 
 
 def downgrade() -> None:
-    op.execute(f"DELETE FROM {S}.alerts WHERE kind NOT IN ({_in(BEFORE)})")
-    _replace(BEFORE)
+    ddl.narrow_one_of("alerts", "kind", BEFORE)
