@@ -9,7 +9,6 @@ import json
 import os
 import resource
 import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ import yaml
 from automates.server.deployed import ServerState
 from automates.settings import Settings
 from automates.sync import sync
+from tests.fixtures.commands import run_module
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import cli_env
 from tests.integration.test_sync import registry_table, state
@@ -106,15 +106,7 @@ def capped() -> None:
 
 def automates(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`automates ARGS` as an operator runs it, under the memory cap."""
-    return subprocess.run(
-        [sys.executable, "-m", "automates.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        preexec_fn=capped,
-        timeout=WALL_TIMEOUT,
-    )
+    return run_module("automates.cli", *args, env=env, timeout=WALL_TIMEOUT, preexec_fn=capped)
 
 
 def refused(done: subprocess.CompletedProcess[str], where: str, what: str) -> None:

@@ -4,35 +4,18 @@ reaches an internal address that page redirects or sub-requests to."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
 
 from automates.browser.enqueue import enqueue_job
-from automates.server.client import prefect_client
-from automates.store.engine import make_engine, transaction
+from tests.fixtures.browser_jobs import nothing_created
 from tests.fixtures.browser_layer import Residential, wait_for_end
 from tests.fixtures.browser_site import Sink, Site, serve_sink
+from tests.fixtures.commands import run_module
 from tests.fixtures.servers import cli_env
-
-
-def _count_jobs(database_url: str) -> int:
-    engine = make_engine(database_url)
-    with transaction(engine) as connection:
-        count = connection.execute(text("SELECT count(*) FROM automates.browser_jobs")).scalar()
-    engine.dispose()
-    return int(count or 0)
-
-
-async def _flow_runs(api_url: str) -> int:
-    async with prefect_client(api_url) as client:
-        return len(await client.read_flow_runs(limit=200))
 
 
 @pytest.fixture
@@ -45,13 +28,15 @@ def sinks() -> Iterator[tuple[Sink, Sink]]:
 
 def _enqueue(env: dict[str, str], kind: str, payload: dict[str, str]) -> tuple[int, str]:
     """`automates browser enqueue KIND --payload JSON --json` as the operator runs it."""
-    command = [sys.executable, "-m", "automates.cli", "browser", "enqueue", kind]
-    done = subprocess.run(
-        [*command, "--payload", json.dumps(payload), "--json"],
+    done = run_module(
+        "automates.cli",
+        "browser",
+        "enqueue",
+        kind,
+        "--payload",
+        json.dumps(payload),
+        "--json",
         env=env,
-        capture_output=True,
-        text=True,
-        check=False,
     )
     if done.returncode == 0:
         return 0, done.stdout
@@ -94,15 +79,12 @@ def test_the_command_refuses_internal_targets_naming_kind_field_and_why(
         ),
         ("portal_login", {"login_url": "http://192.168.1.1/", **login}, "'login_url'", "private"),
     ]
-    jobs_before = _count_jobs(settings.database_url or "")
-    runs_before = asyncio.run(_flow_runs(settings.api_url))
-    for kind, payload, field, why in refused:
-        code, said = _enqueue(env, kind, payload)
-        assert code == 2, said
-        assert f"kind {kind!r}" in said and field in said and why in said, said
-        assert "browser_allowed_hosts" in said, said
-    assert _count_jobs(settings.database_url or "") == jobs_before
-    assert asyncio.run(_flow_runs(settings.api_url)) == runs_before
+    with nothing_created(settings):
+        for kind, payload, field, why in refused:
+            code, said = _enqueue(env, kind, payload)
+            assert code == 2, said
+            assert f"kind {kind!r}" in said and field in said and why in said, said
+            assert "browser_allowed_hosts" in said, said
     # The allowed site itself is accepted by the same command.
     code, said = _enqueue(env, "page_snapshot", {"url": f"{browser_site.url}/article"})
     assert code == 0, said

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -27,27 +26,16 @@ from automates.errors import BrowserPayloadError
 from automates.server.client import prefect_client
 from automates.store.engine import make_engine, transaction
 from tests.conftest import REPO
+from tests.fixtures.browser_jobs import nothing_created
 from tests.fixtures.browser_layer import Residential, wait_for_end, wait_for_log
 from tests.fixtures.browser_site import MAILBOX, PASSWORD, USERNAME, Site
+from tests.fixtures.commands import run_module
 from tests.fixtures.servers import cli_env
-
-
-def _count_jobs(database_url: str) -> int:
-    engine = make_engine(database_url)
-    with transaction(engine) as connection:
-        count = connection.execute(text("SELECT count(*) FROM automates.browser_jobs")).scalar()
-    engine.dispose()
-    return int(count or 0)
 
 
 async def _deployment_id(api_url: str) -> uuid.UUID:
     async with prefect_client(api_url) as client:
         return (await client.read_deployment_by_name("browser-job/browser-job")).id
-
-
-async def _flow_runs(api_url: str) -> int:
-    async with prefect_client(api_url) as client:
-        return len(await client.read_flow_runs(limit=200))
 
 
 def test_a_page_snapshot_runs_on_a_residential_worker(
@@ -189,16 +177,12 @@ def test_unknown_kinds_and_hostile_payloads_are_refused_with_nothing_created(
     browser_layer: Residential,
 ) -> None:
     settings = browser_layer.settings
-    jobs_before = _count_jobs(settings.database_url or "")
-    runs_before = asyncio.run(_flow_runs(settings.api_url))
-    for kind, payload, names in HOSTILE:
-        with pytest.raises(BrowserPayloadError, match=re.escape(names)):
-            enqueue_job(settings, kind, payload)
-    # The same through the operator's command: exit 2, the field named, as JSON.
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
+    with nothing_created(settings):
+        for kind, payload, names in HOSTILE:
+            with pytest.raises(BrowserPayloadError, match=re.escape(names)):
+                enqueue_job(settings, kind, payload)
+        # The same through the operator's command: exit 2, the field named, as JSON.
+        done = run_module(
             "automates.cli",
             "browser",
             "enqueue",
@@ -206,16 +190,10 @@ def test_unknown_kinds_and_hostile_payloads_are_refused_with_nothing_created(
             "--payload",
             '{"url": "http://x.test/`id`"}',
             "--json",
-        ],
-        env=cli_env(settings),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "'url'" in json.loads(done.stdout)["error"]
-    assert _count_jobs(settings.database_url or "") == jobs_before
-    assert asyncio.run(_flow_runs(settings.api_url)) == runs_before
+            env=cli_env(settings),
+        )
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "'url'" in json.loads(done.stdout)["error"]
 
 
 def test_get_shows_a_job_and_names_an_unknown_one(
@@ -223,33 +201,17 @@ def test_get_shows_a_job_and_names_an_unknown_one(
 ) -> None:
     env = {**cli_env(browser_layer.settings), "AUTOMATES_BROWSER_POOL": "residential"}
     # Deploying again is an update in place: same deployment, same pool.
-    deployed = subprocess.run(
-        [sys.executable, "-m", "automates.cli", "browser", "deploy", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    deployed = run_module("automates.cli", "browser", "deploy", "--json", env=env)
+    assert deployed.returncode == 0, deployed.stderr
     assert json.loads(deployed.stdout)["pool"] == "residential"
-    done = subprocess.run(
-        [sys.executable, "-m", "automates.cli", "browser", "get", str(uuid.uuid4()), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_module("automates.cli", "browser", "get", str(uuid.uuid4()), "--json", env=env)
     assert done.returncode == 2 and "no browser job" in json.loads(done.stdout)["error"]
     job = enqueue_job(
         browser_layer.settings, "page_snapshot", {"url": f"{browser_site.url}/article"}
     )
     wait_for_end(browser_layer.settings, job.id)
-    shown = subprocess.run(
-        [sys.executable, "-m", "automates.cli", "browser", "get", str(job.id), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    shown = run_module("automates.cli", "browser", "get", str(job.id), "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
     record = json.loads(shown.stdout)
     assert (record["kind"], record["status"], record["attempts"]) == ("page_snapshot", "done", 1)
     assert record["flow_run_id"] == str(job.flow_run_id)

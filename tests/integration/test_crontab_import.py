@@ -7,28 +7,23 @@ re-importing changes nothing; `--check` names a line added afterwards."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from prefect.client.schemas.objects import FlowRun, StateType
-from typer.testing import CliRunner
+from prefect.client.schemas.objects import StateType
 
-from automates.cli.app import app
-from automates.server.client import prefect_client
 from automates.settings import Settings
+from tests.fixtures.commands import invoke_json
+from tests.fixtures.loopback_http import QuietHandler, serve_http
 from tests.fixtures.projects import Project
-from tests.fixtures.servers import cli_env, runs_of, wait_for
+from tests.fixtures.servers import cli_env, final_run, runs_of, wait_for
 from tests.integration.test_triggers import forget_triggers  # noqa: F401 (a fixture)
 
 ZONE = "Asia/Makassar"
@@ -37,27 +32,17 @@ HTTP_HITS: list[str] = []
 
 
 @pytest.fixture
-def endpoint() -> Iterator[int]:
-    """A real local HTTP endpoint, like the ones the reference's curl lines call."""
+def endpoint() -> Iterator[str]:
+    """A real local HTTP endpoint, like the ones the reference's curl lines call; its base URL."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             HTTP_HITS.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Length", "3")
-            self.end_headers()
-            self.wfile.write(b"ok\n")
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.answer(200, b"ok\n")
 
     HTTP_HITS.clear()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield int(httpd.server_address[1])
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(Handler) as url:
+        yield url
 
 
 def script(path: Path, body: str, executable: bool = True) -> None:
@@ -108,12 +93,11 @@ def legacy_home(home: Path, markers: Path) -> None:
     )
 
 
-def legacy_crontab(home: Path, port: int, hour: int) -> str:
+def legacy_crontab(home: Path, url: str, hour: int) -> str:
     """About 160 lines: the reference's crontab, shaped like an archaeology log. Active jobs
     fire at `hour` (in Asia/Makassar, away from now) so that no scheduled run of a job this
     test triggers starts while it runs."""
     h = hour
-    url = f"http://127.0.0.1:{port}"
     wrap = "python3 $HOME/synedre/ac_cron_wrapper.py"
     log = ">> $HOME/logs/cron.log 2>&1"
     history = [
@@ -242,22 +226,6 @@ def legacy_crontab(home: Path, port: int, hour: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def operator(env: dict[str, str], *args: str, code: int = 0) -> Any:
-    """`automates ARGS --json`, as an operator runs it (in this process: no start-up)."""
-    done = CliRunner().invoke(app, [*args, "--json"], env=env)
-    assert done.exit_code == code, (done.stdout, done.stderr)
-    return json.loads(done.stdout)
-
-
-def final(settings: Settings, flow_run_id: str) -> FlowRun | None:
-    async def read() -> FlowRun:
-        async with prefect_client(settings.api_url) as client:
-            return await client.read_flow_run(flow_run_id)  # type: ignore[arg-type]
-
-    run = asyncio.run(read())
-    return run if run.state is not None and run.state.is_final() else None
-
-
 def marker(markers: Path, name: str) -> str:
     path = markers / name
     return path.read_text() if path.exists() else ""
@@ -265,7 +233,7 @@ def marker(markers: Path, name: str) -> str:
 
 @pytest.mark.usefixtures("forget_triggers")
 def test_a_legacy_crontab_is_imported_applied_synced_and_runs_under_the_guard(
-    server: Settings, project: Project, worker: str, endpoint: int, tmp_path: Path
+    server: Settings, project: Project, worker: str, endpoint: str, tmp_path: Path
 ) -> None:
     home, markers = tmp_path / "home" / "op", tmp_path / "markers"
     legacy_home(home, markers)
@@ -317,7 +285,7 @@ def test_a_legacy_crontab_is_imported_applied_synced_and_runs_under_the_guard(
     assert project.registry.read_bytes() == before
 
     # Applied: the registry gets the block; validate passes, warning of the broken lines.
-    applied = operator(env, "import", "crontab", str(crontab), *common, "--apply", code=1)
+    applied = invoke_json(env, "import", "crontab", str(crontab), *common, "--apply", code=1)
     assert applied["applied"]["registry_changed"] is True
     by_line = {r["line"]: r for r in applied["results"]}
     names = {d["name"]: d for d in applied["declarations"]}
@@ -328,19 +296,19 @@ def test_a_legacy_crontab_is_imported_applied_synced_and_runs_under_the_guard(
     assert applied["unclassified"] and all(
         names[n]["family"] == "unclassified" for n in applied["unclassified"]
     )
-    validated = operator(env, "validate")
+    validated = invoke_json(env, "validate")
     assert validated["valid"] is True
     assert sorted(w["automate"] for w in validated["warnings"]) == broken
 
     # Synced to the real server: every declaration deployed, the service started.
-    synced = operator(env, "sync")
+    synced = invoke_json(env, "sync")
     assert len(synced["created"]) == len(names)
     assert synced["services_started"] == ["brainstorm-loop"]
 
     # The imported jobs run through the worker, under the guard.
     tick = next(n for n in names if n.startswith("http-") and n.endswith("api-tick"))
     triggered = {
-        name: operator(env, "trigger", name)["flow_run_id"]
+        name: invoke_json(env, "trigger", name)["flow_run_id"]
         for name in (
             "ac-backup-full",
             "tasks-sweep-all",
@@ -349,16 +317,16 @@ def test_a_legacy_crontab_is_imported_applied_synced_and_runs_under_the_guard(
             "feed-since-1d",
         )
     }
-    timed = operator(env, "trigger", "slow-export-all")["flow_run_id"]
+    timed = invoke_json(env, "trigger", "slow-export-all")["flow_run_id"]
     for name, run_id in triggered.items():
-        run = wait_for(partial(final, settings, run_id), WAIT, f"the run of {name}")
+        run = wait_for(partial(final_run, settings, run_id), WAIT, f"the run of {name}")
         assert run.state is not None and run.state.type is StateType.COMPLETED, (name, run.state)
     assert marker(markers, "ac_backup").split() == ["--full", "GREETING=bonjour"]
     assert marker(markers, "sweep").split() == ["--all", "GREETING=bonjour"]  # PYTHONPATH
     assert marker(markers, "db_vacuum.sh").split() == ["--analyze", "GREETING=bonjour"]
     assert marker(markers, "feed").split() == ["--since", "1d"]
     assert "/api/tick" in HTTP_HITS
-    slow = wait_for(partial(final, settings, timed), WAIT, "the timed-out run")
+    slow = wait_for(partial(final_run, settings, timed), WAIT, "the timed-out run")
     assert slow.state is not None and slow.state.name == "TimedOut", slow.state
     wait_for(lambda: marker(markers, "brainstorm.pids"), WAIT, "the service's loop to start")
     wait_for(
@@ -372,20 +340,20 @@ def test_a_legacy_crontab_is_imported_applied_synced_and_runs_under_the_guard(
     )
 
     # Reconcile: every imported broken line is broken, and nothing else drifted.
-    reconciled = operator(env, "reconcile", code=1)
+    reconciled = invoke_json(env, "reconcile", code=1)
     assert sorted(d["subject"] for d in reconciled["drifts"]) == broken
     assert {d["kind"] for d in reconciled["drifts"]} == {"broken"}
 
     # Re-importing the same crontab changes nothing, byte for byte.
     registry, env_file = project.registry.read_bytes(), project.root / "deployments/crontab.env"
     secrets = env_file.read_bytes()
-    again = operator(env, "import", "crontab", str(crontab), *common, "--apply", code=1)
+    again = invoke_json(env, "import", "crontab", str(crontab), *common, "--apply", code=1)
     assert again["applied"]["registry_changed"] is False
     assert project.registry.read_bytes() == registry and env_file.read_bytes() == secrets
 
     # During cut-over: --check names the active lines not represented, and a line added
     # to the crontab afterwards.
-    pending = operator(
+    pending = invoke_json(
         env, "import", "crontab", str(crontab), "--home", str(home), "--check", code=1
     )
     findings = {r["line"] for r in pending["unrepresented"]}
@@ -396,5 +364,7 @@ def test_a_legacy_crontab_is_imported_applied_synced_and_runs_under_the_guard(
     }
     with crontab.open("a") as file:
         file.write(f"20 {hour} * * * $HOME/bin/new_job.sh --first\n")
-    added = operator(env, "import", "crontab", str(crontab), "--home", str(home), "--check", code=1)
+    added = invoke_json(
+        env, "import", "crontab", str(crontab), "--home", str(home), "--check", code=1
+    )
     assert {r["line"] for r in added["unrepresented"]} == findings | {total + 1}

@@ -8,7 +8,6 @@ test_layer_faults.py, on a layer of its own.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from functools import partial
@@ -16,43 +15,33 @@ from typing import Any
 
 from prefect.client.orchestration import PrefectClient
 from prefect.states import Pending
-from sqlalchemy import text
 
 from automates.settings import Settings
-from automates.store.engine import make_engine
-from automates.sync import sync
 from tests.conftest import REPO
 from tests.fixtures.misfire import api
-from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import run_deployment
+from tests.fixtures.projects import Project, automate, script
+from tests.fixtures.servers import run_deployment, store_rows
 
 WATCH = "run-watch/run-watch"
 CRASH_BOUND_SECONDS = 300
 
 
 def journal_rows(settings: Settings, flow_run_id: Any) -> list[dict[str, Any]]:
-    engine = make_engine(settings.database_url or "")
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text("SELECT * FROM automates.execution_journal WHERE flow_run_id = :id"),
-                {"id": flow_run_id},
-            )
-            return [dict(r._mapping) for r in rows]
-    finally:
-        engine.dispose()
+    return store_rows(
+        settings,
+        "SELECT * FROM automates.execution_journal WHERE flow_run_id = :id",
+        id=flow_run_id,
+    )
 
 
 def declare(project: Project, server: Settings, victim_pool: str, watch_pool: str) -> Settings:
     shutil.copy(REPO / "flows" / "run_watch.py", project.root / "flows" / "run_watch.py")
     release = project.root / "release"
-    project.declare(
-        automate(
+    return project.declare_and_sync(
+        server,
+        script(
             "sleeper",
-            kind="oneshot",
-            schedules=[],
-            entrypoint=None,
-            command=["scripts/hold.sh", str(release)],
+            ["scripts/hold.sh", str(release)],
             family="exports",
             timeout_seconds=900,
             work_pool=victim_pool,
@@ -66,9 +55,6 @@ def declare(project: Project, server: Settings, victim_pool: str, watch_pool: st
             work_pool=watch_pool,
         ),
     )
-    settings = project.settings(server)
-    asyncio.run(sync(settings, settings.database_url or ""))
-    return settings
 
 
 def test_a_run_that_never_starts_is_resubmitted_once_then_ended(

@@ -15,13 +15,8 @@ from sqlalchemy import text
 from automates.errors import StoreError
 from automates.settings import Settings
 from automates.store.engine import make_engine, transaction
-from automates.sync import sync
-from tests.fixtures.projects import Project, automate
+from tests.fixtures.projects import Project, automate, script
 from tests.fixtures.servers import cli_env, cli_json, run_all
-
-
-def script(name: str, command: list[str], **fields: Any) -> dict[str, Any]:
-    return automate(name, kind="oneshot", schedules=[], entrypoint=None, command=command, **fields)
 
 
 def journal(settings: Settings, table: str, flow_run: FlowRun) -> list[dict[str, Any]]:
@@ -52,7 +47,8 @@ def journal(settings: Settings, table: str, flow_run: FlowRun) -> list[dict[str,
 def guarded_project(server: Settings, project: Project, worker: str, tmp_path: Path) -> Settings:
     (project.root / "guard.env").write_text("GREETING=from-the-env-file\n")
     export_target = project.settings(server).data_path / "exports" / "today" / "out.csv"
-    project.declare(
+    return project.declare_and_sync(
+        server,
         script("cert-audit", ["scripts/audit.sh"], family="audits", work_pool=worker),
         # 10 s, not less: the timeout covers the guard's pre-checks (API reads) before the
         # script starts, and on a loaded machine 3 s ran out before it wrote its pid.
@@ -106,9 +102,6 @@ def guarded_project(server: Settings, project: Project, worker: str, tmp_path: P
             work_pool=worker,
         ),
     )
-    settings = project.settings(server)
-    asyncio.run(sync(settings, settings.database_url or ""))
-    return settings
 
 
 def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_path: Path) -> None:

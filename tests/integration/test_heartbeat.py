@@ -10,7 +10,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.settings.groups import HeartbeatSettings, ServerSettings
 from tests.conftest import REPO, free_port
+from tests.fixtures.loopback_http import QuietHandler, serve_http
 from tests.fixtures.servers import layer_settings, wait_for
 
 TOKEN = "hb-secret-5d1e7a"
@@ -51,15 +51,10 @@ class Sink:
         self.changed = threading.Condition()
         self.hold = threading.Event()
         self.hold.set()
+        self.url = ""  # the ping URL, once served
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._record()
-
-            def do_POST(self) -> None:
-                self._record()
-
+        class Handler(QuietHandler):  # quiet: its request line holds the token
             def _record(self) -> None:
                 size = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(size).decode()
@@ -68,16 +63,11 @@ class Sink:
                     status = sink.statuses.pop(0) if sink.statuses else 200
                     sink.changed.notify_all()
                 sink.hold.wait(DEADLINE)
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"OK")
+                self.answer(status, b"OK")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # its request line holds the token
+            do_GET = do_POST = _record
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{PING_PATH}{QUERY}"
+        self.handler = Handler
 
     def wait(self, enough: Callable[[list[Hit]], bool], what: str) -> list[Hit]:
         with self.changed:
@@ -89,13 +79,10 @@ class Sink:
 @pytest.fixture
 def sink() -> Iterator[Sink]:
     found = Sink()
-    thread = threading.Thread(target=found.server.serve_forever, daemon=True)
-    thread.start()
-    yield found
-    found.hold.set()
-    found.server.shutdown()
-    found.server.server_close()
-    thread.join(timeout=10)
+    with serve_http(found.handler) as base:
+        found.url = f"{base}{PING_PATH}{QUERY}"
+        yield found
+        found.hold.set()  # a request still held ends before the server closes
 
 
 @pytest.fixture
@@ -123,16 +110,27 @@ def _healthy(settings: Settings) -> Health:
     )
 
 
-def _idle_pool(settings: Settings) -> str:
-    """A process work pool that no worker serves."""
-    name = f"idle-{os.urandom(3).hex()}"
+def _idle_layer(server: Settings, sink: Sink) -> tuple[str, Settings]:
+    """A process work pool that no worker serves, and the layer's settings with it as the
+    layer's pool, pinging the sink."""
+    pool = f"idle-{os.urandom(3).hex()}"
 
     async def create() -> None:
-        async with prefect_client(settings.api_url) as client:
-            await client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+        async with prefect_client(server.api_url) as client:
+            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
 
     asyncio.run(create())
-    return name
+    heartbeat = HeartbeatSettings(url=SecretStr(sink.url))
+    return pool, layer_settings(server, work_pool=pool, heartbeat=heartbeat)
+
+
+def _fail_ping(settings: Settings, health: Health, sink: Sink) -> Hit:
+    """The ping of an unhealthy layer: taken by the ping service, the one request it saw, a
+    POST to the /fail variant of the URL."""
+    assert _ping(settings, health)
+    [hit] = sink.wait(lambda hits: len(hits) >= 1, "a /fail ping")
+    assert (hit.method, hit.path) == ("POST", f"{PING_PATH}/fail{QUERY}")
+    return hit
 
 
 def test_a_healthy_layer_pings_the_plain_url_every_interval(
@@ -163,17 +161,12 @@ def test_a_healthy_layer_pings_the_plain_url_every_interval(
 def test_a_pool_without_a_live_worker_is_named_in_a_fail_ping(
     server: Settings, sink: Sink, logs: pytest.LogCaptureFixture
 ) -> None:
-    pool = _idle_pool(server)
-    settings = layer_settings(
-        server, work_pool=pool, heartbeat=HeartbeatSettings(url=SecretStr(sink.url))
-    )
+    pool, settings = _idle_layer(server, sink)
     health = asyncio.run(check_health(settings))
     assert health.problems == (
         f"workers: work pool {pool!r} has no online worker (the layer's work pool)",
     )
-    assert _ping(settings, health)
-    [hit] = sink.wait(lambda hits: len(hits) >= 1, "a /fail ping")
-    assert (hit.method, hit.path) == ("POST", f"{PING_PATH}/fail{QUERY}")
+    hit = _fail_ping(settings, health, sink)
     assert pool in hit.body
     assert f"heartbeat /fail sent: workers: work pool {pool!r}" in logs.text
 
@@ -203,10 +196,7 @@ async def _runs_of_two_deployments(api_url: str, pool: str) -> None:
 def test_a_run_late_beyond_the_bound_is_named_in_a_fail_ping(
     server: Settings, sink: Sink, logs: pytest.LogCaptureFixture
 ) -> None:
-    pool = _idle_pool(server)
-    settings = layer_settings(
-        server, work_pool=pool, heartbeat=HeartbeatSettings(url=SecretStr(sink.url))
-    )
+    pool, settings = _idle_layer(server, sink)
     asyncio.run(_runs_of_two_deployments(settings.api_url, pool))
     health = asyncio.run(check_health(settings))
     [late, workerless] = health.problems
@@ -215,9 +205,7 @@ def test_a_run_late_beyond_the_bound_is_named_in_a_fail_ping(
     assert (
         workerless == f"workers: work pool {pool!r} has no online worker (deployments 'hb-managed')"
     )
-    assert _ping(settings, health)
-    [hit] = sink.wait(lambda hits: len(hits) >= 1, "a /fail ping")
-    assert hit.path == f"{PING_PATH}/fail{QUERY}"
+    hit = _fail_ping(settings, health, sink)
     assert "hb-managed" in hit.body
     assert "hb-foreign" not in hit.body
 
@@ -239,9 +227,7 @@ def test_a_stopped_server_is_named_in_a_fail_ping(
     assert health.problems == (
         f"server: the Prefect API at {settings.api_url} is unreachable (ConnectError)",
     )
-    assert _ping(settings, health)
-    [hit] = sink.wait(lambda hits: len(hits) >= 1, "a /fail ping")
-    assert (hit.method, hit.path) == ("POST", f"{PING_PATH}/fail{QUERY}")
+    hit = _fail_ping(settings, health, sink)
     assert f"the Prefect API at {settings.api_url}" in hit.body
 
 

@@ -21,30 +21,15 @@ from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.store.engine import make_engine
 from automates.store.journals import lock_holder
-from automates.sync import sync
-from tests.fixtures.projects import Project, automate
+from tests.fixtures import projects
+from tests.fixtures.projects import Project
 
 NAP = ["scripts/nap.sh", "0"]
 
 
 def script(name: str, **fields: Any) -> dict[str, Any]:
     """A script automate whose command, for each run, is the one the test gives `start`."""
-    return automate(
-        name,
-        kind="oneshot",
-        schedules=[],
-        entrypoint=None,
-        command=["scripts/per_run.sh", "runs"],
-        family="exports",
-        **fields,
-    )
-
-
-def deploy(project: Project, server: Settings, declaration: dict[str, Any]) -> Settings:
-    project.declare(declaration)
-    settings = project.settings(server)
-    asyncio.run(sync(settings, settings.database_url or ""))
-    return settings
+    return projects.script(name, ["scripts/per_run.sh", "runs"], family="exports", **fields)
 
 
 def start(settings: Settings, name: str, argv: list[str]) -> UUID:
@@ -159,7 +144,8 @@ def logged(settings: Settings, run: UUID, *expected: str) -> list[str]:
 def test_forbid_skips_a_run_while_one_is_active(
     server: Settings, project: Project, worker: str, tmp_path: Path
 ) -> None:
-    settings = deploy(project, server, script("solo", work_pool=worker))  # forbid: the default
+    declaration = script("solo", work_pool=worker)  # forbid: the default
+    settings = project.declare_and_sync(server, declaration)
     release = tmp_path / "release"
     first = start(settings, "solo", ["scripts/hold.sh", str(release)])
     holding(settings, "solo", ACTIVE, first)
@@ -182,7 +168,7 @@ def test_queue_one_lets_one_run_wait_and_skips_the_next(
     server: Settings, project: Project, worker: str, tmp_path: Path
 ) -> None:
     declaration = script("queued", concurrency="queue_one", work_pool=worker)
-    settings = deploy(project, server, declaration)
+    settings = project.declare_and_sync(server, declaration)
     release = tmp_path / "release"
     first = start(settings, "queued", ["scripts/hold.sh", str(release)])
     holding(settings, "queued", ACTIVE, first)
@@ -220,7 +206,8 @@ def test_queue_one_lets_one_run_wait_and_skips_the_next(
 def test_replace_cancels_the_active_run_and_the_new_one_runs(
     server: Settings, project: Project, worker: str, tmp_path: Path
 ) -> None:
-    settings = deploy(project, server, script("swapper", concurrency="replace", work_pool=worker))
+    declaration = script("swapper", concurrency="replace", work_pool=worker)
+    settings = project.declare_and_sync(server, declaration)
     first = start(settings, "swapper", ["scripts/hold.sh", str(tmp_path / "never")])
     holding(settings, "swapper", ACTIVE, first)
 
@@ -242,7 +229,7 @@ def test_allow_overlaps_up_to_the_limit(
     server: Settings, project: Project, worker: str, tmp_path: Path
 ) -> None:
     declaration = script("pair", concurrency="allow", concurrency_limit=2, work_pool=worker)
-    settings = deploy(project, server, declaration)
+    settings = project.declare_and_sync(server, declaration)
     release = tmp_path / "release"
     hold = ["scripts/hold.sh", str(release)]
     first, second = start(settings, "pair", hold), start(settings, "pair", hold)

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from automates.settings import Settings
 from automates.sync import sync
 from tests.conftest import REPO
 from tests.fixtures.projects import Project, automate, git
-from tests.fixtures.servers import layer_settings, run_deployment, wait_for
+from tests.fixtures.servers import final_run, layer_settings, run_deployment, wait_for
 
 DEADLINE = 90.0  # a worker's start, or a run's, on a loaded 2-core machine
 
@@ -82,65 +82,71 @@ class RemoteWorker:
         return " ".join(text.split()) in " ".join(self.log.read_text(errors="replace").split())
 
 
-def start_remote_worker(
-    tmp_path: Path, settings: Settings, pool: str, checkout: Path, **extra: str
-) -> RemoteWorker:
-    """workers/start-remote-worker with an env file naming the server, the pool and the
-    checkout, from a clean environment."""
-    env_file = tmp_path / "worker.env"
-    lines = {
-        "PREFECT_API_URL": settings.api_url,
-        "AUTOMATES_WORK_POOL": pool,
-        "AUTOMATES_PROJECT_ROOT": str(checkout),
-        **extra,
-    }
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOMATES_", "PREFECT_API"))}
-    env.update(PREFECT_WORKER_QUERY_SECONDS="1", PYTHONUNBUFFERED="1", COLUMNS="400")
-    log = tmp_path / "worker.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(REPO / "workers" / "start-remote-worker"), str(env_file)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return RemoteWorker(process, log)
+@dataclass
+class RemotePool:
+    """A work pool of the test's own, served only by the remote workers it starts (stopped,
+    with their runs, after the test)."""
+
+    name: str
+    folder: Path
+    started: list[RemoteWorker] = field(default_factory=list)
+
+    def start_worker(self, settings: Settings, checkout: Path, **extra: str) -> RemoteWorker:
+        """workers/start-remote-worker with an env file naming the server, the pool and the
+        checkout, from a clean environment."""
+        env_file = self.folder / "worker.env"
+        lines = {
+            "PREFECT_API_URL": settings.api_url,
+            "AUTOMATES_WORK_POOL": self.name,
+            "AUTOMATES_PROJECT_ROOT": str(checkout),
+            **extra,
+        }
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AUTOMATES_", "PREFECT_API"))
+        }
+        env.update(PREFECT_WORKER_QUERY_SECONDS="1", PYTHONUNBUFFERED="1", COLUMNS="400")
+        log = self.folder / "worker.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [str(REPO / "workers" / "start-remote-worker"), str(env_file)],
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        worker = RemoteWorker(process, log)
+        self.started.append(worker)
+        return worker
 
 
 @pytest.fixture
-def stop_workers() -> Iterator[list[RemoteWorker]]:
-    started: list[RemoteWorker] = []
-    yield started
-    for worker in started:
+def remote_pool(tmp_path: Path) -> Iterator[RemotePool]:
+    pool = RemotePool(f"remote-{os.urandom(3).hex()}", tmp_path)
+    yield pool
+    for worker in pool.started:
         if worker.process.poll() is None:  # the worker and its runs: one process group
             os.killpg(worker.process.pid, signal.SIGTERM)
         worker.process.wait(timeout=30)
 
 
 def declare_where(project: Project, server: Settings, pool: str) -> Settings:
-    project.declare(
+    return project.declare_and_sync(
+        server,
         automate(
             "where",
             kind="oneshot",
             schedules=[],
             entrypoint="flows/where.py:where",
             work_pool=pool,
-        )
+        ),
     )
-    settings = project.settings(server)
-    asyncio.run(sync(settings, settings.database_url or ""))
-    return settings
 
 
 def test_a_worker_runs_a_deployment_from_its_own_clone_at_another_path(
-    server: Settings,
-    project: Project,
-    tmp_path: Path,
-    stop_workers: list[RemoteWorker],
+    server: Settings, project: Project, tmp_path: Path, remote_pool: RemotePool
 ) -> None:
-    pool = f"remote-{os.urandom(3).hex()}"
+    pool = remote_pool.name
     write_version(project.root, "shared")
     git(project.root, "init", "-q", "-b", "main")
     commit_all(project.root, "the project")
@@ -151,7 +157,7 @@ def test_a_worker_runs_a_deployment_from_its_own_clone_at_another_path(
     moved = project.root.rename(project.root.with_name("moved-away"))
     assert not project.root.exists()
 
-    stop_workers.append(start_remote_worker(tmp_path, settings, pool, clone))
+    remote_pool.start_worker(settings, clone)
     out = tmp_path / "where.txt"
     run = run_deployment(settings, "where/where", timeout=90, out=str(out))
 
@@ -172,12 +178,8 @@ def test_a_worker_runs_a_deployment_from_its_own_clone_at_another_path(
 
 
 def test_a_worker_updates_to_a_new_commit_only_between_runs(
-    server: Settings,
-    project: Project,
-    tmp_path: Path,
-    stop_workers: list[RemoteWorker],
+    server: Settings, project: Project, tmp_path: Path, remote_pool: RemotePool
 ) -> None:
-    pool = f"remote-{os.urandom(3).hex()}"
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
     write_version(project.root, "old")
@@ -187,11 +189,8 @@ def test_a_worker_updates_to_a_new_commit_only_between_runs(
     git(project.root, "push", "-q", "-u", "origin", "main")
     clone = tmp_path / "host-b" / "automates"
     subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
-    settings = declare_where(project, server, pool)
-    worker = start_remote_worker(
-        tmp_path, settings, pool, clone, AUTOMATES_WORKER_UPDATE_SECONDS="1"
-    )
-    stop_workers.append(worker)
+    settings = declare_where(project, server, remote_pool.name)
+    worker = remote_pool.start_worker(settings, clone, AUTOMATES_WORKER_UPDATE_SECONDS="1")
 
     # A first run starts on the old code and holds.
     first_out, hold = tmp_path / "first.txt", tmp_path / "release"
@@ -212,7 +211,7 @@ def test_a_worker_updates_to_a_new_commit_only_between_runs(
 
     # The first run ends on the old code, read to its end.
     hold.touch()
-    ended = wait_for(lambda: final(settings, first), DEADLINE, "the first run to end")
+    ended = wait_for(lambda: final_run(settings, first.id), DEADLINE, "the first run to end")
     assert ended.state_name == "Completed", (ended.state, worker.tail())
     here = clone.resolve()
     assert first_out.read_text() == f"old old {here / 'flows' / 'where.py'} {here}"
@@ -235,21 +234,10 @@ async def start_run(settings: Settings, full_name: str, **parameters: Any) -> Fl
         return await client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
 
 
-def final(settings: Settings, flow_run: FlowRun) -> FlowRun | None:
-    async def read() -> FlowRun:
-        async with prefect_client(settings.api_url) as client:
-            return await client.read_flow_run(flow_run.id)
-
-    now = asyncio.run(read())
-    return now if now.state is not None and now.state.is_final() else None
-
-
 def test_a_deployment_synced_with_a_host_path_is_moved_once_then_no_drift(
     server: Settings, project: Project
 ) -> None:
-    project.declare(automate("older"))
-    settings = project.settings(server)
-    asyncio.run(sync(settings, settings.database_url or ""))
+    settings = project.declare_and_sync(server, automate("older"))
 
     async def as_synced_before() -> list[Any]:
         async with prefect_client(settings.api_url) as client:

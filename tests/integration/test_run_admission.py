@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,16 +20,18 @@ import httpx
 import pytest
 from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.objects import FlowRun
+from pydantic import SecretStr
 
 from automates.platform import components
 from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.settings.groups import WebhookSettings
 from automates.sync import sync
-from automates.webhook.token import token_path, webhook_token
+from automates.webhook.token import webhook_token
 from tests.conftest import free_port
-from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, layer_settings, runs_of, wait_for
+from tests.fixtures.commands import run_module
+from tests.fixtures.projects import Project, script
+from tests.fixtures.servers import cli_env, final_run, layer_settings, runs_of, wait_for
 
 DEPLOYMENT = "script/greeter"
 
@@ -43,30 +43,18 @@ def target(
     """A script automate open to the webhook, synced; a worker started from an environment
     that holds secrets, as `automates up` after loading an operator's `.env` would be."""
     monkeypatch.setenv("OPERATOR_CLOUD_KEY", "cloud-key-that-runs-must-not-see")
-    monkeypatch.setenv("AUTOMATES_WEBHOOK_TOKEN", "webhook-token-that-runs-must-not-see")
+    token = "webhook-token-that-runs-must-not-see"
+    monkeypatch.setenv("AUTOMATES_WEBHOOK_TOKEN", token)
     pool = f"pool-{os.urandom(3).hex()}"
-    project.declare(
-        automate(
-            "greeter",
-            kind="oneshot",
-            schedules=[],
-            entrypoint=None,
-            command=["scripts/greet.sh"],
-            webhook=True,
-            work_pool=pool,
-        ),
-        automate(
-            "show-env",
-            kind="oneshot",
-            schedules=[],
-            entrypoint=None,
-            command=["env"],
-            work_pool=pool,
-        ),
+    settings = project.declare_and_sync(
+        server,
+        script("greeter", ["scripts/greet.sh"], webhook=True, work_pool=pool),
+        script("show-env", ["env"], work_pool=pool),
+        work_pool=pool,
+        # The webhook reads its token from that environment; a group given here is not merged
+        # with it, so the token is given again for the test's own requests.
+        webhook=WebhookSettings(port=free_port(), token=SecretStr(token)),
     )
-    settings = project.settings(server, work_pool=pool, webhook=WebhookSettings(port=free_port()))
-    asyncio.run(sync(settings, settings.database_url or ""))
-    token_path(settings).unlink(missing_ok=True)
     components.start_worker(layer_settings(settings, work_pool=pool), pool)
     assert components.start_webhook(settings)
     yield settings
@@ -92,12 +80,7 @@ def create_run(settings: Settings, body: dict[str, Any]) -> FlowRun:
 
 
 def ended(settings: Settings, run: FlowRun) -> FlowRun:
-    async def read() -> FlowRun | None:
-        async with prefect_client(settings.api_url) as client:
-            found = await client.read_flow_run(run.id)
-        return found if found.state is not None and found.state.is_final() else None
-
-    return wait_for(lambda: asyncio.run(read()), 120, f"run {run.id} to end")
+    return wait_for(lambda: final_run(settings, run.id), 120, f"run {run.id} to end")
 
 
 def logs_of(settings: Settings, run: FlowRun) -> str:
@@ -126,13 +109,7 @@ def test_no_trigger_path_runs_an_undeclared_command(target: Settings, tmp_path: 
     env = cli_env(target)
 
     # `automates trigger` refuses the parameter and starts nothing.
-    done = subprocess.run(
-        [sys.executable, "-m", "automates.cli", "trigger", "greeter", "--param", f"argv={argv}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_module("automates.cli", "trigger", "greeter", "--param", f"argv={argv}", env=env)
     assert done.returncode != 0
     assert "argv" in done.stderr + done.stdout and "no such parameter" in done.stderr + done.stdout
 
@@ -146,21 +123,14 @@ def test_no_trigger_path_runs_an_undeclared_command(target: Settings, tmp_path: 
     assert answer.status_code == 422, answer.text
 
     # Prefect's own CLI: the server enforces the deployment's closed schema.
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "deployment",
-            "run",
-            DEPLOYMENT,
-            "--param",
-            f"argv={argv}",
-        ],
+    done = run_module(
+        "prefect",
+        "deployment",
+        "run",
+        DEPLOYMENT,
+        "--param",
+        f"argv={argv}",
         env={**env, "PREFECT_API_URL": target.api_url},
-        capture_output=True,
-        text=True,
-        check=False,
     )
     assert done.returncode != 0, done.stdout
     assert runs_of(target, DEPLOYMENT) == []

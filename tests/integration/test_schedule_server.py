@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -16,30 +15,10 @@ from automates.registry.loader import load_registry
 from automates.registry.targets import automate_schedules
 from automates.scheduling.preview import fire_times
 from automates.scheduling.quiet_hours import QuietHours
-from automates.server.client import prefect_client
-from automates.server.deployed import read_server_state
 from automates.settings import Settings
 from automates.sync import sync
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import run_deployment, wait_for
-
-
-def runs_of(settings: Settings, full_name: str) -> list[FlowRun]:
-    async def read() -> list[FlowRun]:
-        async with prefect_client(settings.api_url) as client:
-            deployment = (await read_server_state(client)).deployments[full_name]
-            runs: list[FlowRun] = []
-            while True:  # the API answers 200 runs at most per request
-                page = await client.read_flow_runs(
-                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
-                    limit=200,
-                    offset=len(runs),
-                )
-                runs.extend(page)
-                if len(page) < 200:
-                    return runs
-
-    return asyncio.run(read())
+from tests.fixtures.servers import run_deployment, runs_of, wait_for
 
 
 def test_every_form_with_jitter_becomes_runs_at_the_previewed_times(
@@ -110,7 +89,8 @@ def test_quiet_hours_skip_and_defer_real_runs(
         "end": (now + timedelta(hours=2)).strftime("%H:%M"),
         "timezone": "UTC",
     }
-    project.declare(
+    settings = project.declare_and_sync(
+        server,
         automate(
             "hushed",
             kind="oneshot",
@@ -126,8 +106,6 @@ def test_quiet_hours_skip_and_defer_real_runs(
             quiet_hours={**window, "action": "defer"},
         ),
     )
-    settings = project.settings(server)
-    asyncio.run(sync(settings, settings.database_url or ""))
 
     skipped = run_deployment(settings, "hello/hushed")
     assert skipped.state_name == "Skipped"

@@ -16,13 +16,19 @@ from prefect.client.schemas.objects import FlowRun, StateType
 
 from automates.platform import components
 from automates.reconcile import DriftKind, reconcile
-from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.settings.groups import CrashLoopSettings
 from automates.sync import sync
+from tests.fixtures.commands import invoke_json
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, layer_settings, raised_alerts, runs_of, wait_for
-from tests.integration.test_approval import cli
+from tests.fixtures.servers import (
+    cli_env,
+    final_run,
+    layer_settings,
+    raised_alerts,
+    runs_of,
+    wait_for,
+)
 from tests.integration.test_task_run_bounds import _alive as alive
 from tests.integration.test_triggers import forget_triggers  # noqa: F401 (a fixture)
 
@@ -113,8 +119,8 @@ def test_a_service_is_kept_running_stopped_when_disabled_and_caught_up_once(
     assert relooped.id != loop.id and alive(third)
 
     # Its one-shot mode while the loop runs: skipped, naming the active run.
-    skipped = cli(env, "trigger", "brainstorm", "--once")
-    done = wait_for(lambda: _final(settings, skipped["flow_run_id"]), WAIT, "the --once run")
+    skipped = invoke_json(env, "trigger", "brainstorm", "--once")
+    done = wait_for(lambda: final_run(settings, skipped["flow_run_id"]), WAIT, "the --once run")
     assert done.state is not None and done.state.name == "Skipped"
     assert not (project.root / "service-once.txt").exists()
 
@@ -135,8 +141,8 @@ def test_a_service_is_kept_running_stopped_when_disabled_and_caught_up_once(
     assert "brainstorm" not in stopped_drifts(settings)
 
     # Now the one-shot mode runs, once, under the guard.
-    caught_up = cli(env, "trigger", "brainstorm", "--once")
-    done = wait_for(lambda: _final(settings, caught_up["flow_run_id"]), WAIT, "the --once run")
+    caught_up = invoke_json(env, "trigger", "brainstorm", "--once")
+    done = wait_for(lambda: final_run(settings, caught_up["flow_run_id"]), WAIT, "the --once run")
     assert done.state is not None and done.state.type is StateType.COMPLETED, done.state
     assert (project.root / "service-once.txt").read_text().split() == ["once"]
     assert len(pids(project)) == 3 and not running(settings, "brainstorm")
@@ -174,12 +180,3 @@ def test_a_service_that_keeps_exiting_is_stopped_as_a_crash_loop(
     # Cancelled: the keep-running automation leaves it stopped; reconcile names it.
     assert len(loop_runs(settings, "flapping")) == 1
     assert stopped_drifts(settings) == ["flapping"]
-
-
-def _final(settings: Settings, flow_run_id: str) -> FlowRun | None:
-    async def read() -> FlowRun:
-        async with prefect_client(settings.api_url) as client:
-            return await client.read_flow_run(flow_run_id)  # type: ignore[arg-type]
-
-    run = asyncio.run(read())
-    return run if run.state is not None and run.state.is_final() else None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -14,12 +12,12 @@ from automates.errors import DeclarationError
 from automates.server.client import prefect_client
 from automates.server.deployed import ServerState, read_server_state
 from automates.settings import Settings
-from automates.store.engine import make_engine
 from automates.sync import sync
 from blocks.store import connector_for
 from tests.conftest import REPO, shipped_registry
+from tests.fixtures.commands import run_module
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, layer_settings
+from tests.fixtures.servers import cli_env, layer_settings, store_rows
 
 
 def state(settings: Settings) -> ServerState:
@@ -31,22 +29,16 @@ def state(settings: Settings) -> ServerState:
 
 
 def registry_table(settings: Settings) -> list[dict[str, Any]]:
-    engine = make_engine(settings.database_url or "")
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text(
-                "SELECT a.name, a.kind, a.caste, a.work_pool, a.updated_at,"
-                " array(SELECT agent FROM automates.automate_agents g WHERE g.automate = a.name"
-                " ORDER BY agent) AS agents,"
-                " array(SELECT slug || ' ' || cron || ' ' || timezone"
-                " FROM automates.automate_schedules s"
-                " WHERE s.automate = a.name ORDER BY slug) AS schedules"
-                " FROM automates.automates a ORDER BY name"
-            )
-        )
-        result = [dict(r._mapping) for r in rows]
-    engine.dispose()
-    return result
+    return store_rows(
+        settings,
+        "SELECT a.name, a.kind, a.caste, a.work_pool, a.updated_at,"
+        " array(SELECT agent FROM automates.automate_agents g WHERE g.automate = a.name"
+        " ORDER BY agent) AS agents,"
+        " array(SELECT slug || ' ' || cron || ' ' || timezone"
+        " FROM automates.automate_schedules s"
+        " WHERE s.automate = a.name ORDER BY slug) AS schedules"
+        " FROM automates.automates a ORDER BY name",
+    )
 
 
 def pool_type(settings: Settings, pool: str) -> str:
@@ -162,9 +154,7 @@ def test_a_no_change_resync_writes_nothing(server: Settings, project: Project) -
 def test_a_changed_declaration_updates_only_that_deployment(
     server: Settings, project: Project
 ) -> None:
-    project.declare(automate("first"), automate("second"))
-    settings = project.settings(server)
-    asyncio.run(sync(settings, settings.database_url or ""))
+    settings = project.declare_and_sync(server, automate("first"), automate("second"))
     project.declare(
         automate("first"),
         automate(
@@ -187,9 +177,7 @@ def test_a_changed_declaration_updates_only_that_deployment(
 
 
 def test_a_disabled_automate_is_deployed_paused(server: Settings, project: Project) -> None:
-    project.declare(automate("sleeper", enabled=False))
-    settings = project.settings(server)
-    asyncio.run(sync(settings, settings.database_url or ""))
+    settings = project.declare_and_sync(server, automate("sleeper", enabled=False))
     deployed = state(settings).deployments["hello/sleeper"]
     assert deployed.response.paused
     assert not any(s.active for s in deployed.response.schedules)
@@ -198,9 +186,7 @@ def test_a_disabled_automate_is_deployed_paused(server: Settings, project: Proje
 def test_undeclared_deployments_are_reported_and_pruned_only_on_request(
     server: Settings, project: Project
 ) -> None:
-    project.declare(automate("keeper"), automate("leaver"))
-    settings = project.settings(server)
-    asyncio.run(sync(settings, settings.database_url or ""))
+    settings = project.declare_and_sync(server, automate("keeper"), automate("leaver"))
     stray = _stray_deployment(settings)
     project.declare(automate("keeper"))
 
@@ -260,13 +246,7 @@ def test_the_cli_refuses_an_invalid_registry_naming_automate_and_field(
 ) -> None:
     project.declare(automate("fine"), automate("bad", schedules=[{"cron": "99 * * * *"}]))
     settings = project.settings(server)
-    done = subprocess.run(
-        [sys.executable, "-m", "automates.cli", "sync"],
-        env=cli_env(settings),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_module("automates.cli", "sync", env=cli_env(settings))
     assert done.returncode == 2
     assert "automate 'bad', field 'schedules[0].cron'" in done.stderr
     assert "nothing was changed" in done.stderr
