@@ -29,7 +29,7 @@ def store_maintenance(deep: bool = False) -> State:
         tables = maintain_tables(engine, deep=deep)
     finally:
         engine.dispose()
-    rows = [(t["table"], t["live_rows"], t["dead_rows"], t["size"]) for t in tables]
+    rows = [(t.table, t.live_rows, t.dead_rows, t.size) for t in tables]
     verb = "vacuumed and analyzed" if deep else "analyzed"
     summary = f"{verb} {len(tables)} tables; schema at {current} (newest {head})"
     logger.info(summary)
@@ -41,4 +41,4 @@ def store_maintenance(deep: bool = False) -> State:
     )
     if current != head:
         return Failed(message=f"store schema at {current}, expected {head}: run `automates up`")
-    return Completed(message=summary, data=tables)
+    return Completed(message=summary, data=[t.as_dict() for t in tables])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
 from automates.store.engine import current_revision, head_revision
-from automates.store.maintenance import analyze_tables, table_stats
+from automates.store.maintenance import TableStats, analyze_tables, table_stats
 
 
 @task(cache_policy=NO_CACHE)
@@ -20,7 +18,7 @@ def schema_revision(engine: Engine) -> tuple[str | None, str | None]:
 
 
 @task(cache_policy=NO_CACHE)
-def maintain_tables(engine: Engine, *, deep: bool) -> list[dict[str, Any]]:
+def maintain_tables(engine: Engine, *, deep: bool) -> list[TableStats]:
     """ANALYZE, or when deep VACUUM (ANALYZE), every store table; return figures after."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         analyze_tables(connection, vacuum=deep)

@@ -33,16 +33,16 @@ def status(as_json: bool = JsonOption) -> None:
     finally:
         engine.dispose()
     if as_json:
-        emit_json(rows)
+        emit_json([row.as_dict() for row in rows])
         return
     table = Table("automate", "state", "failures", "opened", "cool-down")
     for row in rows:
         table.add_row(
-            row["automate"],
-            row["state"],
-            str(row["consecutive_failures"]),
-            f"{row['opened_at']:%Y-%m-%d %H:%M}" if row["opened_at"] else "-",
-            f"{row['cooldown_seconds']} s",
+            row.automate,
+            row.state,
+            str(row.consecutive_failures),
+            f"{row.opened_at:%Y-%m-%d %H:%M}" if row.opened_at else "-",
+            f"{row.cooldown_seconds} s",
         )
     console.print(table if rows else "no automate has run under the guard yet")
 
@@ -56,7 +56,7 @@ def reset(name: str, as_json: bool = JsonOption) -> None:
     engine = make_engine(database_url(settings))
     try:
         with transaction(engine) as connection:
-            if automate is None and name not in {b["automate"] for b in all_breakers(connection)}:
+            if automate is None and name not in {b.automate for b in all_breakers(connection)}:
                 raise UnknownAutomateError(f"no automate named {name!r} has a breaker")
             before = lock_breaker(connection, name)
             save_breaker(connection, breaker.reset(before))

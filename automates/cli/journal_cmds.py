@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
+from uuid import UUID
 
 import typer
 from rich.table import Table
+from sqlalchemy import Connection
 
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.store.database import database_url
@@ -14,12 +17,16 @@ from automates.store.journals import recent_crashes, recent_executions
 
 app = typer.Typer()
 
+Row = TypeVar("Row")
 
-def _read(reader: Any, automate: str | None, limit: int) -> list[dict[str, Any]]:
+
+def _read(
+    reader: Callable[[Connection, str | None, int], list[Row]], automate: str | None, limit: int
+) -> list[Row]:
     engine = make_engine(database_url(load_settings()))
     try:
         with transaction(engine) as connection:
-            return list(reader(connection, automate, limit))
+            return reader(connection, automate, limit)
     finally:
         engine.dispose()
 
@@ -34,23 +41,25 @@ def logs(
     """Recent guarded runs of an automate: outcome, duration, attempts, fixes applied."""
     runs = _read(recent_executions, name, limit)
     crashes = _read(recent_crashes, name, 200)
-    fixes: dict[Any, list[str]] = {}
+    fixes: dict[UUID, list[str]] = {}
     for crash in crashes:
-        if crash["fix_applied"]:
-            fixes.setdefault(crash["flow_run_id"], []).append(crash["fix_applied"])
+        if crash.fix_applied:
+            fixes.setdefault(crash.flow_run_id, []).append(crash.fix_applied)
     if as_json:
-        emit_json([{**run, "fixes_applied": fixes.get(run["flow_run_id"], [])} for run in runs])
+        emit_json(
+            [{**run.as_dict(), "fixes_applied": fixes.get(run.flow_run_id, [])} for run in runs]
+        )
         return
     table = Table("finished", "outcome", "duration", "attempts", "exit", "fixes", "message")
     for run in runs:
         table.add_row(
-            f"{run['finished_at']:%Y-%m-%d %H:%M:%S}",
-            run["outcome"],
-            f"{run['duration_seconds']:.1f} s",
-            str(run["attempts"]),
-            "-" if run["exit_code"] is None else str(run["exit_code"]),
-            ", ".join(fixes.get(run["flow_run_id"], [])) or "-",
-            (run["message"] or "")[:60],
+            f"{run.finished_at:%Y-%m-%d %H:%M:%S}",
+            run.outcome,
+            f"{run.duration_seconds:.1f} s",
+            str(run.attempts),
+            "-" if run.exit_code is None else str(run.exit_code),
+            ", ".join(fixes.get(run.flow_run_id, [])) or "-",
+            (run.message or "")[:60],
         )
     console.print(table if runs else f"no journaled run of {name!r} yet")
 
@@ -65,16 +74,16 @@ def crashes(
     """The crash journal: every failed attempt, its error, fix and retry outcome."""
     rows = _read(recent_crashes, name, limit)
     if as_json:
-        emit_json(rows)
+        emit_json([row.as_dict() for row in rows])
         return
     table = Table("when", "automate", "attempt", "error", "fix", "retry")
     for row in rows:
         table.add_row(
-            f"{row['occurred_at']:%Y-%m-%d %H:%M:%S}",
-            row["automate"],
-            str(row["attempt"]),
-            f"{row['error_class']}: {row['message'][:60]}",
-            row["fix_applied"] or "-",
-            row["retry_outcome"],
+            f"{row.occurred_at:%Y-%m-%d %H:%M:%S}",
+            row.automate,
+            str(row.attempt),
+            f"{row.error_class}: {row.message[:60]}",
+            row.fix_applied or "-",
+            row.retry_outcome,
         )
     console.print(table if rows else "the crash journal is empty")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +12,25 @@ from sqlalchemy.dialects.postgresql import insert
 from automates.scheduling.breaker import Breaker
 from automates.scheduling.breaker import due_for_probe as probe_is_due
 from automates.states import BreakerState
+from automates.store.rows import StoredRow
 from automates.store.schema import breakers
 
 _FIELDS = tuple(Breaker.model_fields)
+
+
+@dataclass(frozen=True)
+class StoredBreaker(StoredRow):
+    """A row of `breakers` as stored, for display: a `Breaker`'s columns, and when it last
+    changed. Not a Breaker subclass: the rules rebuild a Breaker from every field of the one
+    given and refuse an unknown one (`updated_at`); they change what `lock_breaker` reads."""
+
+    automate: str
+    state: BreakerState
+    consecutive_failures: int
+    opened_at: datetime | None  # when it last opened; None exactly when closed
+    cooldown_seconds: int
+    probe_started_at: datetime | None  # when its probe run started (half_open)
+    updated_at: datetime
 
 
 def lock_breaker(connection: Connection, automate: str) -> Breaker:
@@ -34,10 +51,10 @@ def save_breaker(connection: Connection, breaker: Breaker) -> None:
     )
 
 
-def all_breakers(connection: Connection) -> list[dict[str, Any]]:
+def all_breakers(connection: Connection) -> list[StoredBreaker]:
     """Every breaker row as stored, for display (with its `updated_at`)."""
     rows = connection.execute(select(breakers).order_by(breakers.c.automate))
-    return [dict(row._mapping) for row in rows]
+    return [StoredBreaker.from_row(row) for row in rows]
 
 
 def held_automates(connection: Connection) -> frozenset[str]:

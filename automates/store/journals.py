@@ -11,6 +11,7 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from automates.states import BreakerState, RetryOutcome, RunOutcome
+from automates.store.rows import StoredRow
 from automates.store.schema import crash_journal, execution_journal
 
 
@@ -50,6 +51,45 @@ class Crash:
     occurred_at: datetime | None = None  # None: when it is written
 
 
+@dataclass(frozen=True)
+class JournaledExecution(StoredRow):
+    """An `Execution` as journaled, read back: with its id, its columns in the table's order."""
+
+    id: int
+    automate: str
+    flow_run_id: UUID
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    outcome: RunOutcome
+    message: str | None
+    attempts: int
+    exit_code: int | None
+    steps: list[dict[str, Any]]
+    counters: dict[str, float]
+    warnings: list[str]
+    errors: list[str]
+    context: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JournaledCrash(StoredRow):
+    """A `Crash` as journaled, read back: with its id and when it was written, its columns in
+    the table's order."""
+
+    id: int
+    automate: str
+    flow_run_id: UUID
+    attempt: int
+    occurred_at: datetime
+    error_class: str
+    message: str
+    traceback: str
+    fix_applied: str | None
+    retry_outcome: RetryOutcome
+    breaker_state: BreakerState | None  # the automate's breaker after this failure
+
+
 def record_execution(connection: Connection, row: Execution) -> bool:
     """One row per run; False if the run was journaled already (nothing written)."""
     written = connection.execute(
@@ -75,20 +115,20 @@ def _values(row: Execution | Crash) -> dict[str, Any]:
 
 def recent_executions(
     connection: Connection, automate: str | None = None, limit: int = 20
-) -> list[dict[str, Any]]:
+) -> list[JournaledExecution]:
     query = select(execution_journal).order_by(execution_journal.c.finished_at.desc()).limit(limit)
     if automate is not None:
         query = query.where(execution_journal.c.automate == automate)
-    return [dict(row._mapping) for row in connection.execute(query)]
+    return [JournaledExecution.from_row(row) for row in connection.execute(query)]
 
 
 def recent_crashes(
     connection: Connection, automate: str | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
+) -> list[JournaledCrash]:
     query = select(crash_journal).order_by(crash_journal.c.id.desc()).limit(limit)
     if automate is not None:
         query = query.where(crash_journal.c.automate == automate)
-    return [dict(row._mapping) for row in connection.execute(query)]
+    return [JournaledCrash.from_row(row) for row in connection.execute(query)]
 
 
 # Advisory lock keys: a 64-bit hash of "automates.<purpose>:<automate>". Purposes: "run" (the

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
+from automates.store.rows import StoredRow
 from automates.store.schema import SCHEMA, metadata
 
 TABLE_STATS = text(
@@ -16,6 +17,16 @@ TABLE_STATS = text(
 )
 
 
+@dataclass(frozen=True)
+class TableStats(StoredRow):
+    """A row of TABLE_STATS: one store table's figures, from PostgreSQL's statistics."""
+
+    table: str
+    live_rows: int
+    dead_rows: int
+    size: str  # the total size (with indexes and TOAST), as pg_size_pretty writes it
+
+
 def analyze_tables(autocommit: Connection, *, vacuum: bool) -> None:
     """ANALYZE, or VACUUM (ANALYZE), each table; needs an autocommit connection (VACUUM)."""
     command = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
@@ -23,8 +34,8 @@ def analyze_tables(autocommit: Connection, *, vacuum: bool) -> None:
         autocommit.execute(text(f'{command} "{SCHEMA}"."{table.name}"'))
 
 
-def table_stats(connection: Connection) -> list[dict[str, Any]]:
+def table_stats(connection: Connection) -> list[TableStats]:
     """Live rows, dead rows and total size of each store table."""
     tables = [table.name for table in metadata.sorted_tables]
     rows = connection.execute(TABLE_STATS, {"schema": SCHEMA, "tables": tables})
-    return [dict(row._mapping) for row in rows]
+    return [TableStats.from_row(row) for row in rows]

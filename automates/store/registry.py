@@ -6,14 +6,40 @@ that owns them. Every statement touching the registry tables is here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from automates.registry.digest import declaration_digest
-from automates.registry.model import Automate
+from automates.registry.model import Automate, Kind
+from automates.store.rows import StoredRow
 from automates.store.schema import automate_agents, automate_schedules, automates
+
+
+@dataclass(frozen=True)
+class StoredAutomate(StoredRow):
+    """A row of `automates`, with its agents (from `automate_agents`): a declaration as the
+    last sync stored it."""
+
+    name: str
+    kind: Kind
+    caste: str
+    family: str
+    description: str
+    runbook: str | None
+    entrypoint: str
+    timeout_seconds: int
+    concurrency_limit: int | None
+    work_pool: str
+    enabled: bool
+    declaration: dict[str, Any]  # the whole validated declaration, as JSON
+    digest: str
+    created_at: datetime
+    updated_at: datetime
+    agents: list[str]  # in no particular order
 
 
 def stored_digests(connection: Connection) -> dict[str, str]:
@@ -75,7 +101,7 @@ def delete_automates(connection: Connection, names: list[str]) -> None:
         connection.execute(delete(automates).where(automates.c.name.in_(names)))
 
 
-def registry_rows(connection: Connection) -> list[dict[str, Any]]:
+def registry_rows(connection: Connection) -> list[StoredAutomate]:
     """Every registry row with its agents, ordered by name."""
     agents = (
         select(func.coalesce(func.array_agg(automate_agents.c.agent), []))
@@ -83,4 +109,4 @@ def registry_rows(connection: Connection) -> list[dict[str, Any]]:
         .scalar_subquery()
     )
     rows = connection.execute(select(automates, agents.label("agents")).order_by(automates.c.name))
-    return [dict(row._mapping) for row in rows]
+    return [StoredAutomate.from_row(row) for row in rows]

@@ -151,9 +151,9 @@ def test_registry_rows_round_trip(scratch_database: str) -> None:
     with engine.connect() as connection:
         rows = registry_rows(connection)
         digests = stored_digests(connection)
-    assert [r["name"] for r in rows] == ["a-audit", "b-audit"]
-    assert sorted(rows[1]["agents"]) == ["atlas", "sentinel"]
-    assert rows[1]["declaration"]["schedules"][0]["timezone"] == "Asia/Makassar"
+    assert [r.name for r in rows] == ["a-audit", "b-audit"]
+    assert sorted(rows[1].agents) == ["atlas", "sentinel"]
+    assert rows[1].declaration["schedules"][0]["timezone"] == "Asia/Makassar"
     assert set(digests) == {"a-audit", "b-audit"}
     engine.dispose()
 
