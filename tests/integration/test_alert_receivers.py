@@ -22,14 +22,8 @@ import pytest
 from automates.alerts.channels import Channel, Envelope, SendOutcome, check_url, send
 from tests.conftest import REPO
 from tests.fixtures.receivers import HttpSink, ReceivedRequest, Reply, SmtpSecurity, SmtpSink
+from tests.fixtures.service_urls import DISCORD, SLACK, TEAMS
 
-SLACK = "https://hooks.slack.com/services/T0ABCDEF1/B0ABCDEF2/S3cr3tSlackTokenXyz0123"
-TEAMS = (
-    "https://prod-42.westeurope.logic.azure.com:443/workflows/0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-    "/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0"
-    "&sig=S3cr3tTeamsSignature_0123456789-abcdefghij"
-)
-DISCORD = "https://discord.com/api/webhooks/112233445566778899/S3cr3tDiscordToken-_0123456789abc"
 SECRET_PIECES = ("S3cr3t", "112233445566778899", "0f1e2d3c4b5a")
 TIMEOUT = 30.0  # generous: a loaded two-core machine must not turn a success into a timeout
 

@@ -59,32 +59,15 @@ def test_prefect_deployment_run_runs_a_task_run_and_a_dry_run_records_its_comman
     layer: Settings, tmp_path: Path
 ) -> None:
     fake_cli(layer, tmp_path, "success")
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    ran = subprocess.run(
-        [
-            prefect,
-            "deployment",
-            "run",
-            "agent-task-run/agent-task-run",
-            "--watch",
-            "--param",
-            "codename=dry",
-            "--param",
-            "agent=scout",
-            "--param",
-            "template=code",
-            "--param",
-            "prompt=Fix the failing test.",
-            "--param",
-            "perimeter=acme",
-            "--param",
-            "dry_run=true",
-        ],
-        env={**os.environ, "PREFECT_API_URL": layer.api_url},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    ran = deployment_run(
+        layer,
+        "agent-task-run/agent-task-run",
+        codename="dry",
+        agent="scout",
+        template="code",
+        prompt="Fix the failing test.",
+        perimeter="acme",
+        dry_run="true",
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     [task_run] = task_run_rows(layer)
@@ -101,7 +84,6 @@ def test_a_scoped_run_loads_its_perimeter_and_waits_for_its_task_runs(
 ) -> None:
     layer = process_layer
     fake_cli(layer, tmp_path, "success")
-    prefect = str(Path(sys.executable).with_name("prefect"))
     tasks = json.dumps(
         [
             {
@@ -112,29 +94,14 @@ def test_a_scoped_run_loads_its_perimeter_and_waits_for_its_task_runs(
             }
         ]
     )
-    ran = subprocess.run(
-        [
-            prefect,
-            "deployment",
-            "run",
-            "scoped-run/scoped-run",
-            "--watch",
-            "--param",
-            "perimeter=acme",
-            "--param",
-            "title=Monday triage",
-            "--param",
-            "trigger=email",
-            "--param",
-            "source=atlas-inbox",
-            "--param",
-            f"tasks={tasks}",
-        ],
-        env={**os.environ, "PREFECT_API_URL": layer.api_url},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    ran = deployment_run(
+        layer,
+        "scoped-run/scoped-run",
+        perimeter="acme",
+        title="Monday triage",
+        trigger="email",
+        source="atlas-inbox",
+        tasks=tasks,
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     [run] = cli(layer, "runs")
@@ -151,24 +118,7 @@ def test_a_scoped_run_loads_its_perimeter_and_waits_for_its_task_runs(
         "Client: ACME Corp" in task_run["prompt"] and "Mailbox: ops@acme.test" in task_run["prompt"]
     )
 
-    missing = subprocess.run(
-        [
-            prefect,
-            "deployment",
-            "run",
-            "scoped-run/scoped-run",
-            "--watch",
-            "--param",
-            "perimeter=nowhere",
-            "--param",
-            "title=lost",
-        ],
-        env={**os.environ, "PREFECT_API_URL": layer.api_url},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    missing = deployment_run(layer, "scoped-run/scoped-run", perimeter="nowhere", title="lost")
     [missing_run] = re.findall(r"UUID: ([0-9a-f-]{36})", missing.stdout)
     state, message = flow_run_state(layer, missing_run)
     assert state == "Failed" and "unknown perimeter 'nowhere'" in message
@@ -202,3 +152,19 @@ def test_the_real_cli_not_logged_in_ends_as_a_clean_failed_task_run(
     assert '"permissionMode":"dontAsk"' in lines[0].replace(" ", "")
     assert any('"type":"result"' in line.replace(" ", "") for line in lines)
     assert flow_run_state(layer, row["flow_run_id"])[0] == "Failed"
+
+
+def deployment_run(
+    layer: Settings, name: str, **parameters: str
+) -> subprocess.CompletedProcess[str]:
+    """`prefect deployment run NAME --watch --param KEY=VALUE…`, as an operator runs it."""
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    params = [arg for key, value in parameters.items() for arg in ("--param", f"{key}={value}")]
+    return subprocess.run(
+        [prefect, "deployment", "run", name, "--watch", *params],
+        env={**os.environ, "PREFECT_API_URL": layer.api_url},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )

@@ -21,14 +21,8 @@ from automates.alerts.channels import (
     redact,
     send,
 )
+from tests.fixtures.service_urls import DISCORD, SLACK, TEAMS
 
-SLACK = "https://hooks.slack.com/services/T0ABCDEF1/B0ABCDEF2/S3cr3tSlackTokenXyz0123"
-TEAMS = (
-    "https://prod-42.westeurope.logic.azure.com:443/workflows/0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-    "/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0"
-    "&sig=S3cr3tTeamsSignature_0123456789-abcdefghij"
-)
-DISCORD = "https://discord.com/api/webhooks/112233445566778899/S3cr3tDiscordToken-_0123456789abc"
 WEBHOOK = "https://hook-user:S3cr3t%2Fpw@hooks.example.test:8443/in/S3cr3tPathToken1?token=q%2B1"
 PASSWORD = "p@ss:w/rd?&%#S3cr3t"
 
