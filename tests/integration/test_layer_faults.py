@@ -39,6 +39,7 @@ from prefect.client.schemas.objects import FlowRun
 from automates.server.client import prefect_client
 from automates.store import embedded_pg
 from tests.conftest import REPO, free_port
+from tests.fixtures.commands import status_report
 from tests.fixtures.projects import TEMPLATE, registry_yaml
 from tests.fixtures.servers import wait_for
 
@@ -94,16 +95,23 @@ class Layer:
         """Wait until supervision has every killed component running again (a new pid) and
         the whole layer is ok; the status then."""
 
-        def back() -> Any:
-            report = self.status()
+        def back(report: Any) -> bool:
             found = report["components"]
             again = all(
                 found[name]["state"] == "running" and found[name]["pid"] != pid
                 for name, pid in killed.items()
             )
-            return report if again and report["ok"] else None
+            return bool(again and report["ok"])
 
-        return wait_for(back, RECOVERY_BOUND_SECONDS, f"supervision to restart {list(killed)}")
+        # Polled in-process (status_report); the CLI's own report then says the same.
+        wait_for(
+            lambda: back(status_report(self.env)),
+            RECOVERY_BOUND_SECONDS,
+            f"supervision to restart {list(killed)}",
+        )
+        report = self.status()
+        assert back(report), report
+        return report
 
     def api(self, call: Any) -> Any:
         async def go() -> Any:

@@ -22,20 +22,16 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
-from unittest import mock
 from uuid import UUID, uuid4
 
 import httpx
 import psutil
-from prefect.settings import PREFECT_API_AUTH_STRING, temporary_settings
 from sqlalchemy import text
 
-from automates.platform import lifecycle
 from automates.server.client import prefect_client
-from automates.settings import Settings
 from automates.store.engine import make_engine
 from tests.conftest import REPO, free_port, shipped_registry
-from tests.fixtures.commands import invoke_json
+from tests.fixtures.commands import invoke_json, status_report
 from tests.fixtures.projects import TEMPLATE, automate, registry_yaml
 from tests.fixtures.servers import wait_for
 
@@ -63,21 +59,10 @@ def _status_when(env: dict[str, str], condition: Callable[[Any], bool]) -> Any:
     CLI's own report is checked by the calls to `automates status` around each wait)."""
     deadline = time.monotonic() + 90
     while True:
-        report = _status_now(env)
+        report = status_report(env)
         if condition(report) or time.monotonic() > deadline:
             return report
         time.sleep(0.2)
-
-
-def _status_now(env: dict[str, str]) -> Any:
-    """What `automates status --json` prints for a layer started with `env`."""
-    auth = env.get("PREFECT_API_AUTH_STRING")
-    with (
-        mock.patch.dict(os.environ, env, clear=True),
-        temporary_settings(updates={PREFECT_API_AUTH_STRING: auth} if auth else {}),
-    ):
-        report = lifecycle.status(Settings())
-    return json.loads(json.dumps(report, default=str))
 
 
 def _state_of(run_id: str, api_url: str) -> str | None:
