@@ -155,20 +155,17 @@ async def _unjournaled(
             attempts=1,
             context={"journaled_by": "run-watch", "state": run.state.name},
         )
-        crashes = [
-            Crash(
-                automate=deployment.name,
-                flow_run_id=run.id,
-                attempt=1,
-                error_class=run.state.name or "Crashed",
-                message=message or "",
-                traceback="",
-                retry_outcome=RetryOutcome.NONE,
-                breaker_state=None,  # known once the run is counted
-            )
-        ]
-        if outcome not in FAILURE:
-            crashes = []
+        crash = Crash(
+            automate=deployment.name,
+            flow_run_id=run.id,
+            attempt=1,
+            error_class=run.state.name or "Crashed",
+            message=message or "",
+            traceback="",
+            retry_outcome=RetryOutcome.NONE,
+            breaker_state=None,  # known once the run is counted
+        )
+        crashes = [crash] if outcome in FAILURE else []
         with transaction(engine) as connection:
             if not record_execution(connection, row):
                 continue  # the guard's hook wrote it meanwhile

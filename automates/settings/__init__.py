@@ -251,10 +251,9 @@ def _given(model: BaseModel, prefix: str = "AUTOMATES_") -> Iterator[tuple[str, 
 def variables() -> dict[str, str]:
     """Every setting's variable → its place in code (`AUTOMATES_GATE_PORT` → `gate.port`)."""
     found = {}
-    for name, field in Settings.model_fields.items():
-        group = field.annotation
-        if isinstance(group, type) and issubclass(group, Group):
-            for inner in group.model_fields:
+    for name in Settings.model_fields:
+        if name in GROUPS:
+            for inner in GROUPS[name].model_fields:
                 found[f"AUTOMATES_{name.upper()}_{inner.upper()}"] = f"{name}.{inner}"
         else:
             found[f"AUTOMATES_{name.upper()}"] = name
@@ -275,9 +274,7 @@ def not_json(field: str, environ: Mapping[str, str]) -> str:
     field (`llm` for a bad AUTOMATES_LLM_AGENT_MODELS), so the group's JSON variables are tried."""
     if field not in GROUPS:
         return f"AUTOMATES_{field.upper()}"
-    group = Settings.model_fields[field].annotation
-    assert isinstance(group, type) and issubclass(group, Group)
-    for inner, info in group.model_fields.items():
+    for inner, info in GROUPS[field].model_fields.items():
         name = f"AUTOMATES_{field.upper()}_{inner.upper()}"
         if name in environ and getattr(info.annotation, "__origin__", None) in (dict, list):
             try:
@@ -287,11 +284,12 @@ def not_json(field: str, environ: Mapping[str, str]) -> str:
     return f"one of AUTOMATES_{field.upper()}_*"
 
 
-GROUPS = frozenset(
-    name
+# Each group's field name → its model (`gate` → GateSettings).
+GROUPS: dict[str, type[Group]] = {
+    name: field.annotation
     for name, field in Settings.model_fields.items()
     if isinstance(field.annotation, type) and issubclass(field.annotation, Group)
-)
+}
 
 
 def env_file_paths(project_root: Path = PROJECT_ROOT) -> list[Path]:

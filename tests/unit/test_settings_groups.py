@@ -69,7 +69,7 @@ def test_every_variable_is_known_and_a_misspelt_grouped_one_is_not() -> None:
     assert unknown_variables({"AUTOMATES_GATE_PROT": "1"}) == [
         "AUTOMATES_GATE_PROT is not a setting (did you mean AUTOMATES_GATE_PORT?)"
     ]
-    assert {"gate", "webhook", "browser", "llm", "agent", "task_run", "alert"} <= GROUPS
+    assert {"gate", "webhook", "browser", "llm", "agent", "task_run", "alert"} <= set(GROUPS)
 
 
 @pytest.mark.parametrize(
