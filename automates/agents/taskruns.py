@@ -275,14 +275,11 @@ def _finish(
 def _end(
     connection: Any, row: sql.TaskRun, status: str, message: str, argv: list[str] | None = None
 ) -> TaskRunResult:
-    ended = replace(
-        row,
-        status=TaskRunStatus(status),
-        ended_at=_now(),
-        error=message,
-        command=row.command if argv is None else argv,
-    )
-    values: dict[str, Any] = {"status": status, "ended_at": ended.ended_at, "error": message}
+    values: dict[str, Any] = {
+        "status": TaskRunStatus(status),
+        "ended_at": _now(),
+        "error": message,
+    }
     if argv is not None:
         values["command"] = argv
     sql.update_task_run(connection, row.id, **values)
@@ -291,7 +288,7 @@ def _end(
             connection,
             catalog.task_run(AlertKind.TASK_RUN_OVER_BUDGET, row.agent, row.codename, message),
         )
-    return _result(ended, message)
+    return _result(replace(row, **values), message)
 
 
 def _result(row: sql.TaskRun, message: str, attempt: int | None = None) -> TaskRunResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, func, insert, select, text, update
 
 from automates.registry.alert_kinds import AlertKind
 from automates.states import AlertDeliveryStatus
-from automates.store.rows import StoredRow
+from automates.store.rows import StoredRow, column_values
 from automates.store.schema import alert_deliveries, alert_routing, alerts
 
 NOTIFY_CHANNEL = "automates_alerts"
@@ -112,16 +112,11 @@ class ListedDelivery(Delivery):
 
 def insert_alert(connection: Connection, row: NewAlert) -> int:
     alert_id = connection.execute(
-        insert(alerts).values(**_values(row)).returning(alerts.c.id)
+        insert(alerts).values(**column_values(row)).returning(alerts.c.id)
     ).scalar_one()
     # Wakes the deliverer at commit (PostgreSQL delivers notifications on commit only).
     connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return int(alert_id)
-
-
-def _values(row: NewAlert | NewDelivery) -> dict[str, Any]:
-    # Not dataclasses.asdict: it deep-copies, and an alert's facts may hold anything.
-    return {column.name: getattr(row, column.name) for column in fields(row)}
 
 
 def resolve_condition(connection: Connection, condition: str) -> list[int]:
@@ -181,7 +176,8 @@ def unrouted(connection: Connection, limit: int) -> list[Alert]:
 def add_deliveries(connection: Connection, alert_id: int, deliveries: list[NewDelivery]) -> None:
     if deliveries:
         connection.execute(
-            insert(alert_deliveries), [{**_values(d), "alert_id": alert_id} for d in deliveries]
+            insert(alert_deliveries),
+            [{**column_values(d), "alert_id": alert_id} for d in deliveries],
         )
     connection.execute(update(alerts).where(alerts.c.id == alert_id).values(routed_at=func.now()))
 

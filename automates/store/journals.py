@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from automates.states import BreakerState, RetryOutcome, RunOutcome
-from automates.store.rows import StoredRow
+from automates.store.rows import StoredRow, column_values
 from automates.store.schema import crash_journal, execution_journal
 
 
@@ -94,7 +94,7 @@ def record_execution(connection: Connection, row: Execution) -> bool:
     """One row per run; False if the run was journaled already (nothing written)."""
     written = connection.execute(
         insert(execution_journal)
-        .values(**_values(row))
+        .values(**column_values(row))
         .on_conflict_do_nothing(index_elements=["flow_run_id"])
         .returning(execution_journal.c.id)
     ).first()
@@ -102,15 +102,10 @@ def record_execution(connection: Connection, row: Execution) -> bool:
 
 
 def record_crash(connection: Connection, row: Crash) -> None:
-    values = _values(row)
+    values = column_values(row)
     if row.occurred_at is None:
         del values["occurred_at"]  # the table's default: now()
     connection.execute(insert(crash_journal).values(**values))
-
-
-def _values(row: Execution | Crash) -> dict[str, Any]:
-    # Not dataclasses.asdict: it deep-copies, and a run's steps and context may hold anything.
-    return {column.name: getattr(row, column.name) for column in fields(row)}
 
 
 def recent_executions(

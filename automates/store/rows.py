@@ -34,9 +34,15 @@ class StoredRow:
         return cls(**{name: read(mapping[name]) for name, read in _readers(cls)})
 
     def as_dict(self) -> dict[str, Any]:
-        """Column → value, in the order of the fields. Not dataclasses.asdict: it deep-copies,
-        and a JSONB column may hold anything."""
-        return {column.name: getattr(self, column.name) for column in fields(self)}
+        """Column → value, in the order of the fields."""
+        return column_values(self)
+
+
+def column_values(row: Any) -> dict[str, Any]:
+    """A row dataclass's fields as column → value: what a read row prints and what a new row
+    (an execution, an alert) is inserted with. Not dataclasses.asdict: it deep-copies, and a
+    JSONB column may hold anything."""
+    return {column.name: getattr(row, column.name) for column in fields(row)}
 
 
 def _readers(cls: type[StoredRow]) -> tuple[tuple[str, Reader], ...]:
