@@ -142,3 +142,8 @@ def field_problems(error: ValidationError, whole: str) -> str:
     return "; ".join(
         f"field {'.'.join(str(p) for p in e['loc']) or whole!r}: {e['msg']}" for e in error.errors()
     )
+
+
+class RoutineError(AutomatesError):
+    """An agent's routine tool call is refused: the routine is not the agent's, an argument is
+    malformed or over a limit, or the rule it breaks is named; nothing was changed."""

@@ -21,12 +21,12 @@ from typing import Any
 from prefect.client.orchestration import PrefectClient
 
 from automates.registry.entrypoints import probe_imports, static_error
-from automates.registry.loader import load_registry
 from automates.registry.model import Kind, Registry
 from automates.server.client import prefect_client
 from automates.server.deployed import read_server_state
 from automates.server.spec import DeploymentSpec, declared_spec, differences
 from automates.settings import Settings
+from automates.store.declared import declared_registry
 
 
 class DriftKind(StrEnum):
@@ -89,7 +89,7 @@ async def reconcile(
     held: frozenset[str] = frozenset(),
 ) -> ReconcileReport:
     """The drift report; `held` names automates whose open breaker keeps schedules paused."""
-    registry = registry or load_registry(settings.registry_path)
+    registry = registry or declared_registry(settings)
     root = settings.project_root
     report = ReconcileReport(declared=len(registry.automates))
 

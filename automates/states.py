@@ -154,3 +154,14 @@ class HoldReason(StrEnum):
 
     MISFIRE = "misfire"
     """Its misfire policy met an outage too old to catch up on its own."""
+
+
+class ToolCallOutcome(StrEnum):
+    """What became of one call of the layer's MCP tools by an agent (the tool-call journal)."""
+
+    OK = "ok"
+    """Answered, or the change was made."""
+    REFUSED = "refused"
+    """Refused before anything changed: out of the agent's scope, malformed or over a limit."""
+    FAILED = "failed"
+    """Allowed, but the layer could not do it (the store or the server failed)."""

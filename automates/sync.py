@@ -18,13 +18,13 @@ from automates.errors import DeclarationError
 from automates.registry.agent_intervals import interval_problems
 from automates.registry.alert_kinds import AlertKind, condition
 from automates.registry.entrypoints import static_problems
-from automates.registry.loader import load_registry
 from automates.registry.model import Kind, Registry
 from automates.scheduling.approval import Approval
 from automates.server.deploy import Progress, SyncReport, sync_server
 from automates.settings import Settings
 from automates.store.alerts import open_conditions, save_routing
 from automates.store.approvals import awaiting_enable_approval
+from automates.store.declared import declared_registry
 from automates.store.engine import make_engine, migrate, transaction
 from automates.store.held import schedules_held
 from automates.store.registry import (
@@ -51,7 +51,7 @@ def validated(
     """The registry and the routes file, refused whole with every problem of both. With
     `secrets`, every route's secret is read and its URL checked; without `blocks`, routes
     whose secret is a Secret block (read from the API) are left to sync."""
-    registry = load_registry(settings.registry_path)
+    registry = declared_registry(settings)
     problems = static_problems(registry, settings.project_root)
     problems += interval_problems(registry.automates, settings.agent.min_interval_seconds)
     try:
@@ -88,7 +88,7 @@ async def sync(
         sync_store(engine, registry, settings.work_pool, report, prune=prune)
         with transaction(engine) as connection:
             save_routing(connection, routing.model_dump(mode="json"))
-            _announce_awaiting_approval(connection, registry, settings.work_pool)
+            announce_awaiting_approval(connection, registry, settings.work_pool)
         await _ensure_unresponsive_automation(settings)
         await _keep_services(settings, registry, report)
         with transaction(engine) as connection:
@@ -101,7 +101,7 @@ async def sync(
     return report
 
 
-def _announce_awaiting_approval(connection: Connection, registry: Registry, pool: str) -> None:
+def announce_awaiting_approval(connection: Connection, registry: Registry, pool: str) -> None:
     """An `approval: before_enable` automate whose version nobody approved waits, its schedules
     inactive: tell the approvers once (until an approval resolves it)."""
     gated = {

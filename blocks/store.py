@@ -58,6 +58,8 @@ async def save_store_block(name: str, url: str) -> bool:
     from prefect.exceptions import PrefectHTTPStatusError
     from prefect_sqlalchemy import SqlAlchemyConnector
 
+    from automates.server.client import refused_request
+
     wanted = connector_for(url)
     try:
         try:
@@ -68,10 +70,9 @@ async def save_store_block(name: str, url: str) -> bool:
             return False
         await wanted.asave(name, overwrite=True)
     except PrefectHTTPStatusError as error:
-        request, response = error.request, error.response
         raise ServerError(
-            f"the Prefect API refused the store block {name!r}: {request.method} "
-            f"{request.url.path} answered {response.status_code}"
+            f"the Prefect API refused the store block {name!r}: {refused_request(error)} "
+            f"answered {error.response.status_code}"
         ) from None
     return True
 

@@ -13,8 +13,8 @@ from prefect.states import Completed, State
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
 from automates.reconcile import ReconcileReport, reconcile
-from automates.registry.loader import load_registry
 from automates.settings import Settings
+from automates.store.declared import declared_in
 from automates.store.engine import transaction
 from automates.store.held import schedules_held
 from blocks.store import store_engine
@@ -28,12 +28,11 @@ async def registry_reconcile() -> State:
     engine = store_engine(settings)
     try:
         with transaction(engine) as connection:
-            held = schedules_held(
-                connection, load_registry(settings.registry_path), settings.work_pool
-            )
+            registry = declared_in(connection, settings)
+            held = schedules_held(connection, registry, settings.work_pool)
     finally:
         engine.dispose()
-    report = await reconcile(settings, held=held)
+    report = await reconcile(settings, registry=registry, held=held)
     logger = get_run_logger()
     summary = (
         f"{report.declared} declared, {report.deployed} deployed, {report.importable} importable, "

@@ -13,8 +13,8 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, State
 
 from automates.overview import AutomateStatus, gather_status
-from automates.registry.loader import load_registry
 from automates.settings import Settings
+from automates.store.declared import declared_registry
 from tasks.reporting import markdown_table, publish_markdown
 
 HEADERS = ("automate", "kind", "caste", "agents", "schedules", "next run", "last run", "runs")
@@ -24,7 +24,7 @@ HEADERS = ("automate", "kind", "caste", "agents", "schedules", "next run", "last
 async def registry_report() -> State:
     """Publish the registry with each automate's schedule and run history."""
     settings = Settings(prefect_api_url=PREFECT_API_URL.value())
-    registry = load_registry(settings.registry_path)
+    registry = declared_registry(settings)
     statuses = await gather_status(settings, list(registry.automates))
     markdown = render(statuses)
     counts = {

@@ -48,7 +48,9 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[int, str, int]:
     return command, host, port
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy what `reader` receives to `writer` until either side is gone, then close `writer`:
+    one direction of a proxied connection."""
     with contextlib.suppress(ConnectionError, asyncio.CancelledError):
         while data := await reader.read(65536):
             writer.write(data)
@@ -154,7 +156,7 @@ class FilterProxy:
             self._writers.add(upstream_writer)
             writer.write(_reply(SUCCEEDED))
             try:
-                await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+                await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
             finally:
                 self._writers.discard(upstream_writer)
                 upstream_writer.close()

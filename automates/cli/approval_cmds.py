@@ -27,7 +27,6 @@ from automates.cli.output import JsonOption, console, emit_json, handle_errors, 
 from automates.errors import ApprovalError, UnknownAutomateError
 from automates.guard.approval import KEY_PREFIX, version
 from automates.registry.digest import declaration_digest
-from automates.registry.loader import load_registry
 from automates.registry.model import Automate, Registry
 from automates.registry.policy import GUARD_ENV, GuardPolicy
 from automates.scheduling.approval import Approval
@@ -36,6 +35,7 @@ from automates.server.runs import managed_deployment
 from automates.settings import Settings
 from automates.store.approvals import record_approval
 from automates.store.database import database_url
+from automates.store.declared import declared_registry
 from automates.store.engine import make_engine, transaction
 from automates.store.held import schedules_held
 
@@ -52,7 +52,7 @@ def approve(
 ) -> None:
     """Approve the current version of an automate that asks for approval."""
     settings = load_settings()
-    registry = load_registry(settings.registry_path)
+    registry = declared_registry(settings)
     automate = registry.get(name)
     if automate is None:
         raise UnknownAutomateError(f"no automate named {name!r} is declared; nothing approved")

@@ -12,11 +12,11 @@ from automates.cli.output import JsonOption, console, emit_json, handle_errors, 
 from automates.errors import UnknownAutomateError
 from automates.guard.breaker import deployment_of
 from automates.guard.orchestrator import PrefectOrchestrator
-from automates.registry.loader import load_registry
 from automates.scheduling import breaker
 from automates.states import BreakerState
 from automates.store.breakers import all_breakers, lock_breaker, save_breaker
 from automates.store.database import database_url
+from automates.store.declared import declared_registry
 from automates.store.engine import make_engine, transaction
 
 app = typer.Typer(help="Circuit breakers: which automates are held, and releasing them.")
@@ -52,7 +52,7 @@ def status(as_json: bool = JsonOption) -> None:
 def reset(name: str, as_json: bool = JsonOption) -> None:
     """Close an automate's breaker by hand and resume its schedules (if it is enabled)."""
     settings = load_settings()
-    automate = load_registry(settings.registry_path).get(name)
+    automate = declared_registry(settings).get(name)
     engine = make_engine(database_url(settings))
     try:
         with transaction(engine) as connection:

@@ -15,9 +15,9 @@ from automates.cli.output import JsonOption, console, emit_json, handle_errors, 
 from automates.errors import AutomatesError, UnknownAutomateError
 from automates.guard.breaker import deployment_of
 from automates.guard.orchestrator import PrefectOrchestrator
-from automates.registry.loader import load_registry
 from automates.store.breakers import held_automates
 from automates.store.database import database_url
+from automates.store.declared import declared_registry
 from automates.store.engine import make_engine, transaction
 from automates.store.held import schedules_held
 from automates.store.holds import ever_held, list_holds, release_hold
@@ -67,7 +67,7 @@ def release_command(
     who = (by if by is not None else getpass.getuser()).strip()
     if not who:
         raise AutomatesError("--by: give who releases the hold (a name, not empty)")
-    registry = load_registry(settings.registry_path)
+    registry = declared_registry(settings)
     automate = registry.get(name)
     engine = make_engine(database_url(settings))
     try:

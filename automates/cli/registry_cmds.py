@@ -20,8 +20,8 @@ from automates.cli.output import (
 from automates.errors import UnknownAutomateError
 from automates.overview import AutomateStatus, gather_status, select
 from automates.registry.entrypoints import static_warnings
-from automates.registry.loader import load_registry
 from automates.server.prefect_yaml import render
+from automates.store.declared import declared_registry
 from automates.sync import validated, validated_registry
 
 app = typer.Typer()
@@ -71,7 +71,7 @@ def list_(
 ) -> None:
     """The registry with next fire time, last run state and run counts from the server."""
     settings = load_settings()
-    chosen = select(load_registry(settings.registry_path), kind=kind, caste=caste, family=family)
+    chosen = select(declared_registry(settings), kind=kind, caste=caste, family=family)
     statuses = asyncio.run(gather_status(settings, chosen))
     if as_json:
         emit_json([s.as_dict() for s in statuses])
@@ -96,7 +96,7 @@ def list_(
 def show(name: str, as_json: bool = JsonOption) -> None:
     """One automate: its declaration, deployment, next fire times and run history."""
     settings = load_settings()
-    registry = load_registry(settings.registry_path)
+    registry = declared_registry(settings)
     automate = registry.get(name)
     if automate is None:
         known = ", ".join(a.name for a in registry.automates)

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import ScheduleSpecError, UnknownAutomateError
-from automates.registry.loader import load_registry
 from automates.registry.model import Automate
 from automates.registry.targets import automate_schedules, spec_schedule
 from automates.scheduling.misfire import DEFAULT_GRACE_SECONDS, Misfire
@@ -27,6 +26,7 @@ from automates.scheduling.preview import (
 )
 from automates.scheduling.quiet_hours import QuietAction, QuietHours
 from automates.scheduling.realise import prefect_yaml_fields
+from automates.store.declared import declared_registry
 
 app = typer.Typer()
 QuietActionOption = typer.Option(
@@ -84,7 +84,7 @@ def preview_command(
     span = _outage_span(outage, zone) if outage is not None else None
     start = span[0] if span is not None else _start(from_, zone)
     settings = load_settings()
-    automate = load_registry(settings.registry_path).get(target)
+    automate = declared_registry(settings).get(target)
     if automate is not None:
         schedules = automate_schedules(automate)
         quiet_hours = automate.quiet_hours
@@ -225,7 +225,7 @@ def schedules_command(
     as_json: bool = JsonOption,
 ) -> None:
     """What each declared schedule became: the form, the jitter and the Prefect schedule."""
-    registry = load_registry(load_settings().registry_path)
+    registry = declared_registry(load_settings())
     chosen: list[Automate]
     if name is not None:
         automate = registry.get(name)

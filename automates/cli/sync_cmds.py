@@ -10,8 +10,8 @@ from rich.table import Table
 
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.reconcile import reconcile as run_reconcile
-from automates.registry.loader import load_registry
 from automates.store.database import database_url
+from automates.store.declared import declared_in, declared_registry
 from automates.store.engine import make_engine, migrate, transaction
 from automates.store.held import schedules_held
 from automates.sync import sync as run_sync
@@ -33,7 +33,7 @@ def sync(
     if as_json or not console.is_terminal:
         report = asyncio.run(run_sync(settings, url, prune=prune))
     else:
-        total = len(load_registry(settings.registry_path).deployable)
+        total = len(declared_registry(settings).deployable)
         with Progress(
             TextColumn("syncing"),
             BarColumn(),
@@ -84,12 +84,11 @@ def reconcile(as_json: bool = JsonOption) -> None:
     try:
         migrate(engine)  # the breakers table must exist to be read
         with transaction(engine) as connection:
-            held = schedules_held(
-                connection, load_registry(settings.registry_path), settings.work_pool
-            )
+            registry = declared_in(connection, settings)
+            held = schedules_held(connection, registry, settings.work_pool)
     finally:
         engine.dispose()
-    report = asyncio.run(run_reconcile(settings, held=held))
+    report = asyncio.run(run_reconcile(settings, registry=registry, held=held))
     if as_json:
         emit_json(report.as_dict())
     elif not report.has_drift:

@@ -14,7 +14,6 @@ import typer
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import RunParametersError, UnknownAutomateError
 from automates.guard.quiet_hours import OVERRIDE_TAG
-from automates.registry.loader import load_registry
 from automates.registry.model import Kind
 from automates.scheduling.services import ONCE
 from automates.server.client import prefect_client
@@ -25,6 +24,7 @@ from automates.server.runs import (
     start_run,
 )
 from automates.settings import Settings
+from automates.store.declared import declared_registry
 
 app = typer.Typer()
 
@@ -54,7 +54,7 @@ def trigger(
 ) -> None:
     """Start one run of an automate now, through the worker and the guard."""
     settings = load_settings()
-    automate = load_registry(settings.registry_path).get(name)
+    automate = declared_registry(settings).get(name)
     if automate is None or not automate.kind.deployable:
         what = "declared" if automate is None else "deployable (it is a lib)"
         raise UnknownAutomateError(f"no automate named {name!r} is {what}; nothing was started")

@@ -157,8 +157,19 @@ def classify(data: bytes, options: Options) -> Import:
     return _Classifier(parse(data), options).run()
 
 
+class _OnLine:
+    """A job or a restart net, read from one crontab line: active unless the line is
+    commented out."""
+
+    line: Line  # each subclass, a dataclass, declares it again as its first field
+
+    @property
+    def active(self) -> bool:
+        return self.line.kind is LineKind.JOB
+
+
 @dataclass
-class _Job:
+class _Job(_OnLine):
     line: Line
     command: Command
     kind: Kind
@@ -169,23 +180,15 @@ class _Job:
     nets: tuple[Line, ...] = ()  # a service's restart nets
 
     @property
-    def active(self) -> bool:
-        return self.line.kind is LineKind.JOB
-
-    @property
     def key(self) -> tuple[Kind, bool, tuple[str, ...], int | None]:
         """Lines with one key are one declaration (a recurring one with several schedules)."""
         return (self.kind, self.active, self.command.argv, self.command.timeout)
 
 
 @dataclass(frozen=True)
-class _NetLine:
+class _NetLine(_OnLine):
     line: Line
     net: Net
-
-    @property
-    def active(self) -> bool:
-        return self.line.kind is LineKind.JOB
 
 
 class _Classifier:

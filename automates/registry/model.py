@@ -335,12 +335,15 @@ class Automate(Frozen):
                     f"caste:{self.caste}",
                     f"family:{self.family}",
                     *(f"agent:{a}" for a in self.agents),
+                    *((ORIGIN_AGENT_TAG,) if self.origin == "agent" else ()),
                 }
             )
         )
 
 
 MANAGED_TAG = "managed-by:automates"
+# An automate an agent declared (a routine made through the MCP tools, docs/agents.md).
+ORIGIN_AGENT_TAG = "origin:agent"
 # Script automates all run this flow; it is loaded from the installed package, not the checkout.
 SCRIPT_FLOW_ENTRYPOINT = "automates.guard.script:run_script"
 SERVICE_FLOW_ENTRYPOINT = "automates.guard.service:run_service"

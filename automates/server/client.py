@@ -23,16 +23,21 @@ async def prefect_client(api_url: str) -> AsyncIterator[PrefectClient]:
             async with get_client() as client:
                 yield client
         except PrefectHTTPStatusError as error:
-            request, response = error.request, error.response
             raise ServerError(
-                f"the Prefect API at {api_url} refused {request.method} {request.url.path}: "
-                f"{response.status_code} {response.text[:300]}"
+                f"the Prefect API at {api_url} refused {refused_request(error)}: "
+                f"{error.response.status_code} {error.response.text[:300]}"
             ) from error
         except httpx.TransportError as error:
             raise ServerError(
                 f"cannot reach the Prefect API at {api_url} ({type(error).__name__}); "
                 "is the server up? (`automates up`)"
             ) from error
+
+
+def refused_request(error: PrefectHTTPStatusError) -> str:
+    """The request the Prefect API refused, as `METHOD /path`: never its query or body, which
+    may carry a secret (a block's body holds its password)."""
+    return f"{error.request.method} {error.request.url.path}"
 
 
 async def api_healthy(api_url: str, timeout: float = 2.0) -> bool:

@@ -56,6 +56,34 @@ class AgentSettings(Group):
         description='Per-agent rolling 24-hour budgets, as JSON (e.g. {"scout": 5}); '
         "agents not listed get AUTOMATES_AGENT_DAILY_BUDGET_USD.",
     )
+    trusted: tuple[str, ...] = Field(
+        default=(),
+        description="Agents whose routines are enabled as soon as they are made, as JSON "
+        '(e.g. ["scout"]); any other agent\'s routine waits for `automates approve NAME` '
+        "(approval: before_enable).",
+    )
+    read_grants: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Agents whose routines another agent may read (never change), as JSON "
+        '(e.g. {"atlas": ["scout"]}); by default an agent sees only its own routines and the '
+        "operator's automates that list it in `agents`.",
+    )
+    max_routines: int = Field(
+        default=20,
+        ge=0,
+        le=500,
+        description="The most routines one agent may have; a routine past it is refused.",
+    )
+    routine_templates: tuple[str, ...] = Field(
+        default=("research",),
+        description="The permission templates an agent's prompt routine may run under, as JSON: "
+        "a routine never grants its runs more than the operator allows here.",
+    )
+    routine_entrypoints: tuple[str, ...] = Field(
+        default=(),
+        description="The flows (`path/file.py:function`) an agent's routine may run instead of "
+        "a prompt, as JSON; by default a routine runs only a prompt, as an agent task run.",
+    )
 
 
 class LlmSettings(Group):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, Update, and_, func, insert, select, text, update
 
 from automates.registry.alert_kinds import AlertKind
 from automates.states import AlertDeliveryStatus
@@ -246,17 +246,30 @@ def set_delivery(connection: Connection, delivery_id: int, **values: Any) -> Non
     )
 
 
+def _moved(
+    source: AlertDeliveryStatus,
+    target: AlertDeliveryStatus,
+    *where: ColumnElement[bool],
+    **values: Any,
+) -> Update:
+    """The deliveries still in `source` (of those `where` picks), moved to `target` with
+    `values`. The status it moves from is part of the WHERE: a delivery another deliverer moved
+    meanwhile is left alone, and not in the rowcount."""
+    return (
+        update(alert_deliveries)
+        .where(*where, alert_deliveries.c.status == source)
+        .values(status=target, **values)
+    )
+
+
 def claim(connection: Connection, delivery_id: int) -> bool:
     """Mark a pending delivery as being sent (committed before the send); False if another
     deliverer took it first."""
     result = connection.execute(
-        update(alert_deliveries)
-        .where(
+        _moved(
+            AlertDeliveryStatus.PENDING,
+            AlertDeliveryStatus.SENDING,
             alert_deliveries.c.id == delivery_id,
-            alert_deliveries.c.status == AlertDeliveryStatus.PENDING,
-        )
-        .values(
-            status=AlertDeliveryStatus.SENDING,
             attempts=alert_deliveries.c.attempts + 1,
             claimed_at=func.now(),
         )
@@ -267,13 +280,11 @@ def claim(connection: Connection, delivery_id: int) -> bool:
 def orphaned_sends(connection: Connection) -> list[int]:
     """Deliveries left `sending` by a deliverer that stopped mid-send: back to pending."""
     rows = connection.execute(
-        update(alert_deliveries)
-        .where(alert_deliveries.c.status == AlertDeliveryStatus.SENDING)
-        .values(
-            status=AlertDeliveryStatus.PENDING,
+        _moved(
+            AlertDeliveryStatus.SENDING,
+            AlertDeliveryStatus.PENDING,
             reason="the deliverer stopped during the send, outcome unknown: sent again",
-        )
-        .returning(alert_deliveries.c.id)
+        ).returning(alert_deliveries.c.id)
     )
     return [int(delivery_id) for (delivery_id,) in rows]
 
@@ -320,13 +331,10 @@ def mark_digested(connection: Connection, delivery_ids: list[int], digest_id: in
 def undeliver_digest(connection: Connection, digest_id: int) -> None:
     """The alerts a dead digest carried are dead too (a retry of the digest revives them)."""
     connection.execute(
-        update(alert_deliveries)
-        .where(
+        _moved(
+            AlertDeliveryStatus.DIGESTED,
+            AlertDeliveryStatus.DEAD,
             alert_deliveries.c.digest_id == digest_id,
-            alert_deliveries.c.status == AlertDeliveryStatus.DIGESTED,
-        )
-        .values(
-            status=AlertDeliveryStatus.DEAD,
             reason=f"its digest, alert #{digest_id}, was not delivered",
         )
     )
@@ -388,12 +396,12 @@ def retry(connection: Connection, delivery_id: int) -> bool:
         # A digest retried carries its alerts again.
         digest = select(alert_deliveries.c.alert_id).where(alert_deliveries.c.id == delivery_id)
         connection.execute(
-            update(alert_deliveries)
-            .where(
+            _moved(
+                AlertDeliveryStatus.DEAD,
+                AlertDeliveryStatus.DIGESTED,
                 alert_deliveries.c.digest_id == digest.scalar_subquery(),
-                alert_deliveries.c.status == AlertDeliveryStatus.DEAD,
+                reason="sent again in its digest",
             )
-            .values(status=AlertDeliveryStatus.DIGESTED, reason="sent again in its digest")
         )
         connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return result.rowcount == 1

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Column, Connection, Select, Table, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from automates.states import BreakerState, RetryOutcome, RunOutcome
@@ -52,32 +52,24 @@ class Crash:
 
 
 @dataclass(frozen=True)
-class JournaledExecution(StoredRow):
-    """An `Execution` as journaled, read back: with its id, its columns in the table's order."""
+class _JournalId(StoredRow):
+    """The id the journal gave a row, read back with it. It is the table's first column, so a
+    row class names this base last: a dataclass takes its bases' fields from the last base to
+    the first."""
 
     id: int
-    automate: str
-    flow_run_id: UUID
-    started_at: datetime
-    finished_at: datetime
-    duration_seconds: float
-    outcome: RunOutcome
-    message: str | None
-    attempts: int
-    exit_code: int | None
-    steps: list[dict[str, Any]]
-    counters: dict[str, float]
-    warnings: list[str]
-    errors: list[str]
-    context: dict[str, Any]
 
 
 @dataclass(frozen=True)
-class JournaledCrash(StoredRow):
+class JournaledExecution(Execution, _JournalId):
+    """An `Execution` as journaled, read back: with its id, its columns in the table's order."""
+
+
+@dataclass(frozen=True)
+class JournaledCrash(_JournalId):
     """A `Crash` as journaled, read back: with its id and when it was written, its columns in
     the table's order."""
 
-    id: int
     automate: str
     flow_run_id: UUID
     attempt: int
@@ -111,19 +103,23 @@ def record_crash(connection: Connection, row: Crash) -> None:
 def recent_executions(
     connection: Connection, automate: str | None = None, limit: int = 20
 ) -> list[JournaledExecution]:
-    query = select(execution_journal).order_by(execution_journal.c.finished_at.desc()).limit(limit)
-    if automate is not None:
-        query = query.where(execution_journal.c.automate == automate)
-    return [JournaledExecution.from_row(row) for row in connection.execute(query)]
+    newest = _newest(execution_journal, execution_journal.c.finished_at, automate, limit)
+    return [JournaledExecution.from_row(row) for row in connection.execute(newest)]
 
 
 def recent_crashes(
     connection: Connection, automate: str | None = None, limit: int = 50
 ) -> list[JournaledCrash]:
-    query = select(crash_journal).order_by(crash_journal.c.id.desc()).limit(limit)
+    newest = _newest(crash_journal, crash_journal.c.id, automate, limit)
+    return [JournaledCrash.from_row(row) for row in connection.execute(newest)]
+
+
+def _newest(journal: Table, order: Column[Any], automate: str | None, limit: int) -> Select[Any]:
+    """A journal's `limit` newest rows by `order`, of one automate or of all."""
+    query = select(journal).order_by(order.desc()).limit(limit)
     if automate is not None:
-        query = query.where(crash_journal.c.automate == automate)
-    return [JournaledCrash.from_row(row) for row in connection.execute(query)]
+        query = query.where(journal.c.automate == automate)
+    return query
 
 
 # Advisory lock keys: a 64-bit hash of "automates.<purpose>:<automate>". Purposes: "run" (the

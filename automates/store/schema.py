@@ -48,6 +48,7 @@ from automates.states import (
     RunStatus,
     RunTrigger,
     TaskRunStatus,
+    ToolCallOutcome,
 )
 
 SCHEMA = "automates"
@@ -476,4 +477,37 @@ alert_deliveries = Table(
             one_of("status", (AlertDeliveryStatus.PENDING, AlertDeliveryStatus.SENDING))
         ),
     ),
+)
+
+
+# Agents' routines (docs/agents.md, "Routines"): declarations an agent made through the layer's
+# MCP tools, kept here instead of the operator's registry file; sync deploys them beside the
+# file's. One row a routine: its owner and its validated spec, from which its declaration (an
+# `origin: agent` automate) is derived. And the journal of every tool call an agent made,
+# allowed or refused.
+agent_routines = Table(
+    "agent_routines",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("agent", Text, nullable=False),
+    Column("spec", JSONB, nullable=False),  # what the agent asked for (RoutineSpec)
+    _moment("created_at"),
+    _moment("updated_at"),
+    _slug_check("name"),
+    _slug_check("agent"),
+    Index("agent_routines_agent_idx", "agent"),
+)
+
+agent_tool_calls = Table(
+    "agent_tool_calls",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    _moment("called_at"),
+    Column("agent", Text, nullable=False),
+    Column("tool", Text, nullable=False),
+    Column("arguments", JSONB, nullable=False, server_default=text("'{}'::jsonb")),  # no secrets
+    Column("outcome", Text, nullable=False),
+    Column("detail", Text),  # why refused or failed; what changed
+    _in("outcome", ToolCallOutcome),
+    Index("agent_tool_calls_agent_idx", "agent", "id"),
 )

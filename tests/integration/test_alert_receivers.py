@@ -82,43 +82,38 @@ def test_discord_reaches_discord_com(proxied: HttpSink) -> None:
     assert ENVELOPE.title in content and "nightly failed with exit code 2" in content
 
 
-def assert_webhook_request(request: ReceivedRequest) -> None:
+def sent_to_webhook(sink: HttpSink, url: str) -> ReceivedRequest:
+    """ENVELOPE sent to the webhook at `url`: the one request `sink` received, checked for the
+    idempotency key and the envelope's title, body and fields."""
+    assert send(Channel.WEBHOOK, {}, {"url": url}, ENVELOPE, TIMEOUT).ok
+
+    (request,) = sink.wait_for(1)
     assert request.method == "POST"
     assert request.header("Idempotency-Key") == "automates-alert-7-ops"
     assert request.header("Content-Type") == "application/json"
     payload = request.json()
     assert (payload["title"], payload["message"]) == (ENVELOPE.title, ENVELOPE.body)
     assert {key: payload[key] for key in ENVELOPE.fields} == dict(ENVELOPE.fields)
+    return request
 
 
 def test_a_plain_http_webhook_gets_the_key_and_the_fields(http_sink: HttpSink) -> None:
     url = f"{http_sink.base_url}/in/hook-S3cr3tPathToken1?token=q%2B1"
 
-    assert send(Channel.WEBHOOK, {}, {"url": url}, ENVELOPE, TIMEOUT).ok
-
-    (request,) = http_sink.wait_for(1)
+    request = sent_to_webhook(http_sink, url)
     assert (request.scheme, request.host) == ("http", "127.0.0.1")
     assert request.path == "/in/hook-S3cr3tPathToken1?token=q%2B1"
-    assert_webhook_request(request)
 
 
 def test_an_https_webhook_gets_the_key_and_the_fields(proxied: HttpSink) -> None:
-    url = "https://hooks.example.test/in/hook"
-
-    assert send(Channel.WEBHOOK, {}, {"url": url}, ENVELOPE, TIMEOUT).ok
-
-    (request,) = proxied.wait_for(1)
+    request = sent_to_webhook(proxied, "https://hooks.example.test/in/hook")
     assert (request.scheme, request.host) == ("https", "hooks.example.test")
     assert request.path == "/in/hook"
-    assert_webhook_request(request)
 
 
 def test_a_plain_http_webhook_to_another_host_goes_through_the_proxy(proxied: HttpSink) -> None:
-    assert send(Channel.WEBHOOK, {}, {"url": "http://hooks.example.test/in"}, ENVELOPE, TIMEOUT).ok
-
-    (request,) = proxied.wait_for(1)
+    request = sent_to_webhook(proxied, "http://hooks.example.test/in")
     assert (request.scheme, request.host, request.path) == ("http", "hooks.example.test", "/in")
-    assert_webhook_request(request)
 
 
 @pytest.mark.parametrize(
