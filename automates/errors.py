@@ -147,3 +147,8 @@ def field_problems(error: ValidationError, whole: str) -> str:
 class RoutineError(AutomatesError):
     """An agent's routine tool call is refused: the routine is not the agent's, an argument is
     malformed or over a limit, or the rule it breaks is named; nothing was changed."""
+
+
+class HeartbeatError(AutomatesError):
+    """An agent's heartbeat cannot be configured or run as asked (the field and the reason are
+    named); nothing was changed."""

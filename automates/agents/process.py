@@ -3,7 +3,9 @@
 Every stdout line goes to `on_line` the moment it is read (the task run's log tails it while
 the CLI works). The run is bounded twice: a wall-clock timeout and a dollar budget checked
 against the cost seen in the events as they stream. Either bound kills the whole process group,
-so tools the CLI started (a shell, an MCP server) die with it.
+so tools the CLI started (a shell, an MCP server) die with it. Every MCP server is required:
+the CLI's init event lists each with its status, and one not connected stops the run there,
+before any model turn (in print mode the CLI would otherwise go on without it, silently).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class CliOutcome:
     session_id: str | None
     pid: int | None
     error: str | None = None
+    # Each MCP server the CLI's init event listed, with its status (`connected`, `failed`, ...).
+    mcp_servers: tuple[tuple[str, str], ...] = ()
 
 
 def run_cli(
@@ -53,8 +57,11 @@ def run_cli(
     max_budget_usd: float | None,
     on_start: Callable[[int], None] | None,
     on_line: Callable[[str], None],
+    on_init: Callable[[], None] | None = None,
 ) -> CliOutcome:
-    """Run `argv` to its end, its timeout or its budget; never leaves its process group alive."""
+    """Run `argv` to its end, its timeout or its budget, or until its init event shows an MCP
+    server not connected; never leaves its process group alive. `on_init` is called once the
+    init event is read: the CLI has read its configuration and started its MCP servers."""
     deadline = time.monotonic() + timeout_seconds
     try:
         process = subprocess.Popen(
@@ -82,7 +89,7 @@ def run_cli(
     try:
         if on_start is not None:
             on_start(process.pid)
-        stopped = _follow(lines, tally, on_line, deadline, max_budget_usd)
+        stopped = _follow(lines, tally, on_line, on_init, deadline, max_budget_usd)
         if stopped is None:
             try:
                 process.wait(timeout=max(deadline - time.monotonic(), 0))
@@ -102,6 +109,8 @@ def run_cli(
     if stopped == "over_budget":
         message = f"spent ${tally.running_cost_usd:.4f}, over the ${max_budget_usd:g} budget"
         return _outcome(stopped, exit_code, tally, process.pid, message)
+    if stopped == "failed":
+        return _outcome(stopped, exit_code, tally, process.pid, _unconnected(tally))
     return _ended(exit_code, tally, process.pid, stderr_text)
 
 
@@ -109,10 +118,12 @@ def _follow(
     lines: queue.Queue[str | None],
     tally: StreamTally,
     on_line: Callable[[str], None],
+    on_init: Callable[[], None] | None,
     deadline: float,
     max_budget_usd: float | None,
 ) -> Status | None:
-    """Hand each line over as it comes; the bound that stopped the run, or None at EOF."""
+    """Hand each line over as it comes; the bound that stopped the run (`failed`: an MCP server
+    not connected), or None at EOF."""
     while True:
         try:
             line = lines.get(timeout=max(deadline - time.monotonic(), 0))
@@ -120,10 +131,24 @@ def _follow(
             return "timed_out"
         if line is _EOF:
             return None
-        on_line(line)
+        init_seen = tally.init_seen
         tally.feed(line)
+        first_init = tally.init_seen and not init_seen
+        if first_init and on_init is not None:
+            on_init()  # first: a slow on_line must not leave time for a turn before it
+        on_line(line)
+        if first_init and tally.unconnected_mcp_servers:
+            return "failed"
         if max_budget_usd is not None and tally.running_cost_usd > max_budget_usd:
             return "over_budget"
+
+
+def _unconnected(tally: StreamTally) -> str:
+    servers = "; ".join(
+        f"MCP server {name!r} is {status}, not connected"
+        for name, status in tally.unconnected_mcp_servers
+    )
+    return f"{servers}; stopped before any model turn"
 
 
 def _ended(exit_code: int | None, tally: StreamTally, pid: int, error: str | None) -> CliOutcome:
@@ -157,6 +182,7 @@ def _outcome(
         session_id=tally.session_id,
         pid=pid,
         error=error,
+        mcp_servers=tally.mcp_servers,
     )
 
 

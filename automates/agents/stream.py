@@ -3,7 +3,8 @@
 The shapes are those the real Claude Code CLI prints (tests/integration/test_claude_cli.py
 checks them against it): a `system`/`init` event, `assistant` and `user` messages (tool uses
 and their results), and one final `result` event carrying `total_cost_usd`, `usage`,
-`modelUsage`, `terminal_reason`, `is_error` and the answer in `result`.
+`modelUsage`, `terminal_reason`, `is_error` and the answer in `result`. The init event comes
+once the CLI has tried its MCP servers, listing each with its status (`connected`, `failed`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from automates.agents.pricing import cost_usd
 
 # The CLI's own --max-budget-usd stop ends with a result of this subtype.
 BUDGET_SUBTYPE = "error_max_budget_usd"
+# The status of an MCP server, in the init event, that the CLI can call.
+MCP_CONNECTED = "connected"
 
 
 def input_tokens_of(usage: dict[str, Any]) -> int:
@@ -31,6 +34,9 @@ class StreamTally:
 
     session_id: str | None = None
     model: str | None = None
+    init_seen: bool = False
+    # Each MCP server the init event listed, with its status, in its order.
+    mcp_servers: tuple[tuple[str, str], ...] = ()
     result: dict[str, Any] | None = None
     events: int = 0
     unparsed_lines: int = 0
@@ -52,7 +58,9 @@ class StreamTally:
         self.session_id = event.get("session_id") or self.session_id
         kind = event.get("type")
         if kind == "system" and event.get("subtype") == "init":
+            self.init_seen = True
             self.model = event.get("model") or self.model
+            self.mcp_servers = _mcp_servers(event.get("mcp_servers"))
         elif kind == "assistant":
             self._count_message(event.get("message") or {})
         elif kind == "result":
@@ -69,6 +77,11 @@ class StreamTally:
             model = message.get("model") or self.model or ""
             key = str(message.get("id") or len(self._message_costs))
             self._message_costs[key] = cost_usd(model, usage)
+
+    @property
+    def unconnected_mcp_servers(self) -> list[tuple[str, str]]:
+        """The MCP servers the init event listed as anything but connected."""
+        return [(name, status) for name, status in self.mcp_servers if status != MCP_CONNECTED]
 
     @property
     def running_cost_usd(self) -> float:
@@ -98,3 +111,21 @@ class StreamTally:
             return 0, 0
         output = usage.get("output_tokens")
         return input_tokens_of(usage), output if isinstance(output, int) else 0
+
+
+def _mcp_servers(listed: Any) -> tuple[tuple[str, str], ...]:
+    """(name, status) of each server of an init event's `mcp_servers`; a malformed entry is
+    kept with the status `unreported`, so it never passes for connected."""
+    if not isinstance(listed, list):
+        return ()
+    servers = []
+    for entry in listed:
+        entry = entry if isinstance(entry, dict) else {}
+        name, status = entry.get("name"), entry.get("status")
+        servers.append(
+            (
+                name if isinstance(name, str) else repr(name),
+                status if isinstance(status, str) else "unreported",
+            )
+        )
+    return tuple(servers)

@@ -25,6 +25,7 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 
+from automates.agents.layer_tools import PrivateFolder, server_environment
 from automates.agents.llm_cli import LlmCli, load_llm_cli
 from automates.agents.process import TERMINATE_GRACE_SECONDS, CliOutcome, run_cli
 from automates.agents.templates import PermissionTemplate, Scope, load_template
@@ -119,7 +120,26 @@ def execute(
     cancel_requested: Callable[[], bool] = lambda: False,
 ) -> TaskRunResult:
     """Run one attempt of the task run to its end; never raises for the run's own failures."""
-    claim = _claim(engine, request, task_run_id, flow_run_id, settings)
+    # An MCP configuration carrying secrets (the layer's tools: the store's URL) lives in a
+    # private file for the CLI's start-up only: removed once its init event is read, at the
+    # latest when the attempt ends.
+    with PrivateFolder() as private:
+        return _attempt(
+            engine, request, task_run_id, flow_run_id, settings, log, cancel_requested, private
+        )
+
+
+def _attempt(
+    engine: Engine,
+    request: TaskRunRequest,
+    task_run_id: UUID,
+    flow_run_id: UUID | None,
+    settings: Settings,
+    log: Callable[[str], None],
+    cancel_requested: Callable[[], bool],
+    private: PrivateFolder,
+) -> TaskRunResult:
+    claim = _claim(engine, request, task_run_id, flow_run_id, settings, private)
     if isinstance(claim, TaskRunResult):
         return claim
     attempt, cli, argv, scope, timeout, budget = claim
@@ -146,6 +166,7 @@ def execute(
             max_budget_usd=float(budget),
             on_start=started,
             on_line=line,
+            on_init=private.close,
         )
     finally:
         watcher.stop()
@@ -159,6 +180,7 @@ def _claim(
     task_run_id: UUID,
     flow_run_id: UUID | None,
     settings: Settings,
+    private: PrivateFolder,
 ) -> TaskRunResult | tuple[int, LlmCli, list[str], Scope, int, Decimal]:
     """Mark the task run running for a new attempt, or say why it must not start."""
     with transaction(engine) as connection:
@@ -191,7 +213,10 @@ def _claim(
                 model=model,
                 max_budget_usd=float(budget),
                 max_turns=None,
+                agent=request.agent,  # the request's, never the model's
                 template_name=request.template,
+                layer_env=_layer_env(engine, settings) if template.layer_tools else None,
+                private=private,
             )
         except AutomatesError as error:
             return _end(connection, row, "failed", str(error))
@@ -214,6 +239,12 @@ def _claim(
             error=None,
         )
     return attempt, cli, argv, scope, timeout, budget
+
+
+def _layer_env(engine: Engine, settings: Settings) -> dict[str, str]:
+    """The settings the layer's MCP server needs, its store being this run's."""
+    database_url = engine.url.render_as_string(hide_password=False)
+    return server_environment(settings, database_url, os.environ)
 
 
 def _load_blocks(template_name: str, cli_name: str) -> tuple[PermissionTemplate, LlmCli]:

@@ -8,6 +8,11 @@ allow rules below are the whole perimeter (docs/agents.md, "Why the rules hold")
 Rules and texts may reference `{workdir}` and `{report_dir}`; both render as absolute paths.
 Claude Code reads a path rule starting with `//` as absolute from the file-system root, hence
 `Edit(/{report_dir}/**)` in the templates (`/` + `/abs/path`).
+
+A template with `layer_tools` mounts the layer's own MCP server (`automates`: the agent's
+routines, decision 0043) for the run's agent and allows its tools (`mcp__automates`); the
+server's entry is built by the caller (automates/agents/layer_tools.py), which knows the agent
+and the settings.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Literal, cast
 
 from prefect.blocks.core import Block
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from automates.agents.layer_tools import ALLOW_RULE as LAYER_RULE
+from automates.agents.layer_tools import SERVER_NAME as LAYER_SERVER
 from automates.errors import TemplateError, UnknownTemplateError
 
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "manual", "dontAsk", "plan"]
@@ -102,7 +109,15 @@ class PermissionTemplate(Block):
     mcp_servers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='MCP servers, as in an .mcp.json "mcpServers" object (--mcp-config, '
-        "with --strict-mcp-config so no other MCP configuration is read).",
+        "with --strict-mcp-config so no other MCP configuration is read). Each must connect, "
+        "or the run stops before any model turn.",
+    )
+    layer_tools: bool = Field(
+        default=False,
+        description="Mount the layer's own tools for the run's agent: the MCP server "
+        "'automates' (list, preview, create, change, pause, run its routines), with the rule "
+        "mcp__automates allowing all of them (add mcp__automates__<tool> to disallowed_tools "
+        "to withhold one).",
     )
 
     @field_validator("allowed_tools", "disallowed_tools", "add_dirs", "append_system_prompt")
@@ -118,18 +133,45 @@ class PermissionTemplate(Block):
                 )
         return value
 
+    @model_validator(mode="after")
+    def _layer_server_name_free(self) -> PermissionTemplate:
+        if self.layer_tools and LAYER_SERVER in self.mcp_servers:
+            raise ValueError(
+                f"mcp_servers: {LAYER_SERVER!r} is the layer's own server, which "
+                "layer_tools mounts; name this server otherwise"
+            )
+        return self
+
     def needs_report_dir(self) -> bool:
         texts = [*self.allowed_tools, *self.disallowed_tools, *self.add_dirs]
         texts.append(self.append_system_prompt or "")
         return any("{report_dir}" in text for text in texts)
 
-    def render(self, scope: Scope, name: str = "template") -> RenderedPermissions:
-        """Fill the placeholders for `scope`; an audit-like template needs a report folder."""
+    def render(
+        self,
+        scope: Scope,
+        name: str = "template",
+        *,
+        layer_server: Mapping[str, Any] | None = None,
+    ) -> RenderedPermissions:
+        """Fill the placeholders for `scope`; an audit-like template needs a report folder, and
+        one with `layer_tools` the layer server's entry for the run's agent."""
         if self.needs_report_dir() and scope.report_dir is None:
             raise TemplateError(
                 f"permission template {name!r} confines writes to {{report_dir}}: "
                 "the scope must give report_dir"
             )
+        servers = dict(self.mcp_servers)
+        allowed = list(self.allowed_tools)
+        if self.layer_tools:
+            if layer_server is None:
+                raise TemplateError(
+                    f"permission template {name!r} mounts the layer's tools: the run must give "
+                    "the layer server's entry (its agent and settings)"
+                )
+            servers[LAYER_SERVER] = dict(layer_server)
+            if LAYER_RULE not in allowed:
+                allowed.append(LAYER_RULE)
         values = scope.values()
 
         def fill(text: str) -> str:
@@ -137,7 +179,7 @@ class PermissionTemplate(Block):
 
         return RenderedPermissions(
             tools=tuple(self.tools) if self.tools is not None else None,
-            allowed_tools=tuple(fill(rule) for rule in self.allowed_tools),
+            allowed_tools=tuple(fill(rule) for rule in allowed),
             disallowed_tools=tuple(fill(rule) for rule in self.disallowed_tools),
             permission_mode=self.permission_mode,
             max_turns=self.max_turns,
@@ -145,24 +187,50 @@ class PermissionTemplate(Block):
             append_system_prompt=fill(self.append_system_prompt)
             if self.append_system_prompt
             else None,
-            mcp_config={"mcpServers": self.mcp_servers} if self.mcp_servers else None,
+            mcp_config={"mcpServers": servers} if servers else None,
         )
 
 
 _READ_TOOLS = ["Read", "Grep", "Glob"]
 _NO_SHELL_OR_WEB_WRITES = ["Bash", "NotebookEdit"]
+_RESEARCH_TOOLS = [*_READ_TOOLS, "WebSearch", "WebFetch"]
 
 BUILTIN_TEMPLATES: Mapping[str, PermissionTemplate] = MappingProxyType(
     {
         "research": PermissionTemplate(
             description="Read-only: read and search the working tree and the web; no edits, "
             "no shell.",
-            tools=[*_READ_TOOLS, "WebSearch", "WebFetch"],
-            allowed_tools=[*_READ_TOOLS, "WebSearch", "WebFetch"],
+            tools=_RESEARCH_TOOLS,
+            allowed_tools=_RESEARCH_TOOLS,
             disallowed_tools=["Edit", "Write", *_NO_SHELL_OR_WEB_WRITES],
             max_turns=30,
             append_system_prompt="You are running a read-only research task in {workdir}. "
             "You cannot edit files or run commands; report your findings in your answer.",
+        ),
+        "routines": PermissionTemplate(
+            description="Read-only research, plus the layer's tools: the agent sees and "
+            "changes its own routines (scheduled prompts); no edits, no shell.",
+            tools=_RESEARCH_TOOLS,
+            allowed_tools=_RESEARCH_TOOLS,  # and mcp__automates, which layer_tools adds
+            disallowed_tools=["Edit", "Write", *_NO_SHELL_OR_WEB_WRITES],
+            layer_tools=True,
+            max_turns=30,
+            append_system_prompt="You are running a read-only task in {workdir}: you cannot "
+            "edit files or run commands. Your routines (prompts the layer runs for you on a "
+            "schedule) are reached through the automates tools (mcp__automates__*): list, "
+            "preview, create, update, pause, resume, run and delete them. A new or changed "
+            "routine may wait for the operator's approval; say so in your answer.",
+        ),
+        "heartbeat": PermissionTemplate(
+            description="An agent's heartbeat check-in (docs/agents.md, Heartbeats): read the "
+            "working tree to go through the checklist; no edits, no shell, no web.",
+            tools=_READ_TOOLS,
+            allowed_tools=_READ_TOOLS,
+            disallowed_tools=["Edit", "Write", "WebFetch", "WebSearch", *_NO_SHELL_OR_WEB_WRITES],
+            max_turns=10,
+            append_system_prompt="This is a heartbeat check-in in {workdir}: go through the "
+            "checklist you are given, reading what you need. Reply HEARTBEAT_OK alone when "
+            "nothing needs attention; otherwise say briefly what does.",
         ),
         "audit": PermissionTemplate(
             description="Read everything in the working tree; write only inside the report folder.",

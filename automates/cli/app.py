@@ -9,6 +9,7 @@ from automates.cli import (
     approval_cmds,
     breaker_cmds,
     browser_cmds,
+    heartbeat_cmds,
     hold_cmds,
     import_cmds,
     journal_cmds,
@@ -41,6 +42,7 @@ app.add_typer(taskrun_cmds.task_run_app, name="task-run")
 app.add_typer(taskrun_cmds.perimeter_app, name="perimeter")
 app.add_typer(alert_cmds.app, name="alerts")
 app.add_typer(import_cmds.app, name="import")  # import crontab
+app.add_typer(heartbeat_cmds.app, name="heartbeat")
 app.registered_commands.extend(service_cmds.app.registered_commands)  # install-service
 
 

@@ -148,6 +148,12 @@ def _register(server: MCPServer[Any], tools: RoutineTools) -> None:
         return _answer(tools.waiting)
 
     @server.tool()
+    def heartbeat_status() -> dict[str, Any]:
+        """Your heartbeat (a periodic check-in the operator configures): its checklist source,
+        interval, active hours and latest check-ins."""
+        return _answer(tools.heartbeat_status)
+
+    @server.tool()
     async def create_routine(routine: RoutineSpec) -> dict[str, Any]:
         """Create a routine of yours: a name, a description, one schedule (cron, every, at or
         when, with a timezone) and a prompt. It waits for the operator's approval unless you

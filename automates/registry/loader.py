@@ -191,6 +191,14 @@ def _problems(label: str, error: ValidationError) -> list[DeclarationProblem]:
     ]
 
 
+def problems_text(error: ValidationError) -> str:
+    """A validation error of one declaration-like model as one line: `field: message; ...`,
+    each field named as a declaration's problem names it (a model validator's `[field]` too)."""
+    return "; ".join(
+        "{}: {}".format(*problem_of(detail["loc"], detail)) for detail in error.errors()
+    )
+
+
 def problem_of(loc: Sequence[int | str], detail: Any) -> tuple[str, str]:
     """The field (cut) and the message of one pydantic error, as a problem shows them."""
     field = _location(tuple(loc))

@@ -20,20 +20,22 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import Connection, Engine
 
 from automates.alerts.routes import load_routing, registry_problems
-from automates.errors import RoutineError, field_problems
+from automates.errors import RoutineError
 from automates.registry.agent_intervals import interval_problems
 from automates.registry.digest import declaration_digest
 from automates.registry.entrypoints import static_problems
+from automates.registry.loader import problems_text
 from automates.registry.model import Automate, Registry
 from automates.registry.routine import RoutineSpec
 from automates.registry.targets import automate_schedules
-from automates.routines import apply
+from automates.routines import apply, heartbeats
 from automates.routines.scope import AgentScope
 from automates.scheduling.approval import Approval
 from automates.scheduling.preview import preview
 from automates.server.client import prefect_client
 from automates.server.runs import managed_deployment, start_run
 from automates.settings import Settings
+from automates.store.agent_heartbeats import heartbeat_of
 from automates.store.approvals import awaiting_enable_approval
 from automates.store.declared import declared_in, routine_declaration
 from automates.store.engine import transaction
@@ -127,6 +129,13 @@ class RoutineTools:
             ],
             "holds": _json([hold.as_dict() for hold in holds]),
         }
+
+    def heartbeat_status(self) -> dict[str, Any]:
+        """This agent's heartbeat: its configuration and latest check-ins (none if the
+        operator configured none)."""
+        with transaction(self.engine) as connection:
+            configured = heartbeat_of(connection, self.agent) is not None
+        return heartbeats.status(self.engine, self.agent) if configured else {"heartbeats": []}
 
     # Changes
 
@@ -222,7 +231,7 @@ class RoutineTools:
         try:
             automate = routine_declaration(self.settings, self.agent, spec)
         except ValidationError as error:
-            raise RoutineError(f"not a valid routine: {field_problems(error, 'routine')}") from None
+            raise RoutineError(f"not a valid routine: {problems_text(error)}") from None
         problems = interval_problems([automate], allowed.min_interval_seconds)
         problems += static_problems(Registry(automates=(automate,)), self.settings.project_root)
         problems += registry_problems([automate], load_routing(self.settings.routes_path))
@@ -290,7 +299,7 @@ def _spec(values: dict[str, Any]) -> RoutineSpec:
     try:
         return RoutineSpec.model_validate(values)
     except ValidationError as error:
-        raise RoutineError(f"not a valid routine: {field_problems(error, 'routine')}") from None
+        raise RoutineError(f"not a valid routine: {problems_text(error)}") from None
 
 
 def _json(value: Any) -> Any:

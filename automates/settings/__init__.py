@@ -233,7 +233,7 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
             # Complex values travel as JSON, which is how pydantic-settings reads them back.
-            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            text = json.dumps(value) if isinstance(value, dict | list | tuple) else str(value)
             env[variable] = text
         return env
 

@@ -1,4 +1,5 @@
-"""Everything declared: the operator's registry file, and the agents' routines in the store.
+"""Everything declared: the operator's registry file, the agents' routines and the agents'
+heartbeats in the store.
 
 Sync, reconcile, `automates list|show|trigger|approve` read the declarations here, so a routine
 an agent made is deployed, reconciled, listed, approved and run like an automate of the file.
@@ -8,16 +9,20 @@ of its automates (a name in both is a problem that names both).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection
 
 from automates.errors import DeclarationError, DeclarationProblem, PlatformError
+from automates.registry.heartbeat import Heartbeat
 from automates.registry.loader import load_registry
 from automates.registry.model import Automate, Registry
 from automates.registry.routine import RoutineSpec
 from automates.settings import Settings
+from automates.store.agent_heartbeats import heartbeats
 from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
-from automates.store.routines import StoredRoutine, routines_table_exists, stored_routines
+from automates.store.routines import StoredRoutine, agent_tables_exist, stored_routines
 
 
 def routine_declaration(settings: Settings, agent: str, spec: RoutineSpec) -> Automate:
@@ -29,13 +34,17 @@ def routine_declaration(settings: Settings, agent: str, spec: RoutineSpec) -> Au
 
 
 def with_routines(
-    settings: Settings, registry: Registry, routines: list[StoredRoutine]
+    settings: Settings,
+    registry: Registry,
+    routines: list[StoredRoutine],
+    heartbeats: Sequence[Heartbeat] = (),
 ) -> Registry:
-    """The file's registry and the routines, or a `DeclarationError` naming each routine that
-    no longer reads as a declaration or takes a name the file declares."""
+    """The file's registry, the routines and the heartbeats, or a `DeclarationError` naming
+    each routine that no longer reads as a declaration, and each routine or heartbeat that
+    takes a name declared before it (the file first, then routines, then heartbeats)."""
     problems: list[DeclarationProblem] = []
-    declared = {a.name for a in registry.automates}
     merged = list(registry.automates)
+    declared = {a.name for a in merged}
     for row in routines:
         if row.name in declared:
             problems.append(
@@ -51,6 +60,19 @@ def with_routines(
             merged.append(routine_declaration(settings, row.agent, row.routine))
         except ValueError as error:  # pydantic's ValidationError included
             problems.append(DeclarationProblem(row.name, "spec", f"not a valid routine: {error}"))
+        declared.add(row.name)
+    for heartbeat in heartbeats:
+        if heartbeat.name in declared:
+            problems.append(
+                DeclarationProblem(
+                    heartbeat.name,
+                    "name",
+                    f"the heartbeat of agent {heartbeat.agent!r} takes a name already declared; "
+                    f"rename that automate or routine",
+                )
+            )
+            continue
+        merged.append(heartbeat.declaration(pool=settings.agent.pool))
     if problems:
         raise DeclarationError(problems)
     return Registry(automates=tuple(merged))
@@ -59,9 +81,9 @@ def with_routines(
 def declared_in(connection: Connection, settings: Settings) -> Registry:
     """Everything declared, the routines read on `connection`."""
     registry = load_registry(settings.registry_path)
-    if not routines_table_exists(connection):  # a store not migrated yet has no routine
+    if not agent_tables_exist(connection):  # a store not migrated yet has no routine
         return registry
-    return with_routines(settings, registry, stored_routines(connection))
+    return with_routines(settings, registry, stored_routines(connection), heartbeats(connection))
 
 
 def declared_registry(settings: Settings) -> Registry:

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from automates.registry.routine import RoutineSpec
 from automates.states import ToolCallOutcome
 from automates.store.rows import StoredRow
-from automates.store.schema import SCHEMA, agent_routines, agent_tool_calls
+from automates.store.schema import SCHEMA, agent_heartbeats, agent_routines, agent_tool_calls
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,14 @@ class ToolCall(StoredRow):
     detail: str | None
 
 
-def routines_table_exists(connection: Connection) -> bool:
-    """Whether the store has routines at all: a store not migrated yet has none to read."""
-    return inspect(connection).has_table(agent_routines.name, schema=SCHEMA)
+def agent_tables_exist(connection: Connection) -> bool:
+    """Whether the store holds agents' routines and heartbeats at all: a store not migrated
+    yet has none to read (sync reads the declarations before it migrates)."""
+    inspector = inspect(connection)
+    return all(
+        inspector.has_table(table.name, schema=SCHEMA)
+        for table in (agent_routines, agent_heartbeats)
+    )
 
 
 def stored_routines(connection: Connection, agent: str | None = None) -> list[StoredRoutine]:

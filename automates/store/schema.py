@@ -511,3 +511,15 @@ agent_tool_calls = Table(
     _in("outcome", ToolCallOutcome),
     Index("agent_tool_calls_agent_idx", "agent", "id"),
 )
+
+# Agents' heartbeats (docs/agents.md, "Heartbeats"): one row an agent, its configuration as the
+# operator gave it (`automates heartbeat enable`), from which its declaration is derived.
+agent_heartbeats = Table(
+    "agent_heartbeats",
+    metadata,
+    Column("agent", Text, primary_key=True),
+    Column("config", JSONB, nullable=False),  # a registry.heartbeat.Heartbeat
+    _moment("created_at"),
+    _moment("updated_at"),
+    _slug_check("agent"),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -267,3 +268,32 @@ def stuck_task_runs(connection: Connection, now: datetime, stuck_seconds: int) -
         .with_for_update(skip_locked=True)
     )
     return [TaskRun.from_row(r) for r in rows]
+
+
+def task_runs_in_flight(connection: Connection, agent: str) -> int:
+    """How many of the agent's task runs are pending or running."""
+    query = select(func.count()).where(
+        task_runs.c.agent == agent,
+        task_runs.c.status.in_([TaskRunStatus.PENDING.value, TaskRunStatus.RUNNING.value]),
+    )
+    return int(connection.execute(query).scalar_one())
+
+
+def final_answer(connection: Connection, task_run_id: UUID) -> str | None:
+    """The answer of the task run's last attempt: the `result` of its CLI's final event (the
+    stream-json `result` event), None if it printed none."""
+    rows = connection.execute(
+        select(task_run_output.c.line)
+        .where(task_run_output.c.task_run_id == task_run_id)
+        .order_by(task_run_output.c.id.desc())
+        .limit(20)  # the result event is the last line, or close to it
+    )
+    for (line,) in rows:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("type") == "result":
+            answer = event.get("result")
+            return answer if isinstance(answer, str) else None
+    return None

@@ -28,6 +28,7 @@ TOOLS = {
     "preview_routine",
     "routine_runs",
     "waiting_for_operator",
+    "heartbeat_status",
     "create_routine",
     "update_routine",
     "pause_routine",

@@ -125,6 +125,51 @@ def test_a_scoped_run_loads_its_perimeter_and_waits_for_its_task_runs(
     assert len(cli(layer, "runs")) == 1
 
 
+def test_the_layer_tools_are_mounted_for_the_requests_agent_with_no_secret_in_sight(
+    layer: Settings, tmp_path: Path
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    record = tmp_path / "argv.json"
+    fake_cli(layer, tmp_path, "success", FAKE_CLAUDE_ARGV=str(record))
+    row = start(layer, template="routines", agent="atlas")
+    assert row["status"] == "completed", row
+    command = row["command"]
+    config = command[command.index("--mcp-config") + 1]
+    # The CLI read the layer server's entry from a file only this user could read ...
+    [read] = json.loads(record.read_text())["mcp_configs"]
+    assert (read["path"], read["mode"], read["folder_mode"]) == (config, "0o600", "0o700")
+    server = read["config"]["mcpServers"]["automates"]
+    assert server["command"] == sys.executable
+    assert server["args"] == ["-m", "automates.mcp", "--agent", "atlas"]  # the request's agent
+    env = server["env"]
+    # ... with the store the task run used and the layer's settings ...
+    store = make_url(env["AUTOMATES_DATABASE_URL"])
+    assert store.database == make_url(layer.database_url or "").database
+    assert env["AUTOMATES_PREFECT_API_URL"] == layer.api_url
+    assert env["AUTOMATES_REGISTRY_FILE"] == str(layer.registry_path)
+    # ... and the file is gone; the store's URL is in no stored argv, line or message.
+    assert not Path(config).exists()
+    stored = json.dumps([task_run_rows(layer), output(layer, row["id"])], default=str)
+    assert "AUTOMATES_DATABASE_URL" not in stored and env["AUTOMATES_DATABASE_URL"] not in stored
+    assert "mcp__automates" in command[command.index("--allowedTools") + 1 :]
+
+
+def test_an_mcp_server_not_connected_fails_the_task_run_before_any_turn(
+    layer: Settings, tmp_path: Path
+) -> None:
+    fake_cli(layer, tmp_path, "success", FAKE_CLAUDE_MCP_FAILED="automates")
+    row = start(layer, template="routines")
+    stopped = "MCP server 'automates' is failed, not connected; stopped before any model turn"
+    assert row["status"] == "failed", row
+    assert row["error"].startswith(f"failed: {stopped} ("), row["error"]
+    assert row["input_tokens"] == 0 and row["cost_usd"] == 0
+    assert ['"subtype":"init"' in line.replace(" ", "") for line in output(layer, row["id"])] == [
+        True
+    ]
+    assert flow_run_state(layer, row["flow_run_id"]) == ("Failed", row["error"])
+
+
 def test_the_real_cli_not_logged_in_ends_as_a_clean_failed_task_run(
     layer: Settings, tmp_path: Path
 ) -> None:

@@ -37,6 +37,7 @@ FIELDS = [
     "add_dirs",
     "append_system_prompt",
     "mcp_servers",
+    "layer_tools",
 ]
 
 
@@ -77,7 +78,8 @@ def test_an_unknown_template_names_itself_and_the_known_ones(api: Settings) -> N
     save_builtin_templates()
     with pytest.raises(
         UnknownTemplateError,
-        match=r"unknown permission template 'reserch'; known templates: audit, code, research",
+        match=r"unknown permission template 'reserch'; "
+        r"known templates: audit, code, heartbeat, research, routines",
     ):
         load_template("reserch")
 
@@ -92,7 +94,7 @@ def test_the_cli_block_is_saved_from_the_settings(api: Settings) -> None:
         )
     )
     written = save_agent_blocks(settings=settings)
-    assert sorted(written) == ["audit", "code", "default", "research"]
+    assert sorted(written) == ["audit", "code", "default", "heartbeat", "research", "routines"]
     cli = load_llm_cli()
     assert isinstance(cli, LlmCli)
     assert cli.executable == "/opt/claude/bin/claude"

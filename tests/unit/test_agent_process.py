@@ -1,21 +1,25 @@
-"""run_cli against the fake CLI as a real subprocess: outcomes, live lines, bounds, kills."""
+"""run_cli against the fake CLI as a real subprocess: outcomes, live lines, bounds, kills,
+MCP servers that must be connected."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from automates.agents.layer_tools import PrivateFolder
 from automates.agents.llm_cli import LlmCli
 from automates.agents.process import CliOutcome, run_cli
-from automates.agents.templates import BUILTIN_TEMPLATES, Scope
+from automates.agents.templates import BUILTIN_TEMPLATES, PermissionTemplate, Scope
 from tests.conftest import REPO
 
 FAKE_CLAUDE = REPO / "tests" / "fixtures" / "fake_claude" / "claude"
+SECRET_URL = "postgresql://automates:s3cret-pw@db.internal:5432/automates"
+STOPPED = "MCP server 'automates' is failed, not connected; stopped before any model turn"
 
 
 @pytest.fixture
@@ -25,15 +29,28 @@ def scope(tmp_path: Path) -> Scope:
     return Scope(workdir=tmp_path / "tree", report_dir=tmp_path / "reports")
 
 
-def argv_for(scope: Scope, template: str = "research") -> list[str]:
+@pytest.fixture
+def private() -> Iterator[PrivateFolder]:
+    with PrivateFolder() as folder:
+        yield folder
+
+
+def argv_for(
+    scope: Scope,
+    template: str | PermissionTemplate = "research",
+    private: PrivateFolder | None = None,
+) -> list[str]:
     cli = LlmCli(executable=str(FAKE_CLAUDE))
     return cli.command(
         prompt="Summarise the README",
-        template=BUILTIN_TEMPLATES[template],
+        template=BUILTIN_TEMPLATES[template] if isinstance(template, str) else template,
         scope=scope,
         model="claude-sonnet-4-6",
         max_budget_usd=None,
         max_turns=None,
+        agent="scout",
+        layer_env={"AUTOMATES_DATABASE_URL": SECRET_URL},
+        private=private,
     )
 
 
@@ -46,6 +63,7 @@ def run(
     lines: list[str] | None = None,
     started: list[int] | None = None,
     on_line: Callable[[str], None] | None = None,
+    on_init: Callable[[], None] | None = None,
     **env: str,
 ) -> CliOutcome:
     """run_cli in the scope's tree with PATH, a HOME of the test's and `env`; each line goes to
@@ -61,6 +79,7 @@ def run(
         max_budget_usd=budget,
         on_start=started.append if started is not None else None,
         on_line=on_line,
+        on_init=on_init,
     )
 
 
@@ -76,11 +95,11 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("template", sorted(BUILTIN_TEMPLATES))
 def test_a_successful_run_is_completed_with_its_tokens_and_cost(
-    scope: Scope, template: str
+    scope: Scope, template: str, private: PrivateFolder
 ) -> None:
     lines: list[str] = []
     started: list[int] = []
-    outcome = run(argv_for(scope, template), scope, lines=lines, started=started)
+    outcome = run(argv_for(scope, template, private), scope, lines=lines, started=started)
     assert outcome.status == "completed", outcome.error
     assert outcome.exit_code == 0
     assert outcome.pid == started[0]
@@ -104,6 +123,82 @@ def test_a_successful_run_is_completed_with_its_tokens_and_cost(
     assert outcome.result_text == "The README says hi."
     assert outcome.terminal_reason == "completed"
     assert outcome.session_id == result["session_id"]
+
+
+def test_the_layer_tools_config_is_read_from_a_private_file_removed_at_init(
+    scope: Scope, private: PrivateFolder
+) -> None:
+    record = scope.workdir.parent / "argv.json"
+    lines: list[str] = []
+    lines_at_init: list[int] = []
+
+    def on_init() -> None:  # as a task run does: the CLI has read its configuration
+        lines_at_init.append(len(lines))
+        private.close()
+
+    argv = argv_for(scope, "routines", private)
+    outcome = run(argv, scope, lines=lines, on_init=on_init, FAKE_CLAUDE_ARGV=str(record))
+    assert outcome.status == "completed", outcome.error
+    assert outcome.mcp_servers == (("automates", "connected"),)
+    recorded = json.loads(record.read_text())
+    [read] = recorded["mcp_configs"]
+    # What the CLI read: a file only this user can read, in a folder only this user enters,
+    # mounting the layer's server for the request's agent with the store's URL in its env.
+    assert (read["inline"], read["mode"], read["folder_mode"]) == (False, "0o600", "0o700")
+    server = read["config"]["mcpServers"]["automates"]
+    assert server["args"] == ["-m", "automates.mcp", "--agent", "scout"]
+    assert server["env"] == {"AUTOMATES_DATABASE_URL": SECRET_URL}
+    # The argv (stored, and visible in `ps`) names the file, never the secret.
+    assert recorded["argv"] == argv[1:]
+    assert argv[argv.index("--mcp-config") + 1] == read["path"]
+    assert "s3cret-pw" not in json.dumps(argv)
+    # on_init came with the init event, before even that line was handed over; the file was
+    # gone after it.
+    assert lines_at_init == [0] and len(lines) == 6
+    assert not Path(read["path"]).exists() and not Path(read["path"]).parent.exists()
+
+
+def test_an_mcp_server_not_connected_stops_the_run_at_its_init_event(
+    scope: Scope, private: PrivateFolder
+) -> None:
+    pids_file = scope.workdir.parent / "pids"
+    lines: list[str] = []
+    # The fake CLI would hang after its init event, its grandchild with it (as an MCP server
+    # the CLI started would): the run stops at the init event, not at its 60 s timeout.
+    outcome = run(
+        argv_for(scope, "routines", private),
+        scope,
+        timeout=60,
+        lines=lines,
+        FAKE_CLAUDE_MODE="hang",
+        FAKE_CLAUDE_PIDS=str(pids_file),
+        FAKE_CLAUDE_MCP_FAILED="automates",
+    )
+    assert outcome.status == "failed"
+    assert outcome.error == STOPPED
+    assert outcome.mcp_servers == (("automates", "failed"),)
+    assert [json.loads(line)["subtype"] for line in lines] == ["init"]
+    assert (outcome.cost_usd, outcome.input_tokens, outcome.output_tokens) == (0, 0, 0)
+    assert not any(alive(int(pid)) for pid in pids_file.read_text().split())
+
+
+def test_every_mcp_server_is_required_and_only_those_not_connected_are_named(
+    scope: Scope,
+) -> None:
+    template = PermissionTemplate(
+        tools=["Read"],
+        allowed_tools=["Read"],
+        mcp_servers={"docs": {"command": "docs-mcp"}, "tickets": {"command": "tickets-mcp"}},
+    )
+    lines: list[str] = []
+    # In success mode the fake CLI goes on to its turns: no line after init is handed over.
+    outcome = run(argv_for(scope, template), scope, lines=lines, FAKE_CLAUDE_MCP_FAILED="tickets")
+    assert outcome.status == "failed"
+    assert outcome.error == (
+        "MCP server 'tickets' is failed, not connected; stopped before any model turn"
+    )
+    assert outcome.mcp_servers == (("docs", "connected"), ("tickets", "failed"))
+    assert len(lines) == 1 and outcome.result_text is None
 
 
 def test_an_error_result_is_failed_with_its_reason(scope: Scope) -> None:

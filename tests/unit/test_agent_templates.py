@@ -1,17 +1,27 @@
 """Permission templates render to the CLI's real flags, flag by flag; the CLI block resolves
-models and passes only the environment it names."""
+models and passes only the environment it names; the layer's tools are mounted for the run's
+agent, their configuration (which holds the store's URL) in a private file, never in argv."""
 
 from __future__ import annotations
 
 import json
+import stat
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from automates.agents.layer_tools import PrivateFolder, server_environment
 from automates.agents.llm_cli import LlmCli
 from automates.agents.templates import BUILTIN_TEMPLATES, PermissionTemplate, Scope
 from automates.errors import TemplateError
+from automates.settings import Settings
+from automates.settings.groups import AgentSettings
+
+SECRET_URL = "postgresql://automates:s3cret-pw@db.internal:5432/automates"
+LAYER_ENV = {"AUTOMATES_DATABASE_URL": SECRET_URL, "AUTOMATES_WORK_POOL": "local"}
 
 
 @pytest.fixture
@@ -19,6 +29,12 @@ def scope(tmp_path: Path) -> Scope:
     (tmp_path / "tree").mkdir()
     (tmp_path / "reports").mkdir()
     return Scope(workdir=tmp_path / "tree", report_dir=tmp_path / "reports")
+
+
+@pytest.fixture
+def private() -> Iterator[PrivateFolder]:
+    with PrivateFolder() as folder:
+        yield folder
 
 
 def flags(argv: list[str]) -> dict[str, list[str]]:
@@ -46,6 +62,7 @@ def render(
     model: str = "claude-sonnet-4-6",
     max_budget_usd: float | None = 2.5,
     max_turns: int | None = None,
+    private: PrivateFolder | None = None,
 ) -> dict[str, list[str]]:
     cli = LlmCli(executable="/opt/claude/bin/claude")
     argv = cli.command(
@@ -55,6 +72,9 @@ def render(
         model=model,
         max_budget_usd=max_budget_usd,
         max_turns=max_turns,
+        agent="scout",
+        layer_env=LAYER_ENV,
+        private=private,
     )
     return flags(argv)
 
@@ -139,7 +159,13 @@ def test_mcp_servers_render_to_a_strict_inline_config(scope: Scope) -> None:
         mcp_servers={"store": {"command": "store-mcp", "args": ["--root", "/srv"]}},
     )
     argv = LlmCli().command(
-        prompt="q", template=template, scope=scope, model="m", max_budget_usd=None, max_turns=None
+        prompt="q",
+        template=template,
+        scope=scope,
+        model="m",
+        max_budget_usd=None,
+        max_turns=None,
+        agent="scout",
     )
     rendered = flags(argv)
     assert json.loads(rendered["--mcp-config"][0]) == {
@@ -147,6 +173,166 @@ def test_mcp_servers_render_to_a_strict_inline_config(scope: Scope) -> None:
     }
     assert rendered["--strict-mcp-config"] == []
     assert "--tools" not in rendered  # unset: the CLI's default tool set
+
+
+def test_routines_mounts_the_layer_server_for_the_agent_through_a_private_file(
+    scope: Scope, private: PrivateFolder
+) -> None:
+    rendered = render("routines", scope, private=private)
+    config_path = Path(rendered.pop("--mcp-config")[0])
+    assert rendered == {
+        **COMMON,
+        "--tools": ["Read,Grep,Glob,WebSearch,WebFetch"],
+        # The research rules, and one rule allowing every tool of the layer's server.
+        "--allowedTools": ["Read", "Grep", "Glob", "WebSearch", "WebFetch", "mcp__automates"],
+        "--disallowedTools": ["Edit", "Write", "Bash", "NotebookEdit"],
+        "--max-turns": ["30"],
+        "--append-system-prompt": [
+            f"You are running a read-only task in {scope.workdir}: you cannot edit files or run "
+            "commands. Your routines (prompts the layer runs for you on a schedule) are reached "
+            "through the automates tools (mcp__automates__*): list, preview, create, update, "
+            "pause, resume, run and delete them. A new or changed routine may wait for the "
+            "operator's approval; say so in your answer."
+        ],
+        "--strict-mcp-config": [],
+    }
+    # The configuration is a file only this user can read, in a folder only this user enters.
+    assert config_path.parent == private.path
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config_path.parent.stat().st_mode) == 0o700
+    assert json.loads(config_path.read_text()) == {
+        "mcpServers": {
+            "automates": {
+                "command": sys.executable,
+                "args": ["-m", "automates.mcp", "--agent", "scout"],
+                "env": LAYER_ENV,
+            }
+        }
+    }
+    # The store's URL (its password) is in the file, nowhere in the argv that is stored.
+    argv_text = json.dumps(rendered)
+    assert "s3cret-pw" not in argv_text and "AUTOMATES_DATABASE_URL" not in argv_text
+    private.close()
+    assert not config_path.exists() and not config_path.parent.exists()
+
+
+def test_layer_tools_need_the_settings_a_slug_agent_and_a_private_folder(
+    scope: Scope, private: PrivateFolder
+) -> None:
+    cli, routines = LlmCli(), BUILTIN_TEMPLATES["routines"]
+
+    def command(agent: str, layer_env: dict[str, str] | None, folder: PrivateFolder | None) -> None:
+        cli.command(
+            prompt="q",
+            template=routines,
+            scope=scope,
+            model="m",
+            max_budget_usd=None,
+            max_turns=None,
+            agent=agent,
+            template_name="routines",
+            layer_env=layer_env,
+            private=folder,
+        )
+
+    with pytest.raises(TemplateError, match="layer's settings"):
+        command("scout", None, private)
+    for agent in ("--help", "Scout", "scout\n", "a" * 64):
+        with pytest.raises(TemplateError, match="slug agent name of at most 63"):
+            command(agent, LAYER_ENV, private)
+    with pytest.raises(TemplateError, match=r"'routines'.*private file"):
+        command("scout", LAYER_ENV, None)
+    assert private.path is None  # nothing was written by the refused commands
+    # Rendered without the CLI block, the template refuses as well.
+    with pytest.raises(TemplateError, match=r"'routines' mounts the layer's tools"):
+        routines.render(scope, "routines")
+
+
+def test_layer_tools_can_be_withheld_one_by_one_and_keep_their_server_name(
+    scope: Scope, private: PrivateFolder
+) -> None:
+    template = PermissionTemplate(
+        tools=["Read"],
+        allowed_tools=["Read", "mcp__automates"],  # given twice: rendered once
+        disallowed_tools=["mcp__automates__delete_routine"],
+        layer_tools=True,
+        mcp_servers={"docs": {"command": "docs-mcp"}},
+    )
+    argv = LlmCli().command(
+        prompt="q",
+        template=template,
+        scope=scope,
+        model="m",
+        max_budget_usd=None,
+        max_turns=None,
+        agent="atlas",
+        layer_env={},
+        private=private,
+    )
+    rendered = flags(argv)
+    assert rendered["--allowedTools"] == ["Read", "mcp__automates"]
+    assert rendered["--disallowedTools"] == ["mcp__automates__delete_routine"]
+    # No environment at all: the configuration stays inline, and both servers are in it.
+    config = json.loads(rendered["--mcp-config"][0])
+    assert sorted(config["mcpServers"]) == ["automates", "docs"]
+    assert config["mcpServers"]["automates"]["args"][-2:] == ["--agent", "atlas"]
+    assert private.path is None
+    with pytest.raises(ValidationError, match="'automates' is the layer's own server"):
+        PermissionTemplate(layer_tools=True, mcp_servers={"automates": {"command": "x"}})
+
+
+def test_any_mcp_server_with_an_environment_goes_through_the_private_file(
+    scope: Scope, private: PrivateFolder
+) -> None:
+    template = PermissionTemplate(
+        mcp_servers={"tickets": {"command": "tickets-mcp", "env": {"TICKETS_TOKEN": "tk-123"}}}
+    )
+    argv = LlmCli().command(
+        prompt="q",
+        template=template,
+        scope=scope,
+        model="m",
+        max_budget_usd=None,
+        max_turns=None,
+        agent="scout",
+        private=private,
+    )
+    assert "tk-123" not in " ".join(argv)
+    path = Path(flags(argv)["--mcp-config"][0])
+    assert json.loads(path.read_text())["mcpServers"]["tickets"]["env"] == {
+        "TICKETS_TOKEN": "tk-123"
+    }
+
+
+def test_the_layer_server_environment_carries_what_the_server_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        project_root=tmp_path,
+        work_pool="pool-a",
+        prefect_api_url="http://127.0.0.1:4999/api",
+        agent=AgentSettings(trusted=("scout",), min_interval_seconds=600),
+    )
+    environ = {"PREFECT_API_AUTH_STRING": "admin:pw", "AWS_SECRET_ACCESS_KEY": "x", "PATH": "/b"}
+    env = server_environment(settings, SECRET_URL, environ)
+    assert env["AUTOMATES_DATABASE_URL"] == SECRET_URL  # the store the task run uses
+    assert env["AUTOMATES_PROJECT_ROOT"] == str(tmp_path)
+    assert env["AUTOMATES_REGISTRY_FILE"] == str(tmp_path / "deployments" / "registry.yaml")
+    assert env["AUTOMATES_DATA_DIR"] == str(tmp_path / ".data")
+    assert env["PREFECT_API_URL"] == settings.api_url
+    assert env["PREFECT_API_AUTH_STRING"] == "admin:pw"  # the API the worker reaches
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "PATH" not in env
+    # Read back the way the server reads them (its environment only), they are these settings.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    served = Settings()
+    assert served.database_url == SECRET_URL
+    assert served.project_root == tmp_path and served.registry_path == settings.registry_path
+    assert served.data_path == settings.data_path
+    assert served.api_url == "http://127.0.0.1:4999/api"
+    assert served.work_pool == "pool-a"
+    assert served.agent.trusted == ("scout",)
+    assert served.agent.min_interval_seconds == 600
 
 
 def test_a_prompt_looking_like_a_flag_stays_the_prompt(scope: Scope) -> None:
@@ -157,6 +343,7 @@ def test_a_prompt_looking_like_a_flag_stays_the_prompt(scope: Scope) -> None:
         model="m",
         max_budget_usd=None,
         max_turns=None,
+        agent="scout",
     )
     assert argv[-2:] == ["--", "--dangerously-skip-permissions"]
 
@@ -170,6 +357,7 @@ def test_audit_without_a_report_folder_is_refused(tmp_path: Path) -> None:
             model="m",
             max_budget_usd=None,
             max_turns=None,
+            agent="scout",
             template_name="audit",
         )
 
