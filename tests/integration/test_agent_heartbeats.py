@@ -132,13 +132,19 @@ def test_a_heartbeat_is_silent_when_acknowledged_and_alerts_once_on_a_finding(
             60,
             "the three check-ins' deliveries to settle",
         )
-        [received] = http_sink.wait_for(1)
+        # The receiver may also get alerts other tests left in the session's outbox.
+        ours = wait_for(
+            lambda: [r for r in http_sink.requests if NAME in r.json()["message"]] or None,
+            30,
+            "the finding at the receiver",
+        )
     assert [(r["kind"], r["status"]) for r in rows] == [
         ("run_completed", "suppressed"),  # failure_only: an acknowledgement is not delivered
         ("run_findings", "sent"),
         ("run_findings", "suppressed"),
     ]
     assert rows[2]["reason"].startswith("duplicate of alert #")
+    [received] = ours  # once: the duplicate was suppressed
     assert FINDING in received.json()["message"]
     assert [r["status"] for r in task_runs_of(layer)] == ["completed"] * 3
 

@@ -301,9 +301,15 @@ def test_an_approved_routine_fires_on_schedule_and_runs_on_request(
         async with agent_session("scout", env) as scout:
             return list((await scout.call("routine_runs", name="minutely-hello"))["runs"])
 
+    async def delete() -> None:  # it fires every minute: gone before the next test
+        async with agent_session("scout", env) as scout:
+            assert (await scout.call("delete_routine", name="minutely-hello"))["deleted"]
+
     journaled = wait_for(
         lambda: ((found := asyncio.run(runs())) and len(found) >= 2 and found) or None,
         60,
         "both runs in the execution journal",
     )
     assert {run["outcome"] for run in journaled} == {"completed"}
+    asyncio.run(delete())
+    assert stored_spec(settings, "minutely-hello") is None
