@@ -31,7 +31,7 @@ from prefect.context import FlowRunContext
 from prefect.logging.loggers import flow_run_logger
 
 from automates.envfiles import read_env_files
-from automates.guard import attempts, breaker
+from automates.guard import attempts, breaker, submission
 from automates.guard.approval import ApprovalCheck
 from automates.guard.concurrency import ConcurrencyCheck
 from automates.guard.context import RunContext, in_force
@@ -79,6 +79,8 @@ class Guard:
         self.settings = settings
         self.orchestrator = orchestrator or PrefectOrchestrator()
         self.owns_process = owns_process
+        # How a superseded process leaves (tests replace it: the real one ends the process).
+        self.leave: Callable[[RunContext, str], None] = submission.leave_quietly
         # The runs this guard began whose final-state hook has not run yet, by flow run id:
         # the hook is where the journal is written, after the body has returned.
         self._in_progress: dict[str, RunJournal] = {}
@@ -98,7 +100,12 @@ class Guard:
 
     def decide(self, run: RunContext) -> State | None:
         """The state that ends the run before its body, or None once it may start (its
-        environment prepared, its slot held in `run.held`)."""
+        environment prepared, its slot held in `run.held`). A process a re-submission
+        superseded leaves first (automates/guard/submission.py)."""
+        if self.owns_process:
+            recorded = submission.superseded_by(run, submission.own_identifiers())
+            if recorded is not None:
+                self.leave(run, recorded)
         for precheck in PRECHECKS:
             refusal = precheck.check(run)
             if refusal is not None:

@@ -11,7 +11,9 @@ before any process started. And a run can stall before it starts: a worker propo
 
 - a run of a managed deployment that is Pending for longer than the grace is re-submitted
   once (set Scheduled, so any worker of its pool takes it again); still not started one grace
-  after that, it is Crashed with the reason. Never run twice: a Pending run has not started.
+  after that, it is Crashed with the reason. Never run twice: a Pending run has not started
+  its body, and a process that was only slow to start finds, before its body, that the run
+  now belongs to the process the re-submission started, and leaves (guard/submission.py).
 - a run that reached a final state with no row in the execution journal gets one (outcome
   from its state, `journaled_by: run-watch` in its context), and is counted on its automate's
   breaker as the guard would have. The journal's unique flow-run id makes a late hook and the

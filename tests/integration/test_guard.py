@@ -146,6 +146,9 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
     [row] = journal(settings, "execution_journal", py_audit)
     assert (row["outcome"], row["exit_code"]) == ("findings", 2)
     assert py_audit_ok.state_name == "Completed"
+    # Its worker recorded the process it started, and that process found itself recorded
+    # (a process a re-submission superseded leaves before its body: guard/submission.py).
+    assert py_audit_ok.infrastructure_pid is not None
     # Not an audit: a non-zero exit is a failure, retried like any other.
     assert py_exit.state_name == "Failed"
     crashes = journal(settings, "crash_journal", py_exit)

@@ -253,3 +253,39 @@ def test_runs_side_by_side_in_one_process_each_write_their_own_journal() -> None
         assert run.journal.context == {"me": run.automate}
     assert seen == {"first": "first", "second": "second"}
     assert current() is None and journal.current() is None  # nothing left behind
+
+
+@pytest.mark.parametrize(
+    ("recorded", "superseded"),
+    [
+        ("4194999", True),  # a re-submission handed the run to another process
+        (str(os.getpid()), False),  # this process is the run's
+        (str(os.getppid()), False),  # started through a shell: its parent is recorded
+        (None, False),  # no worker recorded any process: nothing says this is not the one
+    ],
+)
+def test_a_process_a_resubmission_superseded_leaves_before_anything_else(
+    tmp_path: Path, recorded: str | None, superseded: bool
+) -> None:
+    orchestrator = MemoryOrchestrator()
+    deployment = orchestrator.deployment()
+    current = flow_run(deployment.id, TICK, infrastructure_pid=recorded)
+    orchestrator.add(current)
+    settings = Settings(data_dir=tmp_path / "data", environment="production")
+    owner = Guard(policy(environments=("staging",)), settings, orchestrator, owns_process=True)
+    left: list[str] = []
+    owner.leave = lambda run, pid: left.append(pid)  # the real one ends the process
+    state = owner.decide(owner.begin(current))
+    assert left == ([recorded] if superseded else [])
+    assert orchestrator.read == [current.id]  # read fresh: the engine's copy may be stale
+    assert state is not None and state.name == "Skipped"  # then the pre-checks, as ever
+
+
+def test_a_run_of_an_in_process_worker_never_asks(tmp_path: Path) -> None:
+    orchestrator = MemoryOrchestrator()
+    current = flow_run(orchestrator.deployment().id, TICK, infrastructure_pid="4194999")
+    orchestrator.add(current)
+    shared = guard(tmp_path, orchestrator)  # owns_process=False: the worker's own process
+    shared.leave = lambda run, pid: pytest.fail("an in-process run never leaves the process")
+    assert shared.decide(shared.begin(current)) is None
+    assert orchestrator.read == []
