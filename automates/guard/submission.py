@@ -27,10 +27,15 @@ def own_identifiers() -> frozenset[str]:
 
 def superseded_by(run: RunContext, own: Collection[str]) -> str | None:
     """The process the run's worker recorded instead of this one, if another; None when this
-    process is the run's (or no worker recorded any: nothing says it is not)."""
+    process is the run's (or no worker recorded any, or the run cannot be read: nothing says
+    it is not)."""
     if run.flow_run is None:
         return None
-    recorded = run.orchestrator.read_run(run.flow_run.id).infrastructure_pid
+    try:
+        recorded = run.orchestrator.read_run(run.flow_run.id).infrastructure_pid
+    except Exception as error:  # the API failed us after its retries: the run goes on, as before
+        run.logger.warning("could not read run %s to check its process: %s", run.run_id, error)
+        return None
     if recorded is None or recorded in own:
         return None
     return recorded
