@@ -4,7 +4,6 @@ the alert of a finding delivered by the real deliverer to a local HTTP receiver.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,13 +13,13 @@ from typing import Any
 import pytest
 from prefect.client.schemas.objects import FlowRun
 
-from automates.alerts.deliverer import Deliverer
 from automates.alerts.routes import Routing
 from automates.settings import Settings
 from automates.settings.groups import AlertSettings
 from automates.store.alerts import save_routing
 from automates.store.engine import make_engine, transaction
 from tests.fixtures.commands import invoke
+from tests.fixtures.deliverer import delivering
 from tests.fixtures.receivers import HttpSink
 from tests.fixtures.servers import cli_env, cli_json, final_run, store_rows, wait_for
 from tests.fixtures.task_runs import fake_cli
@@ -42,7 +41,7 @@ def task_runs_of(layer: Settings) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def delivering(layer: Settings, sink: HttpSink, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def routed_to(layer: Settings, sink: HttpSink, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The deliverer, routing every alert to the local receiver (as `sync` saves the routes)."""
     monkeypatch.setenv("HEARTBEAT_HOOK_URL", f"{sink.base_url}/hooks/heartbeat")
     routing = Routing.model_validate(
@@ -60,16 +59,11 @@ def delivering(layer: Settings, sink: HttpSink, monkeypatch: pytest.MonkeyPatch)
         database_url=layer.database_url,
         alert=AlertSettings(poll_seconds=0.2, retry_seconds=0.2, retry_max_seconds=1.0),
     )
-    stop = threading.Event()
-    thread = threading.Thread(target=Deliverer(settings, engine).serve, args=(stop,), daemon=True)
-    thread.start()
     try:
-        yield
+        with delivering(settings, engine):
+            yield
     finally:
-        stop.set()
-        thread.join(60)
         engine.dispose()
-        assert not thread.is_alive(), "the deliverer did not stop"
 
 
 def heartbeat_deliveries(layer: Settings) -> list[dict[str, Any]]:
@@ -107,7 +101,7 @@ def test_a_heartbeat_is_silent_when_acknowledged_and_alerts_once_on_a_finding(
     status = cli_json(env, "heartbeat", "status", "atlas", "--json")
     assert status["heartbeats"][0]["checklist"] == "- the backup ran tonight"
 
-    with delivering(layer, http_sink, monkeypatch):
+    with routed_to(layer, http_sink, monkeypatch):
         # All is well: acknowledged, nothing delivered, the check-in on record.
         acknowledged = check_in(layer)
         assert acknowledged.state_name == "Completed", acknowledged.state

@@ -19,23 +19,10 @@ from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.settings.groups import AgentSettings
 from tests.conftest import REPO
+from tests.fixtures.layer_tools import LAYER_TOOLS
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import cli_env, cli_json, final_run, runs_of, store_rows, wait_for
 
-TOOLS = {
-    "list_routines",
-    "show_routine",
-    "preview_routine",
-    "routine_runs",
-    "waiting_for_operator",
-    "heartbeat_status",
-    "create_routine",
-    "update_routine",
-    "pause_routine",
-    "resume_routine",
-    "run_routine",
-    "delete_routine",
-}
 DIGEST = {
     "name": "morning-digest",
     "description": "Summarise the night's alerts.",
@@ -120,7 +107,7 @@ def test_an_agent_sees_and_changes_only_its_own_routines(
 
     async def as_scout() -> None:
         async with agent_session("scout", env) as scout:
-            assert {tool.name for tool in (await scout.client.list_tools()).tools} == TOOLS
+            assert {tool.name for tool in (await scout.client.list_tools()).tools} == LAYER_TOOLS
 
             # Below the minimum interval: refused with the reason, nothing stored.
             every_minute = {**DIGEST, "schedule": {"every": "1m"}}

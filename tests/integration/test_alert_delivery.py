@@ -16,14 +16,12 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
 from automates.alerts import catalog
-from automates.alerts.deliverer import Deliverer
 from automates.alerts.outbox import Alert, raise_alert
 from automates.alerts.routes import Routing
 from automates.registry.alert_kinds import AlertKind
@@ -34,6 +32,7 @@ from automates.store.alerts import save_routing
 from automates.store.engine import make_engine, migrate, transaction
 from automates.store.registry import upsert_automates
 from tests.conftest import REPO
+from tests.fixtures.deliverer import delivering
 from tests.fixtures.projects import automate
 from tests.fixtures.receivers import (
     HttpSink,
@@ -88,20 +87,6 @@ def route_to(engine: Engine, document: dict[str, Any]) -> None:
 def raise_all(engine: Engine, *alerts: Alert) -> list[int]:
     with transaction(engine) as connection:
         return [raise_alert(connection, alert) or 0 for alert in alerts]
-
-
-@contextmanager
-def delivering(settings: Settings, engine: Engine) -> Iterator[Deliverer]:
-    stop = threading.Event()
-    deliverer = Deliverer(settings, engine)
-    thread = threading.Thread(target=deliverer.serve, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield deliverer
-    finally:
-        stop.set()
-        thread.join(60)
-        assert not thread.is_alive(), "the deliverer did not stop"
 
 
 def deliveries(engine: Engine) -> list[dict[str, Any]]:

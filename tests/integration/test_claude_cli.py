@@ -29,22 +29,10 @@ from automates.store.engine import make_engine, migrate
 from tests.conftest import REPO
 from tests.fixtures.claude_cli import install
 from tests.fixtures.fake_claude.messages_api import FakeMessagesApi, Reply, serve, text, tool_use
+from tests.fixtures.layer_tools import LAYER_TOOLS, ROUTINE_TOOLS
 from tests.fixtures.projects import automate, registry_yaml
 
 # The routine tools of the layer's server (decision 0043); it may serve more.
-LAYER_TOOLS = {
-    "list_routines",
-    "show_routine",
-    "preview_routine",
-    "routine_runs",
-    "waiting_for_operator",
-    "create_routine",
-    "update_routine",
-    "pause_routine",
-    "resume_routine",
-    "run_routine",
-    "delete_routine",
-}
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +138,7 @@ def test_every_template_is_accepted_and_a_not_logged_in_run_is_a_clean_failure(
             ("automates", "connected")
         ]
         assert outcome.mcp_servers == (("automates", "connected"),)
-        assert mounted >= LAYER_TOOLS  # listed by the layer's server itself
+        assert mounted == LAYER_TOOLS  # listed by the layer's server itself
     else:
         assert init["mcp_servers"] == [] and mounted == set()
     assert init["model"] == "claude-sonnet-4-6"
@@ -375,7 +363,7 @@ def test_an_agent_reaches_its_layer_tools_through_the_cli_and_never_their_secret
     assert outcome.status == "completed", outcome.error
     # The model was offered the layer's tools, all but the one denied.
     offered = {tool["name"] for tool in api.requests[0]["tools"]}
-    assert {f"mcp__automates__{tool}" for tool in LAYER_TOOLS} - offered == {denied_tool}
+    assert {f"mcp__automates__{tool}" for tool in ROUTINE_TOOLS} - offered == {denied_tool}
     listed, denied, config_read, environ_read = tool_results(lines)
     # The real server answered the allowed call (under dontAsk: allowed by mcp__automates),
     # for the agent of the command line; the denied tool does not exist for the model.
