@@ -108,7 +108,10 @@ class RoutineTools:
         with transaction(self.engine) as connection:
             self._readable(connection, name)
             runs = recent_executions(connection, name, limit)
-        return {"routine": name, "runs": _json([run.as_dict() for run in runs])}
+        # What a run was and how it ended; not its steps, errors or context, which may quote
+        # what an operator's automate handled.
+        shown = [{column: run.as_dict()[column] for column in _RUN_COLUMNS} for run in runs]
+        return {"routine": name, "runs": _json(shown)}
 
     def waiting(self) -> dict[str, Any]:
         """What of this agent's visible routines waits for the operator: approvals and holds."""
@@ -292,6 +295,16 @@ class _State:
     awaiting: frozenset[str]  # waiting for the operator's approval
 
 
+_RUN_COLUMNS = (
+    "flow_run_id",
+    "started_at",
+    "finished_at",
+    "duration_seconds",
+    "outcome",
+    "message",
+    "attempts",
+    "exit_code",
+)
 _APPROVE = "the operator runs `automates approve {}`"
 
 

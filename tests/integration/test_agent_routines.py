@@ -298,5 +298,6 @@ def test_an_approved_routine_fires_on_schedule_and_runs_on_request(
         "both runs in the execution journal",
     )
     assert {run["outcome"] for run in journaled} == {"completed"}
+    assert "context" not in journaled[0] and "errors" not in journaled[0]  # what, not how
     asyncio.run(delete())
     assert stored_spec(settings, "minutely-hello") is None
