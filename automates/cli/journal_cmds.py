@@ -38,7 +38,7 @@ def logs(
     limit: int = typer.Option(20, min=1, help="How many runs, newest first."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Recent guarded runs of an automate: outcome, duration, attempts, fixes applied."""
+    """Recent guarded runs of an automate: who asked, outcome, duration, attempts, fixes."""
     runs = _read(recent_executions, name, limit)
     crashes = _read(recent_crashes, name, 200)
     fixes: dict[UUID, list[str]] = {}
@@ -50,10 +50,13 @@ def logs(
             [{**run.as_dict(), "fixes_applied": fixes.get(run.flow_run_id, [])} for run in runs]
         )
         return
-    table = Table("finished", "outcome", "duration", "attempts", "exit", "fixes", "message")
+    table = Table(
+        "finished", "asked by", "outcome", "duration", "attempts", "exit", "fixes", "message"
+    )
     for run in runs:
         table.add_row(
             f"{run.finished_at:%Y-%m-%d %H:%M:%S}",
+            run.principal or "-",
             run.outcome,
             f"{run.duration_seconds:.1f} s",
             str(run.attempts),

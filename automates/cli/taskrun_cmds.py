@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +14,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
+from automates import principal
 from automates.agents.task_run_request import TASK_RUN_DEPLOYMENT, flow_parameters, task_run_request
 from automates.agents.taskruns import new_task_run
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
@@ -111,7 +113,9 @@ async def _create_flow_run(settings: Settings, parameters: dict[str, Any]) -> UU
                 f"{error}"
             ) from None
         flow_run = await client.create_flow_run_from_deployment(
-            deployment.id, parameters=parameters, tags=["task-run"]
+            deployment.id,
+            parameters=parameters,
+            tags=["task-run", principal.tag(principal.operator(getpass.getuser()))],
         )
         return flow_run.id
 

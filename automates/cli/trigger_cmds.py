@@ -7,10 +7,12 @@ its own process (`python -m automates.webhook`, started by `automates up`).
 from __future__ import annotations
 
 import asyncio
+import getpass
 from typing import Any
 
 import typer
 
+from automates import principal
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 from automates.errors import RunParametersError, UnknownAutomateError
 from automates.guard.quiet_hours import OVERRIDE_TAG
@@ -76,7 +78,8 @@ def trigger(
             f"{name}: --once is for a service's one-shot mode, and {name} is a "
             f"{automate.kind.value} automate; nothing was started"
         )
-    tags = [MANUAL_TAG, *([OVERRIDE_TAG] if override_quiet_hours else [])]
+    asker = principal.tag(principal.operator(getpass.getuser()))
+    tags = [MANUAL_TAG, asker, *([OVERRIDE_TAG] if override_quiet_hours else [])]
     run = asyncio.run(_trigger(settings, name, pairs, tags))
     if as_json:
         emit_json(run)

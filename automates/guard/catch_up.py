@@ -19,6 +19,7 @@ from typing import Any
 from prefect.client.schemas.objects import State
 from prefect.states import Completed
 
+from automates import principal
 from automates.guard.context import RunContext
 from automates.guard.orchestrator import NewRun
 from automates.scheduling.concurrency import Concurrency, wait_budget
@@ -45,7 +46,7 @@ def create_missing_runs(
                 deployment_id,
                 scheduled_time=tick.at,
                 idempotency_key=missing_run_key(deployment_id, tick),
-                tags=(TAGS[run.policy.misfire],),
+                tags=(TAGS[run.policy.misfire], principal.tag(principal.SYSTEM)),
                 parameters=schedule.parameters if schedule is not None else None,
                 message=f"missed tick {show(tick.at)}, run by misfire policy "
                 f"{run.policy.misfire.value}",

@@ -20,6 +20,8 @@ from uuid import UUID
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
 
+from automates import principal
+
 PAGE = 200
 
 
@@ -31,7 +33,8 @@ class NewRun:
     deployment_id: UUID
     scheduled_time: datetime
     idempotency_key: str
-    tags: tuple[str, ...] = ()
+    # The guard's own runs (a deferred or catch-up run) are the system's (automates/principal.py).
+    tags: tuple[str, ...] = (principal.tag(principal.SYSTEM),)
     parameters: Mapping[str, Any] | None = None
     message: str | None = None
 

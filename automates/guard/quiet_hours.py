@@ -19,6 +19,7 @@ from typing import Any
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.states import Completed
 
+from automates import principal
 from automates.guard.context import RunContext
 from automates.guard.orchestrator import NewRun
 from automates.scheduling.quiet_hours import QuietAction, QuietHours
@@ -71,7 +72,7 @@ def deferral(flow_run: FlowRun, end: datetime) -> NewRun:
         flow_run.deployment_id,
         scheduled_time=end,
         idempotency_key=key,
-        tags=(DEFERRED_TAG,),
+        tags=(DEFERRED_TAG, principal.tag(principal.SYSTEM)),
         parameters=dict(flow_run.parameters or {}),
     )
 

@@ -10,6 +10,7 @@ from functools import cache
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from sqlalchemy import Connection, Engine
 
+from automates import principal
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
 from automates.guard import breaker
@@ -34,6 +35,17 @@ _OUTCOME_BY_TYPE = {
     StateType.CRASHED: RunOutcome.CRASHED,
     StateType.CANCELLED: RunOutcome.CANCELLED,
 }
+
+
+def principal_of(flow_run: FlowRun) -> str:
+    """Who asked for the run (automates/principal.py), from its tags and its creation."""
+    created = flow_run.created_by
+    return principal.of_run(
+        flow_run.tags or (),
+        auto_scheduled=bool(flow_run.auto_scheduled),
+        created_by_type=created.type if created is not None else None,
+        created_by_name=created.display_value if created is not None else None,
+    )
 
 
 def outcome_of(state: State) -> RunOutcome:
@@ -112,6 +124,7 @@ def record_run(
         warnings=run.warnings,
         errors=run.errors,
         context=run.context,
+        principal=principal_of(flow_run),
     )
     with transaction(store(settings.store_block)) as connection:
         if not record_execution(connection, execution):

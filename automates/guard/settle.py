@@ -31,7 +31,7 @@ from sqlalchemy import Engine, select
 
 from automates.guard import breaker
 from automates.guard.orchestrator import PrefectOrchestrator
-from automates.guard.recording import count_and_report, outcome_of
+from automates.guard.recording import count_and_report, outcome_of, principal_of
 from automates.registry.model import MANAGED_TAG
 from automates.registry.policy import GuardPolicy
 from automates.scheduling.breaker import FAILURE
@@ -156,6 +156,7 @@ async def _unjournaled(
             message=message,
             attempts=1,
             context={"journaled_by": "run-watch", "state": run.state.name},
+            principal=principal_of(run),
         )
         crash = Crash(
             automate=deployment.name,

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy import Engine
 
+from automates import principal
 from automates.errors import HeartbeatError
 from automates.registry.entrypoints import static_problems
 from automates.registry.heartbeat import Heartbeat, heartbeat_name
@@ -66,8 +67,9 @@ async def configure(
     return status(engine, agent)
 
 
-async def run_now(settings: Settings, engine: Engine, agent: str, principal: str) -> dict[str, Any]:
-    """One check-in now, through the guard and the same checks as a scheduled one."""
+async def run_now(settings: Settings, engine: Engine, agent: str, asker: str) -> dict[str, Any]:
+    """One check-in now, through the guard and the same checks as a scheduled one, asked for
+    by `asker` (a principal, automates/principal.py)."""
     name = heartbeat_name(agent)
     with transaction(engine) as connection:
         if heartbeat_of(connection, agent) is None:
@@ -76,7 +78,7 @@ async def run_now(settings: Settings, engine: Engine, agent: str, principal: str
         deployment = await managed_deployment(client, name)
         if deployment is None:
             raise HeartbeatError(f"{name!r} has no deployment yet: run `automates sync`")
-        run = await start_run(client, deployment, {}, ["trigger:manual", f"principal:{principal}"])
+        run = await start_run(client, deployment, {}, ["trigger:manual", principal.tag(asker)])
     return {"heartbeat": name, "flow_run_id": str(run.id), "flow_run_name": run.name}
 
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy import Connection, Engine
 
+from automates import principal
 from automates.alerts.routes import load_routing, registry_problems
 from automates.errors import RoutineError
 from automates.registry.agent_intervals import interval_problems
@@ -48,10 +49,6 @@ MAX_PREVIEW = 50
 MAX_RUNS = 50
 # What a run an agent asked for carries, besides the deployment's tags: who asked.
 AGENT_TRIGGER_TAG = "trigger:agent"
-
-
-def principal_tag(agent: str) -> str:
-    return f"principal:agent:{agent}"
 
 
 class RoutineTools:
@@ -189,7 +186,7 @@ class RoutineTools:
             raise RoutineError(
                 f"{name!r} waits for the operator's approval ({_APPROVE.format(name)})"
             )
-        tags = [AGENT_TRIGGER_TAG, principal_tag(self.agent)]
+        tags = [AGENT_TRIGGER_TAG, principal.tag(principal.agent(self.agent))]
         async with prefect_client(self.settings.api_url) as client:
             deployment = await managed_deployment(client, name)
             if deployment is None:
@@ -304,6 +301,7 @@ _RUN_COLUMNS = (
     "message",
     "attempts",
     "exit_code",
+    "principal",
 )
 _APPROVE = "the operator runs `automates approve {}`"
 

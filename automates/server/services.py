@@ -21,6 +21,7 @@ from uuid import UUID
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun, StateType
 
+from automates import principal
 from automates.registry.model import Automate, Kind
 from automates.scheduling.services import is_loop_run
 from automates.server.runs import managed_deployment
@@ -86,7 +87,9 @@ async def keep_services(client: PrefectClient, services: Iterable[Automate]) -> 
             continue
         active = await loop_runs(client, deployment.id, ACTIVE)
         if service.enabled and not active:
-            await client.create_flow_run_from_deployment(deployment.id, tags=[STARTED_TAG])
+            await client.create_flow_run_from_deployment(
+                deployment.id, tags=[STARTED_TAG, principal.tag(principal.SYSTEM)]
+            )
             changes.started.append(service.name)
         elif not service.enabled and active:
             await stop_runs(client, active, "disabled in the registry (automates sync)")

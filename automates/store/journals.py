@@ -33,6 +33,7 @@ class Execution:
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
+    principal: str | None = None  # who asked for it; None in rows from before it was kept
 
 
 @dataclass(frozen=True)

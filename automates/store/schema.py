@@ -158,6 +158,7 @@ execution_journal = Table(
     Column("warnings", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("errors", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("context", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("principal", Text),  # who asked for the run (automates/principal.py)
     _in("outcome", RunOutcome),
     CheckConstraint("attempts >= 1", name="attempts"),
     CheckConstraint("finished_at >= started_at", name="finished_after_start"),

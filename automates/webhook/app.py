@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from automates import principal
 from automates.errors import AutomatesError, DeclarationError
 from automates.platform.http_auth import BearerToken
 from automates.platform.http_limits import BodyLimits, CallerLimits, Refused, read_body
@@ -40,6 +41,8 @@ from automates.webhook.parameters import run_parameters
 log = logging.getLogger("automates.webhook")
 
 WEBHOOK_TAG = "trigger:webhook"
+# The webhook's one bearer token has no caller name yet: its runs are `webhook:token`'s.
+CALLER = "token"
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,12 @@ def create_app(config: WebhookConfig) -> FastAPI:
                         f"{name}: parameters refused; no run was started",
                         errors=[{"parameter": p, "message": m} for p, m in problems],
                     )
-                run = await start_run(client, deployment, parameters, [WEBHOOK_TAG])
+                run = await start_run(
+                    client,
+                    deployment,
+                    parameters,
+                    [WEBHOOK_TAG, principal.tag(principal.webhook(CALLER))],
+                )
         except Refused:
             raise  # answered with its own status, not as the API's failure
         except AutomatesError as error:

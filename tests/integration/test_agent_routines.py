@@ -298,6 +298,7 @@ def test_an_approved_routine_fires_on_schedule_and_runs_on_request(
         "both runs in the execution journal",
     )
     assert {run["outcome"] for run in journaled} == {"completed"}
+    assert {run["principal"] for run in journaled} == {"system", "agent:scout"}  # who asked
     assert "context" not in journaled[0] and "errors" not in journaled[0]  # what, not how
     asyncio.run(delete())
     assert stored_spec(settings, "minutely-hello") is None

@@ -7,6 +7,7 @@ re-importing changes nothing; `--check` names a line added afterwards."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,7 +25,7 @@ from automates.settings import Settings
 from tests.fixtures.commands import invoke_json
 from tests.fixtures.loopback_http import QuietHandler, serve_http
 from tests.fixtures.projects import Project
-from tests.fixtures.servers import cli_env, final_run, runs_of, wait_for
+from tests.fixtures.servers import cli_env, final_run, runs_of, store_rows, wait_for
 from tests.integration.test_triggers import forget_triggers  # noqa: F401 (a fixture)
 
 ZONE = "Asia/Makassar"
@@ -322,6 +324,14 @@ def test_a_legacy_crontab_is_imported_applied_synced_and_runs_under_the_guard(
         run = wait_for(partial(final_run, settings, run_id), WAIT, f"the run of {name}")
         assert run.state is not None and run.state.type is StateType.COMPLETED, (name, run.state)
     assert marker(markers, "ac_backup").split() == ["--full", "GREETING=bonjour"]
+    # Who asked is on the run's journal row: the operator who ran `automates trigger`.
+    query = "SELECT principal FROM automates.execution_journal WHERE flow_run_id = :id"
+    journaled = wait_for(
+        lambda: store_rows(settings, query, id=UUID(triggered["ac-backup-full"])) or None,
+        WAIT,
+        "the run's journal row",
+    )
+    assert journaled == [{"principal": f"operator:{getpass.getuser()}"}]
     assert marker(markers, "sweep").split() == ["--all", "GREETING=bonjour"]  # PYTHONPATH
     assert marker(markers, "db_vacuum.sh").split() == ["--analyze", "GREETING=bonjour"]
     assert marker(markers, "feed").split() == ["--since", "1d"]

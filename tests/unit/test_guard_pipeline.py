@@ -97,7 +97,7 @@ def test_a_deferral_asks_for_one_keyed_run_per_window(tmp_path: Path) -> None:
     ]
     [deferred] = orchestrator.runs.values()
     assert deferred.expected_start_time == datetime(2026, 3, 11, 7, 0, tzinfo=UTC)
-    assert deferred.tags == ["quiet-hours:deferred"]
+    assert deferred.tags == ["quiet-hours:deferred", "principal:system"]  # the system asked
     for state in states:
         assert state is not None and state.name == "Deferred"
         assert f"(flow run {deferred.id})" in (state.message or "")
@@ -255,18 +255,23 @@ def test_runs_side_by_side_in_one_process_each_write_their_own_journal() -> None
     assert current() is None and journal.current() is None  # nothing left behind
 
 
+# Named, not given as pids: both test processes must collect the same parameters.
+RECORDED = {"another": "4194999", "own": str(os.getpid()), "parent": str(os.getppid())}
+
+
 @pytest.mark.parametrize(
-    ("recorded", "superseded"),
+    ("whose", "superseded"),
     [
-        ("4194999", True),  # a re-submission handed the run to another process
-        (str(os.getpid()), False),  # this process is the run's
-        (str(os.getppid()), False),  # started through a shell: its parent is recorded
+        ("another", True),  # a re-submission handed the run to another process
+        ("own", False),  # this process is the run's
+        ("parent", False),  # started through a shell: its parent is recorded
         (None, False),  # no worker recorded any process: nothing says this is not the one
     ],
 )
 def test_a_process_a_resubmission_superseded_leaves_before_anything_else(
-    tmp_path: Path, recorded: str | None, superseded: bool
+    tmp_path: Path, whose: str | None, superseded: bool
 ) -> None:
+    recorded = RECORDED[whose] if whose is not None else None
     orchestrator = MemoryOrchestrator()
     deployment = orchestrator.deployment()
     current = flow_run(deployment.id, TICK, infrastructure_pid=recorded)
