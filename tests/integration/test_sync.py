@@ -109,7 +109,9 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
         "llm-cli:default",
         "template:audit",
         "template:code",
+        "template:heartbeat",
         "template:research",
+        "template:routines",
     ]
     again = asyncio.run(sync(settings, settings.database_url or ""))
     assert again.agent_blocks_written == [] and again.server_writes == 0
