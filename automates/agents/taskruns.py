@@ -124,54 +124,40 @@ def execute(
     # private file for the CLI's start-up only: removed once its init event is read, at the
     # latest when the attempt ends.
     with PrivateFolder() as private:
-        return _attempt(
-            engine, request, task_run_id, flow_run_id, settings, log, cancel_requested, private
-        )
+        claim = _claim(engine, request, task_run_id, flow_run_id, settings, private)
+        if isinstance(claim, TaskRunResult):
+            return claim
+        attempt, cli, argv, scope, timeout, budget = claim
+        if request.dry_run:
+            return _finish(engine, task_run_id, attempt, "completed", "dry run: not started", argv)
 
+        def started(pid: int) -> None:
+            with transaction(engine) as connection:
+                sql.update_task_run(connection, task_run_id, pid=pid, started_at=_now())
 
-def _attempt(
-    engine: Engine,
-    request: TaskRunRequest,
-    task_run_id: UUID,
-    flow_run_id: UUID | None,
-    settings: Settings,
-    log: Callable[[str], None],
-    cancel_requested: Callable[[], bool],
-    private: PrivateFolder,
-) -> TaskRunResult:
-    claim = _claim(engine, request, task_run_id, flow_run_id, settings, private)
-    if isinstance(claim, TaskRunResult):
-        return claim
-    attempt, cli, argv, scope, timeout, budget = claim
-    if request.dry_run:
-        return _finish(engine, task_run_id, attempt, "completed", "dry run: not started", argv)
+        def line(text: str) -> None:
+            with transaction(engine) as connection:
+                sql.append_output(connection, task_run_id, attempt, text)
+            log(text)
 
-    def started(pid: int) -> None:
-        with transaction(engine) as connection:
-            sql.update_task_run(connection, task_run_id, pid=pid, started_at=_now())
-
-    def line(text: str) -> None:
-        with transaction(engine) as connection:
-            sql.append_output(connection, task_run_id, attempt, text)
-        log(text)
-
-    watcher = _CancelWatcher(engine, task_run_id, cancel_requested)
-    watcher.start()
-    try:
-        outcome = run_cli(
-            argv,
-            cwd=scope.workdir,
-            env=cli.environment(os.environ),
-            timeout_seconds=timeout,
-            max_budget_usd=float(budget),
-            on_start=started,
-            on_line=line,
-            on_init=private.close,
-        )
-    finally:
-        watcher.stop()
-    status = "cancelled" if watcher.fired else outcome.status
-    return _finish(engine, task_run_id, attempt, status, _message(status, outcome), argv, outcome)
+        watcher = _CancelWatcher(engine, task_run_id, cancel_requested)
+        watcher.start()
+        try:
+            outcome = run_cli(
+                argv,
+                cwd=scope.workdir,
+                env=cli.environment(os.environ),
+                timeout_seconds=timeout,
+                max_budget_usd=float(budget),
+                on_start=started,
+                on_line=line,
+                on_init=private.close,
+            )
+        finally:
+            watcher.stop()
+        status = "cancelled" if watcher.fired else outcome.status
+        message = _message(status, outcome)
+        return _finish(engine, task_run_id, attempt, status, message, argv, outcome)
 
 
 def _claim(

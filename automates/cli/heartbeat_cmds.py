@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -33,10 +33,9 @@ def _with_engine(work: Callable[[Settings, Engine], Any]) -> Any:
 
 
 def _configure(agent: str, changes: dict[str, Any]) -> dict[str, Any]:
-    def work(settings: Settings, engine: Engine) -> Coroutine[Any, Any, dict[str, Any]]:
-        return heartbeats.configure(settings, engine, agent, changes)
-
-    return _with_engine(lambda s, e: asyncio.run(work(s, e)))
+    return _with_engine(
+        lambda settings, engine: asyncio.run(heartbeats.configure(settings, engine, agent, changes))
+    )
 
 
 def _active_hours(active: str | None, timezone: str | None) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 
 from automates import principal
 from automates.alerts.routes import load_routing, registry_problems
-from automates.errors import RoutineError
+from automates.errors import HeartbeatError, RoutineError
 from automates.registry.agent_intervals import interval_problems
 from automates.registry.digest import declaration_digest
 from automates.registry.entrypoints import static_problems
@@ -36,7 +36,6 @@ from automates.scheduling.preview import preview
 from automates.server.client import prefect_client
 from automates.server.runs import managed_deployment, start_run
 from automates.settings import Settings
-from automates.store.agent_heartbeats import heartbeat_of
 from automates.store.approvals import awaiting_enable_approval
 from automates.store.declared import declared_in, routine_declaration
 from automates.store.engine import transaction
@@ -133,9 +132,10 @@ class RoutineTools:
     def heartbeat_status(self) -> dict[str, Any]:
         """This agent's heartbeat: its configuration and latest check-ins (none if the
         operator configured none)."""
-        with transaction(self.engine) as connection:
-            configured = heartbeat_of(connection, self.agent) is not None
-        return heartbeats.status(self.engine, self.agent) if configured else {"heartbeats": []}
+        try:
+            return heartbeats.status(self.engine, self.agent)
+        except HeartbeatError:  # none configured for this agent
+            return {"heartbeats": []}
 
     # Changes
 

@@ -128,6 +128,8 @@ def test_an_agent_sees_and_changes_only_its_own_routines(
             ticks = (await scout.call("preview_routine", name="morning-digest", count=3))["ticks"]
             assert len(ticks) == 3
             assert all("T09:00:00+01:00" in tick["local"] for tick in ticks), ticks
+            # No heartbeat configured for scout: none, not an error.
+            assert await scout.call("heartbeat_status") == {"heartbeats": []}
             waiting = await scout.call("waiting_for_operator")
             assert [a["routine"] for a in waiting["approvals"]] == ["morning-digest"]
             assert "automates approve morning-digest" in waiting["approvals"][0]["how"]
