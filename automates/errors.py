@@ -152,3 +152,7 @@ class RoutineError(AutomatesError):
 class HeartbeatError(AutomatesError):
     """An agent's heartbeat cannot be configured or run as asked (the field and the reason are
     named); nothing was changed."""
+
+
+class WebhookCallerError(AutomatesError):
+    """A webhook caller cannot be added, rotated or revoked as asked (nothing was changed)."""

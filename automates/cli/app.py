@@ -20,6 +20,7 @@ from automates.cli import (
     sync_cmds,
     taskrun_cmds,
     trigger_cmds,
+    webhook_cmds,
 )
 from automates.server.prefect_patches import apply_all
 
@@ -43,6 +44,7 @@ app.add_typer(taskrun_cmds.perimeter_app, name="perimeter")
 app.add_typer(alert_cmds.app, name="alerts")
 app.add_typer(import_cmds.app, name="import")  # import crontab
 app.add_typer(heartbeat_cmds.app, name="heartbeat")
+app.add_typer(webhook_cmds.app, name="webhook")
 app.registered_commands.extend(service_cmds.app.registered_commands)  # install-service
 
 

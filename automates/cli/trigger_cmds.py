@@ -1,4 +1,4 @@
-"""Triggers beyond time: `automates trigger NAME` (a manual run) and `automates webhook-token`.
+"""Triggers beyond time: `automates trigger NAME` (a manual run).
 
 Event triggers need no command (sync writes them as Prefect automations), and the webhook is
 its own process (`python -m automates.webhook`, started by `automates up`).
@@ -105,17 +105,3 @@ async def _trigger(settings: Settings, name: str, pairs: list[str], tags: list[s
         "tags": sorted(run.tags),
         "url": f"{settings.ui_url}/runs/flow-run/{run.id}",
     }
-
-
-@app.command("webhook-token")
-@handle_errors
-def webhook_token(as_json: bool = JsonOption) -> None:
-    """The webhook's bearer token (generated into the data folder the first time)."""
-    from automates.webhook.token import token_source, webhook_token
-
-    settings = load_settings()
-    token = webhook_token(settings)
-    if as_json:
-        emit_json({"token": token, "source": token_source(settings)})
-    else:
-        console.print(token, highlight=False)

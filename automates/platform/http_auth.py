@@ -1,7 +1,7 @@
-"""The one bearer check of our small HTTP services (the gate, the webhook), as a FastAPI
-dependency.
+"""The gate's bearer check, as a FastAPI dependency (the webhook has one token per caller,
+automates/webhook/callers.py).
 
-Each service has one token; a caller sends it as `Authorization: Bearer <token>` (how Prefect's
+The gate has one token; a caller sends it as `Authorization: Bearer <token>` (how Prefect's
 client sends PREFECT_API_KEY). The check counts the caller's address against the rate limit
 first, so that guessing the token is slowed down too, then compares the token in constant time,
 then counts the token's own window (http_limits.CallerLimits).

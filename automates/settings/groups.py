@@ -253,8 +253,8 @@ class WebhookSettings(Group):
     port: Port = Field(default=4400, description="Where the webhook listens.")
     token: SecretStr | None = Field(
         default=None,
-        description="The webhook's bearer token (16 characters or more); unset, one is "
-        "generated once into <data folder>/webhook.token.",
+        description="One more webhook token (16 characters or more), of the caller 'default'; "
+        "callers made with `automates webhook add` have their own, in the store.",
     )
     max_body_bytes: int = Field(
         default=64 * 1024,

@@ -524,3 +524,21 @@ agent_heartbeats = Table(
     _moment("updated_at"),
     _slug_check("agent"),
 )
+
+# The webhook's callers (docs/scheduling.md, "Triggers beyond time"): one named token each, kept
+# as its SHA-256 only (a random 256-bit token needs no slow hash), revoked by stamping the row.
+webhook_callers = Table(
+    "webhook_callers",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("token_sha256", Text, nullable=False),
+    Column("automates", JSONB),  # the automates it may start; NULL: every webhook automate
+    Column("created_by", Text, nullable=False),
+    _moment("created_at"),
+    Column("rotated_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_by", Text),
+    _slug_check("name"),
+    Index("webhook_callers_token_idx", "token_sha256", unique=True),
+)

@@ -1,55 +1,70 @@
 """The webhook as a FastAPI app: `POST /automates/{name}/runs` starts one run of an automate.
 
 Prefect's own webhooks are a Prefect Cloud feature, so this small app stands in for them,
-built like the browser gate (automates/gate/app.py): FastAPI under uvicorn, one bearer token
-compared in constant time (automates/platform/http_auth.py), one log line per request naming
-method, path and status (never a body or a token; automates/platform/http_service.py).
+built like the browser gate (automates/gate/app.py): FastAPI under uvicorn, one log line per
+request naming method, path and status (never a body or a token;
+automates/platform/http_service.py). Each caller sends its own bearer token
+(automates/webhook/callers.py); the caller it belongs to is the run's principal.
 
 - 429: too many requests from this address (counted before the token is checked, so that
-  guessing is slow too) or with this token; Retry-After says when to come back;
-- 401: no token, or a wrong one (checked before anything else, so names do not leak);
-- 404: no declared automate of that name has `webhook: true`, or it has no deployment yet;
+  guessing is slow too) or from this caller; Retry-After says when to come back;
+- 401: no token, or one no active caller has (checked before anything else, so names do not
+  leak); 503 when the store, which holds the callers, cannot be read;
+- 404: no declared automate of that name has `webhook: true`, the caller may not start it
+  (said the same way, so a caller limited to some automates learns nothing of the others), or
+  it has no deployment yet;
 - 413: the body is over `max_bytes` (refused unread, Content-Length or not); 408: it did not
   arrive within the read timeout (automates/platform/http_limits.py);
 - 422: the body is not a JSON object, nests deeper than MAX_JSON_DEPTH (parameters.py), or a
   parameter does not fit the deployment's parameter schema; `errors` names each parameter;
 - 201: the run was created; the body gives its id. It goes through the worker and the guard
-  like any run, tagged `trigger:webhook`.
+  like any run, tagged `trigger:webhook` and `principal:webhook:CALLER`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from automates import principal
-from automates.errors import AutomatesError, DeclarationError
-from automates.platform.http_auth import BearerToken
-from automates.platform.http_limits import BodyLimits, CallerLimits, Refused, read_body
+from automates.errors import AutomatesError, DeclarationError, StoreError
+from automates.platform.http_limits import (
+    BodyLimits,
+    CallerLimits,
+    Refused,
+    caller_address,
+    read_body,
+)
 from automates.platform.http_service import service_app
 from automates.registry.loader import load_registry
 from automates.registry.model import Automate, Registry
 from automates.server.client import prefect_client
 from automates.server.runs import managed_deployment, parameter_problems, start_run
+from automates.store.engine import make_engine
+from automates.webhook.callers import Admitted, Gatekeeper
 from automates.webhook.parameters import run_parameters
 
 log = logging.getLogger("automates.webhook")
 
 WEBHOOK_TAG = "trigger:webhook"
-# The webhook's one bearer token has no caller name yet: its runs are `webhook:token`'s.
-CALLER = "token"
+UNAUTHENTICATED = "unauthenticated: send Authorization: Bearer <token>"
+_BEARER = HTTPBearer(auto_error=False)  # reads the header only; every refusal is ours
 
 
 @dataclass(frozen=True)
 class WebhookConfig:
     api_url: str
-    token: str = field(repr=False)
     registry_path: Path
+    database_url: str | None  # the store, which holds the callers; None: the setting's only
+    setting_token: str | None = field(default=None, repr=False)
     body: BodyLimits = field(default_factory=lambda: BodyLimits(64 * 1024, 30.0))
     rate_limit: str = "30/minute"
 
@@ -68,24 +83,59 @@ class _Registry:
         return self._read[1].get(name)
 
 
+@dataclass(frozen=True)
+class _CallerCheck:
+    """The FastAPI dependency that admits a request's caller: its address counted against the
+    rate limit first (so guessing is slow too), then its token, then the caller's own window
+    (keyed by its name: the limiter never holds a token)."""
+
+    limits: CallerLimits
+    gatekeeper: Gatekeeper
+
+    # A plain function: FastAPI runs it in its thread pool, where the store's lookup may block.
+    def __call__(
+        self,
+        request: Request,
+        sent: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> None:
+        self.limits.check("address", caller_address(request))
+        try:
+            caller = self.gatekeeper.admit(sent.credentials if sent is not None else "")
+        except StoreError:
+            log.exception("the webhook's callers cannot be read")
+            raise Refused(503, "the webhook's callers cannot be read; retry later") from None
+        if caller is None:
+            raise Refused(401, UNAUTHENTICATED)
+        self.limits.check("caller", caller.name)
+        request.state.caller = caller
+
+
 def create_app(config: WebhookConfig) -> FastAPI:
     registry = _Registry(config.registry_path)
-    caller = BearerToken(
-        config.token,
+    # The engine connects on first use, not here.
+    engine = None if config.database_url is None else make_engine(config.database_url)
+    check = _CallerCheck(
         CallerLimits(config.rate_limit, "AUTOMATES_WEBHOOK_RATE_LIMIT"),
-        credential="token",
-        refusal="unauthenticated: send Authorization: Bearer <token>",
+        Gatekeeper(engine, config.setting_token),
     )
-    app = service_app(log)
 
-    # The token is checked before anything else, so that names do not leak.
-    @app.post("/automates/{name}/runs", dependencies=[Depends(caller)])
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if engine is not None:
+            engine.dispose()
+
+    app = service_app(log, lifespan=lifespan)
+
+    # The caller is admitted before anything else, so that names do not leak.
+    @app.post("/automates/{name}/runs", dependencies=[Depends(check)])
     async def start(name: str, request: Request) -> Response:
+        caller: Admitted = request.state.caller
         try:
             automate = registry.automate(name)
         except (OSError, DeclarationError) as error:
             return _error(503, f"the registry cannot be read: {error}")
-        if automate is None or not automate.webhook:
+        if automate is None or not automate.webhook or not caller.may_start(name):
             return _error(404, f"no automate named {name!r} accepts webhook runs")
         parameters = run_parameters(await read_body(request, config.body))
         try:
@@ -106,7 +156,7 @@ def create_app(config: WebhookConfig) -> FastAPI:
                     client,
                     deployment,
                     parameters,
-                    [WEBHOOK_TAG, principal.tag(principal.webhook(CALLER))],
+                    [WEBHOOK_TAG, principal.tag(principal.webhook(caller.name))],
                 )
         except Refused:
             raise  # answered with its own status, not as the API's failure

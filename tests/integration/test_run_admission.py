@@ -27,7 +27,6 @@ from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.settings.groups import WebhookSettings
 from automates.sync import sync
-from automates.webhook.token import webhook_token
 from tests.conftest import free_port
 from tests.fixtures.commands import run_module
 from tests.fixtures.projects import Project, script
@@ -114,7 +113,8 @@ def test_no_trigger_path_runs_an_undeclared_command(target: Settings, tmp_path: 
     assert "argv" in done.stderr + done.stdout and "no such parameter" in done.stderr + done.stdout
 
     # The webhook refuses it too.
-    token = webhook_token(target)
+    assert target.webhook.token is not None
+    token = target.webhook.token.get_secret_value()
     answer = httpx.post(
         f"http://{target.webhook.host}:{target.webhook.port}/automates/greeter/runs",
         headers={"Authorization": f"Bearer {token}"},

@@ -127,5 +127,5 @@ def test_a_too_fast_caller_gets_429_and_the_runs_stay_bounded(slow_to_refill: Se
     # The token's own window is spent as well: from a fresh address it is still refused.
     by_token = post("203.0.113.3", bearer)
     assert by_token.status_code == 429
-    assert "too many requests from this token" in by_token.json()["detail"]
+    assert "too many requests from this caller" in by_token.json()["detail"]
     assert len(runs_of(slow_to_refill, "hello/hooked")) == 3

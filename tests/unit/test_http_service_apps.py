@@ -29,7 +29,7 @@ def _gate() -> FastAPI:
 def _webhook(tmp_path: Path) -> FastAPI:
     registry = tmp_path / "registry.yaml"
     registry.write_text("automates: []\n")
-    return create_webhook(WebhookConfig("http://127.0.0.1:1/api", TOKEN, registry))
+    return create_webhook(WebhookConfig("http://127.0.0.1:1/api", registry, None, TOKEN))
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])

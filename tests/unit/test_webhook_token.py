@@ -1,8 +1,9 @@
-"""The webhook's token: generated once, owner-only, stable; or given as a setting."""
+"""The webhook's tokens: new ones random and recognisable, kept as digests; the setting's token
+checked for length."""
 
 from __future__ import annotations
 
-import stat
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from pydantic import SecretStr
 from automates.errors import SettingsError
 from automates.settings import Settings
 from automates.settings.groups import WebhookSettings
-from automates.webhook.token import token_path, token_source, webhook_token
+from automates.webhook.callers import Gatekeeper
+from automates.webhook.token import digest, new_token, setting_token
 
 
 def settings(tmp_path: Path, token: str | None = None) -> Settings:
@@ -22,27 +24,24 @@ def settings(tmp_path: Path, token: str | None = None) -> Settings:
     )
 
 
-def test_a_token_is_generated_once_readable_by_its_owner_only(tmp_path: Path) -> None:
-    first = webhook_token(settings(tmp_path))
-    assert len(first) >= 32
-    path = token_path(settings(tmp_path))
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert webhook_token(settings(tmp_path)) == first
-    assert sorted(p.name for p in path.parent.iterdir()) == ["webhook.token"]  # no draft left
-    assert token_source(settings(tmp_path)) == str(path)
+def test_new_tokens_are_long_random_and_kept_as_their_digest() -> None:
+    tokens = {new_token() for _ in range(100)}
+    assert len(tokens) == 100
+    assert all(t.startswith("awh_") and len(t) >= 40 for t in tokens)
+    token = tokens.pop()
+    assert digest(token) == hashlib.sha256(token.encode()).hexdigest()
 
 
-def test_the_setting_wins_and_must_be_long_enough(tmp_path: Path) -> None:
-    assert webhook_token(settings(tmp_path, "s" * 16)) == "s" * 16
-    assert token_source(settings(tmp_path, "s" * 16)) == "AUTOMATES_WEBHOOK_TOKEN"
-    assert not token_path(settings(tmp_path)).exists()
+def test_the_setting_must_be_long_enough(tmp_path: Path) -> None:
+    assert setting_token(settings(tmp_path)) is None
+    assert setting_token(settings(tmp_path, "s" * 16)) == "s" * 16
     with pytest.raises(SettingsError, match="16 characters"):
-        webhook_token(settings(tmp_path, "short"))
+        setting_token(settings(tmp_path, "short"))
 
 
-def test_an_unusable_token_file_is_refused(tmp_path: Path) -> None:
-    path = token_path(settings(tmp_path))
-    path.parent.mkdir(parents=True)
-    path.write_text("\n")
-    with pytest.raises(SettingsError, match="delete it"):
-        webhook_token(settings(tmp_path))
+def test_the_settings_token_is_the_caller_default_and_nothing_else_passes_without_a_store() -> None:
+    gatekeeper = Gatekeeper(None, "s" * 16)
+    admitted = gatekeeper.admit("s" * 16)
+    assert admitted is not None and admitted.name == "default" and admitted.may_start("any")
+    assert gatekeeper.admit("s" * 15) is None
+    assert gatekeeper.admit("") is None
