@@ -1,8 +1,10 @@
-"""`automates logs NAME | crashes`: what the guard journaled."""
+"""`automates logs NAME | crashes | archive-crashes`: what the guard journaled."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 from uuid import UUID
 
@@ -11,11 +13,16 @@ from rich.table import Table
 from sqlalchemy import Connection
 
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
+from automates.errors import SettingsError
+from automates.store.crash_archive import archive_crashes
 from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
 from automates.store.journals import recent_crashes, recent_executions
 
 app = typer.Typer()
+ArchiveFileOption = typer.Option(
+    ..., "--to", help="The archive file to write (.jsonl.gz; must be new)."
+)
 
 Row = TypeVar("Row")
 
@@ -90,3 +97,35 @@ def crashes(
             row.retry_outcome,
         )
     console.print(table if rows else "the crash journal is empty")
+
+
+@app.command("archive-crashes")
+@handle_errors
+def archive(
+    before: str = typer.Option(..., "--before", help="Crashes before this date (YYYY-MM-DD, UTC)."),
+    to: Path = ArchiveFileOption,
+    url: str | None = typer.Option(
+        None,
+        "--database-url",
+        help="A superuser connection to the layer's database (the layer's own role may not "
+        "delete crashes); default: the layer's.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Move old crashes out of the append-only crash journal into a file, checked and whole."""
+    try:
+        cutoff = datetime.strptime(before, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise SettingsError(f"--before {before!r}: give a date as YYYY-MM-DD") from None
+    engine = make_engine(url or database_url(load_settings()))
+    try:
+        archived = archive_crashes(engine, cutoff, to)
+    finally:
+        engine.dispose()
+    if as_json:
+        emit_json(archived.as_dict())
+    else:
+        console.print(
+            f"archived {archived.rows} crashes (before {before}) into {archived.file} "
+            f"(sha256 {archived.sha256[:16]}...)"
+        )

@@ -28,6 +28,7 @@ from automates.settings.groups import (
     Group,
     HeartbeatSettings,
     LlmSettings,
+    RetentionSettings,
     ServerSettings,
     TaskRunSettings,
     WebhookSettings,
@@ -165,6 +166,7 @@ class Settings(BaseSettings):
     alert: AlertSettings = AlertSettings()
     heartbeat: HeartbeatSettings = HeartbeatSettings()
     crash_loop: CrashLoopSettings = CrashLoopSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("database_url")
     @classmethod

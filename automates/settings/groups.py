@@ -347,3 +347,50 @@ class CrashLoopSettings(Group):
         le=86400,
         description="The window in which restarts of a supervised process are counted.",
     )
+
+
+class RetentionSettings(Group):
+    """How long the layer keeps what it writes (docs/runbooks/store-retention.md); applied
+    daily by the `store-retention` automate, in small batches."""
+
+    execution_journal_days: int = Field(
+        default=90,
+        ge=1,
+        description="Rows of the execution journal (and of agents' tool calls) older than this "
+        "are deleted. The journal audit reads the last 35 days.",
+    )
+    task_run_output_days: int = Field(
+        default=30,
+        ge=1,
+        description="The output lines of agents' task runs ended longer ago are deleted (the "
+        "task run itself, its cost and outcome, stay).",
+    )
+    task_runs_days: int = Field(
+        default=365,
+        ge=1,
+        description="Task runs, and scoped runs, ended longer ago are deleted.",
+    )
+    browser_payload_days: int = Field(
+        default=7,
+        ge=1,
+        description="The payload and result of browser jobs ended longer ago are purged (the "
+        "job's row, its status and times, stays); second-factor codes are deleted after one day.",
+    )
+    browser_jobs_days: int = Field(
+        default=365,
+        ge=1,
+        description="Browser jobs ended longer ago are deleted.",
+    )
+    alerts_days: int = Field(
+        default=90,
+        ge=1,
+        description="Alerts raised longer ago, with nothing left to deliver and no open "
+        "condition, are deleted with their deliveries.",
+    )
+    batch_rows: int = Field(
+        default=2000,
+        ge=10,
+        le=100_000,
+        description="Rows deleted or purged per transaction: each batch's locks are held only "
+        "for its own rows and only while it runs.",
+    )

@@ -13,7 +13,7 @@ from automates.store.engine import head_revision
 from automates.store.schema import metadata
 from automates.sync import sync
 from tests.conftest import REPO, shipped_registry
-from tests.fixtures.servers import layer_settings, raised_alerts, run_deployment
+from tests.fixtures.servers import layer_settings, raised_alerts, run_deployment, store_rows
 
 
 def run(settings: Settings, name: str, **parameters: Any) -> tuple[FlowRun, str]:
@@ -87,6 +87,26 @@ def test_builtin_automates_run_through_the_worker(server: Settings, repo_worker:
     flow_run, message = run(settings, "flow-run-retention/flow-run-retention", keep_days=1)
     assert flow_run.state_name == "Completed", flow_run.state
     assert message.startswith("deleted 0 finished runs")  # every run here is younger than a day
+
+    # A journal row past its retention (90 days) goes; a dry run only counts it.
+    old = store_rows(
+        settings,
+        "INSERT INTO automates.execution_journal (automate, flow_run_id, started_at, finished_at,"
+        " duration_seconds, outcome, attempts) VALUES ('nightly', gen_random_uuid(),"
+        " now() - interval '100 days', now() - interval '100 days', 1, 'completed', 1)"
+        " RETURNING id",
+    )
+    flow_run, message = run(settings, "store-retention/store-retention", dry_run=True)
+    assert flow_run.state_name == "Completed", flow_run.state
+    assert message.startswith("1 rows would go past their retention"), message
+    flow_run, message = run(settings, "store-retention/store-retention")
+    assert flow_run.state_name == "Completed", flow_run.state
+    assert message.startswith("1 rows went past their retention"), message
+    assert "| execution journal | execution_journal |" in artifact(
+        settings, "store-retention", flow_run
+    )
+    gone = "SELECT id FROM automates.execution_journal WHERE id = :id"
+    assert store_rows(settings, gone, id=old[0]["id"]) == []
 
 
 def test_reconcile_automate_reports_findings_on_drift(server: Settings, repo_worker: str) -> None:

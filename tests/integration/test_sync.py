@@ -64,6 +64,7 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
         "run-watch/run-watch",
         "scoped-run/scoped-run",
         "store-maintenance/store-maintenance",
+        "store-retention/store-retention",
         "unblock-detector/unblock-detector",
     ]
     deployed = state(settings).deployments
@@ -96,6 +97,7 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
         "scoped-run",
         "store-block",
         "store-maintenance",
+        "store-retention",
         "unblock-detector",
     ]
     store_block = next(r for r in rows if r["name"] == "store-block")
