@@ -40,6 +40,7 @@ pytest_plugins = [
     "tests.fixtures.browser_site",
     "tests.fixtures.browser_xvfb",
     "tests.fixtures.receivers",
+    "tests.fixtures.agent_scope",
 ]
 
 # PostgreSQL tests seen and passed, counted where reports arrive: in the one pytest process, or

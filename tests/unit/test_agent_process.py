@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,23 +16,10 @@ from automates.agents.llm_cli import LlmCli
 from automates.agents.process import CliOutcome, run_cli
 from automates.agents.templates import BUILTIN_TEMPLATES, PermissionTemplate, Scope
 from tests.conftest import REPO
+from tests.fixtures.agent_scope import SECRET_URL
 
 FAKE_CLAUDE = REPO / "tests" / "fixtures" / "fake_claude" / "claude"
-SECRET_URL = "postgresql://automates:s3cret-pw@db.internal:5432/automates"
 STOPPED = "MCP server 'automates' is failed, not connected; stopped before any model turn"
-
-
-@pytest.fixture
-def scope(tmp_path: Path) -> Scope:
-    (tmp_path / "tree").mkdir()
-    (tmp_path / "reports").mkdir()
-    return Scope(workdir=tmp_path / "tree", report_dir=tmp_path / "reports")
-
-
-@pytest.fixture
-def private() -> Iterator[PrivateFolder]:
-    with PrivateFolder() as folder:
-        yield folder
 
 
 def argv_for(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,22 +18,9 @@ from automates.agents.templates import BUILTIN_TEMPLATES, PermissionTemplate, Sc
 from automates.errors import TemplateError
 from automates.settings import Settings
 from automates.settings.groups import AgentSettings
+from tests.fixtures.agent_scope import SECRET_URL
 
-SECRET_URL = "postgresql://automates:s3cret-pw@db.internal:5432/automates"
 LAYER_ENV = {"AUTOMATES_DATABASE_URL": SECRET_URL, "AUTOMATES_WORK_POOL": "local"}
-
-
-@pytest.fixture
-def scope(tmp_path: Path) -> Scope:
-    (tmp_path / "tree").mkdir()
-    (tmp_path / "reports").mkdir()
-    return Scope(workdir=tmp_path / "tree", report_dir=tmp_path / "reports")
-
-
-@pytest.fixture
-def private() -> Iterator[PrivateFolder]:
-    with PrivateFolder() as folder:
-        yield folder
 
 
 def flags(argv: list[str]) -> dict[str, list[str]]:
