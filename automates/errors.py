@@ -89,6 +89,11 @@ class LlmError(AutomatesError):
     """A call to the model API failed after the SDK's own retries."""
 
 
+class LlmOverBudgetError(LlmError):
+    """A call of the LLM facade was refused before it was made: its worst case does not fit in
+    its agent's rolling budget (or the budget could not be read)."""
+
+
 class BrowserJobError(AutomatesError):
     """A browser job was refused or could not be enqueued, run or read."""
 
@@ -98,6 +103,12 @@ class BrowserPayloadError(BrowserJobError):
 
     The message names the kind and each field at fault.
     """
+
+
+class BrowserPayloadKeyError(BrowserJobError):
+    """A browser job's sealed payload fields cannot be decrypted with the keys at hand, or the
+    key setting or file is unusable. The message names the job, the fields and where the keys
+    come from, never a key or a value."""
 
 
 class UnknownBrowserJobError(BrowserJobError):
@@ -156,3 +167,13 @@ class HeartbeatError(AutomatesError):
 
 class WebhookCallerError(AutomatesError):
     """A webhook caller cannot be added, rotated or revoked as asked (nothing was changed)."""
+
+
+class BackupError(AutomatesError):
+    """A backup, a restore drill or a restore could not be done as asked (the step, the
+    database or file, and the fix are named); a good backup is never replaced by a bad one."""
+
+
+class RestoreRefused(BackupError):
+    """A restore or a drill would touch the live database (or cannot tell that it would not);
+    nothing was changed."""

@@ -165,3 +165,15 @@ class ToolCallOutcome(StrEnum):
     """Refused before anything changed: out of the agent's scope, malformed or over a limit."""
     FAILED = "failed"
     """Allowed, but the layer could not do it (the store or the server failed)."""
+
+
+class LlmCallStatus(StrEnum):
+    """Where a call of the LLM facade stands in its agent's budget."""
+
+    RESERVED = "reserved"
+    """Under way: its worst-case cost is held in the budget (and stays held, within the
+    rolling window, if its process died before it was settled)."""
+    SPENT = "spent"
+    """Answered: its real cost counts."""
+    FAILED = "failed"
+    """The Messages API refused or could not be reached: nothing was spent."""

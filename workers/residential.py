@@ -23,8 +23,13 @@ from automates.envfiles import load_env_files
 from automates.platform.worker_command import worker_argv
 from automates.settings import Settings
 
-# The server's secrets must never sit on the residential machine.
-SERVER_ONLY = ("AUTOMATES_DATABASE_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
+# The server's secrets must never sit on the residential machine: the store's URL, and the
+# key that opens every stored payload secret (the gate opens a job's for it; decision 0048).
+SERVER_ONLY = (
+    "AUTOMATES_DATABASE_URL",
+    "PREFECT_API_DATABASE_CONNECTION_URL",
+    "AUTOMATES_BROWSER_PAYLOAD_KEY",
+)
 
 
 def residential_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:

@@ -8,20 +8,28 @@ the execution journal's counters of the guarded run it happens in:
 
     llm_calls, llm_input_tokens, llm_output_tokens, llm_cost_usd
 
+Each call also counts in its agent's rolling budget, the one task runs are held to
+(`llm_budget.py`): reserved at its worst case before it is made, refused (`LlmOverBudgetError`,
+and an `llm_over_budget` alert) when that does not fit, settled at its real cost after. A call
+naming no agent is the platform's own: recorded, in no agent's budget (with no store to reach,
+only in its run's journal counters).
+
 The API key is the SDK's usual ANTHROPIC_API_KEY.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import anthropic
 from pydantic import BaseModel, ConfigDict
 
+from automates.agents.llm_budget import UNRECORDED, LlmBudget, Reservation, worst_case_usd
 from automates.agents.models import resolve_model
 from automates.agents.pricing import cost_usd
-from automates.errors import LlmError
+from automates.errors import LlmError, LlmOverBudgetError
 from automates.guard import journal
 from automates.settings import Settings
 
@@ -46,8 +54,11 @@ class LlmReply(BaseModel):
 class Llm:
     """Model calls with the project's settings; one client, reused across calls."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, budget: LlmBudget | None = None) -> None:
         self.settings = settings or Settings()
+        # The store is found at the first call, not here: a facade made and never called
+        # needs none.
+        self._budget = budget
         self._client = anthropic.Anthropic(
             base_url=self.settings.llm.api_base_url,
             timeout=self.settings.llm.timeout_seconds,
@@ -80,14 +91,19 @@ class Llm:
         }
         if system:
             request["system"] = system
+        reservation = self._reserve(
+            agent, chosen, worst_case_usd(chosen, prompt, system, max_tokens)
+        )
         try:
             message = self._client.messages.create(**request)
         except anthropic.APIStatusError as error:
+            reservation.failed()  # refused by the API: not billed
             raise LlmError(
                 f"model {chosen!r}: the Messages API answered {error.status_code} "
                 f"after {self.settings.llm.max_retries} retries: {error.message}"
             ) from error
         except anthropic.APIConnectionError as error:  # includes timeouts
+            # Whether the API served it is unknown: its worst case stays held in the budget.
             raise LlmError(
                 f"model {chosen!r}: the Messages API could not be reached "
                 f"({type(error).__name__}, timeout {self.settings.llm.timeout_seconds:g} s, "
@@ -95,7 +111,21 @@ class Llm:
             ) from error
         text = "".join(block.text for block in message.content if block.type == "text")
         usage = _account(message.model or chosen, message.usage.model_dump())
+        reservation.spent(usage.model, usage.cost_usd, usage.input_tokens, usage.output_tokens)
         return LlmReply(text=text, stop_reason=message.stop_reason, usage=usage)
+
+    def _reserve(self, agent: str | None, model: str, worst_case: Decimal) -> Reservation:
+        """The call's worst case held in its agent's budget. The store is found at the first
+        call: without one, a call of an agent is refused (nothing to check it against); a call
+        of no agent, in no budget, goes on unrecorded but in its run's journal counters."""
+        if self._budget is None:
+            try:
+                self._budget = LlmBudget.of(self.settings)
+            except LlmOverBudgetError:
+                if agent is not None:
+                    raise
+                return UNRECORDED
+        return self._budget.reserve(agent, model, worst_case)
 
     def classify(
         self,

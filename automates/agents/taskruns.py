@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from automates.agents.layer_tools import PrivateFolder, server_environment
 from automates.agents.llm_cli import LlmCli, load_llm_cli
 from automates.agents.process import TERMINATE_GRACE_SECONDS, CliOutcome, run_cli
+from automates.agents.spend_alerts import alert_thresholds
 from automates.agents.templates import PermissionTemplate, Scope, load_template
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
@@ -157,7 +158,7 @@ def execute(
             watcher.stop()
         status = "cancelled" if watcher.fired else outcome.status
         message = _message(status, outcome)
-        return _finish(engine, task_run_id, attempt, status, message, argv, outcome)
+        return _finish(engine, task_run_id, attempt, status, message, argv, outcome, settings)
 
 
 def _claim(
@@ -241,11 +242,18 @@ def _load_blocks(template_name: str, cli_name: str) -> tuple[PermissionTemplate,
         return template.result(), cli.result()
 
 
-def budget_refusal(connection: Any, agent: str, budget: Decimal, settings: Settings) -> str | None:
-    """Why the agent's rolling 24-hour budget cannot take this run's per-run budget, if so.
+def budget_refusal(
+    connection: Any,
+    agent: str,
+    budget: Decimal,
+    settings: Settings,
+    what: str = "this run's budget",
+) -> str | None:
+    """Why the agent's rolling 24-hour budget cannot take this run's per-run budget (or, for
+    an LLM facade call, `what` names its worst case), if so.
 
-    Checked and reserved under a per-agent lock, so two runs of one agent cannot both fit in
-    the last dollar."""
+    Checked and reserved under a per-agent lock, so two runs of one agent (or a run and a
+    facade call) cannot both fit in the last dollar."""
     sql.lock_agent_budget(connection, agent)
     limit = Decimal(str(settings.agent.budgets_usd.get(agent, settings.agent.daily_budget_usd)))
     committed = sql.committed_spend(connection, agent, _now())
@@ -253,7 +261,7 @@ def budget_refusal(connection: Any, agent: str, budget: Decimal, settings: Setti
         return None
     return (
         f"refused before start: agent {agent!r} has ${committed:.4f} spent or reserved over the "
-        f"last 24 h; this run's budget ${budget:.4f} would pass its ${limit:.2f} budget"
+        f"last 24 h; {what} ${budget:.4f} would pass its ${limit:.2f} budget"
     )
 
 
@@ -265,6 +273,7 @@ def _finish(
     message: str,
     argv: list[str],
     outcome: CliOutcome | None = None,
+    settings: Settings | None = None,
 ) -> TaskRunResult:
     values: dict[str, Any] = {"status": status, "ended_at": _now(), "error": None}
     if status != "completed":
@@ -281,11 +290,15 @@ def _finish(
         sql.update_task_run(connection, task_run_id, **values)
         row = sql.read_task_run(connection, task_run_id)
         assert row is not None
-        if status == "over_budget":  # the CLI was stopped at its budget: runaway cost
+        # The CLI was stopped at its per-run budget (runaway cost) or its timeout (runaway
+        # time): killed either way.
+        if status in ("over_budget", "timed_out"):
             raise_alert(
                 connection,
                 catalog.task_run(AlertKind.TASK_RUN_KILLED, row.agent, row.codename, message),
             )
+        if outcome is not None and settings is not None and row.cost_usd > 0:
+            alert_thresholds(connection, row.agent, settings)
     return _result(row, message, attempt)
 
 

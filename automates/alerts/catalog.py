@@ -4,10 +4,13 @@ written (the guard's journal, the breaker, holds, the dead-man check, ...)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from automates.alerts.outbox import Alert
+from automates.audit.model import Finding
 from automates.registry.alert_kinds import AlertKind
 from automates.states import RunOutcome
 
@@ -167,6 +170,67 @@ def task_run(kind: AlertKind, agent: str, codename: str, detail: str, **facts: A
     )
 
 
+def llm_over_budget(agent: str, model: str, detail: str) -> Alert:
+    return Alert(
+        kind=AlertKind.LLM_OVER_BUDGET,
+        automate=None,
+        title=f"LLM call of agent {agent} refused: over budget",
+        body=f"A call of the LLM facade by agent {agent} ({model}) was refused: {detail}",
+        reason=f"{agent} {model}",
+        facts={"agent": agent, "model": model},
+    )
+
+
+def spend_threshold(
+    kind: AlertKind, agent: str | None, spent: Decimal, threshold: float, day: date
+) -> Alert:
+    """An agent's (None: the platform's) spend of `day` passed its warn or critical threshold."""
+    level = "critical" if kind is AlertKind.SPEND_CRITICAL else "warning"
+    who = f"agent {agent}" if agent else "the platform"
+    return Alert(
+        kind=kind,
+        automate=None,
+        subject=_spender(agent),
+        title=f"{who} spent ${spent:.2f} today: over its {level} threshold of ${threshold:.2f}",
+        body=(
+            f"{who.capitalize()} spent ${spent:.2f} on {day.isoformat()} (UTC, task runs and LLM "
+            f"facade calls), past its {level} threshold of ${threshold:.2f}. "
+            "`automates task-run list` shows the task runs; AUTOMATES_SPEND_* sets the "
+            "thresholds."
+        ),
+        # The weekday keeps two days' alerts apart for a route's de-duplication (a date is
+        # normalised away, as a volatile part).
+        reason=f"{who} over {level} on {day:%A}",
+        facts={
+            "agent": agent,
+            "level": level,
+            "day": day.isoformat(),
+            "spent_usd": f"{spent:.4f}",
+            "threshold_usd": threshold,
+        },
+    )
+
+
+def _spender(agent: str | None) -> str:
+    """The subject of a condition about spend: an agent, or the platform."""
+    return f"agent:{agent}" if agent else "platform"
+
+
+def audit_finding(finding: Finding, flow_run_id: UUID | None) -> Alert:
+    """One finding of the nightly journal audit (automates/audit/)."""
+    return Alert(
+        kind=AlertKind.AUDIT_FINDING,
+        automate=finding.automate,
+        subject=None if finding.automate else _spender(finding.agent),
+        title=f"journal audit: {finding.subject}: {finding.rule.value.replace('_', ' ')}",
+        body=f"{finding.subject}: {finding.message}. The morning report is the artifact "
+        "`journal-audit` of this run.",
+        reason=f"{finding.rule.value} {finding.subject} {finding.message}",
+        flow_run_id=flow_run_id,
+        facts={"rule": finding.rule.value, "agent": finding.agent, **finding.facts},
+    )
+
+
 def reconcile_drift(findings: Sequence[str]) -> Alert:
     shown = "\n".join(f"- {line}" for line in findings[:30])
     more = f"\n… and {len(findings) - 30} more" if len(findings) > 30 else ""
@@ -240,4 +304,57 @@ def service_recovered(automate: str) -> Alert:
         body=f"The service {automate} was started again and runs.",
         reason=f"recovered service {automate}",
         facts={"service": automate},
+    )
+
+
+def backup_stale(detail: str, max_age_days: float, folder: str) -> Alert:
+    return Alert(
+        kind=AlertKind.BACKUP_STALE,
+        automate=None,
+        subject="backups",
+        title=f"no backup proven by a restore drill in the last {max_age_days:g} days",
+        body=(
+            f"{detail} (backup folder {folder}). Until a drill passes, the layer has no backup "
+            "known to restore: see docs/runbooks/backup-verify.md."
+        ),
+        reason="stale",
+        facts={"max_age_days": max_age_days, "folder": folder},
+    )
+
+
+def backup_fresh(name: str) -> Alert:
+    return Alert(
+        kind=AlertKind.BACKUP_FRESH,
+        automate=None,
+        subject="backups",
+        title="resolved: a recent backup passed its restore drill",
+        body=f"Backup {name} was restored and checked against its manifest.",
+        reason="fresh",
+        facts={"backup": name},
+    )
+
+
+def backup_drill_failed(name: str | None, problems: Sequence[str]) -> Alert:
+    what = f"backup {name}" if name else "the newest backup"
+    shown = "\n".join(f"- {line}" for line in problems[:20])
+    return Alert(
+        kind=AlertKind.BACKUP_DRILL_FAILED,
+        automate=None,
+        subject="backups",
+        title=f"restore drill of {what} failed",
+        body=f"The restore drill of {what} failed:\n{shown}\nSee runbooks/backup-verify.md.",
+        reason="\n".join(problems[:5]),
+        facts={"backup": name, "problems": list(problems[:20])},
+    )
+
+
+def backup_drill_passed(name: str, restore_seconds: float | None) -> Alert:
+    return Alert(
+        kind=AlertKind.BACKUP_DRILL_PASSED,
+        automate=None,
+        subject="backups",
+        title=f"resolved: restore drill of backup {name} passed",
+        body=f"Backup {name} was restored in {restore_seconds} s and matches its manifest.",
+        reason="passed",
+        facts={"backup": name, "restore_seconds": restore_seconds},
     )

@@ -20,6 +20,14 @@ from automates.errors import BrowserJobError
 SECOND_FACTOR_POLL_SECONDS = 0.5
 
 
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail)[:500] if detail else str(response.status_code)
+
+
 class GateChannel:
     def __init__(self, gate_url: str, token: str | None, job_id: uuid.UUID, host: str) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -58,6 +66,8 @@ class GateChannel:
         response = await self._post("/claim", {})
         if response.status_code == 409:
             return None
+        if response.status_code == 422:  # the server side could not open the payload
+            raise BrowserJobError(f"the gate refused /claim: {_detail(response)}")
         response.raise_for_status()
         claimed: dict[str, Any] = response.json()
         return claimed

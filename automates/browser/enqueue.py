@@ -1,8 +1,9 @@
 """Enqueue and read browser jobs: the Python API for automates, and what the CLI calls.
 
 `enqueue` validates the kind, the payload and the addresses of its URLs (decision 0028) before
-anything exists; only then does it write the job row and ask Prefect for the flow run that a
-`residential` worker will pull. If Prefect refuses, the row is removed again.
+anything exists; only then does it write the job row, its secret fields sealed (decision 0048),
+and ask Prefect for the flow run that a `residential` worker will pull. If Prefect refuses, the
+row is removed again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from automates.browser import jobs
 from automates.browser.addresses import settings_rule
 from automates.browser.deploy import FLOW_NAME
 from automates.browser.kinds import check_addresses, parse_payload
+from automates.browser.payload_secrets import payload_keys, sealed_payload
 from automates.errors import BrowserJobError, BrowserPayloadError, UnknownBrowserJobError
 from automates.server.client import prefect_client
 from automates.settings import Settings
@@ -75,10 +77,11 @@ async def enqueue(
     model = parse_payload(kind, payload)
     timeout = _timeout(settings, kind, timeout_seconds)
     await check_addresses(kind, model, await asyncio.to_thread(settings_rule, settings))
+    stored = sealed_payload(model, await asyncio.to_thread(payload_keys, settings))
     engine = make_engine(database_url(settings))
     try:
         with transaction(engine) as connection:
-            job_id = jobs.insert_job(connection, kind, model.model_dump(mode="json"), timeout)
+            job_id = jobs.insert_job(connection, kind, stored, timeout)
         try:
             flow_run_id = await _start_flow_run(settings, job_id)
         except BaseException:

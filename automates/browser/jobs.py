@@ -34,6 +34,24 @@ def insert_job(
     return job_id
 
 
+def payloads_after(
+    connection: Connection, after: uuid.UUID | None, limit: int
+) -> list[dict[str, Any]]:
+    """The next `limit` jobs' id, kind and payload by id, locked until the transaction ends
+    (resealing payload secrets, automates/browser/payload_secrets.py)."""
+    query = select(browser_jobs.c.id, browser_jobs.c.kind, browser_jobs.c.payload)
+    if after is not None:
+        query = query.where(browser_jobs.c.id > after)
+    rows = connection.execute(query.order_by(browser_jobs.c.id).limit(limit).with_for_update())
+    return [dict(row._mapping) for row in rows]
+
+
+def set_payload(connection: Connection, job_id: uuid.UUID, payload: dict[str, Any]) -> None:
+    connection.execute(
+        update(browser_jobs).where(browser_jobs.c.id == job_id).values(payload=payload)
+    )
+
+
 def attach_flow_run(connection: Connection, job_id: uuid.UUID, flow_run_id: uuid.UUID) -> None:
     connection.execute(
         update(browser_jobs).where(browser_jobs.c.id == job_id).values(flow_run_id=flow_run_id)

@@ -9,9 +9,10 @@ checks again before dispatch (its copy of this file comes with its code).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic.fields import FieldInfo
 
 from automates.browser.addresses import AddressRule
 from automates.errors import BrowserPayloadError, field_problems
@@ -33,8 +34,12 @@ SafeUrl = Annotated[
 # Names, accounts, mailboxes: letters, digits and . _ @ + - only.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$")]
 # A secret typed into a form: printable ASCII without quotes, $, backquote, backslash or spaces.
+# Its mark is how the store finds the fields it seals at rest (payload_secrets.py, decision 0048).
+SECRET_FIELD = "automates:secret-field"
 FormSecret = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9!#%&*+,./:;<=>?@\[\]^_{|}~\-]{1,128}$")
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9!#%&*+,./:;<=>?@\[\]^_{|}~\-]{1,128}$"),
+    SECRET_FIELD,
 ]
 Selector = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9#.\-_ >\[\]=]{1,200}$")]
 
@@ -105,16 +110,29 @@ def parse_payload(kind: str, payload: Any) -> Payload:
         raise BrowserPayloadError(f"kind {kind!r}: invalid payload: {problems}") from None
 
 
+def _marked(info: FieldInfo, mark: str) -> bool:
+    """The field's type carries `mark`, alone or in a union (`FormSecret | None`)."""
+    if mark in info.metadata:
+        return True
+    return any(mark in getattr(arg, "__metadata__", ()) for arg in get_args(info.annotation))
+
+
 def url_fields(model: type[Payload]) -> list[str]:
     """The payload fields the browser is sent to (every field typed SafeUrl)."""
-    return [name for name, info in model.model_fields.items() if URL_FIELD in info.metadata]
+    return [name for name, info in model.model_fields.items() if _marked(info, URL_FIELD)]
+
+
+def secret_fields(model: type[Payload]) -> list[str]:
+    """The payload fields sealed in the store (every field typed FormSecret)."""
+    return [name for name, info in model.model_fields.items() if _marked(info, SECRET_FIELD)]
 
 
 async def check_addresses(kind: str, payload: Payload, rule: AddressRule) -> None:
     """Refuse a payload whose URL the address rule forbids, naming the kind and the field."""
     problems = []
     for name in url_fields(type(payload)):
-        reason = await rule.check_url(getattr(payload, name))
+        url = getattr(payload, name)
+        reason = None if url is None else await rule.check_url(url)
         if reason is not None:
             problems.append(f"field {name!r}: {reason}")
     if problems:

@@ -7,6 +7,7 @@ import typer
 from automates.cli import (
     alert_cmds,
     approval_cmds,
+    backup_cmds,
     breaker_cmds,
     browser_cmds,
     heartbeat_cmds,
@@ -44,6 +45,7 @@ app.add_typer(taskrun_cmds.perimeter_app, name="perimeter")
 app.add_typer(alert_cmds.app, name="alerts")
 app.add_typer(import_cmds.app, name="import")  # import crontab
 app.add_typer(heartbeat_cmds.app, name="heartbeat")
+app.add_typer(backup_cmds.app, name="backup")
 app.add_typer(webhook_cmds.app, name="webhook")
 app.registered_commands.extend(service_cmds.app.registered_commands)  # install-service
 

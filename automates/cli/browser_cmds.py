@@ -1,14 +1,17 @@
-"""`automates browser enqueue | get | list | deploy`: browser jobs (docs/browser.md)."""
+"""`automates browser enqueue | get | list | deploy | encrypt-payloads`: browser jobs
+(docs/browser.md)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 
 import typer
 from rich.table import Table
 
 from automates.browser.deploy import CodeSource, ensure_browser_deployment
 from automates.browser.enqueue import BrowserJob, enqueue_job, get_job, list_jobs
+from automates.browser.payload_secrets import reseal_payloads
 from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
 
 app = typer.Typer(help="Browser jobs run by the residential workers.")
@@ -93,3 +96,25 @@ def deploy(
         emit_json({"deployment_id": deployment_id, "pool": settings.browser.pool})
     else:
         console.print(f"browser-job deployment {deployment_id} on pool {settings.browser.pool}")
+
+
+@app.command("encrypt-payloads")
+@handle_errors
+def encrypt_payloads(as_json: bool = JsonOption) -> None:
+    """Seal every stored payload secret with the newest key: plain-text ones (jobs enqueued
+    before sealing existed) and ones sealed with an older key (after a rotation). Exit 1 when
+    some cannot be read with the keys given."""
+    done = reseal_payloads(load_settings())
+    if as_json:
+        emit_json(asdict(done))
+    else:
+        console.print(
+            f"{done.encrypted} job(s) sealed, {done.rotated} resealed with the newest key, "
+            f"{done.unchanged} unchanged (keys: {done.key})"
+        )
+        if done.unreadable:
+            console.print(f"not readable with these keys: {', '.join(done.unreadable)}")
+        if done.unknown_kind:
+            console.print(f"of a kind this code does not know: {', '.join(done.unknown_kind)}")
+    if done.unreadable:
+        raise typer.Exit(1)

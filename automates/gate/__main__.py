@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from automates.browser.payload_secrets import payload_keys
 from automates.envfiles import load_env_files
 from automates.errors import SettingsError
 from automates.gate.app import GateConfig, create_app
@@ -23,6 +24,7 @@ def main() -> None:
         database_url=database_url(settings),
         body=BodyLimits(settings.gate.max_body_bytes, settings.http_read_timeout_seconds),
         rate_limit=settings.gate.rate_limit,
+        payload_keys=payload_keys(settings),
     )
     serve(create_app(config), "gate", settings.gate, settings.http_read_timeout_seconds)
 

@@ -26,6 +26,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 
+from automates.browser.payload_secrets import PayloadKeys
 from automates.gate.jobs_api import job_router
 from automates.gate.policy import (
     Rule,
@@ -62,6 +63,9 @@ class GateConfig:
     database_url: str
     body: BodyLimits = field(default_factory=lambda: BodyLimits(2 * 1024 * 1024, 30.0))
     rate_limit: str = "100/second"
+    # Opens the sealed secrets of the payloads it hands over (decision 0048); without it, a
+    # sealed payload fails its claim.
+    payload_keys: PayloadKeys | None = field(default=None, repr=False)
 
 
 def _refused(detail: str, status: int = 403) -> Refused:
@@ -95,7 +99,9 @@ def create_app(config: GateConfig) -> FastAPI:
 
     # The credential is checked for every route, before any body is read.
     app = service_app(log, lifespan=lifespan, dependencies=[Depends(worker)])
-    app.include_router(job_router(lambda: engine_holder["engine"], config.body))
+    app.include_router(
+        job_router(lambda: engine_holder["engine"], config.body, config.payload_keys)
+    )
 
     async def belongs_to_pool(upstream: httpx.AsyncClient, kind: str, object_id: str) -> bool:
         if (kind, object_id) in owned_ids:

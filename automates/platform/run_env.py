@@ -49,7 +49,8 @@ BASICS = frozenset(
 SERVER_ONLY_PREFIXES = ("PREFECT_API_DATABASE_", "PREFECT_SERVER_")
 # Settings of the layer that are credentials: the database URL (a run reaches the store
 # through the store block), the webhook's token, the gate's worker credential, the heartbeat
-# ping URL (whoever holds it can fake the layer's pings) and Redis's URL (its password).
+# ping URL (whoever holds it can fake the layer's pings), Redis's URL (its password) and the
+# key of browser-job payload secrets (decision 0048).
 SECRET_SETTINGS = frozenset(
     {
         "AUTOMATES_DATABASE_URL",
@@ -57,6 +58,7 @@ SECRET_SETTINGS = frozenset(
         "AUTOMATES_GATE_WORKER_TOKEN",
         "AUTOMATES_HEARTBEAT_URL",
         "AUTOMATES_REDIS_URL",
+        "AUTOMATES_BROWSER_PAYLOAD_KEY",
     }
 )
 

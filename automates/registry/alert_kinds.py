@@ -26,8 +26,14 @@ class AlertKind(StrEnum):
     BROWSER_JOB_LOST = "browser_job_lost"
     TASK_RUN_OVER_BUDGET = "task_run_over_budget"
     TASK_RUN_KILLED = "task_run_killed"
+    LLM_OVER_BUDGET = "llm_over_budget"  # a facade call refused: the agent's budget is spent
+    SPEND_WARNING = "spend_warning"  # an agent's (or the platform's) day passed a threshold
+    SPEND_CRITICAL = "spend_critical"
+    AUDIT_FINDING = "audit_finding"  # one finding of the nightly journal audit
     RECONCILE_DRIFT = "reconcile_drift"
     COMPONENT_CRASH_LOOP = "component_crash_loop"  # a supervised process keeps dying
+    BACKUP_STALE = "backup_stale"  # no backup newer than the threshold passed a drill
+    BACKUP_DRILL_FAILED = "backup_drill_failed"  # a restore drill failed or was refused
     # Resolutions of the conditions above.
     BREAKER_CLOSED = "breaker_closed"
     RELEASED = "released"
@@ -35,6 +41,8 @@ class AlertKind(StrEnum):
     TICK_RECOVERED = "tick_recovered"
     RECONCILE_CLEAN = "reconcile_clean"
     COMPONENT_RECOVERED = "component_recovered"
+    BACKUP_FRESH = "backup_fresh"
+    BACKUP_DRILL_PASSED = "backup_drill_passed"
     # The deliverer's own: an alert that could not be delivered, and a rate-limited batch.
     DEAD_LETTER = "dead_letter"
     DIGEST = "digest"
@@ -64,6 +72,8 @@ _RESOLVES = {
     AlertKind.TICK_RECOVERED: AlertKind.MISSED_TICK,
     AlertKind.RECONCILE_CLEAN: AlertKind.RECONCILE_DRIFT,
     AlertKind.COMPONENT_RECOVERED: AlertKind.COMPONENT_CRASH_LOOP,
+    AlertKind.BACKUP_FRESH: AlertKind.BACKUP_STALE,
+    AlertKind.BACKUP_DRILL_PASSED: AlertKind.BACKUP_DRILL_FAILED,
 }
 # The kinds an operator may route in `alerts:` (and override per automate).
 ROUTABLE = tuple(kind for kind in AlertKind if kind.routed_by_alerts)

@@ -22,6 +22,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from automates.settings.groups import (
     AgentSettings,
     AlertSettings,
+    AuditSettings,
+    BackupSettings,
     BrowserSettings,
     CrashLoopSettings,
     GateSettings,
@@ -30,6 +32,7 @@ from automates.settings.groups import (
     LlmSettings,
     RetentionSettings,
     ServerSettings,
+    SpendSettings,
     TaskRunSettings,
     WebhookSettings,
 )
@@ -166,6 +169,9 @@ class Settings(BaseSettings):
     alert: AlertSettings = AlertSettings()
     heartbeat: HeartbeatSettings = HeartbeatSettings()
     crash_loop: CrashLoopSettings = CrashLoopSettings()
+    audit: AuditSettings = AuditSettings()
+    spend: SpendSettings = SpendSettings()
+    backup: BackupSettings = BackupSettings()
     retention: RetentionSettings = RetentionSettings()
 
     @field_validator("database_url")

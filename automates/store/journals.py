@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import Column, Connection, Select, Table, select, text
 from sqlalchemy.dialects.postgresql import insert
 
+from automates.audit.model import Repair, Run
 from automates.states import BreakerState, RetryOutcome, RunOutcome
 from automates.store.rows import StoredRow, column_values
 from automates.store.schema import crash_journal, execution_journal
@@ -113,6 +114,32 @@ def recent_crashes(
 ) -> list[JournaledCrash]:
     newest = _newest(crash_journal, crash_journal.c.id, automate, limit)
     return [JournaledCrash.from_row(row) for row in connection.execute(newest)]
+
+
+def runs_since(connection: Connection, since: datetime) -> list[Run]:
+    """What the journal audit reads of every run that ended since `since`: automate, end,
+    duration and outcome (not the steps and context, which it does not need)."""
+    journal = execution_journal.c
+    rows = connection.execute(
+        select(journal.automate, journal.finished_at, journal.duration_seconds, journal.outcome)
+        .where(journal.finished_at >= since)
+        .order_by(journal.finished_at)
+    )
+    return [
+        Run(automate, end, duration, RunOutcome(outcome))
+        for automate, end, duration, outcome in rows
+    ]
+
+
+def repairs_since(connection: Connection, since: datetime) -> list[Repair]:
+    """Every failed attempt since `since` on which self-repair acted or refused to."""
+    crash = crash_journal.c
+    rows = connection.execute(
+        select(crash.automate, crash.occurred_at, crash.fix_applied)
+        .where(crash.occurred_at >= since, crash.fix_applied.is_not(None))
+        .order_by(crash.occurred_at)
+    )
+    return [Repair(automate, at, fix) for automate, at, fix in rows]
 
 
 def _newest(journal: Table, order: Column[Any], automate: str | None, limit: int) -> Select[Any]:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -41,18 +42,22 @@ class Rule:
     purge: str | None = None  # the SET clause of a purge; None: the rows are deleted
     key: str = "id"
 
-    def _picked(self) -> str:
+    def _picked(self, after: bool) -> str:
+        # Keyset: each batch starts past the last key the previous one took, so none walks
+        # again over the index entries of rows already gone (not yet vacuumed away).
+        past = f" AND {self.key} > :after" if after else ""
         return (
-            f"SELECT {self.key} FROM {SCHEMA}.{self.table} WHERE {self.where}"
+            f"SELECT {self.key} FROM {SCHEMA}.{self.table} WHERE {self.where}{past}"
             f" ORDER BY {self.key} LIMIT :batch FOR UPDATE SKIP LOCKED"
         )
 
-    def batch_sql(self) -> str:
+    def batch_sql(self, *, after: bool) -> str:
+        """One batch; it returns the keys it took. With `after`, only keys past `:after`."""
         target = f"{SCHEMA}.{self.table}"
-        picked = f"{self.key} IN ({self._picked()})"
+        picked = f"{self.key} IN ({self._picked(after)})"
         if self.purge is None:
-            return f"DELETE FROM {target} WHERE {picked}"
-        return f"UPDATE {target} SET {self.purge} WHERE {picked}"
+            return f"DELETE FROM {target} WHERE {picked} RETURNING {self.key}"
+        return f"UPDATE {target} SET {self.purge} WHERE {picked} RETURNING {self.key}"
 
     def count_sql(self) -> str:
         return f"SELECT count(*) FROM {SCHEMA}.{self.table} WHERE {self.where}"
@@ -79,6 +84,7 @@ RULES: tuple[Rule, ...] = (
         f"task_run_id IN (SELECT id FROM {SCHEMA}.task_runs WHERE ended_at < :cutoff)",
     ),
     Rule("task runs", "task_runs", lambda r: r.task_runs_days, "ended_at < :cutoff"),
+    Rule("LLM façade calls", "llm_calls", lambda r: r.task_runs_days, "started_at < :cutoff"),
     Rule(
         "scoped runs",
         "runs",
@@ -158,20 +164,22 @@ def apply(
         if only is not None and rule.table not in only:
             continue
         applied = Applied(rule.name, rule.table, now - timedelta(days=rule.days(settings)))
-        sql = text(rule.batch_sql())
+        last: Any = None  # the greatest key taken so far
         while True:
             if deadline is not None and time.monotonic() > deadline:
                 applied.finished, applied.stopped_by = False, "the run's time budget"
                 break
             started = time.perf_counter()
             try:
-                taken = _batch(engine, sql, applied.cutoff, settings.batch_rows)
+                keys = _batch(engine, rule, applied.cutoff, settings.batch_rows, last)
             except StoreError as error:
                 if not _lock_wait(error):
                     raise
                 applied.finished, applied.stopped_by = False, f"a lock held over {LOCK_TIMEOUT}"
                 break
             elapsed = (time.perf_counter() - started) * 1000
+            taken = len(keys)
+            last = max(keys, default=last)
             applied.batches += 1
             applied.rows += taken
             applied.longest_batch_ms = max(applied.longest_batch_ms, elapsed)
@@ -182,10 +190,13 @@ def apply(
     return done
 
 
-def _batch(engine: Engine, sql: object, cutoff: datetime, rows: int) -> int:
+def _batch(engine: Engine, rule: Rule, cutoff: datetime, rows: int, after: Any) -> list[Any]:
+    """One batch of `rule` in its own transaction; the keys it took."""
+    parameters = {"cutoff": cutoff, "batch": rows, "after": after}
     with transaction(engine) as connection:
         connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        return connection.execute(sql, {"cutoff": cutoff, "batch": rows}).rowcount  # type: ignore[call-overload]
+        taken = connection.execute(text(rule.batch_sql(after=after is not None)), parameters)
+        return list(taken.scalars())
 
 
 def _lock_wait(error: StoreError) -> bool:

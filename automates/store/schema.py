@@ -42,6 +42,7 @@ from automates.states import (
     BreakerState,
     BrowserJobStatus,
     HoldReason,
+    LlmCallStatus,
     PerimeterKind,
     RetryOutcome,
     RunOutcome,
@@ -541,4 +542,33 @@ webhook_callers = Table(
     Column("revoked_by", Text),
     _slug_check("name"),
     Index("webhook_callers_token_idx", "token_sha256", unique=True),
+)
+
+# Calls of the LLM facade (automates/agents/llm.py), in their agent's rolling budget beside its
+# task runs: reserved at their worst-case cost before the call, settled at their real cost after
+# (decision 0046). A reservation whose process died stays held until it leaves the window.
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("agent", Text),  # None: a call of the platform's own, in no agent's budget
+    Column("model", Text, nullable=False),
+    Column("automate", Text),  # the guarded run it was made in, if any
+    Column("flow_run_id", Uuid),
+    Column("status", Text, nullable=False, server_default=text(f"'{LlmCallStatus.RESERVED}'")),
+    Column("reserved_usd", Numeric(12, 6), nullable=False),  # its worst case
+    Column("cost_usd", Numeric(12, 6), nullable=False, server_default=text("0")),
+    Column("input_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("output_tokens", BigInteger, nullable=False, server_default=text("0")),
+    _moment("started_at"),
+    Column("ended_at", DateTime(timezone=True)),
+    _slug_check("agent"),
+    _in("status", LlmCallStatus),
+    CheckConstraint("reserved_usd >= 0", name="reserved_usd"),
+    CheckConstraint("cost_usd >= 0", name="cost_usd"),
+    CheckConstraint(
+        f"(status = '{LlmCallStatus.RESERVED}') = (ended_at IS NULL)", name="ended_when_settled"
+    ),
+    Index("llm_calls_agent_idx", "agent", "started_at"),
+    Index("llm_calls_started_at_idx", "started_at"),
 )

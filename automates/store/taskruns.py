@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from automates.states import PerimeterKind, RunStatus, RunTrigger, TaskRunStatus
 from automates.store.rows import StoredRow
 from automates.store.schema import perimeters, runs, task_run_output, task_runs
+from automates.store.spend import llm_committed
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,8 @@ def lock_agent_budget(connection: Connection, agent: str) -> None:
 
 def committed_spend(connection: Connection, agent: str, now: datetime) -> Decimal:
     """Dollars the agent has spent or reserved over the last 24 hours: the cost of task runs
-    that ended in that window, plus the per-run budget of those running (their worst case)."""
+    that ended in that window, plus the per-run budget of those running (their worst case),
+    plus its LLM facade calls of the window (decision 0046)."""
     since = now - timedelta(hours=24)
     spent = select(func.coalesce(func.sum(task_runs.c.cost_usd), 0)).where(
         task_runs.c.agent == agent, task_runs.c.ended_at >= since
@@ -217,8 +219,10 @@ def committed_spend(connection: Connection, agent: str, now: datetime) -> Decima
         task_runs.c.status == TaskRunStatus.RUNNING,
         task_runs.c.dry_run.is_(False),
     )
-    return Decimal(connection.execute(spent).scalar_one()) + Decimal(
-        connection.execute(reserved).scalar_one()
+    return (
+        Decimal(connection.execute(spent).scalar_one())
+        + Decimal(connection.execute(reserved).scalar_one())
+        + llm_committed(connection, agent, since)
     )
 
 

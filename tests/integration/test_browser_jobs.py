@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import shutil
+import stat
 import subprocess
 import uuid
 from pathlib import Path
@@ -77,8 +78,19 @@ def test_a_portal_login_gets_its_second_factor_from_the_server_and_never_shows_i
         consumed_by = connection.execute(
             text("SELECT consumed_by FROM automates.browser_mailbox WHERE code = :c"), {"c": code}
         ).scalar()
+        stored = connection.execute(
+            text("SELECT payload::text FROM automates.browser_jobs WHERE id = :id"), {"id": job.id}
+        ).scalar_one()
     engine.dispose()
     assert consumed_by == job.id
+    # The password is sealed in the store (decision 0048): read back with plain SQL, the row
+    # holds no piece of it (of 5 characters or more), only a Fernet token in its place; the
+    # key is in the data folder, outside the database, its owner's only.
+    pieces = {PASSWORD[i:j] for i in range(len(PASSWORD)) for j in range(i + 5, len(PASSWORD) + 1)}
+    assert not {piece for piece in pieces if piece in stored}
+    assert list(json.loads(stored)["password"]) == ["$encrypted"]
+    key_file = browser_layer.settings.data_path / "browser-payload.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
     async def run_logs_and_states() -> list[str]:
         async with prefect_client(browser_layer.settings.api_url) as client:

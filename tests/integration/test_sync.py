@@ -54,10 +54,13 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
     report = asyncio.run(sync(settings, settings.database_url or ""))
     assert sorted(report.created) == [
         "agent-task-run/agent-task-run",
+        "backup-verify/backup-verify",
+        "backup/backup",
         "breaker-probe/breaker-probe",
         "browser-job-watch/browser-job-watch",
         "disk-space-check/disk-space-check",
         "flow-run-retention/flow-run-retention",
+        "journal-audit/journal-audit",
         "missed-run-check/missed-run-check",
         "registry-reconcile/registry-reconcile",
         "registry-report/registry-report",
@@ -86,10 +89,13 @@ def test_sync_of_the_shipped_registry_reads_back_exactly(server: Settings) -> No
     rows = registry_table(settings)
     assert [r["name"] for r in rows] == [
         "agent-task-run",
+        "backup",
+        "backup-verify",
         "breaker-probe",
         "browser-job-watch",
         "disk-space-check",
         "flow-run-retention",
+        "journal-audit",
         "missed-run-check",
         "registry-reconcile",
         "registry-report",

@@ -155,6 +155,13 @@ def test_each_rule_takes_only_what_is_past_its_time(engine: Engine) -> None:
         " ('me', '123456', now() - interval '2 days'), ('me', '654321', now())",
     )
 
+    _sql(
+        engine,
+        "INSERT INTO automates.llm_calls (agent, model, status, reserved_usd, cost_usd,"
+        " started_at, ended_at) VALUES ('scout', 'm', 'spent', 1, 1, now() - interval '400 days',"
+        " now() - interval '400 days'), ('scout', 'm', 'reserved', 1, 0, now(), NULL)",
+    )
+
     now = datetime.now(UTC)
     with transaction(engine) as connection:
         counted = {(a.rule, a.rows) for a in due(connection, SMALL_BATCHES, now)}
@@ -185,6 +192,9 @@ def test_each_rule_takes_only_what_is_past_its_time(engine: Engine) -> None:
     alerts = {r[0] for r in _sql(engine, "SELECT id FROM automates.alerts")}
     assert alerts == {pending, open_condition, young} and delivered not in alerts
     assert _count(engine, "browser_mailbox") == 1
+    assert (
+        _count(engine, "llm_calls") == 1 and _count(engine, "llm_calls", "status = 'reserved'") == 1
+    )
 
     again = apply(engine, SMALL_BATCHES, now)  # nothing is left to take
     assert sum(a.rows for a in again) == 0 and all(a.batches == 1 for a in again)

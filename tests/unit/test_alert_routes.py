@@ -138,7 +138,7 @@ def test_missing_and_malformed_secrets_name_the_route_never_the_value(
 
 
 def test_kinds_conditions_and_signatures() -> None:
-    latest = importlib.import_module("automates.store.migrations.versions.0009_component_alerts")
+    latest = importlib.import_module("automates.store.migrations.versions.0016_llm_spend")
     assert latest.AFTER == ALERT_KINDS  # the CHECK list the migrations leave: every kind
     assert condition(AlertKind.COMPONENT_RECOVERED, "alerts") == condition(
         AlertKind.COMPONENT_CRASH_LOOP, "alerts"

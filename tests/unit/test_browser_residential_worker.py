@@ -35,6 +35,7 @@ def test_prefect_is_pointed_at_the_gate_with_the_worker_credential(
         ({"AUTOMATES_GATE_URL": "gate:4300"}, "AUTOMATES_GATE_URL"),
         ({"AUTOMATES_GATE_WORKER_TOKEN": "short"}, "AUTOMATES_GATE_WORKER_TOKEN"),
         ({"AUTOMATES_DATABASE_URL": "postgresql://x"}, "server secrets"),
+        ({"AUTOMATES_BROWSER_PAYLOAD_KEY": "k" * 44}, "AUTOMATES_BROWSER_PAYLOAD_KEY"),
     ],
 )
 def test_a_bad_or_overprivileged_env_is_refused(

@@ -12,6 +12,7 @@ from automates.errors import LlmError
 from automates.guard import journal
 from automates.settings import Settings
 from automates.settings.groups import LlmSettings
+from automates.store.engine import make_engine, migrate
 from tests.fixtures.fake_claude.messages_api import FakeMessagesApi, failure, serve, text
 
 
@@ -29,18 +30,23 @@ def guarded_run() -> Iterator[journal.RunJournal]:
         yield run
 
 
-def facade(api: FakeMessagesApi, max_retries: int = 2) -> Llm:
+def facade(api: FakeMessagesApi, max_retries: int = 2, store: str | None = None) -> Llm:
+    """The facade; its calls of no agent go unrecorded without a `store`, a call of an agent
+    needs one (its budget: tests/store/test_llm_spend.py)."""
     llm = LlmSettings(
         api_base_url=api.url, max_retries=max_retries, agent_models={"scout": "claude-haiku-4-5"}
     )
-    return Llm(Settings(llm=llm))
+    return Llm(Settings(llm=llm, database_url=store))
 
 
 def test_generate_sends_the_resolved_model_and_accounts_the_usage(
-    api: FakeMessagesApi, guarded_run: journal.RunJournal
+    api: FakeMessagesApi, guarded_run: journal.RunJournal, scratch_database: str
 ) -> None:
+    migrate(engine := make_engine(scratch_database))
+    engine.dispose()
     api.responder = lambda request: text("A tidy summary.", input_tokens=1000, output_tokens=200)
-    reply = facade(api).generate("Summarise this", system="Be brief", agent="scout")
+    llm = facade(api, store=scratch_database)
+    reply = llm.generate("Summarise this", system="Be brief", agent="scout")
     assert reply.text == "A tidy summary."
     assert reply.stop_reason == "end_turn"
     request = api.requests[0]

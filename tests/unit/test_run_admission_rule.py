@@ -116,6 +116,7 @@ def test_a_run_environment_keeps_the_basics_and_the_layers_settings_only() -> No
         "AUTOMATES_DATABASE_URL": "postgresql://u:secret@h/db",
         "AUTOMATES_WEBHOOK_TOKEN": "t" * 20,
         "AUTOMATES_GATE_WORKER_TOKEN": "g" * 20,
+        "AUTOMATES_BROWSER_PAYLOAD_KEY": "k" * 44,
         "AWS_SECRET_ACCESS_KEY": "aws",
         "ANTHROPIC_API_KEY": "sk-ant",
     }
@@ -132,6 +133,7 @@ def test_a_run_environment_keeps_the_basics_and_the_layers_settings_only() -> No
         "AUTOMATES_DATABASE_URL",
         "AUTOMATES_WEBHOOK_TOKEN",
         "AUTOMATES_GATE_WORKER_TOKEN",
+        "AUTOMATES_BROWSER_PAYLOAD_KEY",
         "PREFECT_API_DATABASE_CONNECTION_URL",
         "PREFECT_SERVER_API_AUTH_STRING",
     } & set(kept)

@@ -1,0 +1,156 @@
+"""Cost and runaway alerts end to end: task runs on the real agent dispatcher, the LLM CLI being
+the fake CLI, refused over budget or killed at their cost or time bound, and the day's spend
+passing its thresholds; each alert delivered by the real deliverer to a local HTTP receiver."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import text
+
+from automates.alerts.routes import Routing
+from automates.settings import Settings
+from automates.settings.groups import AlertSettings
+from automates.store.alerts import save_routing
+from automates.store.engine import make_engine, transaction
+from tests.fixtures.deliverer import delivering
+from tests.fixtures.receivers import HttpSink, ReceivedRequest
+from tests.fixtures.servers import store_rows, wait_for
+from tests.fixtures.task_runs import fake_cli, start
+
+
+@contextmanager
+def routed_to(layer: Settings, sink: HttpSink, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The deliverer, routing every alert to the local receiver, without a rate limit."""
+    monkeypatch.setenv("SPEND_HOOK_URL", f"{sink.base_url}/hooks/spend")
+    routing = Routing.model_validate(
+        {
+            "routes": [
+                {
+                    "name": "hook",
+                    "channel": "webhook",
+                    "url": {"env": "SPEND_HOOK_URL"},
+                    "rate_limit_per_hour": 1000,
+                }
+            ],
+            "alerts": {"default": ["hook"]},
+        }
+    )
+    engine = make_engine(layer.database_url or "")
+    with transaction(engine) as connection:
+        save_routing(connection, routing.model_dump(mode="json"))
+    quick = Settings(
+        database_url=layer.database_url,
+        alert=AlertSettings(poll_seconds=0.2, retry_seconds=0.2, retry_max_seconds=1.0),
+    )
+    try:
+        with delivering(quick, engine):
+            yield
+    finally:
+        engine.dispose()
+
+
+def received(sink: HttpSink, needle: str, count: int) -> list[ReceivedRequest]:
+    """The first `count` messages holding `needle` at the receiver, once they are in (other
+    tests' alerts left in the session's outbox may arrive too)."""
+    return wait_for(
+        lambda: (
+            ours
+            if len(ours := [r for r in sink.requests if needle in r.json()["message"]]) >= count
+            else None
+        ),
+        60,
+        f"{count} alert(s) saying {needle!r} at the receiver",
+    )
+
+
+def spent_today(layer: Settings, agent: str, cost: Decimal) -> None:
+    """A task run of `agent` that ended just now, having cost `cost` dollars."""
+    engine = make_engine(layer.database_url or "")
+    with transaction(engine) as connection:
+        connection.execute(
+            text(
+                "INSERT INTO automates.task_runs (id, codename, agent, prompt, template, perimeter,"
+                " timeout_seconds, status, attempts, cost_usd, ended_at) VALUES (:id, 'earlier',"
+                " :agent, 'p', 'research', 'acme', 60, 'completed', 1, :cost, now())"
+            ),
+            {"id": uuid4(), "agent": agent, "cost": cost},
+        )
+    engine.dispose()
+
+
+def alerts_about(layer: Settings, agent: str) -> list[dict[str, Any]]:
+    return store_rows(
+        layer,
+        "SELECT a.kind, a.title, a.facts, d.status FROM automates.alerts a"
+        " JOIN automates.alert_deliveries d ON d.alert_id = a.id"
+        " WHERE a.facts->>'agent' = :agent ORDER BY a.id",
+        agent=agent,
+    )
+
+
+def test_over_budget_refusals_and_runaway_kills_reach_the_routes(
+    layer: Settings, tmp_path: Path, http_sink: HttpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = f"spender-{os.urandom(3).hex()}"
+    with routed_to(layer, http_sink, monkeypatch):
+        # Refused before start: $19.50 of the agent's $20 are spent today.
+        spent_today(layer, agent, Decimal("19.5"))
+        fake_cli(layer, tmp_path, "success")
+        assert start(layer, agent=agent, codename="refused")["status"] == "over_budget"
+        # Killed at its running cost, and at its time bound (another agent, with budget left).
+        runner = f"{agent}-b"
+        fake_cli(layer, tmp_path, "runaway")
+        assert start(layer, agent=runner, codename="costly", budget="0.5")["status"] == (
+            "over_budget"
+        )
+        fake_cli(layer, tmp_path, "hang")
+        assert start(layer, agent=runner, codename="slow", timeout="3")["status"] == "timed_out"
+        [refusal] = received(http_sink, f"refused of agent {agent} ", 1)
+        kills = received(http_sink, f"of agent {runner} killed", 2)
+    assert "refused before start" in refusal.json()["message"]
+    assert "$20.00 budget" in refusal.json()["message"]
+    messages = sorted(r.json()["message"] for r in kills)
+    assert "Task run costly of agent" in messages[0] and "over the $0.5 budget" in messages[0]
+    assert "Task run slow of agent" in messages[1] and "timed out after 3 s" in messages[1]
+    assert [(a["kind"], a["status"]) for a in alerts_about(layer, runner)] == [
+        ("task_run_killed", "sent"),
+        ("task_run_killed", "sent"),
+    ]
+
+
+def test_the_days_thresholds_alert_once_per_agent_and_level(
+    layer: Settings, tmp_path: Path, http_sink: HttpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = f"payer-{os.urandom(3).hex()}"
+    fake_cli(layer, tmp_path, "success")  # each run costs about 2 cents
+    with routed_to(layer, http_sink, monkeypatch):
+        spent_today(layer, agent, Decimal("9.99"))
+        for codename in ("first", "second"):  # past $10, then still past: one warning
+            assert start(layer, agent=agent, codename=codename)["status"] == "completed"
+        # Half a run under the critical $18, the next run's $2 budget still fitting in the $20.
+        [(total, each)] = [
+            (r["total"], r["each"])
+            for r in store_rows(
+                layer,
+                "SELECT sum(cost_usd) AS total, max(cost_usd) FILTER (WHERE codename = 'first')"
+                " AS each FROM automates.task_runs WHERE agent = :agent",
+                agent=agent,
+            )
+        ]
+        spent_today(layer, agent, Decimal(18) - total - each / 2)
+        assert start(layer, agent=agent, codename="third")["status"] == "completed"
+        warning, critical = received(http_sink, f"{agent} spent $", 2)
+    assert "over its warning threshold of $10.00" in warning.json()["title"]
+    assert "over its critical threshold of $18.00" in critical.json()["title"]
+    assert [(a["kind"], a["facts"]["level"], a["status"]) for a in alerts_about(layer, agent)] == [
+        ("spend_warning", "warning", "sent"),
+        ("spend_critical", "critical", "sent"),
+    ]
