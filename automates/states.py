@@ -154,6 +154,8 @@ class HoldReason(StrEnum):
 
     MISFIRE = "misfire"
     """Its misfire policy met an outage too old to catch up on its own."""
+    PAUSED = "paused"
+    """An operator paused it (`automates pause NAME`), until `automates resume NAME`."""
 
 
 class ToolCallOutcome(StrEnum):

@@ -1,4 +1,5 @@
-"""Holds: automates held for operator review (holds, release)."""
+"""Holds: automates held for operator review (holds, release), and an operator's own pause
+(pause, resume): a hold too, so sync, reconcile and the dead-man check respect it."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ from automates.cli.output import JsonOption, console, emit_json, handle_errors, 
 from automates.errors import AutomatesError, UnknownAutomateError
 from automates.guard.breaker import deployment_of
 from automates.guard.orchestrator import PrefectOrchestrator
+from automates.registry.model import Automate, Registry
+from automates.settings import Settings
+from automates.states import HoldReason
 from automates.store.breakers import held_automates
 from automates.store.database import database_url
 from automates.store.declared import declared_registry
 from automates.store.engine import make_engine, transaction
 from automates.store.held import schedules_held
-from automates.store.holds import ever_held, list_holds, release_hold
+from automates.store.holds import ever_held, list_holds, open_hold, open_hold_of, release_hold
 
 app = typer.Typer()
 
@@ -49,7 +53,7 @@ def holds_command(
         released = (
             f"{row.released_at:%Y-%m-%d %H:%M} by {row.released_by}" if row.released_at else "open"
         )
-        held_at = f"{row.held_at:%Y-%m-%d %H:%M}"
+        held_at = f"{row.held_at:%Y-%m-%d %H:%M}" + (f" by {row.held_by}" if row.held_by else "")
         table.add_row(row.automate, row.reason, held_at, released, row.detail)
     console.print(table)
 
@@ -72,8 +76,13 @@ def release_command(
     engine = make_engine(database_url(settings))
     try:
         with transaction(engine) as connection:
-            released = release_hold(connection, name, who)
+            released = release_hold(connection, name, who, HoldReason.MISFIRE)
             if not released:
+                if open_hold_of(connection, name, HoldReason.PAUSED) is not None:
+                    raise AutomatesError(
+                        f"automate {name!r} is paused, not held for review: `automates resume "
+                        f"{name}`; nothing was changed"
+                    )
                 if automate is None and not ever_held(connection, name):
                     known = ", ".join(a.name for a in registry.automates)
                     raise UnknownAutomateError(
@@ -109,9 +118,14 @@ def release_command(
 
 
 def _still_held(connection: Any, name: str, registry: Any, pool: str) -> str | None:
-    """Why the schedules stay paused after the release, if something else holds them."""
+    """Why the schedules stay paused after a release or a resume, if something else holds
+    them."""
     if name in held_automates(connection):
         return "circuit breaker not closed"
+    if open_hold_of(connection, name, HoldReason.PAUSED) is not None:
+        return f"paused: `automates resume {name}`"
+    if open_hold_of(connection, name, HoldReason.MISFIRE) is not None:
+        return f"held for review: `automates release {name}`"
     if name in schedules_held(connection, registry, pool):
         return "awaiting approval"
     return None
@@ -128,3 +142,97 @@ def _resume(api_url: str, name: str, automate: Any, still: str | None) -> str:
             return "untouched (no deployment: run `automates sync`)"
         PrefectOrchestrator().set_schedules_active(deployment_id, active=automate.enabled)
     return "resumed" if automate.enabled else "kept inactive (disabled)"
+
+
+@app.command("pause")
+@handle_errors
+def pause_command(
+    name: str = typer.Argument(..., help="The automate to pause."),
+    reason: str = typer.Option("", "--reason", help="Why (recorded, shown by `holds`)."),
+    by: str | None = typer.Option(None, "--by", help="Who pauses it (default: your user)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Pause an automate's schedules until `automates resume`: recorded with who and why, kept
+    paused by sync and reconcile (not drift), not judged by the dead-man check."""
+    settings = load_settings()
+    who = _who(by)
+    automate = _declared(declared_registry(settings), name)
+    detail = reason.strip() or "paused by an operator (no reason given)"
+    engine = make_engine(database_url(settings))
+    try:
+        with transaction(engine) as connection:
+            if open_hold(connection, name, HoldReason.PAUSED, detail, who) is None:
+                hold = open_hold_of(connection, name, HoldReason.PAUSED)
+                since = f" by {hold.held_by} at {hold.held_at:%Y-%m-%d %H:%M}" if hold else ""
+                raise AutomatesError(
+                    f"automate {name!r} is already paused{since}: `automates resume {name}`; "
+                    "nothing was changed"
+                )
+    finally:
+        engine.dispose()
+    schedules = _set_active(settings, automate, active=False)
+    _report(as_json, {"automate": name, "paused_by": who, "reason": detail, "schedules": schedules})
+
+
+@app.command("resume")
+@handle_errors
+def resume_command(
+    name: str = typer.Argument(..., help="The paused automate."),
+    by: str | None = typer.Option(None, "--by", help="Who resumes it (default: your user)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Resume a paused automate's schedules (unless a hold, its breaker or its approval still
+    holds them, or it is disabled)."""
+    settings = load_settings()
+    who = _who(by)
+    registry = declared_registry(settings)
+    automate = _declared(registry, name)
+    engine = make_engine(database_url(settings))
+    try:
+        with transaction(engine) as connection:
+            if not release_hold(connection, name, who, HoldReason.PAUSED):
+                raise AutomatesError(
+                    f"automate {name!r} is not paused; nothing was changed (`automates holds` "
+                    "lists what holds automates)"
+                )
+            still = _still_held(connection, name, registry, settings.work_pool)
+    finally:
+        engine.dispose()
+    schedules = _resume(settings.api_url, name, automate, still)
+    _report(as_json, {"automate": name, "resumed_by": who, "schedules": schedules})
+
+
+def _who(by: str | None) -> str:
+    who = (by if by is not None else getpass.getuser()).strip()
+    if not who:
+        raise AutomatesError("--by: give who does it (a name, not empty); nothing was changed")
+    return who
+
+
+def _declared(registry: Registry, name: str) -> Automate:
+    automate = registry.get(name)
+    if automate is None or not automate.kind.deployable:
+        known = ", ".join(a.name for a in registry.deployable)
+        raise UnknownAutomateError(f"no deployed automate named {name!r} (known: {known})")
+    return automate
+
+
+def _set_active(settings: Settings, automate: Automate, *, active: bool) -> str:
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+        deployment_id = deployment_of(automate.name)
+        if deployment_id is None:
+            return "none deployed yet (sync keeps them paused)"
+        PrefectOrchestrator().set_schedules_active(deployment_id, active=active)
+    return "paused" if not active else "resumed"
+
+
+def _report(as_json: bool, result: dict[str, Any]) -> None:
+    if as_json:
+        emit_json(result)
+        return
+    verb = "paused" if "paused_by" in result else "resumed"
+    who = result.get("paused_by") or result.get("resumed_by")
+    console.print(
+        f"{verb} {result['automate']} (by {who}); schedules {result['schedules']}",
+        highlight=False,
+    )

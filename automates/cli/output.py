@@ -118,16 +118,22 @@ def handle_errors(command: F) -> F:
                 ]
                 emit_json({"error": "invalid declarations", "problems": problems})
             else:
-                errors.print(f"[red]error:[/red] {masked(str(error))}", highlight=False)
+                _error_line(str(error))
             raise typer.Exit(EXIT_ERROR) from None
         except AutomatesError as error:
             if kwargs.get("as_json"):
                 emit_json({"error": masked(str(error))})
             else:
-                errors.print(f"[red]error:[/red] {masked(str(error))}", highlight=False)
+                _error_line(str(error))
             raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _error_line(message: str) -> None:
+    # One line, never wrapped at the terminal's width: an error is read, searched and pasted
+    # whole (the terminal still folds it on screen).
+    errors.print(f"[red]error:[/red] {masked(message)}", highlight=False, soft_wrap=True)
 
 
 JsonOption = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")

@@ -24,6 +24,7 @@ class Hold(StoredRow):
     held_at: datetime
     released_at: datetime | None  # None while the hold is open
     released_by: str | None
+    held_by: str | None  # who paused it; None for a hold the guard opened
 
 
 def held_for_review(connection: Connection) -> frozenset[str]:
@@ -32,13 +33,15 @@ def held_for_review(connection: Connection) -> frozenset[str]:
     return frozenset(name for (name,) in rows)
 
 
-def open_hold(connection: Connection, automate: str, reason: str, detail: str) -> int | None:
+def open_hold(
+    connection: Connection, automate: str, reason: str, detail: str, by: str | None = None
+) -> int | None:
     """Open a hold; its id, or None when the automate already has an open hold for `reason`
     (one at most: the partial unique index `holds_open_idx` decides between concurrent
     callers)."""
     inserted = connection.execute(
         insert(holds)
-        .values(automate=automate, reason=reason, detail=detail)
+        .values(automate=automate, reason=reason, detail=detail, held_by=by)
         .on_conflict_do_nothing(
             index_elements=[holds.c.automate, holds.c.reason],
             index_where=holds.c.released_at.is_(None),
@@ -65,15 +68,27 @@ def released_since(
     return Hold.from_row(row) if row else None
 
 
-def release_hold(connection: Connection, automate: str, by: str) -> list[Hold]:
-    """Release every open hold of `automate`, recording who and when; the released rows."""
+def release_hold(
+    connection: Connection, automate: str, by: str, reason: HoldReason | None = None
+) -> list[Hold]:
+    """Release every open hold of `automate` (of one `reason`, if given), recording who and
+    when; the released rows."""
+    query = update(holds).where(holds.c.automate == automate, holds.c.released_at.is_(None))
+    if reason is not None:
+        query = query.where(holds.c.reason == reason)
     rows = connection.execute(
-        update(holds)
-        .where(holds.c.automate == automate, holds.c.released_at.is_(None))
-        .values(released_at=func.now(), released_by=by)
-        .returning(*holds.c)
+        query.values(released_at=func.now(), released_by=by).returning(*holds.c)
     )
     return [Hold.from_row(row) for row in rows]
+
+
+def open_hold_of(connection: Connection, automate: str, reason: HoldReason) -> Hold | None:
+    row = connection.execute(
+        select(holds).where(
+            holds.c.automate == automate, holds.c.reason == reason, holds.c.released_at.is_(None)
+        )
+    ).one_or_none()
+    return Hold.from_row(row) if row else None
 
 
 def list_holds(connection: Connection, *, include_released: bool = False) -> list[Hold]:

@@ -387,6 +387,7 @@ holds = Table(
     _moment("held_at"),
     Column("released_at", DateTime(timezone=True)),
     Column("released_by", Text),
+    Column("held_by", Text),  # who paused it; NULL for a hold the guard opened (from 0017)
     _in("reason", HoldReason),
     CheckConstraint("(released_at IS NULL) = (released_by IS NULL)", name="released_by_whom"),
     Index(

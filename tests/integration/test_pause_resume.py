@@ -1,0 +1,70 @@
+"""An operator's pause, through the CLI on a real server and store: the schedules pause and stay
+paused through sync and reconcile (no drift), recorded with who and why; resume brings them
+back; bad requests change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from automates.server.client import prefect_client
+from automates.settings import Settings
+from tests.fixtures.commands import invoke, invoke_json
+from tests.fixtures.projects import Project, automate
+from tests.fixtures.servers import cli_env, store_rows
+
+NIGHTLY = "hello/nightly"
+
+
+def schedules_active(settings: Settings) -> list[bool]:
+    async def read() -> list[bool]:
+        async with prefect_client(settings.api_url) as client:
+            deployment = await client.read_deployment_by_name(NIGHTLY)
+        return [s.active for s in deployment.schedules]
+
+    return asyncio.run(read())
+
+
+def test_a_paused_automate_stays_paused_until_resumed(server: Settings, project: Project) -> None:
+    store_rows(server, "DELETE FROM automates.holds WHERE automate = 'nightly' RETURNING id")
+    two = [
+        {"slug": "early", "cron": "0 3 * * *", "timezone": "UTC"},
+        {"slug": "late", "cron": "0 23 * * *", "timezone": "UTC"},
+    ]
+    settings = project.declare_and_sync(server, automate("nightly", schedules=two))
+    env = cli_env(settings)
+    assert schedules_active(settings) == [True, True]
+
+    paused = invoke_json(env, "pause", "nightly", "--reason", "disk migration", "--by", "ana")
+    assert paused == {
+        "automate": "nightly",
+        "paused_by": "ana",
+        "reason": "disk migration",
+        "schedules": "paused",
+    }
+    assert schedules_active(settings) == [False, False]
+    [hold] = invoke_json(env, "holds")
+    assert (hold["reason"], hold["held_by"], hold["detail"]) == ("paused", "ana", "disk migration")
+
+    # Refused, nothing changed: a second pause, an unknown name, `release` (not a review hold).
+    again = invoke(env, "pause", "nightly", code=2)
+    assert "already paused by ana" in again.stdout + again.stderr
+    unknown = invoke(env, "pause", "nowhere", code=2)
+    assert "no deployed automate named 'nowhere'" in unknown.stdout + unknown.stderr
+    release = invoke(env, "release", "nightly", code=2)
+    assert "is paused, not held for review: `automates resume nightly`" in release.stderr
+    assert len(invoke_json(env, "holds")) == 1
+
+    # Sync and reconcile keep it paused: not drift.
+    invoke_json(env, "sync")
+    assert schedules_active(settings) == [False, False]
+    reconciled = invoke_json(env, "reconcile")
+    assert reconciled["drifts"] == [], reconciled
+
+    resumed = invoke_json(env, "resume", "nightly", "--by", "ben")
+    assert (resumed["resumed_by"], resumed["schedules"]) == ("ben", "resumed")
+    assert schedules_active(settings) == [True, True]
+    assert invoke_json(env, "holds") == []
+    [past] = invoke_json(env, "holds", "--all")
+    assert (past["released_by"], past["held_by"]) == ("ben", "ana")
+    not_paused = invoke(env, "resume", "nightly", code=2)
+    assert "is not paused" in not_paused.stdout + not_paused.stderr
