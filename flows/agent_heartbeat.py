@@ -45,9 +45,12 @@ def agent_heartbeat(agent: str) -> State:
     """One check-in of `agent`: skipped, acknowledged, or a finding."""
     settings = Settings()
     engine = store(settings.store_block)
+    # The check-in's task run has the flow run's id: a retry finds its own earlier attempt's
+    # row still running, which is not another task run in flight.
+    flow_run_id = get_run_context().flow_run.id  # type: ignore[union-attr]
     with transaction(engine) as connection:
         heartbeat = heartbeat_of(connection, agent)
-        in_flight = task_runs_in_flight(connection, agent)
+        in_flight = task_runs_in_flight(connection, agent, but=flow_run_id)
     if heartbeat is None:
         return Failed(message=f"agent {agent!r} has no heartbeat configured")
     try:
@@ -57,7 +60,6 @@ def agent_heartbeat(agent: str) -> State:
     reason = skip_reason(heartbeat, checklist, in_flight, datetime.now(UTC))
     if reason is not None:
         return Completed(name="Skipped", message=f"skipped before any model call: {reason}")
-    flow_run_id = get_run_context().flow_run.id  # type: ignore[union-attr]
     try:
         request = TaskRunRequest(
             codename=heartbeat.name,

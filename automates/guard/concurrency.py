@@ -35,7 +35,7 @@ from prefect.states import Completed, Failed
 
 from automates.guard.context import RunContext
 from automates.guard.journal import RunJournal
-from automates.guard.recording import record_run, store
+from automates.guard.recording import record_run, session_store
 from automates.scheduling.concurrency import Concurrency, wait_budget
 from automates.store.journals import (
     lock_holder,
@@ -115,7 +115,7 @@ def _slot(run: RunContext) -> Iterator[State | None]:
         yield None
         return
     try:
-        connection = store(run.settings.store_block).connect()
+        connection = session_store(run.settings.store_block).connect()
     except Exception as error:
         if policy.advisory_lock:
             raise  # money or durable data never runs without its lock

@@ -19,7 +19,7 @@ from automates.registry.policy import GuardPolicy
 from automates.scheduling.breaker import FAILURE, SUCCESS, Transition
 from automates.settings import Settings
 from automates.states import BreakerState, RetryOutcome, RunOutcome
-from automates.store.engine import transaction
+from automates.store.engine import session_engine, transaction
 from automates.store.journals import Crash, Execution, record_crash, record_execution
 
 # Final states the guard names itself; any other is known by its type.
@@ -61,6 +61,13 @@ def store(block_name: str) -> Engine:
     from blocks.store import store_engine_from_block
 
     return store_engine_from_block(block_name)
+
+
+@cache
+def session_store(block_name: str) -> Engine:
+    """The store without a pool, for the connection a run holds while it runs (its concurrency
+    slot): never one of the shared pool's few connections (store/engine.py session_engine)."""
+    return session_engine(store(block_name))
 
 
 def record_run(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from automates.errors import StoreError
 from automates.store.schema import SCHEMA
@@ -23,6 +24,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def make_engine(url: str) -> Engine:
     return create_engine(store_url(url), pool_pre_ping=True, pool_size=2, max_overflow=3)
+
+
+def session_engine(engine: Engine) -> Engine:
+    """An engine on the same database whose every connection is its own session, opened on
+    connect and closed on close (no pool): for a connection held as long as a run, such as the
+    one carrying a run's advisory locks. From a small pool shared by every flow of one process
+    (the agent dispatcher, the warm worker), a few long runs would take every connection and
+    leave the others' short statements waiting."""
+    return create_engine(engine.url, poolclass=NullPool)
 
 
 @contextmanager

@@ -274,12 +274,14 @@ def stuck_task_runs(connection: Connection, now: datetime, stuck_seconds: int) -
     return [TaskRun.from_row(r) for r in rows]
 
 
-def task_runs_in_flight(connection: Connection, agent: str) -> int:
-    """How many of the agent's task runs are pending or running."""
+def task_runs_in_flight(connection: Connection, agent: str, but: UUID | None = None) -> int:
+    """How many of the agent's task runs are pending or running (other than `but`)."""
     query = select(func.count()).where(
         task_runs.c.agent == agent,
         task_runs.c.status.in_([TaskRunStatus.PENDING.value, TaskRunStatus.RUNNING.value]),
     )
+    if but is not None:
+        query = query.where(task_runs.c.id != but)
     return int(connection.execute(query).scalar_one())
 
 
