@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from automates.browser import jobs
@@ -20,7 +19,6 @@ from automates.browser.kinds import parse_payload
 from automates.browser.payload_secrets import (
     KEY_VARIABLE,
     SEALED,
-    PayloadKeys,
     opened_payload,
     sealed_payload,
 )
@@ -28,25 +26,13 @@ from automates.settings import Settings
 from automates.store.engine import make_engine, migrate, transaction
 from tests.fixtures.browser_layer import auth, start_gate, stop
 from tests.fixtures.commands import run_module
-
-SECRET = "s3cret-Value!42"
-LOGIN = {
-    "login_url": "https://portal.example.org/login",
-    "username": "ada@example.org",
-    "password": SECRET,
-    "mailbox": "portal@example.org",
-}
-OLD, NEW, FOREIGN = (Fernet.generate_key().decode() for _ in range(3))
-
-
-def _keys(*keys: str) -> PayloadKeys:
-    return PayloadKeys(tuple(Fernet(key) for key in keys), KEY_VARIABLE)
+from tests.fixtures.payload_keys import FOREIGN, LOGIN, NEW, OLD, SECRET, keys_of
 
 
 def _payload(*keys: str) -> dict[str, Any]:
     """The login payload as the store keeps it: sealed with `keys`, or plain without any."""
     model = parse_payload("portal_login", LOGIN)
-    return sealed_payload(model, _keys(*keys)) if keys else model.model_dump(mode="json")
+    return sealed_payload(model, keys_of(*keys)) if keys else model.model_dump(mode="json")
 
 
 def _insert(database_url: str, rows: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -150,14 +136,14 @@ def test_encrypt_payloads_seals_plain_rows_and_reseals_old_ones_with_the_newest_
     }
     stored = _stored(scratch_database)
     assert SECRET not in first.stdout + first.stderr + "".join(p for p, _, _ in stored.values())
-    newest = _keys(NEW)  # the old key can now be dropped
+    newest = keys_of(NEW)  # the old key can now be dropped
     for name in ("plain", "old", "new"):
         payload = json.loads(stored[str(ids[name])][0])
         assert list(payload["password"]) == [SEALED]
         assert opened_payload(ids[name], payload, newest)["password"] == SECRET
     # The unreadable row is left as it was: sealed with a key only its owner has.
     foreign = json.loads(stored[str(ids["foreign"])][0])
-    assert opened_payload(ids["foreign"], foreign, _keys(FOREIGN))["password"] == SECRET
+    assert opened_payload(ids["foreign"], foreign, keys_of(FOREIGN))["password"] == SECRET
     again = run_module("automates.cli", "browser", "encrypt-payloads", "--json", env=env)
     assert json.loads(again.stdout)["unchanged"] == 4  # nothing left to do
     assert not (tmp_path / "browser-payload.key").exists()  # the setting was used

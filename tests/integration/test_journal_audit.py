@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,14 +16,11 @@ import pytest
 import yaml
 from sqlalchemy import Connection, Engine, text
 
-from automates.alerts.routes import Routing
 from automates.settings import Settings
-from automates.settings.groups import AlertSettings
-from automates.store.alerts import save_routing
 from automates.store.engine import make_engine, transaction
 from automates.sync import sync
 from tests.conftest import REPO
-from tests.fixtures.deliverer import delivering
+from tests.fixtures.deliverer import routed_to
 from tests.fixtures.receivers import HttpSink
 from tests.fixtures.servers import layer_settings, run_deployment, store_rows, wait_for
 from tests.integration.test_builtin_automates import artifact
@@ -88,39 +83,6 @@ def spent(connection: Connection, agent: str, ended: datetime, cost: str) -> Non
         ),
         {"id": uuid4(), "agent": agent, "cost": cost, "ended": ended},
     )
-
-
-@contextmanager
-def routed_to(
-    settings: Settings, sink: HttpSink, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    """The deliverer, routing every alert to the local receiver, without a rate limit."""
-    monkeypatch.setenv("AUDIT_HOOK_URL", f"{sink.base_url}/hooks/audit")
-    routing = Routing.model_validate(
-        {
-            "routes": [
-                {
-                    "name": "hook",
-                    "channel": "webhook",
-                    "url": {"env": "AUDIT_HOOK_URL"},
-                    "rate_limit_per_hour": 1000,
-                }
-            ],
-            "alerts": {"default": ["hook"]},
-        }
-    )
-    engine = make_engine(settings.database_url or "")
-    with transaction(engine) as connection:
-        save_routing(connection, routing.model_dump(mode="json"))
-    quick = Settings(
-        database_url=settings.database_url,
-        alert=AlertSettings(poll_seconds=0.2, retry_seconds=0.2, retry_max_seconds=1.0),
-    )
-    try:
-        with delivering(quick, engine):
-            yield
-    finally:
-        engine.dispose()
 
 
 def seed(engine: Engine, tag: str) -> dict[str, str]:
@@ -191,7 +153,7 @@ def test_the_audit_reports_its_findings_and_alerts_each_one(
     subjects = seed(engine, tag)
     engine.dispose()
 
-    with routed_to(settings, http_sink, monkeypatch):
+    with routed_to(settings, http_sink, monkeypatch, "audit"):
         flow_run = run_deployment(settings, "journal-audit/journal-audit", timeout=180)
         assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
         assert flow_run.state_name == "Findings"

@@ -5,8 +5,6 @@ passing its thresholds; each alert delivered by the real deliverer to a local HT
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,46 +13,12 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import text
 
-from automates.alerts.routes import Routing
 from automates.settings import Settings
-from automates.settings.groups import AlertSettings
-from automates.store.alerts import save_routing
 from automates.store.engine import make_engine, transaction
-from tests.fixtures.deliverer import delivering
+from tests.fixtures.deliverer import routed_to
 from tests.fixtures.receivers import HttpSink, ReceivedRequest
 from tests.fixtures.servers import store_rows, wait_for
 from tests.fixtures.task_runs import fake_cli, start
-
-
-@contextmanager
-def routed_to(layer: Settings, sink: HttpSink, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The deliverer, routing every alert to the local receiver, without a rate limit."""
-    monkeypatch.setenv("SPEND_HOOK_URL", f"{sink.base_url}/hooks/spend")
-    routing = Routing.model_validate(
-        {
-            "routes": [
-                {
-                    "name": "hook",
-                    "channel": "webhook",
-                    "url": {"env": "SPEND_HOOK_URL"},
-                    "rate_limit_per_hour": 1000,
-                }
-            ],
-            "alerts": {"default": ["hook"]},
-        }
-    )
-    engine = make_engine(layer.database_url or "")
-    with transaction(engine) as connection:
-        save_routing(connection, routing.model_dump(mode="json"))
-    quick = Settings(
-        database_url=layer.database_url,
-        alert=AlertSettings(poll_seconds=0.2, retry_seconds=0.2, retry_max_seconds=1.0),
-    )
-    try:
-        with delivering(quick, engine):
-            yield
-    finally:
-        engine.dispose()
 
 
 def received(sink: HttpSink, needle: str, count: int) -> list[ReceivedRequest]:
@@ -100,7 +64,7 @@ def test_over_budget_refusals_and_runaway_kills_reach_the_routes(
     layer: Settings, tmp_path: Path, http_sink: HttpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     agent = f"spender-{os.urandom(3).hex()}"
-    with routed_to(layer, http_sink, monkeypatch):
+    with routed_to(layer, http_sink, monkeypatch, "spend"):
         # Refused before start: $19.50 of the agent's $20 are spent today.
         spent_today(layer, agent, Decimal("19.5"))
         fake_cli(layer, tmp_path, "success")
@@ -131,7 +95,7 @@ def test_the_days_thresholds_alert_once_per_agent_and_level(
 ) -> None:
     agent = f"payer-{os.urandom(3).hex()}"
     fake_cli(layer, tmp_path, "success")  # each run costs about 2 cents
-    with routed_to(layer, http_sink, monkeypatch):
+    with routed_to(layer, http_sink, monkeypatch, "spend"):
         spent_today(layer, agent, Decimal("9.99"))
         for codename in ("first", "second"):  # past $10, then still past: one warning
             assert start(layer, agent=agent, codename=codename)["status"] == "completed"

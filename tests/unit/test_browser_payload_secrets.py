@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from automates.browser.kinds import KINDS, FormSecret, Payload, SafeUrl, parse_payload
@@ -20,7 +19,6 @@ from automates.browser.payload_secrets import (
     KEY_FILE,
     KEY_VARIABLE,
     SEALED,
-    PayloadKeys,
     _resealed,
     key_path,
     opened_payload,
@@ -31,19 +29,7 @@ from automates.errors import BrowserPayloadKeyError
 from automates.settings import Settings
 from automates.settings.groups import BrowserSettings
 from tests.conftest import REPO
-
-SECRET = "s3cret-Value!42"
-LOGIN = {
-    "login_url": "https://portal.example.org/login",
-    "username": "ada@example.org",
-    "password": SECRET,
-    "mailbox": "portal@example.org",
-}
-OLD, NEW, FOREIGN = (Fernet.generate_key().decode() for _ in range(3))
-
-
-def _keys(*keys: str) -> PayloadKeys:
-    return PayloadKeys(tuple(Fernet(key) for key in keys), KEY_VARIABLE)
+from tests.fixtures.payload_keys import FOREIGN, LOGIN, NEW, OLD, SECRET, keys_of
 
 
 def _pieces(secret: str, size: int = 5) -> set[str]:
@@ -69,7 +55,7 @@ def test_the_secret_fields_are_the_ones_typed_form_secret() -> None:
 
 def test_a_sealed_payload_holds_no_piece_of_its_secret_and_opens_to_the_original() -> None:
     model = parse_payload("portal_login", LOGIN)
-    stored = sealed_payload(model, _keys(NEW))
+    stored = sealed_payload(model, keys_of(NEW))
     text = json.dumps(stored)
     assert not {piece for piece in _pieces(SECRET) if piece in text}
     assert list(stored["password"]) == [SEALED]
@@ -79,13 +65,13 @@ def test_a_sealed_payload_holds_no_piece_of_its_secret_and_opens_to_the_original
         "welcome_selector": "#welcome",
     }
     job = uuid.uuid4()
-    assert opened_payload(job, stored, _keys(NEW)) == model.model_dump(mode="json")
+    assert opened_payload(job, stored, keys_of(NEW)) == model.model_dump(mode="json")
     # Sealing twice gives two tokens: equal secrets are not recognisable in the store.
-    assert sealed_payload(model, _keys(NEW))["password"] != stored["password"]
+    assert sealed_payload(model, keys_of(NEW))["password"] != stored["password"]
 
 
 def test_a_payload_stored_before_sealing_is_handed_over_as_it_is() -> None:
-    assert opened_payload(uuid.uuid4(), dict(LOGIN), _keys(NEW)) == LOGIN
+    assert opened_payload(uuid.uuid4(), dict(LOGIN), keys_of(NEW)) == LOGIN
     snapshot = {"url": "https://example.org/", "max_text_chars": 10}
     assert opened_payload(uuid.uuid4(), snapshot, None) == snapshot
 
@@ -94,10 +80,10 @@ def test_a_payload_stored_before_sealing_is_handed_over_as_it_is() -> None:
 def test_a_wrong_key_names_the_job_the_field_and_the_setting_never_a_secret(
     keys: tuple[str, ...] | None,
 ) -> None:
-    stored = sealed_payload(parse_payload("portal_login", LOGIN), _keys(OLD))
+    stored = sealed_payload(parse_payload("portal_login", LOGIN), keys_of(OLD))
     job = uuid.uuid4()
     with pytest.raises(BrowserPayloadKeyError) as refused:
-        opened_payload(job, stored, _keys(*keys) if keys else None)
+        opened_payload(job, stored, keys_of(*keys) if keys else None)
     message = str(refused.value)
     assert str(job) in message and "password" in message and KEY_VARIABLE in message
     for secret in (SECRET, OLD, FOREIGN, stored["password"][SEALED]):
@@ -105,12 +91,12 @@ def test_a_wrong_key_names_the_job_the_field_and_the_setting_never_a_secret(
 
 
 def test_after_a_rotation_the_old_key_still_opens_and_resealing_moves_to_the_new() -> None:
-    rotated = _keys(NEW, OLD)  # the new key first, the old one after it
-    old_row = sealed_payload(parse_payload("portal_login", LOGIN), _keys(OLD))
+    rotated = keys_of(NEW, OLD)  # the new key first, the old one after it
+    old_row = sealed_payload(parse_payload("portal_login", LOGIN), keys_of(OLD))
     assert opened_payload(uuid.uuid4(), old_row, rotated)["password"] == SECRET
     resealed, outcome = _resealed(old_row, "portal_login", rotated)
     assert outcome == "rotated"
-    assert opened_payload(uuid.uuid4(), resealed, _keys(NEW))["password"] == SECRET
+    assert opened_payload(uuid.uuid4(), resealed, keys_of(NEW))["password"] == SECRET
     assert _resealed(resealed, "portal_login", rotated) == (resealed, "unchanged")
 
 
@@ -130,13 +116,13 @@ def test_resealing_each_kind_of_stored_payload(stored_with: str, kind: str, outc
     row = (
         model.model_dump(mode="json")
         if stored_with == "plain"
-        else sealed_payload(model, _keys(keys[stored_with]))
+        else sealed_payload(model, keys_of(keys[stored_with]))
     )
-    resealed, got = _resealed(row, kind, _keys(NEW, OLD))
+    resealed, got = _resealed(row, kind, keys_of(NEW, OLD))
     assert got == outcome
     if outcome in ("encrypted", "rotated", "unchanged"):
         assert SECRET not in json.dumps(resealed)
-        assert opened_payload(uuid.uuid4(), resealed, _keys(NEW))["password"] == SECRET
+        assert opened_payload(uuid.uuid4(), resealed, keys_of(NEW))["password"] == SECRET
     else:
         assert resealed == row  # left as it was, and reported
 
