@@ -15,6 +15,16 @@ variables (decision 0006), so this doubled the cost of a cold sync. A schema tha
 meta-schema check once passes it again, so each distinct schema is checked once per process; the
 job variables themselves are still validated against it on every call.
 
+Database outages answered 503 (server only): while the server's PostgreSQL restarts (killed and
+brought back by supervision), a request fails in the database driver's connect. Prefect answers
+503, which its clients retry with backoff (about a minute in all), only for the errors its
+`is_client_retryable_exception` lists; a refused connection (`ConnectionRefusedError`, raised
+before PostgreSQL even answers) is not among them, so it became a 500, which no client retries:
+a flow run starting at that moment exited 1 and was marked Crashed (found by
+tests/integration/test_layer_faults.py on a loaded machine). Such an error, anywhere in the
+exception's chain, now answers 503 too: the request never reached the database, so retrying it
+is safe.
+
 tests/unit/test_prefect_patches.py fails if Prefect moves a patched name, so an upgrade cannot
 silently drop a workaround.
 """
@@ -64,12 +74,43 @@ def memoize_schema_checks() -> None:
     validator_class.check_schema = staticmethod(check_schema)
 
 
+def _database_unreachable(exc: BaseException) -> bool:
+    """Whether a connection to the database failed somewhere in `exc`'s chain of causes."""
+    from asyncpg.exceptions import PostgresConnectionError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | PostgresConnectionError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def retry_database_outages() -> None:
+    """Answer 503 (retried by clients) for a request failed by an unreachable database."""
+    from prefect.server.api import server
+
+    retryable = server.is_client_retryable_exception
+    if getattr(retryable, "automates_patched", False):
+        return  # already applied in this process
+
+    def is_client_retryable_exception(exc: Exception) -> bool:
+        return retryable(exc) or _database_unreachable(exc)
+
+    is_client_retryable_exception.automates_patched = True  # type: ignore[attr-defined]
+    server.is_client_retryable_exception = is_client_retryable_exception
+
+
 def apply_all() -> None:
     """The workarounds every process of ours carries (CLI, clients, guarded runs)."""
     memoize_timezone_listing()
 
 
 def apply_server() -> None:
-    """The workarounds of the Prefect server process: all of the above, plus schema checks."""
+    """The workarounds of the Prefect server process: all of the above, plus schema checks and
+    database outages answered 503."""
     apply_all()
     memoize_schema_checks()
+    retry_database_outages()

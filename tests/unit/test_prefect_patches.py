@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import zoneinfo
 
 import pytest
+from asyncpg.exceptions import CannotConnectNowError
 from prefect._internal.schemas import validators
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.types import _datetime
@@ -12,7 +14,11 @@ from prefect.utilities.schema_tools import ValidationError, validate
 from prefect.utilities.schema_tools import validation as schema_validation
 from prefect.workers.process import ProcessWorker
 
-from automates.server.prefect_patches import memoize_schema_checks, memoize_timezone_listing
+from automates.server.prefect_patches import (
+    memoize_schema_checks,
+    memoize_timezone_listing,
+    retry_database_outages,
+)
 
 
 def test_the_timezone_listing_is_memoized_where_prefect_validates() -> None:
@@ -52,3 +58,32 @@ def test_an_invalid_schema_is_still_refused_every_time() -> None:
     for _ in range(2):
         with pytest.raises(ValueError, match="Invalid schema"):
             schema_validation.is_valid_schema(broken, preprocess=False)
+
+
+def _raised(error: BaseException, wrapper: type[Exception]) -> Exception:
+    """`error` as the server meets it: raised again by the layers above it."""
+    try:
+        try:
+            raise error
+        except BaseException as inner:
+            raise wrapper("request failed") from inner
+    except Exception as outer:
+        return outer
+
+
+def test_a_request_failed_by_an_unreachable_database_is_answered_503() -> None:
+    from prefect.server.api import server
+    from starlette.requests import Request
+
+    retry_database_outages()
+    retry_database_outages()  # idempotent
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": []})
+
+    def status(exc: Exception) -> int:
+        return asyncio.run(server.custom_internal_exception_handler(request, exc)).status_code
+
+    assert status(_raised(ConnectionRefusedError(111, "refused"), RuntimeError)) == 503
+    assert status(ConnectionResetError(104, "reset")) == 503
+    assert status(CannotConnectNowError("the database system is starting up")) == 503
+    assert status(_raised(ValueError("a bug"), RuntimeError)) == 500  # not an outage
+    assert status(KeyError("x")) == 500
