@@ -46,9 +46,11 @@ def server_environment(
     settings: Settings, database_url: str | None, environ: Mapping[str, str]
 ) -> dict[str, str]:
     """What the layer's MCP server must see to speak for this layer: the settings given
-    explicitly (the agents' rules among them), the resolved paths and URLs, the store the task
-    run itself uses, and the Prefect client's credentials if the worker has any."""
-    env = settings.as_env()
+    explicitly (the agents' rules among them) but the layer's other credentials (the gate's
+    and the webhook's tokens, the payload key: it reads none of them), the resolved paths and
+    URLs, the store the task run itself uses, and the Prefect client's credentials if the worker
+    has any."""
+    env = settings.as_env(secrets=False)
     env.update(
         AUTOMATES_PROJECT_ROOT=str(settings.project_root),
         AUTOMATES_REGISTRY_FILE=str(settings.registry_path),

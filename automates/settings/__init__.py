@@ -228,8 +228,10 @@ class Settings(BaseSettings):
     def ui_url(self) -> str:
         return self.api_url.removesuffix("/api")
 
-    def as_env(self) -> dict[str, str]:
-        """The settings given explicitly, as the variables that give them to a child process.
+    def as_env(self, *, secrets: bool = True) -> dict[str, str]:
+        """The settings given explicitly, as the variables that give them to a child process;
+        without `secrets`, none of the credentials typed as secrets (tokens, keys, URLs with
+        passwords): for a child that needs none of them.
 
         The worker hands these to every flow run it starts, so a flow run sees the same
         configuration as the command that started the worker.
@@ -239,6 +241,8 @@ class Settings(BaseSettings):
             if value is None:
                 continue
             if isinstance(value, SecretStr):
+                if not secrets:
+                    continue
                 value = value.get_secret_value()
             # Complex values travel as JSON, which is how pydantic-settings reads them back.
             text = json.dumps(value) if isinstance(value, dict | list | tuple) else str(value)

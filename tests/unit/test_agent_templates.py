@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from automates.agents.layer_tools import PrivateFolder, server_environment
 from automates.agents.llm_cli import LlmCli
 from automates.agents.templates import BUILTIN_TEMPLATES, PermissionTemplate, Scope
 from automates.errors import TemplateError
 from automates.settings import Settings
-from automates.settings.groups import AgentSettings
+from automates.settings.groups import AgentSettings, BrowserSettings, GateSettings
 from tests.fixtures.agent_scope import SECRET_URL
 
 LAYER_ENV = {"AUTOMATES_DATABASE_URL": SECRET_URL, "AUTOMATES_WORK_POOL": "local"}
@@ -298,9 +298,13 @@ def test_the_layer_server_environment_carries_what_the_server_reads(
         work_pool="pool-a",
         prefect_api_url="http://127.0.0.1:4999/api",
         agent=AgentSettings(trusted=("scout",), min_interval_seconds=600),
+        # The layer's other credentials, given explicitly: the server reads none of them.
+        gate=GateSettings(worker_token=SecretStr("gate-token-the-server-must-not-see")),
+        browser=BrowserSettings(payload_key=SecretStr("payload-key-the-server-must-not-see")),
     )
     environ = {"PREFECT_API_AUTH_STRING": "admin:pw", "AWS_SECRET_ACCESS_KEY": "x", "PATH": "/b"}
     env = server_environment(settings, SECRET_URL, environ)
+    assert not any("must-not-see" in value for value in env.values()), env
     assert env["AUTOMATES_DATABASE_URL"] == SECRET_URL  # the store the task run uses
     assert env["AUTOMATES_PROJECT_ROOT"] == str(tmp_path)
     assert env["AUTOMATES_REGISTRY_FILE"] == str(tmp_path / "deployments" / "registry.yaml")
