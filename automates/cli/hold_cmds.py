@@ -17,7 +17,6 @@ from automates.errors import AutomatesError, UnknownAutomateError
 from automates.guard.breaker import deployment_of
 from automates.guard.orchestrator import PrefectOrchestrator
 from automates.registry.model import Automate, Registry
-from automates.settings import Settings
 from automates.states import HoldReason
 from automates.store.breakers import held_automates
 from automates.store.database import database_url
@@ -136,12 +135,19 @@ def _resume(api_url: str, name: str, automate: Any, still: str | None) -> str:
         return "untouched (not declared any more)"
     if still is not None:
         return f"kept paused ({still})"
+    if not _set_schedules(api_url, name, active=automate.enabled):
+        return "untouched (no deployment: run `automates sync`)"
+    return "resumed" if automate.enabled else "kept inactive (disabled)"
+
+
+def _set_schedules(api_url: str, name: str, *, active: bool) -> bool:
+    """Set the automate's deployment's schedules active or not; False when it has none."""
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         deployment_id = deployment_of(name)
         if deployment_id is None:
-            return "untouched (no deployment: run `automates sync`)"
-        PrefectOrchestrator().set_schedules_active(deployment_id, active=automate.enabled)
-    return "resumed" if automate.enabled else "kept inactive (disabled)"
+            return False
+        PrefectOrchestrator().set_schedules_active(deployment_id, active=active)
+    return True
 
 
 @app.command("pause")
@@ -170,7 +176,8 @@ def pause_command(
                 )
     finally:
         engine.dispose()
-    schedules = _set_active(settings, automate, active=False)
+    paused = _set_schedules(settings.api_url, automate.name, active=False)
+    schedules = "paused" if paused else "none deployed yet (sync keeps them paused)"
     _report(as_json, {"automate": name, "paused_by": who, "reason": detail, "schedules": schedules})
 
 
@@ -215,15 +222,6 @@ def _declared(registry: Registry, name: str) -> Automate:
         known = ", ".join(a.name for a in registry.deployable)
         raise UnknownAutomateError(f"no deployed automate named {name!r} (known: {known})")
     return automate
-
-
-def _set_active(settings: Settings, automate: Automate, *, active: bool) -> str:
-    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
-        deployment_id = deployment_of(automate.name)
-        if deployment_id is None:
-            return "none deployed yet (sync keeps them paused)"
-        PrefectOrchestrator().set_schedules_active(deployment_id, active=active)
-    return "paused" if not active else "resumed"
 
 
 def _report(as_json: bool, result: dict[str, Any]) -> None:

@@ -4,8 +4,6 @@ the alert of a finding delivered by the real deliverer to a local HTTP receiver.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,13 +11,9 @@ from typing import Any
 import pytest
 from prefect.client.schemas.objects import FlowRun
 
-from automates.alerts.routes import Routing
 from automates.settings import Settings
-from automates.settings.groups import AlertSettings
-from automates.store.alerts import save_routing
-from automates.store.engine import make_engine, transaction
 from tests.fixtures.commands import invoke
-from tests.fixtures.deliverer import delivering
+from tests.fixtures.deliverer import routed_to
 from tests.fixtures.receivers import HttpSink
 from tests.fixtures.servers import cli_env, cli_json, final_run, store_rows, wait_for
 from tests.fixtures.task_runs import fake_cli
@@ -38,32 +32,6 @@ def task_runs_of(layer: Settings) -> list[dict[str, Any]]:
     return store_rows(
         layer, "SELECT status, prompt FROM automates.task_runs WHERE codename = :c", c=NAME
     )
-
-
-@contextmanager
-def routed_to(layer: Settings, sink: HttpSink, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The deliverer, routing every alert to the local receiver (as `sync` saves the routes)."""
-    monkeypatch.setenv("HEARTBEAT_HOOK_URL", f"{sink.base_url}/hooks/heartbeat")
-    routing = Routing.model_validate(
-        {
-            "routes": [
-                {"name": "hook", "channel": "webhook", "url": {"env": "HEARTBEAT_HOOK_URL"}}
-            ],
-            "alerts": {"default": ["hook"]},
-        }
-    )
-    engine = make_engine(layer.database_url or "")
-    with transaction(engine) as connection:
-        save_routing(connection, routing.model_dump(mode="json"))
-    settings = Settings(
-        database_url=layer.database_url,
-        alert=AlertSettings(poll_seconds=0.2, retry_seconds=0.2, retry_max_seconds=1.0),
-    )
-    try:
-        with delivering(settings, engine):
-            yield
-    finally:
-        engine.dispose()
 
 
 def heartbeat_deliveries(layer: Settings) -> list[dict[str, Any]]:
@@ -101,7 +69,7 @@ def test_a_heartbeat_is_silent_when_acknowledged_and_alerts_once_on_a_finding(
     status = cli_json(env, "heartbeat", "status", "atlas", "--json")
     assert status["heartbeats"][0]["checklist"] == "- the backup ran tonight"
 
-    with routed_to(layer, http_sink, monkeypatch):
+    with routed_to(layer, http_sink, monkeypatch, "heartbeat"):
         # All is well: acknowledged, nothing delivered, the check-in on record.
         acknowledged = check_in(layer)
         assert acknowledged.state_name == "Completed", acknowledged.state
