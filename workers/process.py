@@ -4,7 +4,9 @@
 `workers/start-remote-worker` runs this module, and the residential worker runs it behind the
 gate. It is Prefect's process worker (automates/platform/process_worker.py) that admits only
 declared runs and hands them no operator secret, and starts them in its own checkout
-(AUTOMATES_PROJECT_ROOT, by default the one this module sits in). With
+(AUTOMATES_PROJECT_ROOT, by default the one this module sits in). With AUTOMATES_FAST_START
+(the default) it picks runs up from the server's event stream and forks each run's process
+from a launcher that has Prefect and the flows imported (automates/platform/fast_worker.py). With
 AUTOMATES_WORKER_UPDATE_SECONDS set, it keeps that checkout on its upstream branch between
 runs and restarts itself on the new code. It polls the server outward: a remote host needs no
 inbound access.
@@ -17,9 +19,17 @@ import asyncio
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from automates.envfiles import load_env_files
 from automates.settings import Settings
+
+if TYPE_CHECKING:
+    from automates.platform.process_worker import GuardedProcessWorker
+
+# The fast worker's fallback poll (automates/platform/fast_worker.py POLL_SECONDS; not
+# imported from there, which would import Prefect before its settings are set).
+FAST_POLL_SECONDS = 5
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,15 +62,21 @@ def main(argv: list[str] | None = None) -> None:
 
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     pool = args.pool or settings.work_pool
+    name = args.name or f"{socket.gethostname()}-{pool}"
+    if settings.fast_start:
+        # Set before Prefect reads its settings; an operator's own value wins.
+        os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", str(FAST_POLL_SECONDS))
+        from automates.platform.fast_worker import FastProcessWorker
 
-    from automates.platform.process_worker import GuardedProcessWorker
+        worker: GuardedProcessWorker = FastProcessWorker(
+            work_pool_name=pool, name=name, limit=args.limit, checkout=settings.project_root
+        )
+    else:
+        from automates.platform.process_worker import GuardedProcessWorker
 
-    worker = GuardedProcessWorker(
-        work_pool_name=pool,
-        name=args.name or f"{socket.gethostname()}-{pool}",
-        limit=args.limit,
-        checkout=settings.project_root,
-    )
+        worker = GuardedProcessWorker(
+            work_pool_name=pool, name=name, limit=args.limit, checkout=settings.project_root
+        )
     worker.keep_up_to_date(settings.project_root, settings.worker_update_seconds)
     asyncio.run(worker.start())
 

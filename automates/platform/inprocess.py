@@ -21,10 +21,8 @@ timeout still ends it: Prefect's timeout interrupts the flow's thread).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,18 +44,11 @@ from prefect.workers.base import (
 
 from automates.guard.runner import guarded
 from automates.platform.process_worker import AdmissionMixin, CodeUpdateMixin
+from automates.platform.ticks import ENGINE_LEAD_SECONDS, PREFETCH_SECONDS, sleep_until
 from automates.registry.policy import GuardPolicy
 from automates.server.pools import WARM_POOL_TYPE
 from automates.server.spec import SET_WORKING_DIRECTORY
 from automates.settings import Settings
-
-# How early the worker fetches a run and proposes Pending: enough to absorb a slow poll or a
-# busy event loop; the run still waits for its scheduled time.
-PREFETCH_SECONDS = 10
-# How early the engine starts: it turns the run Running (Prefect's server accepts that less
-# than half a second ahead) while the guard waits in the flow for the tick itself, so the
-# engine's start-up is paid before the tick, not after it.
-ENGINE_LEAD_SECONDS = 0.4
 
 
 class InProcessResult(BaseWorkerResult):
@@ -101,7 +92,7 @@ class InProcessWorker(
             task_status.started(os.getpid())
         policy = GuardPolicy.from_env({k: v for k, v in configuration.env.items() if v})
         entrypoint = await self._entrypoint(flow_run)
-        await _until(flow_run.expected_start_time, lead=ENGINE_LEAD_SECONDS)
+        await sleep_until(flow_run.expected_start_time, lead=ENGINE_LEAD_SECONDS)
         refusal = _refusal(policy)
         if refusal is not None:
             # Pending to Failed: a transition Prefect's orchestration rules allow a worker.
@@ -189,12 +180,3 @@ def _refusal(policy: GuardPolicy | None) -> State | None:
             "process: it cannot run on an in-process worker; give it a process pool"
         )
     return None
-
-
-async def _until(moment: datetime | None, lead: float) -> None:
-    """Sleep until `lead` seconds before `moment` (a run's scheduled time); at once if past."""
-    if moment is None:
-        return
-    delay = (moment - datetime.now(UTC)).total_seconds() - lead
-    if delay > 0:
-        await asyncio.sleep(delay)

@@ -232,12 +232,16 @@ class GuardedProcessWorker(CodeUpdateMixin, AdmissionMixin, ProcessWorker):
         configuration: ProcessJobConfiguration,
         task_status: anyio.abc.TaskStatus[int] | None = None,
     ) -> ProcessWorkerResult:
-        # A folder set by the pool's job template wins; a deployment that fetches its code or
-        # names its own folder (the browser deployment) starts, as with Prefect, in a fresh
-        # temporary folder before its pull steps move it.
+        self.place(configuration)
+        return await super().run(flow_run, configuration, task_status)
+
+    def place(self, configuration: ProcessJobConfiguration) -> None:
+        """Start a run of sync's deployments in this worker's checkout. A folder set by the
+        pool's job template wins; a deployment that fetches its code or names its own folder
+        (the browser deployment) starts, as with Prefect, in a fresh temporary folder before
+        its pull steps move it."""
         in_checkout = isinstance(configuration, CleanJobConfiguration) and (
             configuration._in_worker_checkout
         )
         if configuration.working_dir is None and in_checkout:
             configuration.working_dir = self.checkout
-        return await super().run(flow_run, configuration, task_status)

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         "ahead, the worker fast-forwards and restarts itself, only while it has no run in "
         "flight (docs/operations.md#remote-workers). 0: never.",
     )
+    fast_start: bool = Field(
+        default=True,
+        description="Process pools' workers start each run in a process forked from a run "
+        "launcher that has Prefect and the flows imported, and pick runs up from the server's "
+        "event stream (docs/decisions/0050-fast-process-worker.md). false: Prefect's process "
+        "worker path, a fresh Python per run, polling every 10 s.",
+    )
     environment: str = Field(
         default="development",
         description="Where this process runs (e.g. production); an automate declaring "

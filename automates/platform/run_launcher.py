@@ -1,0 +1,236 @@
+"""The run launcher: `python -m automates.platform.run_launcher --fd N`, one per fast worker.
+
+A fresh Python that imports Prefect, its engine, the guard and the checkout's flows and tasks
+(about 4 CPU-seconds on this machine), then waits. For each flow run the worker hands it, it
+forks one child, which takes the run's environment and working folder and runs the run's
+engine command (`python -m automates.guard.engine`) as if it had been started fresh: the
+import cost is paid once, ahead of every run, and each run still has its own process (its
+pid, its environment, its memory, killable alone). Why a fork of this process is safe and what
+it changes: docs/decisions/0050-fast-process-worker.md.
+
+The protocol, one JSON object per line over the socket the worker passes as `--fd`:
+  launcher -> worker  {"ready": pid}                       imports done
+  worker -> launcher  {"id": n, "argv": [...], "env": {...}, "cwd": "...", "quiet": bool}
+  launcher -> worker  {"id": n, "pid": pid}                 the run's process exists
+                      {"id": n, "refused": "why"}           start it the ordinary way
+  launcher -> worker  {"id": n, "exit": code}               the run's process ended
+The launcher exits when the worker's end of the socket closes; children it started run on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import json
+import os
+import pkgutil
+import runpy
+import selectors
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+# Imported before any run arrives: what every run's engine needs. The checkout's own packages
+# are added by `_preload` (they are in the checkout, not installed).
+# Not `prefect.engine` itself: the command runs it as `__main__`, which warns when the module
+# was imported before.
+PRELOADED = (
+    "prefect.flow_engine",
+    "prefect._internal.control_listener",
+    "automates.server.prefect_patches",
+    "automates.guard.engine",
+    "automates.guard.runner",
+)
+CHECKOUT_PACKAGES = ("flows", "tasks")
+
+
+class Preloaded:
+    """What the launcher imported, and when each of the project's files last changed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.failed: list[str] = []
+        for name in PRELOADED:
+            importlib.import_module(name)
+        for package in CHECKOUT_PACKAGES:
+            self._import_package(package)
+        self.stamps = self._stamps()
+
+    def _import_package(self, package: str) -> None:
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            return  # a checkout without it
+        for found in pkgutil.iter_modules(getattr(module, "__path__", [])):
+            try:
+                importlib.import_module(f"{package}.{found.name}")
+            except Exception as failed:  # the run that needs it reports it, in its own process
+                self.failed.append(f"{package}.{found.name}: {type(failed).__name__}")
+
+    def _stamps(self) -> dict[str, int]:
+        """Every imported file of the project's own code (anything not installed with
+        Python or in its environment), with its modification time."""
+        installed = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
+        stamps: dict[str, int] = {}
+        for module in list(sys.modules.values()):
+            path = getattr(module, "__file__", None)
+            if path and not path.startswith(installed):
+                try:
+                    stamps[path] = os.stat(path).st_mtime_ns
+                except OSError:
+                    stamps[path] = -1
+        return stamps
+
+    def stale(self) -> str | None:
+        """The first preloaded file of the project that changed since it was imported: a run
+        started from here would run the old code, which a fresh process would not."""
+        for path, stamp in self.stamps.items():
+            try:
+                now = os.stat(path).st_mtime_ns
+            except OSError:
+                now = -1
+            if now != stamp:
+                return path
+        return None
+
+
+def _send(sock: socket.socket, message: dict[str, Any]) -> None:
+    sock.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _threads() -> int:
+    """This process's threads as the kernel counts them (Python's and any library's)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def serve(sock: socket.socket, preloaded: Preloaded) -> dict[str, Any] | None:
+    """Launch runs until the worker goes away (returns None); in each forked child, return
+    the request that child is to run."""
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ, None)
+    children: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)
+    buffer = b""
+    while True:
+        for key, _ in selector.select():
+            if key.data is not None:  # a child's pidfd: it ended
+                request_id, pid = children.pop(key.fd)
+                selector.unregister(key.fd)
+                os.close(key.fd)
+                _, status = os.waitpid(pid, 0)
+                _send(sock, {"id": request_id, "exit": os.waitstatus_to_exitcode(status)})
+                continue
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                selector.close()
+                return None
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                request = json.loads(line)
+                refused = _refusal(preloaded)
+                if refused is not None:
+                    _send(sock, {"id": request["id"], "refused": refused})
+                    continue
+                pid = os.fork()
+                if pid == 0:
+                    selector.close()
+                    for pidfd in children:
+                        os.close(pidfd)
+                    sock.close()
+                    return request
+                pidfd = os.pidfd_open(pid)
+                children[pidfd] = (request["id"], pid)
+                selector.register(pidfd, selectors.EVENT_READ, pid)
+                _send(sock, {"id": request["id"], "pid": pid})
+
+
+def _refusal(preloaded: Preloaded) -> str | None:
+    # A fork copies only the calling thread: a lock another thread held stays held forever
+    # in the child. This process starts none; should an import ever start one, runs go the
+    # ordinary way instead.
+    threads = _threads()
+    if threads != 1:
+        return f"the launcher has {threads} threads; a fork is only safe from one"
+    changed = preloaded.stale()
+    if changed is not None:
+        return f"{changed} changed since the launcher imported it"
+    return None
+
+
+def become_run(request: dict[str, Any], root: Path) -> None:
+    """In the forked child: take the run's environment, folder and command line, then run
+    the command's module as `python -m` would."""
+    for number in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if request.get("quiet"):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    before = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(request["env"])
+    cwd = Path(request["cwd"]).resolve()
+    os.chdir(cwd)
+    sys.path[0] = str(cwd)  # `python -m` puts the folder it starts in first
+    if cwd != root:
+        _forget_checkout_packages()
+    _refresh_prefect_settings(before)
+    argv: list[str] = request["argv"]
+    module = argv[argv.index("-m") + 1]
+    sys.argv = [module, *argv[argv.index("-m") + 2 :]]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def _forget_checkout_packages() -> None:
+    """A run started in another folder (a deployment that fetches its own code) imports the
+    flows and tasks of that folder, as a fresh process would, not the launcher's."""
+    for name in list(sys.modules):
+        if name.split(".", 1)[0] in CHECKOUT_PACKAGES:
+            del sys.modules[name]
+
+
+def _refresh_prefect_settings(before: dict[str, str]) -> None:
+    """Prefect read its settings from the launcher's environment at import; read them again
+    from the run's (its logging too, when the run's logging settings differ)."""
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()
+    logging_names = {name for name in (*before, *os.environ) if name.startswith("PREFECT_LOGGING_")}
+    if any(before.get(name) != os.environ.get(name) for name in logging_names):
+        from prefect.logging.configuration import setup_logging
+
+        setup_logging(incremental=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fd", type=int, required=True, help="The worker's socket.")
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="The checkout.")
+    args = parser.parse_args(argv)
+    sock = socket.socket(fileno=args.fd)
+    root = args.root.resolve()
+    # Until a run takes over, a signal to the worker's process group ends the launcher
+    # quietly; its children reset these.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    preloaded = Preloaded(root)
+    # Objects that exist now are never collected: a child's collector does not touch, and so
+    # does not copy, the pages the launcher filled.
+    gc.freeze()
+    _send(sock, {"ready": os.getpid(), "failed": preloaded.failed})
+    request = serve(sock, preloaded)
+    if request is None:
+        return
+    become_run(request, root)
+
+
+if __name__ == "__main__":
+    main()
