@@ -10,6 +10,7 @@ from automates.cli import (
     backup_cmds,
     breaker_cmds,
     browser_cmds,
+    doctor_cmds,
     heartbeat_cmds,
     hold_cmds,
     import_cmds,
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 for group in (platform_cmds.app, sync_cmds.app, registry_cmds.app, journal_cmds.app):
     app.registered_commands.extend(group.registered_commands)
+app.registered_commands.extend(doctor_cmds.app.registered_commands)  # doctor
 app.add_typer(breaker_cmds.app, name="breaker")
 app.registered_commands.extend(schedule_cmds.app.registered_commands)  # preview, schedules
 for group in (hold_cmds.app, approval_cmds.app, trigger_cmds.app):
