@@ -32,10 +32,13 @@ def up(
             f"[dim]·[/dim] registry: {len(s.created)} created, {len(s.updated)} updated, "
             f"{len(s.unchanged)} unchanged"
         )
-    console.print(
-        f"[green]up[/green]: started {', '.join(report.started) or 'nothing'}; "
-        f"already running {', '.join(report.reused) or 'nothing'}"
-    )
+    # One line each, never wrapped by rich (which would leave a dangling "; " at the break):
+    # the terminal folds a long one.
+    started, reused = ", ".join(report.started), ", ".join(report.reused)
+    summary = f"started {started}" if started else "nothing to start"
+    console.print(f"[green]up[/green]: {summary}", highlight=False, soft_wrap=True)
+    if reused:
+        console.print(f"already running: {reused}", highlight=False, soft_wrap=True)
     console.print(f"Prefect UI: [bold]{report.ui_url}[/bold]")
     console.print(f"Use the Prefect CLI against it: export PREFECT_API_URL={report.api_url}")
 

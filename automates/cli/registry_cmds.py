@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import prefect
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from automates.cli.output import (
     JsonOption,
@@ -17,8 +17,9 @@ from automates.cli.output import (
     handle_errors,
     load_settings,
 )
+from automates.cli.pages import hidden_note, next_fires, registry_table, show_page
 from automates.errors import UnknownAutomateError
-from automates.overview import AutomateStatus, gather_status, select
+from automates.overview import gather_status, select
 from automates.registry.entrypoints import static_warnings
 from automates.server.prefect_yaml import render
 from automates.store.declared import declared_registry
@@ -76,19 +77,11 @@ def list_(
     if as_json:
         emit_json([s.as_dict() for s in statuses])
         return
-    table = Table("name", "kind", "caste", "family", "schedules", "next run", "last run", "runs")
-    for s in statuses:
-        table.add_row(
-            s.automate.name,
-            s.automate.kind.value,
-            s.automate.caste,
-            s.automate.family,
-            _schedules(s),
-            s.next_runs[0].strftime("%Y-%m-%d %H:%M %Z") if s.next_runs else "-",
-            s.last_run_state or "-",
-            f"{s.runs} ({s.failed_runs} failed)" if s.runs else "0",
-        )
+    table, hidden = registry_table(statuses, console.width)
     console.print(table)
+    note = hidden_note(hidden)
+    if note:
+        console.print(note, style="dim", highlight=False)
 
 
 @app.command()
@@ -105,8 +98,15 @@ def show(name: str, as_json: bool = JsonOption) -> None:
     if as_json:
         emit_json(status.as_dict())
         return
-    for key, value in status.as_dict().items():
-        console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+    now = datetime.now(UTC)
+    page = show_page(
+        status,
+        fires=asyncio.run(next_fires(automate, now)),
+        default_pool=settings.work_pool,
+        project_root=settings.project_root,
+        now=now,
+    )
+    console.print(page, highlight=False)
 
 
 @app.command("render-prefect-yaml")
@@ -126,12 +126,3 @@ def render_prefect_yaml(
         return
     target.write_text(text)
     console.print(f"wrote {target}")
-
-
-def _schedules(status: AutomateStatus) -> str:
-    if not status.automate.schedules:
-        return "-"
-    text = ", ".join(f"{s.form.expression} {s.timezone}" for s in status.automate.schedules)
-    if status.deployment and status.active_schedules == 0:
-        text += " [red](paused)[/red]"
-    return text
