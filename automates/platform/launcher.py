@@ -229,7 +229,12 @@ def launchable(argv: list[str], env: Mapping[str, str | None]) -> bool:
     if len(argv) < 3 or argv[1] != "-m":
         return False
     found = shutil.which(argv[0], path=env.get("PATH") or os.defpath)
-    return found is not None and os.path.realpath(found) == os.path.realpath(sys.executable)
+    if found is None:
+        return False
+    # The same program in the same folder: a `python` of another environment may be a link
+    # to the same binary, and still see other packages.
+    ours = Path(sys.executable).absolute()
+    return Path(found).absolute().parent == ours.parent and os.path.samefile(found, ours)
 
 
 class LauncherStarter(EngineCommandStarter):

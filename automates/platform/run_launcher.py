@@ -1,7 +1,8 @@
 """The run launcher: `python -m automates.platform.run_launcher --fd N`, one per fast worker.
 
-A fresh Python that imports Prefect, its engine, the guard and the checkout's flows and tasks
-(about 4 CPU-seconds on this machine), then waits. For each flow run the worker hands it, it
+A fresh Python that imports Prefect, its engine, the guard and the modules the checkout's flows
+and tasks import (about 4 CPU-seconds on this machine; the operator's own files are read for
+their imports, never run here), then waits. For each flow run the worker hands it, it
 forks one child, which takes the run's environment and working folder and runs the run's
 engine command (`python -m automates.guard.engine`) as if it had been started fresh: the
 import cost is paid once, ahead of every run, and each run still has its own process (its
@@ -20,11 +21,11 @@ The launcher exits when the worker's end of the socket closes; children it start
 from __future__ import annotations
 
 import argparse
+import ast
 import gc
 import importlib
 import json
 import os
-import pkgutil
 import runpy
 import selectors
 import signal
@@ -45,7 +46,27 @@ PRELOADED = (
     "automates.guard.engine",
     "automates.guard.runner",
 )
+# The operator's code: never imported here (its top level may do anything), only read for the
+# modules it imports; a run imports it in its own process, as a fresh one would.
 CHECKOUT_PACKAGES = ("flows", "tasks")
+
+
+def imported_by_checkout(root: Path) -> set[str]:
+    """The modules the checkout's flows and tasks import by absolute name, except their own:
+    read from their import statements, not by running them."""
+    names: set[str] = set()
+    for package in CHECKOUT_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            try:
+                tree = ast.parse(path.read_bytes(), filename=str(path))
+            except (OSError, SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module)
+    return {name for name in names if name.split(".", 1)[0] not in CHECKOUT_PACKAGES}
 
 
 class Preloaded:
@@ -54,22 +75,12 @@ class Preloaded:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.failed: list[str] = []
-        for name in PRELOADED:
-            importlib.import_module(name)
-        for package in CHECKOUT_PACKAGES:
-            self._import_package(package)
-        self.stamps = self._stamps()
-
-    def _import_package(self, package: str) -> None:
-        try:
-            module = importlib.import_module(package)
-        except ImportError:
-            return  # a checkout without it
-        for found in pkgutil.iter_modules(getattr(module, "__path__", [])):
+        for name in (*PRELOADED, *sorted(imported_by_checkout(root))):
             try:
-                importlib.import_module(f"{package}.{found.name}")
+                importlib.import_module(name)
             except Exception as failed:  # the run that needs it reports it, in its own process
-                self.failed.append(f"{package}.{found.name}: {type(failed).__name__}")
+                self.failed.append(f"{name}: {type(failed).__name__}")
+        self.stamps = self._stamps()
 
     def _stamps(self) -> dict[str, int]:
         """Every imported file of the project's own code (anything not installed with
