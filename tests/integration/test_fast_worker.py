@@ -8,8 +8,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pytest
 
 from automates.platform import components
 from automates.settings import Settings
+from tests.fixtures.commands import deployment_run
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import run_all, wait_for
 
@@ -68,18 +67,9 @@ def record(path: Path) -> dict[str, Any]:
     return data
 
 
-def deployment_run(settings: Settings, name: str, **parameters: str) -> str:
-    """`prefect deployment run NAME --watch --param …`, as an operator runs it; its output."""
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    params = [arg for key, value in parameters.items() for arg in ("--param", f"{key}={value}")]
-    done = subprocess.run(
-        [prefect, "deployment", "run", name, "--watch", *params],
-        env={**os.environ, "PREFECT_API_URL": settings.api_url},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def deployment_run_ok(settings: Settings, name: str, **parameters: str) -> str:
+    """`prefect deployment run NAME --watch --param …`, which must succeed; its output."""
+    done = deployment_run(settings, name, **parameters)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -103,7 +93,7 @@ def test_runs_are_forked_from_the_launcher_one_process_each(fast: Settings, tmp_
     pool = fast.work_pool
     launcher = ready_launcher(fast, pool)
     out = tmp_path / "by-cli.json"
-    deployment_run(fast, "whoami/who-a", out=str(out))
+    deployment_run_ok(fast, "whoami/who-a", out=str(out))
     by_cli = record(out)
     # Started from the launcher, not a fresh interpreter; in the worker's checkout.
     assert by_cli["ppid"] == launcher

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from uuid import UUID
@@ -17,6 +16,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from automates.agents.llm_cli import LlmCli
 from automates.settings import Settings
+from tests.fixtures.commands import deployment_run
 from tests.fixtures.task_runs import (
     ENDED,
     cli,
@@ -197,19 +197,3 @@ def test_the_real_cli_not_logged_in_ends_as_a_clean_failed_task_run(
     assert '"permissionMode":"dontAsk"' in lines[0].replace(" ", "")
     assert any('"type":"result"' in line.replace(" ", "") for line in lines)
     assert flow_run_state(layer, row["flow_run_id"])[0] == "Failed"
-
-
-def deployment_run(
-    layer: Settings, name: str, **parameters: str
-) -> subprocess.CompletedProcess[str]:
-    """`prefect deployment run NAME --watch --param KEY=VALUE…`, as an operator runs it."""
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    params = [arg for key, value in parameters.items() for arg in ("--param", f"{key}={value}")]
-    return subprocess.run(
-        [prefect, "deployment", "run", name, "--watch", *params],
-        env={**os.environ, "PREFECT_API_URL": layer.api_url},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
