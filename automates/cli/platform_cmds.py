@@ -39,8 +39,26 @@ def up(
     console.print(f"[green]up[/green]: {summary}", highlight=False, soft_wrap=True)
     if reused:
         console.print(f"already running: {reused}", highlight=False, soft_wrap=True)
-    console.print(f"Prefect UI: [bold]{report.ui_url}[/bold]")
-    console.print(f"Use the Prefect CLI against it: export PREFECT_API_URL={report.api_url}")
+    console.print(f"Prefect UI: [bold]{report.ui_url}[/bold]", soft_wrap=True)
+    console.print(
+        f"Use the Prefect CLI against it: export PREFECT_API_URL={report.api_url}", soft_wrap=True
+    )
+    # A newcomer's next steps (the README's first run).
+    console.print("Next:", highlight=False)
+    for command, what in NEXT_STEPS:
+        console.print(f"  {command}", highlight=False, soft_wrap=True)
+        console.print(f"      {what}", style="dim", highlight=False, soft_wrap=True)
+
+
+NEXT_STEPS = (
+    ("source .venv/bin/activate", "the `automates` and `prefect` commands in this shell"),
+    ("automates list", "every declared automate, its schedules and its next run"),
+    (
+        'eval "$(automates env)" && prefect deployment run registry-report/registry-report --watch',
+        "run one now, as the UI's Run button does, and watch it finish",
+    ),
+    ("automates doctor", "check the layer: server, scheduler, workers, store, blocks, routes"),
+)
 
 
 @app.command()

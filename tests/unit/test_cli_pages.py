@@ -248,3 +248,7 @@ def test_up_ends_its_summary_cleanly(project: Project, monkeypatch: pytest.Monke
     assert lines[1] == "already running: supervisord"
     for line in lines:
         assert not line.endswith((";", " ")), repr(line)
+    # It ends by saying what to do next, each command whole on its line.
+    after = lines[lines.index("Next:") + 1 :]
+    for command, _ in platform_cmds.NEXT_STEPS:
+        assert f"  {command}" in after
