@@ -18,7 +18,14 @@ from automates.backups.identity import DatabaseIdentity
 from automates.backups.manifest import drill_summary
 from automates.backups.pgurl import PgUrl
 from automates.backups.restore import identity_of, locate, other_sessions, restore_as
-from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
+from automates.cli.output import (
+    JsonOption,
+    console,
+    emit_json,
+    handle_errors,
+    load_settings,
+    working,
+)
 from automates.errors import BackupError, RestoreRefused
 from automates.platform.lifecycle import EMBEDDED_PG
 from automates.platform.supervision import ALIVE, Supervisor
@@ -75,7 +82,8 @@ def run(as_json: bool = JsonOption) -> None:
     rotation."""
     settings = load_settings()
     folder = backup_folder(settings)
-    made = take_backup(PgUrl.parse(database_url(settings)), folder)
+    with working("dumping the database and checking the dump…", as_json):
+        made = take_backup(PgUrl.parse(database_url(settings)), folder)
     removed = folder.prune(retention(settings))
     if as_json:
         emit_json({"backup": made.as_dict(), "removed": removed})
@@ -108,7 +116,8 @@ def verify(
     chosen = folder.named(name)
     live = PgUrl.parse(database_url(settings))
     scratch = PgUrl.parse(to) if to else default_scratch(live, settings.backup.drill_database)
-    record = drill(chosen, scratch, identity_of(live), jobs=settings.backup.restore_jobs)
+    with working(f"restoring {chosen.name} into {scratch.shown} and comparing…", as_json):
+        record = drill(chosen, scratch, identity_of(live), jobs=settings.backup.restore_jobs)
     engine = make_engine(database_url(settings))
     try:
         raise_drill(engine, chosen.name, record.problems, record.restore_seconds)
@@ -162,7 +171,8 @@ def restore(
             )
         if is_live:
             _refuse_while_up(settings, target.url)
-        restored = restore_as(chosen, target, settings.backup.restore_jobs)
+        with working(f"restoring {chosen.name} into {target.url.shown}…", as_json):
+            restored = restore_as(chosen, target, settings.backup.restore_jobs)
     found: dict[str, Any] = {
         "backup": chosen.name,
         "database": target.url.shown,

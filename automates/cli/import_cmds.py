@@ -17,7 +17,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
+from automates.cli.output import (
+    JsonOption,
+    console,
+    emit_json,
+    handle_errors,
+    load_settings,
+    working,
+)
 from automates.crontab.classify import FINDINGS, Import, LineClass, LineResult, Options, classify
 from automates.crontab.lines import CrontabError
 from automates.crontab.mapping import load_mapping
@@ -104,7 +111,8 @@ def crontab(
             raise typer.Exit(1)
         return
     registry = read_registry(registry_path)
-    result = classify(data, replace(base, existing=registry.own))
+    with working(f"classifying {len(data.splitlines())} line(s)…", as_json):
+        result = classify(data, replace(base, existing=registry.own))
     applied = apply(result, registry_path, settings.project_root, registry) if write else None
     if as_json:
         report = result.as_dict()

@@ -7,7 +7,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -45,6 +46,17 @@ SECRET_VARIABLES = (
     "PREFECT_API_AUTH_STRING",
     "PREFECT_SERVER_API_AUTH_STRING",
 )
+
+
+@contextmanager
+def working(message: str, as_json: bool = False) -> Iterator[None]:
+    """A spinner saying what a long operation is doing, on a terminal only: never in `--json`
+    output or a pipe, where it would be noise in what a script reads."""
+    if as_json or not console.is_terminal:
+        yield
+        return
+    with console.status(message):
+        yield
 
 
 def load_settings() -> Settings:

@@ -252,3 +252,23 @@ def test_up_ends_its_summary_cleanly(project: Project, monkeypatch: pytest.Monke
     after = lines[lines.index("Next:") + 1 :]
     for command, _ in platform_cmds.NEXT_STEPS:
         assert f"  {command}" in after
+
+
+@pytest.mark.parametrize(
+    ("terminal", "as_json", "shown"),
+    [(True, False, True), (True, True, False), (False, False, False)],
+)
+def test_a_long_operation_shows_a_spinner_on_a_terminal_only(
+    monkeypatch: pytest.MonkeyPatch, terminal: bool, as_json: bool, shown: bool
+) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from automates.cli import output
+
+    written = StringIO()
+    monkeypatch.setattr(output, "console", Console(file=written, force_terminal=terminal))
+    with output.working("dumping the database…", as_json):
+        pass  # the spinner draws when it starts
+    assert ("dumping the database…" in written.getvalue()) is shown
