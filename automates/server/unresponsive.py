@@ -6,8 +6,10 @@ Prefect's flow engine sends a `prefect.flow-run.heartbeat` event every
 (`kill -9` of its process group, a host that vanished) stops beating but stays Running for
 ever. Prefect's documented answer for a self-hosted server ("detect zombie flows") is a
 proactive automation: after a heartbeat, expect another heartbeat or a final state within a
-window, else set the run Crashed. `ensure` writes that automation once, at every sync; the
-`run-watch` automate then journals the crashed run (automates/guard/settle.py).
+window, else set the run Crashed. Any other event of the run closes the window too: a run
+Suspended for approval or Scheduled again has no process, rightly. `ensure` writes that
+automation at every sync (and updates one an older version wrote); the `run-watch` automate
+then journals the crashed run (automates/guard/settle.py).
 """
 
 from __future__ import annotations
@@ -42,13 +44,10 @@ def automation() -> object:
         tags=[MANAGED_TAG],
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"},
-            expect={
-                "prefect.flow-run.heartbeat",
-                "prefect.flow-run.Completed",
-                "prefect.flow-run.Failed",
-                "prefect.flow-run.Cancelled",
-                "prefect.flow-run.Crashed",
-            },
+            # Another beat, or any event of the run: a final state, and also a state whose
+            # process rightly ends without one (Suspended while it waits for approval,
+            # Scheduled again for a deferral or a retry), which must not read as a death.
+            expect={"prefect.flow-run.*"},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
@@ -64,8 +63,21 @@ def automation() -> object:
 
 
 async def ensure(client: PrefectClient) -> bool:
-    """Create the automation unless one of that name exists; whether it was created."""
-    if await client.read_automations_by_name(AUTOMATION_NAME):
-        return False
-    await client.create_automation(automation())  # type: ignore[arg-type]
-    return True
+    """Create the automation, or bring one of that name written by an older version up to
+    date (its trigger, its action); whether it was created."""
+    wanted = automation()
+    found = await client.read_automations_by_name(AUTOMATION_NAME)
+    if not found:
+        await client.create_automation(wanted)  # type: ignore[arg-type]
+        return True
+    for existing in found:
+        if _shape(existing) != _shape(wanted):
+            await client.update_automation(existing.id, wanted)  # type: ignore[arg-type]
+    return False
+
+
+def _shape(automation: object) -> object:
+    """What makes two versions of the automation behave alike (not their ids)."""
+    trigger = automation.trigger.model_dump(mode="json", exclude={"id"})  # type: ignore[attr-defined]
+    actions = [a.model_dump(mode="json") for a in automation.actions]  # type: ignore[attr-defined]
+    return trigger, actions

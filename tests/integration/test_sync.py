@@ -276,3 +276,31 @@ def test_the_store_block_holds_the_store_url(server: Settings) -> None:
     with block.get_connection() as connection:  # the block really reaches the store
         count = connection.execute(text("SELECT count(*) FROM automates.automates")).scalar()
     assert count == len(shipped_registry().automates)
+
+
+def test_sync_brings_an_older_unresponsive_runs_automation_up_to_date(server: Settings) -> None:
+    """An automation written by an older version (one that took a Suspended run for dead) is
+    updated in place by the next sync, not left as it was."""
+    from prefect.events.schemas.automations import EventTrigger
+
+    from automates.server.unresponsive import AUTOMATION_NAME, automation, ensure
+
+    async def scenario() -> tuple[set[str], int]:
+        async with prefect_client(server.api_url) as client:
+            for existing in await client.read_automations_by_name(AUTOMATION_NAME):
+                await client.delete_automation(existing.id)
+            older = automation()
+            old_trigger = older.trigger  # type: ignore[attr-defined]
+            assert isinstance(old_trigger, EventTrigger)
+            older.trigger = old_trigger.model_copy(  # type: ignore[attr-defined]
+                update={"expect": {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed"}}
+            )
+            await client.create_automation(older)  # type: ignore[arg-type]
+            assert not await ensure(client)
+            found = await client.read_automations_by_name(AUTOMATION_NAME)
+            trigger = found[0].trigger
+            assert isinstance(trigger, EventTrigger)
+            return set(trigger.expect), len(found)
+
+    expect, count = asyncio.run(scenario())
+    assert (expect, count) == ({"prefect.flow-run.*"}, 1)
