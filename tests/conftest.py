@@ -22,6 +22,9 @@ import pytest
 from psycopg import sql
 
 # Tests start from a clean slate: no project or Prefect variable of the developer's shell leaks in.
+# AUTOMATES_UI_SCREENSHOTS=1 asks the UI journeys to rewrite docs/images/ui/ (tests/fixtures/ui.py);
+# read here, then removed like the rest (the CLI refuses an AUTOMATES_ variable that is no setting).
+UI_SCREENSHOTS = os.environ.get("AUTOMATES_UI_SCREENSHOTS") == "1"
 for _name in list(os.environ):
     if _name.startswith("AUTOMATES_") and _name != "AUTOMATES_TEST_DATABASE_URL":
         del os.environ[_name]
@@ -41,6 +44,7 @@ pytest_plugins = [
     "tests.fixtures.browser_xvfb",
     "tests.fixtures.receivers",
     "tests.fixtures.agent_scope",
+    "tests.fixtures.ui",
 ]
 
 # PostgreSQL tests seen and passed, counted where reports arrive: in the one pytest process, or
