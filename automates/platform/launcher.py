@@ -5,9 +5,9 @@ when it dies or when its preloaded code went stale, and stops it with the worker
 `LauncherStarter` is a Prefect `ProcessStarter` (what Prefect's process worker uses to start a
 run's process): it builds the run's environment exactly as Prefect's `EngineCommandStarter`
 does, then asks the launcher for the process; when the launcher cannot take the run (not
-ready, refused, a command that is not `python -m MODULE`), it starts the process the ordinary
-way, with Prefect's own starter. Either way the run's process is the one Prefect tracks,
-signals on cancellation and watches until it exits.
+ready within a minute, refused, a command that is not `python -m MODULE`), it starts the
+process the ordinary way, with Prefect's own starter. Either way the run's process is the one
+Prefect tracks, signals on cancellation and watches until it exits.
 """
 
 from __future__ import annotations
@@ -37,9 +37,13 @@ from prefect.utilities.processutils import command_from_string, sanitize_subproc
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
-# How long a launcher may take to import before the worker gives up on it and starts runs the
-# ordinary way (it keeps trying in the background).
-READY_TIMEOUT_SECONDS = 120.0
+# How long a run waits for a launcher that is importing (after the worker started, or after a
+# launcher died or went stale) before it starts the ordinary way. Waiting is the cheaper path:
+# runs arriving together would each pay the imports a fresh process pays (about 4 CPU-seconds
+# each, on the same cores as the launcher's own import), where the launcher pays them once.
+READY_TIMEOUT_SECONDS = 60.0
+# A launcher that failed this many times in a row without becoming ready is not waited for.
+FAILURES_NOT_WAITED_FOR = 2
 # After a launcher died, the next one starts after this pause (a crash loop costs nothing).
 RESTART_PAUSE_SECONDS = 2.0
 
@@ -84,6 +88,9 @@ class Launcher:
         self._orphan_watches: set[asyncio.Task[None]] = set()
         self.pid: int | None = None
         self.starts = 0
+        self._starting = True  # `keep_running` is about to start one
+        self._was_ready = False
+        self._failures = 0  # in a row, without becoming ready
 
     @property
     def ready(self) -> bool:
@@ -94,15 +101,28 @@ class Launcher:
             await self._ready.wait()
         return self.ready
 
+    async def ready_soon(self) -> bool:
+        """Ready now, or after waiting for a launcher that is importing and has not been
+        failing (a launcher that cannot start is not waited for)."""
+        if self.ready:
+            return True
+        if not self._starting or self._failures >= FAILURES_NOT_WAITED_FOR:
+            return False
+        return await self.wait_ready()
+
     async def keep_running(self) -> None:
         """Start the launcher and start it again whenever it ends, until cancelled."""
         while not self._closing:
+            self._starting, self._was_ready = True, False
             try:
                 await self._run_once()
             except Exception:
                 self._logger.exception("the run launcher failed; starting another")
+            if not self._was_ready:
+                self._failures += 1
             if self._closing:
                 return
+            self._starting = True  # the next one, after the pause: runs may wait for it
             await anyio.sleep(RESTART_PAUSE_SECONDS)
 
     async def _run_once(self) -> None:
@@ -152,6 +172,7 @@ class Launcher:
             message = json.loads(line)
             if "ready" in message:
                 self.pid = message["ready"]
+                self._starting, self._was_ready, self._failures = False, True, 0
                 self._logger.info("run launcher ready (pid %s)", self.pid)
                 for failed in message.get("failed", []):
                     self._logger.warning("the run launcher could not preload %s", failed)
@@ -199,7 +220,7 @@ class Launcher:
         return launched
 
     async def close(self) -> None:
-        self._closing = True
+        self._closing, self._starting = True, False
         if self._writer is not None:
             self._writer.close()  # the launcher exits on end of file
         if self._process is not None and self._process.returncode is None:
@@ -257,7 +278,9 @@ class LauncherStarter(EngineCommandStarter):
         await launched.wait()
 
     async def _launch(self, flow_run: FlowRun) -> LaunchedProcess | None:
-        if self._launcher is None or not self._launcher.ready or self._command is None:
+        if self._launcher is None or self._command is None:
+            return None
+        if not await self._launcher.ready_soon():
             return None
         env = self._run_environment(flow_run)
         argv = command_from_string(self._command)
