@@ -45,6 +45,20 @@ PRELOADED = (
     "automates.server.prefect_patches",
     "automates.guard.engine",
     "automates.guard.runner",
+    # What a run's process imported after the fork before this list grew (Python's own
+    # `sys.modules` before and after, in tests/integration/test_fast_worker.py): the pull
+    # steps, the runner's modules they bring, the store's driver and block, pydantic.v1.
+    "prefect.deployments.steps.pull",
+    "prefect.deployments.steps.utility",
+    "prefect.runner",
+    "prefect._internal.observers",
+    "anyio._backends._asyncio",
+    "psycopg",
+    "pydantic.v1",
+    "packaging.requirements",
+    "packaging.tags",
+    "encodings.idna",
+    "blocks.store",
 )
 # The operator's code: never imported here (its top level may do anything), only read for the
 # modules it imports; a run imports it in its own process, as a fresh one would.
