@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be 1 or more")
     os.environ["PREFECT_API_URL"] = api_url  # before Prefect reads its settings
+    if settings.fast_start:
+        # The fast worker's fallback poll, also before Prefect reads its settings (the next
+        # import does); an operator's own value wins.
+        os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", str(FAST_POLL_SECONDS))
     # Its runs send heartbeats, on any host, so one whose process dies is marked Crashed
     # (automates/server/unresponsive.py); `automates up` sets the same for its own workers.
     from automates.server.unresponsive import HEARTBEAT_SECONDS
@@ -64,8 +68,6 @@ def main(argv: list[str] | None = None) -> None:
     pool = args.pool or settings.work_pool
     name = args.name or f"{socket.gethostname()}-{pool}"
     if settings.fast_start:
-        # Set before Prefect reads its settings; an operator's own value wins.
-        os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", str(FAST_POLL_SECONDS))
         from automates.platform.fast_worker import FastProcessWorker
 
         worker: GuardedProcessWorker = FastProcessWorker(
