@@ -32,13 +32,12 @@ import signal
 import socket
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
 # Imported before any run arrives: what every run's engine needs. The checkout's own packages
 # are added by `_preload` (they are in the checkout, not installed).
-# Not `prefect.engine` itself: the command runs it as `__main__`, which warns when the module
-# was imported before.
 PRELOADED = (
     "prefect.flow_engine",
     "prefect._internal.control_listener",
@@ -212,6 +211,13 @@ def become_run(request: dict[str, Any], root: Path) -> None:
     argv: list[str] = request["argv"]
     module = argv[argv.index("-m") + 1]
     sys.argv = [module, *argv[argv.index("-m") + 2 :]]
+    # runpy warns when the module it runs as `__main__` was imported before; here the launcher
+    # imported it (and Prefect's engine, which the guard's engine runs the same way) on purpose.
+    warnings.filterwarnings(
+        "ignore",
+        message=r".* found in sys\.modules after import of package",
+        category=RuntimeWarning,
+    )
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
