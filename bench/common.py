@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -84,6 +85,8 @@ def run_and_report(
     unless `--no-doc`, and exit 0 when `met` says its target is met, 1 when not."""
     parser.add_argument("--no-doc", action="store_true", help="do not touch docs/benchmarks.md")
     args = parser.parse_args()
+    # SIGTERM ends the run as Ctrl-C does: its `finally` blocks stop what it started.
+    signal.signal(signal.SIGTERM, lambda number, _: sys.exit(128 + number))
     result = run(args)
     save_result(name, result)
     if not args.no_doc:

@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["phases"].append(
                     _phase(settings, database_url, work, worker, count, jitter, minutes)
                 )
+                log(f"phases so far: {json.dumps(result['phases'])}")  # kept if the run dies
         finally:
             for pool, _, _ in WORKERS.values():
                 components.worker(settings, pool).stop()
