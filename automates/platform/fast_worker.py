@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ class FastProcessWorker(GuardedProcessWorker):
         folder = (
             contextlib.nullcontext(configuration.working_dir)
             if configuration.working_dir
-            else _temporary_folder()
+            else tempfile.TemporaryDirectory(suffix="prefect")
         )
         with folder as working_dir, warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -179,12 +180,6 @@ class FastProcessWorker(GuardedProcessWorker):
         return ProcessWorkerResult(
             status_code=execution.status_code, identifier=str(execution.handle.pid)
         )
-
-
-def _temporary_folder() -> Any:
-    import tempfile
-
-    return tempfile.TemporaryDirectory(suffix="prefect")
 
 
 def launcher_environment() -> dict[str, str]:

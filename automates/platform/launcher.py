@@ -88,7 +88,6 @@ class Launcher:
         self._orphan_watches: set[asyncio.Task[None]] = set()
         self.pid: int | None = None
         self.starts = 0
-        self._starting = True  # `keep_running` is about to start one
         self._was_ready = False
         self._failures = 0  # in a row, without becoming ready
 
@@ -106,14 +105,14 @@ class Launcher:
         failing (a launcher that cannot start is not waited for)."""
         if self.ready:
             return True
-        if not self._starting or self._failures >= FAILURES_NOT_WAITED_FOR:
+        if self._closing or self._failures >= FAILURES_NOT_WAITED_FOR:
             return False
         return await self.wait_ready()
 
     async def keep_running(self) -> None:
         """Start the launcher and start it again whenever it ends, until cancelled."""
         while not self._closing:
-            self._starting, self._was_ready = True, False
+            self._was_ready = False
             try:
                 await self._run_once()
             except Exception:
@@ -122,7 +121,6 @@ class Launcher:
                 self._failures += 1
             if self._closing:
                 return
-            self._starting = True  # the next one, after the pause: runs may wait for it
             await anyio.sleep(RESTART_PAUSE_SECONDS)
 
     async def _run_once(self) -> None:
@@ -172,7 +170,7 @@ class Launcher:
             message = json.loads(line)
             if "ready" in message:
                 self.pid = message["ready"]
-                self._starting, self._was_ready, self._failures = False, True, 0
+                self._was_ready, self._failures = True, 0
                 self._logger.info("run launcher ready (pid %s)", self.pid)
                 for failed in message.get("failed", []):
                     self._logger.warning("the run launcher could not preload %s", failed)
@@ -210,7 +208,7 @@ class Launcher:
         message = await answer
         if "refused" in message:
             self._logger.info("the run launcher refused a run: %s", message["refused"])
-            if "changed since" in message["refused"] and self._process is not None:
+            if message.get("stale") and self._process is not None:
                 # Its code is stale: end it; the next one imports the new code.
                 with contextlib.suppress(ProcessLookupError):
                     self._process.kill()
@@ -220,7 +218,7 @@ class Launcher:
         return launched
 
     async def close(self) -> None:
-        self._closing, self._starting = True, False
+        self._closing = True
         if self._writer is not None:
             self._writer.close()  # the launcher exits on end of file
         if self._process is not None and self._process.returncode is None:

@@ -14,6 +14,7 @@ The protocol, one JSON object per line over the socket the worker passes as `--f
   worker -> launcher  {"id": n, "argv": [...], "env": {...}, "cwd": "...", "quiet": bool}
   launcher -> worker  {"id": n, "pid": pid}                 the run's process exists
                       {"id": n, "refused": "why"}           start it the ordinary way
+                      (with "stale": true, its imports are older than the project's files)
   launcher -> worker  {"id": n, "exit": code}               the run's process ended
 The launcher exits when the worker's end of the socket closes; children it started run on.
 """
@@ -86,7 +87,6 @@ class Preloaded:
     """What the launcher imported, and when each of the project's files last changed."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
         self.failed: list[str] = []
         for name in (*PRELOADED, *sorted(imported_by_checkout(root))):
             try:
@@ -160,7 +160,7 @@ def serve(sock: socket.socket, preloaded: Preloaded) -> dict[str, Any] | None:
                 request = json.loads(line)
                 refused = _refusal(preloaded)
                 if refused is not None:
-                    _send(sock, {"id": request["id"], "refused": refused})
+                    _send(sock, {"id": request["id"], **refused})
                     continue
                 pid = os.fork()
                 if pid == 0:
@@ -175,16 +175,17 @@ def serve(sock: socket.socket, preloaded: Preloaded) -> dict[str, Any] | None:
                 _send(sock, {"id": request["id"], "pid": pid})
 
 
-def _refusal(preloaded: Preloaded) -> str | None:
+def _refusal(preloaded: Preloaded) -> dict[str, Any] | None:
+    """Why this launcher cannot fork a run now (`stale`: never again, its imports are old)."""
     # A fork copies only the calling thread: a lock another thread held stays held forever
     # in the child. This process starts none; should an import ever start one, runs go the
     # ordinary way instead.
     threads = _threads()
     if threads != 1:
-        return f"the launcher has {threads} threads; a fork is only safe from one"
+        return {"refused": f"the launcher has {threads} threads; a fork is only safe from one"}
     changed = preloaded.stale()
     if changed is not None:
-        return f"{changed} changed since the launcher imported it"
+        return {"refused": f"{changed} changed since the launcher imported it", "stale": True}
     return None
 
 

@@ -15,10 +15,14 @@ then journals the crashed run (automates/guard/settle.py).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from prefect.client.orchestration import PrefectClient
 
 from automates.registry.model import MANAGED_TAG
+
+if TYPE_CHECKING:
+    from prefect.events.schemas.automations import AutomationCore
 
 AUTOMATION_NAME = "automates: crash unresponsive runs"
 # Prefect's minimum heartbeat interval is 30 s; a run is unresponsive after three missed beats.
@@ -30,7 +34,7 @@ CRASHED_MESSAGE = (
 )
 
 
-def automation() -> object:
+def automation() -> AutomationCore:
     """The automation, as Prefect's client schema (`AutomationCore`)."""
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
@@ -68,16 +72,16 @@ async def ensure(client: PrefectClient) -> bool:
     wanted = automation()
     found = await client.read_automations_by_name(AUTOMATION_NAME)
     if not found:
-        await client.create_automation(wanted)  # type: ignore[arg-type]
+        await client.create_automation(wanted)
         return True
     for existing in found:
         if _shape(existing) != _shape(wanted):
-            await client.update_automation(existing.id, wanted)  # type: ignore[arg-type]
+            await client.update_automation(existing.id, wanted)
     return False
 
 
-def _shape(automation: object) -> object:
+def _shape(automation: AutomationCore) -> object:
     """What makes two versions of the automation behave alike (not their ids)."""
-    trigger = automation.trigger.model_dump(mode="json", exclude={"id"})  # type: ignore[attr-defined]
-    actions = [a.model_dump(mode="json") for a in automation.actions]  # type: ignore[attr-defined]
+    trigger = automation.trigger.model_dump(mode="json", exclude={"id"})
+    actions = [a.model_dump(mode="json") for a in automation.actions]
     return trigger, actions

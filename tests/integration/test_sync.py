@@ -290,12 +290,12 @@ def test_sync_brings_an_older_unresponsive_runs_automation_up_to_date(server: Se
             for existing in await client.read_automations_by_name(AUTOMATION_NAME):
                 await client.delete_automation(existing.id)
             older = automation()
-            old_trigger = older.trigger  # type: ignore[attr-defined]
+            old_trigger = older.trigger
             assert isinstance(old_trigger, EventTrigger)
-            older.trigger = old_trigger.model_copy(  # type: ignore[attr-defined]
+            older.trigger = old_trigger.model_copy(
                 update={"expect": {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed"}}
             )
-            await client.create_automation(older)  # type: ignore[arg-type]
+            await client.create_automation(older)
             assert not await ensure(client)
             found = await client.read_automations_by_name(AUTOMATION_NAME)
             trigger = found[0].trigger

@@ -11,7 +11,7 @@ from automates.server.unresponsive import automation
 
 @pytest.fixture
 def trigger() -> EventTrigger:
-    written = automation().trigger  # type: ignore[attr-defined]
+    written = automation().trigger
     return EventTrigger.model_validate(written.model_dump(mode="json"))
 
 
