@@ -12,11 +12,19 @@ from rich.table import Table
 
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
-from automates.cli.output import JsonOption, console, emit_json, handle_errors, load_settings
+from automates.cli.output import (
+    JsonOption,
+    console,
+    emit_json,
+    errors,
+    handle_errors,
+    load_settings,
+)
 from automates.errors import AutomatesError, UnknownAutomateError
 from automates.guard.breaker import deployment_of
 from automates.guard.orchestrator import PrefectOrchestrator
 from automates.registry.model import Automate, Registry
+from automates.server.events import announce_automate
 from automates.states import HoldReason
 from automates.store.breakers import held_automates
 from automates.store.database import database_url
@@ -24,6 +32,7 @@ from automates.store.declared import declared_registry
 from automates.store.engine import make_engine, transaction
 from automates.store.held import schedules_held
 from automates.store.holds import ever_held, list_holds, open_hold, open_hold_of, release_hold
+from automates.store.urls import mask_passwords
 
 app = typer.Typer()
 
@@ -178,6 +187,7 @@ def pause_command(
         engine.dispose()
     paused = _set_schedules(settings.api_url, automate.name, active=False)
     schedules = "paused" if paused else "none deployed yet (sync keeps them paused)"
+    _announce(settings.api_url, "paused", name, {"by": who, "reason": detail})
     _report(as_json, {"automate": name, "paused_by": who, "reason": detail, "schedules": schedules})
 
 
@@ -206,7 +216,21 @@ def resume_command(
     finally:
         engine.dispose()
     schedules = _resume(settings.api_url, name, automate, still)
+    _announce(settings.api_url, "resumed", name, {"by": who, "schedules": schedules})
     _report(as_json, {"automate": name, "resumed_by": who, "schedules": schedules})
+
+
+def _announce(api_url: str, what: str, name: str, payload: dict[str, str]) -> None:
+    """`automates.automate.paused` / `.resumed` in the server's Event Feed: who and why, seen
+    beside the paused schedules in the UI (the store's hold is the record)."""
+    failed = announce_automate(api_url, f"automates.automate.{what}", name, payload)
+    if failed is not None:
+        errors.print(
+            f"warning: the {what} event was not sent ({mask_passwords(failed)}); "
+            "the hold is recorded",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _who(by: str | None) -> str:

@@ -1,7 +1,8 @@
-"""missed-run-check on a real server, run by a real worker from its declaration: of four
+"""missed-run-check on a real server, run by a real worker from its declaration: of five
 one-off ticks that fell due, the one a worker ran is fine; the one whose pool has no worker,
-the one whose run is gone and the one whose run Crashed are each reported once. Ticks that
-fell due while the check itself was down are all reported by its next run, and only by it."""
+the one whose run is gone and the one whose run Crashed are each reported once; the one of an
+automate an operator paused is not judged, before or after its resume. Ticks that fell due
+while the check itself was down are all reported by its next run, and only by it."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from automates.scheduling.preview import ticks_between
 from automates.settings import Settings
 from automates.sync import sync
 from tests.conftest import REPO
+from tests.fixtures.commands import invoke_json
 from tests.fixtures.misfire import api, deployment, deployment_runs, events_named, final
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import raised_alerts, run_deployment, wait_for
+from tests.fixtures.servers import cli_env, raised_alerts, run_deployment, wait_for
 
 CHECK = "missed-run-check/missed-run-check"
 GRACE = 2  # seconds
@@ -79,10 +81,12 @@ def test_each_tick_that_did_not_run_is_reported_once(
         automate("vanished", schedules=once, work_pool=nobody),
         automate("crashed", schedules=once, work_pool=nobody),
         automate("not-yet", schedules=later, work_pool=nobody),  # due in an hour: not judged
+        automate("paused", schedules=once, work_pool=nobody),  # paused by an operator
         the_check(worker),
     )
     settings = project.settings(server)
     asyncio.run(sync(settings, settings.database_url or ""))
+    invoke_json(cli_env(settings), "pause", "paused", "--reason", "host moved", "--by", "ana")
     found = {
         name: api(settings, partial(PrefectClient.read_deployment_by_name, name=f"hello/{name}"))
         for name in ("served", "stranded", "vanished", "crashed")
@@ -103,7 +107,7 @@ def test_each_tick_that_did_not_run_is_reported_once(
 
     api(settings, as_it_happened)
     time.sleep(max(0.0, (tick + timedelta(seconds=3) - datetime.now(UTC)).total_seconds()))
-    names = ("served", "stranded", "vanished", "crashed", "not-yet")
+    names = ("served", "stranded", "vanished", "crashed", "not-yet", "paused")
     seen = {name: len(raised_alerts(settings, name)) for name in names}
 
     check = run_deployment(settings, CHECK, timeout=180, grace_seconds=GRACE)
@@ -137,12 +141,15 @@ def test_each_tick_that_did_not_run_is_reported_once(
         "vanished": 1,
         "crashed": 1,
         "not-yet": 0,
+        "paused": 0,
     }
     for name in ("stranded", "vanished", "crashed"):
         assert told[name][0]["facts"] == {"schedule": "once", "ticks": [show(tick)]}
         assert told[name][0]["title"] == f"{name}: missed tick(s) of schedule once"
 
     # The next check judges only what fell due since the first: nothing; no second report.
+    # Nor the tick the paused automate did not run: resumed, its schedule changed after it.
+    invoke_json(cli_env(settings), "resume", "paused", "--by", "ana")
     again = run_deployment(settings, CHECK, timeout=180, grace_seconds=GRACE)
     assert again.state is not None
     assert (again.state_name, again.state.message) == (

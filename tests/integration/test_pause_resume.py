@@ -5,12 +5,14 @@ back; bad requests change nothing."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from automates.server.client import prefect_client
 from automates.settings import Settings
 from tests.fixtures.commands import invoke, invoke_json
+from tests.fixtures.misfire import events_named
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, store_rows
+from tests.fixtures.servers import cli_env, store_rows, wait_for
 
 NIGHTLY = "hello/nightly"
 
@@ -22,6 +24,15 @@ def schedules_active(settings: Settings) -> list[bool]:
         return [s.active for s in deployment.schedules]
 
     return asyncio.run(read())
+
+
+def ours(settings: Settings, event: str) -> list[dict[str, Any]]:
+    """The stored events named `event` about the automate `nightly`."""
+    return [
+        e
+        for e in events_named(settings, event)
+        if e["resource"]["prefect.resource.id"] == "automates.automate.nightly"
+    ]
 
 
 def test_a_paused_automate_stays_paused_until_resumed(server: Settings, project: Project) -> None:
@@ -42,6 +53,9 @@ def test_a_paused_automate_stays_paused_until_resumed(server: Settings, project:
         "schedules": "paused",
     }
     assert schedules_active(settings) == [False, False]
+    # Who and why, in the server's Event Feed too (beside the paused schedules in the UI).
+    [event] = wait_for(lambda: ours(settings, "automates.automate.paused"), 60, "the event")
+    assert event["payload"] == {"by": "ana", "reason": "disk migration"}
 
     def holds(*flags: str) -> list[dict[str, object]]:
         # The session's store outlives each test: other automates' holds may be open.
@@ -69,6 +83,8 @@ def test_a_paused_automate_stays_paused_until_resumed(server: Settings, project:
     assert (resumed["resumed_by"], resumed["schedules"]) == ("ben", "resumed")
     assert schedules_active(settings) == [True, True]
     assert holds() == []
+    [event] = wait_for(lambda: ours(settings, "automates.automate.resumed"), 60, "the event")
+    assert event["payload"] == {"by": "ben", "schedules": "resumed"}
     [past] = holds("--all")
     assert (past["released_by"], past["held_by"]) == ("ben", "ana")
     not_paused = invoke(env, "resume", "nightly", code=2)
