@@ -390,3 +390,47 @@ def test_a_skipped_run_shows_why(layer: Layer, prefect_ui: PrefectUI) -> None:
     page.get_by_role("tab", name="Details").click()
     expect(page.get_by_text(message, exact=True)).to_be_visible()
     prefect_ui.screenshot("skipped-run")
+
+
+def test_an_automate_paused_from_the_terminal_shows_who_and_why_and_resumes(
+    layer: Layer, prefect_ui: PrefectUI
+) -> None:
+    settings = layer.settings
+    env = cli_env(settings)
+    paused = cli_json(env, "pause", NIGHTLY, "--reason", "disk migration", "--by", "ana", "--json")
+    assert paused["schedules"] == "paused"
+    page = prefect_ui.page
+    prefect_ui.open("/deployments")
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=NIGHTLY, exact=True))
+    row.get_by_role("link", name=NIGHTLY, exact=True).click()
+    expect(page).to_have_url(re.compile(r"/deployments/deployment/[0-9a-f-]+"))
+    deployment_url = page.url
+    for label in SCHEDULE_LABELS[NIGHTLY]:
+        expect(page.get_by_role("switch", name=f"toggle {label}")).not_to_be_checked()
+
+    # Who and why: the automate's events in the Event Feed, the pause's payload on its page.
+    resource = f"automates.automate.{NIGHTLY}"
+    wait_for(lambda: events(settings, "automates.automate.paused", resource), 60, "the event")
+    now = datetime.now(UTC)
+    feed = {
+        "resource": json.dumps([resource]),
+        "rangeType": "range",
+        "start": iso_z(now - timedelta(days=1)),
+        "end": iso_z(now + timedelta(hours=1)),
+    }
+    prefect_ui.open("/events?" + urlencode(feed))
+    expect(page.get_by_text("automates.automate.paused", exact=True)).to_be_visible()
+    expect(page.get_by_text(NIGHTLY, exact=True).first).to_be_visible()
+    page.get_by_text("Show raw event").click()
+    # The raw event, in the UI's JSON viewer (a read-only editor).
+    raw = page.get_by_role("textbox").filter(has_text='"event": "automates.automate.paused"')
+    expect(raw.first).to_contain_text('"by": "ana"')
+    expect(raw.first).to_contain_text('"reason": "disk migration"')
+    prefect_ui.screenshot("paused-event")
+
+    resumed = cli_json(env, "resume", NIGHTLY, "--by", "ben", "--json")
+    assert resumed["schedules"] == "resumed"
+    page.goto(deployment_url)
+    for label in SCHEDULE_LABELS[NIGHTLY]:
+        expect(page.get_by_role("switch", name=f"toggle {label}")).to_be_checked()
+    wait_for(lambda: events(settings, "automates.automate.resumed", resource), 60, "the event")
