@@ -24,6 +24,7 @@ from automates.cli import (
     trigger_cmds,
     webhook_cmds,
 )
+from automates.cli.output import unexpected_errors
 from automates.server.prefect_patches import apply_all
 
 app = typer.Typer(
@@ -54,4 +55,5 @@ app.registered_commands.extend(service_cmds.app.registered_commands)  # install-
 
 def main() -> None:
     apply_all()
-    app()
+    with unexpected_errors():
+        app()

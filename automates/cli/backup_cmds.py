@@ -110,7 +110,8 @@ def verify(
     as_json: bool = JsonOption,
 ) -> None:
     """A restore drill now: restore a backup into a scratch database, compare it with its
-    manifest, drop the scratch database; exit 1 when the drill fails."""
+    manifest, drop the scratch database; exit 1 when the drill fails or the newest backup is
+    stale."""
     settings = load_settings()
     folder = backup_folder(settings)
     chosen = folder.named(name)
@@ -134,8 +135,10 @@ def verify(
             console.print(f"[red]problem:[/red] {problem}", highlight=False)
         if stale:
             console.print(f"[yellow]warning:[/yellow] {stale}", highlight=False)
-    if not record.passed:
-        raise typer.Exit(1)  # ran, and the backup did not restore as its manifest says
+    if not record.passed or stale:
+        # Ran, and found something: the backup did not restore as its manifest says, or the
+        # newest backup is older than the setting allows (backups are not being taken).
+        raise typer.Exit(1)
 
 
 @app.command("restore")

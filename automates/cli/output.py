@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -140,6 +141,24 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def unexpected_errors(argv: list[str] | None = None) -> Iterator[None]:
+    """An exception no module translated (a bug, or a library's error we did not foresee):
+    its traceback, secrets masked, for the bug report, then one `error:` line (`{"error"}`
+    on stdout with `--json`) and exit 2, "could not do it": never Python's 1, which here
+    means "ran, and found something"."""
+    try:
+        yield
+    except Exception as error:
+        trace = "".join(traceback.format_exception(error))
+        errors.print(masked(trace), markup=False, highlight=False, soft_wrap=True, end="")
+        what = f"unexpected {type(error).__name__}: {error}"
+        if "--json" in (sys.argv if argv is None else argv):
+            emit_json({"error": masked(what)})
+        _error_line(f"{what} (a bug in automates: the traceback above says where; report it)")
+        raise SystemExit(EXIT_ERROR) from None
 
 
 def _error_line(message: str) -> None:

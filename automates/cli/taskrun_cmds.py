@@ -21,6 +21,7 @@ from automates.cli.output import JsonOption, console, emit_json, handle_errors, 
 from automates.errors import TaskRunRequestError, UnknownTaskRunError, field_problems
 from automates.server.client import prefect_client
 from automates.settings import Settings
+from automates.states import TaskRunStatus
 from automates.store import taskruns as sql
 from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
@@ -66,7 +67,9 @@ def start(
     timeout: int | None = typer.Option(None, help="Seconds (default: the setting)."),
     budget: float | None = typer.Option(None, help="Per-run budget in dollars."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Record the command; start nothing."),
-    wait: bool = typer.Option(False, "--wait", help="Wait for the task run to end."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Wait for the task run to end; exit 1 unless it completed."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Request an agent task run; it starts on the agent dispatcher within a second."""
@@ -99,8 +102,10 @@ def start(
         engine.dispose()
     if as_json:
         emit_json(_plain(row))
-        return
-    console.print(f"task run {task_run_id} ({row.status}), flow run {flow_run_id}")
+    else:
+        console.print(f"task run {task_run_id} ({row.status}), flow run {flow_run_id}")
+    if wait and row.status != TaskRunStatus.COMPLETED:
+        raise typer.Exit(1)  # waited, and it ended otherwise: failed, timed out, over budget
 
 
 async def _create_flow_run(settings: Settings, parameters: dict[str, Any]) -> UUID:

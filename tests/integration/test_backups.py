@@ -277,6 +277,11 @@ def test_the_cli_with_json(store: str, tmp_path: Path) -> None:
 
     code, drilled = cli(env, "verify")
     assert code == 0 and drilled["drill"]["outcome"] == "passed", drilled
+    assert drilled["stale"] is None
+    # The drill passes, but the newest proven backup is older than allowed: found, exit 1.
+    code, late = cli({**env, "AUTOMATES_BACKUP_MAX_AGE_DAYS": "0.00001"}, "verify")
+    assert code == 1 and late["drill"]["outcome"] == "passed", late
+    assert late["stale"].startswith("the newest backup a drill proved"), late
     code, found = cli(env, "list")
     [listed] = found["backups"]
     assert (listed["name"], listed["verified"]) == (name, True)

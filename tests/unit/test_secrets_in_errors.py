@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from automates.cli.output import masked
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 from tests.fixtures.commands import run_module
 
 SECRET = "Sup3rS3cretPw"
@@ -97,3 +98,47 @@ def test_every_message_is_masked_at_the_cli_boundary() -> None:
         "refused mysql://u:***@h/db; token ***; auth ***; body {'password': '***'}; "
         "plain http://h:1/api"
     )
+
+
+# `automates validate` meeting an error no module translates (a bug), through the real entry
+# point: the command's own code raises what a library might.
+BUG = f"""
+import sys
+from automates.cli import registry_cmds
+
+def bug():
+    raise RuntimeError("postgresql://u:{SECRET}@h/db answered nonsense")
+
+registry_cmds.load_settings = bug
+sys.argv = ["automates", "validate", *sys.argv[1:]]
+from automates.cli.app import main
+main()
+"""
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_unexpected_error_is_one_masked_line_and_exit_2(as_json: bool) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", BUG, *(["--json"] if as_json else [])],
+        env={**os.environ, "COLUMNS": "1000"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr  # never 1: that says "ran, and found something"
+    assert SECRET not in done.stdout + done.stderr
+    # The traceback for the bug report, then what happened, on the last line.
+    assert "Traceback (most recent call last)" in done.stderr
+    *_, last = done.stderr.strip().splitlines()
+    assert last == (
+        "error: unexpected RuntimeError: postgresql://u:***@h/db answered nonsense "
+        "(a bug in automates: the traceback above says where; report it)"
+    )
+    if as_json:
+        assert json.loads(done.stdout) == {
+            "error": "unexpected RuntimeError: postgresql://u:***@h/db answered nonsense"
+        }
+    else:
+        assert done.stdout == ""
