@@ -168,6 +168,25 @@ def events(settings: Settings, name: str, resource: str) -> list[dict[str, Any]]
     return list(answer.json()["events"])
 
 
+def open_event_feed(prefect_ui: PrefectUI, settings: Settings, name: str, event: str) -> None:
+    """The Event Feed filtered on the automate `name`, showing its `event`. The feed reads the
+    events once, so it is opened when the server has stored the event, and over a range that
+    ends after now: its "Past day" ends at the start of the current minute."""
+    resource = f"automates.automate.{name}"
+    wait_for(lambda: events(settings, event, resource), 60, f"the event {event}")
+    now = datetime.now(UTC)
+    feed = {
+        "resource": json.dumps([resource]),
+        "rangeType": "range",
+        "start": iso_z(now - timedelta(days=1)),
+        "end": iso_z(now + timedelta(hours=1)),
+    }
+    prefect_ui.open("/events?" + urlencode(feed))
+    page = prefect_ui.page
+    expect(page.get_by_text(event, exact=True)).to_be_visible()
+    expect(page.get_by_text(name, exact=True).first).to_be_visible()
+
+
 @pytest.fixture(scope="module")
 def layer(server_session: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layer]:
     """The module's project, synced to the session's server, with one worker on its pool; the
@@ -355,21 +374,8 @@ def test_a_breaker_held_automate_shows_why_and_is_active_again_after_a_reset(
     expect(
         page.get_by_text(re.compile(r"ScriptFailed: scripts/broken.sh exited with 3"))
     ).to_be_visible()
-    # And the Event Feed, filtered on the automate, has the breaker's event. The feed reads
-    # the events once, so it is opened when the server has stored it, and over a range that
-    # ends after now: its "Past day" ends at the start of the current minute.
-    resource = f"automates.automate.{FRAGILE}"
-    wait_for(lambda: events(settings, "automates.breaker.opened", resource), 60, "the event")
-    now = datetime.now(UTC)
-    feed = {
-        "resource": json.dumps([resource]),
-        "rangeType": "range",
-        "start": iso_z(now - timedelta(days=1)),
-        "end": iso_z(now + timedelta(hours=1)),
-    }
-    prefect_ui.open("/events?" + urlencode(feed))
-    expect(page.get_by_text("automates.breaker.opened", exact=True)).to_be_visible()
-    expect(page.get_by_text(FRAGILE, exact=True).first).to_be_visible()
+    # And the Event Feed, filtered on the automate, has the breaker's event.
+    open_event_feed(prefect_ui, settings, FRAGILE, "automates.breaker.opened")
     prefect_ui.screenshot("breaker-event")
 
     reset = cli_json(cli_env(settings), "breaker", "reset", FRAGILE, "--json")
@@ -408,19 +414,8 @@ def test_an_automate_paused_from_the_terminal_shows_who_and_why_and_resumes(
     for label in SCHEDULE_LABELS[NIGHTLY]:
         expect(page.get_by_role("switch", name=f"toggle {label}")).not_to_be_checked()
 
-    # Who and why: the automate's events in the Event Feed, the pause's payload on its page.
-    resource = f"automates.automate.{NIGHTLY}"
-    wait_for(lambda: events(settings, "automates.automate.paused", resource), 60, "the event")
-    now = datetime.now(UTC)
-    feed = {
-        "resource": json.dumps([resource]),
-        "rangeType": "range",
-        "start": iso_z(now - timedelta(days=1)),
-        "end": iso_z(now + timedelta(hours=1)),
-    }
-    prefect_ui.open("/events?" + urlencode(feed))
-    expect(page.get_by_text("automates.automate.paused", exact=True)).to_be_visible()
-    expect(page.get_by_text(NIGHTLY, exact=True).first).to_be_visible()
+    # Who and why: the automate's events in the Event Feed, the pause's payload in it.
+    open_event_feed(prefect_ui, settings, NIGHTLY, "automates.automate.paused")
     page.get_by_text("Show raw event").click()
     # The raw event, in the UI's JSON viewer (a read-only editor).
     raw = page.get_by_role("textbox").filter(has_text='"event": "automates.automate.paused"')
@@ -433,4 +428,5 @@ def test_an_automate_paused_from_the_terminal_shows_who_and_why_and_resumes(
     page.goto(deployment_url)
     for label in SCHEDULE_LABELS[NIGHTLY]:
         expect(page.get_by_role("switch", name=f"toggle {label}")).to_be_checked()
+    resource = f"automates.automate.{NIGHTLY}"
     wait_for(lambda: events(settings, "automates.automate.resumed", resource), 60, "the event")
