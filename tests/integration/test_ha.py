@@ -174,10 +174,14 @@ def test_two_api_processes_a_services_process_and_two_clones_run_every_tick_once
 
         wanted = AUTOMATES * WINDOW_MINUTES
         wait_seconds = (window_end - datetime.now(UTC)).total_seconds() + 300
-        ticks = wait_for(
-            lambda: _window_ticks(api, window_start, window_end, wanted), wait_seconds,
-            f"{wanted} ticks of the window to complete",
-        )  # fmt: skip
+        seen: list[tuple[str, Any]] = []
+        try:
+            ticks = wait_for(
+                lambda: _window_ticks(api, window_start, window_end, wanted, seen), wait_seconds,
+                f"{wanted} ticks of the window to complete",
+            )  # fmt: skip
+        except AssertionError as late:
+            raise AssertionError(f"{late}; {_unfinished(seen, wanted, tmp_path)}") from None
     finally:
         if remote is not None:
             os.killpg(remote.pid, signal.SIGTERM)
@@ -222,10 +226,11 @@ def _remote_worker(tmp_path: Path, api: str, clone: Path) -> subprocess.Popen[by
 
 
 def _window_ticks(
-    api: str, start: datetime, end: datetime, count: int
+    api: str, start: datetime, end: datetime, count: int, seen: list[tuple[str, Any]]
 ) -> list[tuple[str, str, UUID]] | None:
     """(automate, scheduled time, flow run) of the every-minute runs scheduled in the window,
-    once `count` of them are final; a run that ended other than Completed fails at once."""
+    once `count` of them are final; a run that ended other than Completed fails at once.
+    `seen` is left holding the runs found, for a report if they never all end."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterExpectedStartTime,
@@ -246,6 +251,7 @@ def _window_ticks(
         return [(names.get(r.deployment_id) or "", r) for r in runs]  # type: ignore[arg-type]
 
     found = [(n, r) for n, r in asyncio.run(go()) if n.startswith("every-minute-")]
+    seen[:] = found
     final = [(n, r) for n, r in found if r.state is not None and r.state.is_final()]
     assert all(r.state_name == "Completed" for _, r in final), [
         (n, r.state_name, r.state and r.state.message) for n, r in final
@@ -253,6 +259,23 @@ def _window_ticks(
     if len(final) < count:
         return None
     return [(n, str(r.expected_start_time), r.id) for n, r in final]
+
+
+def _unfinished(seen: list[tuple[str, Any]], wanted: int, tmp_path: Path) -> str:
+    """What a window that never completed left: how many runs exist, the states of those not
+    final by pool (the layer's warm worker or the remote one), and the remote worker's last
+    log lines."""
+    states = Counter(
+        ("warm" if int(name[-2:]) < LOCAL else REMOTE_POOL, run.state_name)
+        for name, run in seen
+        if run.state is None or not run.state.is_final()
+    )
+    log = tmp_path / "remote-worker.log"
+    tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+    return (
+        f"{len(seen)} of {wanted} runs exist; not final, by pool and state: {dict(states)}; "
+        "remote worker's log ends:\n" + "\n".join(tail)
+    )
 
 
 def _api_processes(server: int) -> list[int]:
