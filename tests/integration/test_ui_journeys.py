@@ -146,6 +146,20 @@ def state_history(settings: Settings, run_id: UUID) -> list[str]:
     return run_async(go())
 
 
+def logged(settings: Settings, run_id: UUID, line: re.Pattern[str]) -> bool:
+    """Whether the server has a log line of the run that matches `line`."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    async def go() -> bool:
+        async with prefect_client(settings.api_url) as client:
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+            )
+        return any(line.search(log.message) for log in logs)
+
+    return run_async(go())
+
+
 def schedules_active(settings: Settings, name: str) -> list[bool]:
     async def go() -> list[bool]:
         async with prefect_client(settings.api_url) as client:
@@ -293,15 +307,17 @@ def test_a_waiting_run_is_approved_through_the_resume_form(
         return run if run.state is not None and run.state.type is StateType.PAUSED else None
 
     wait_for(suspended, RUN_SECONDS, f"run {run_id} of {GATED} to wait for approval")
+    # The Logs tab reads the logs once for a run that is not running: it is opened when the
+    # server has the line (a run's logs reach it in batches, after its state may).
+    waiting = re.compile(rf"^waiting for approval of version \w+ of {GATED}")
+    wait_for(lambda: logged(settings, run_id, waiting), 60, "the run's log line")
     # (A Suspended run is no longer taken for dead 90 s after its last heartbeat: the
     # automation "automates: crash unresponsive runs" expects any event of the run,
     # Suspended included; tests/unit/test_unresponsive_runs.py.)
     page = prefect_ui.page
     prefect_ui.open(f"/runs/flow-run/{run_id}")
     expect(prefect_ui.state("Suspended")).to_be_visible()
-    expect(
-        page.get_by_text(re.compile(rf"^waiting for approval of version \w+ of {GATED}"))
-    ).to_be_visible()
+    expect(page.get_by_text(waiting)).to_be_visible()
 
     page.get_by_role("button", name="Open menu").first.click()
     page.get_by_role("menuitem", name="Resume").click()
