@@ -19,6 +19,7 @@ from automates.cli.output import (
     errors,
     handle_errors,
     load_settings,
+    masked,
 )
 from automates.errors import AutomatesError, UnknownAutomateError
 from automates.guard.breaker import deployment_of
@@ -32,7 +33,6 @@ from automates.store.declared import declared_registry
 from automates.store.engine import make_engine, transaction
 from automates.store.held import schedules_held
 from automates.store.holds import ever_held, list_holds, open_hold, open_hold_of, release_hold
-from automates.store.urls import mask_passwords
 
 app = typer.Typer()
 
@@ -226,8 +226,7 @@ def _announce(api_url: str, what: str, name: str, payload: dict[str, str]) -> No
     failed = announce_automate(api_url, f"automates.automate.{what}", name, payload)
     if failed is not None:
         errors.print(
-            f"warning: the {what} event was not sent ({mask_passwords(failed)}); "
-            "the hold is recorded",
+            f"warning: the {what} event was not sent ({masked(failed)}); the hold is recorded",
             markup=False,
             highlight=False,
         )

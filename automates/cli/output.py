@@ -144,7 +144,7 @@ def handle_errors(command: F) -> F:
 
 
 @contextmanager
-def unexpected_errors(argv: list[str] | None = None) -> Iterator[None]:
+def unexpected_errors() -> Iterator[None]:
     """An exception no module translated (a bug, or a library's error we did not foresee):
     its traceback, secrets masked, for the bug report, then one `error:` line (`{"error"}`
     on stdout with `--json`) and exit 2, "could not do it": never Python's 1, which here
@@ -155,7 +155,7 @@ def unexpected_errors(argv: list[str] | None = None) -> Iterator[None]:
         trace = "".join(traceback.format_exception(error))
         errors.print(masked(trace), markup=False, highlight=False, soft_wrap=True, end="")
         what = f"unexpected {type(error).__name__}: {error}"
-        if "--json" in (sys.argv if argv is None else argv):
+        if "--json" in sys.argv:
             emit_json({"error": masked(what)})
         _error_line(f"{what} (a bug in automates: the traceback above says where; report it)")
         raise SystemExit(EXIT_ERROR) from None

@@ -368,21 +368,3 @@ def _wait_completed(api: str, runs: list[UUID]) -> None:
         return len(ended) == len(runs)
 
     wait_for(done, 300, f"{len(runs)} triggered runs to complete")
-
-
-def _scheduled_completed(api: str, count: int) -> list[tuple[UUID, str]] | None:
-    """(flow run, scheduled time) of the every-minute automate's completed runs, once there
-    are `count`."""
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-
-    async def go() -> list[tuple[UUID, str]]:
-        async with prefect_client(api) as client:
-            runs = await client.read_flow_runs(
-                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["every-minute"]))
-            )
-        return [
-            (run.id, str(run.expected_start_time)) for run in runs if run.state_name == "Completed"
-        ]
-
-    found = asyncio.run(go())
-    return found if len(found) >= count else None
