@@ -97,6 +97,20 @@ class MisfireCheck:
         return _skipped(policy, decision, mine, started)
 
 
+class SkipPolicyMisfireCheck:
+    """The misfire check where it needs nothing but the run itself: under the `skip` policy a
+    run past its grace ends Skipped whatever else the outage missed. Under the other policies
+    it answers nothing (the decision reads the outage, may wait or hold: the run's process asks
+    MisfireCheck). A worker asks it before it starts the run's process (guard/runner.py)."""
+
+    name = "misfire"
+
+    def check(self, run: RunContext) -> State | None:
+        if run.policy.misfire is not Misfire.SKIP:
+            return None
+        return MisfireCheck().check(run)
+
+
 def from_schedule(flow_run: Any) -> bool:
     """Whether the run stands for a tick of a schedule (and so can be a misfire)."""
     tags = set(flow_run.tags or ())

@@ -37,7 +37,7 @@ from automates.guard.concurrency import ConcurrencyCheck
 from automates.guard.context import RunContext, in_force
 from automates.guard.journal import RunJournal
 from automates.guard.logs import run_logger
-from automates.guard.misfire import MisfireCheck
+from automates.guard.misfire import MisfireCheck, SkipPolicyMisfireCheck
 from automates.guard.orchestrator import Orchestrator, PrefectOrchestrator
 from automates.guard.prechecks import EnvironmentCheck, PreCheck
 from automates.guard.quiet_hours import QuietHoursCheck
@@ -56,6 +56,17 @@ PRECHECKS: tuple[PreCheck, ...] = (
     MisfireCheck(),
     ApprovalCheck(),
     ConcurrencyCheck(),
+)
+
+# The first of those questions, in the same order, as far as each is answered from the run
+# alone, without a wait: a worker asks them before it starts the run's process, and settles a
+# run one of them ends without one (automates/platform/before_start.py). A run none of them
+# ends asks all of PRECHECKS again in its process. Only the last may answer less than its
+# counterpart (misfire: only under `skip`), so a refusal here is the pipeline's own.
+BEFORE_PROCESS: tuple[PreCheck, ...] = (
+    EnvironmentCheck(),
+    QuietHoursCheck(),
+    SkipPolicyMisfireCheck(),
 )
 
 # Prefect's server lets a run turn Running up to half a second before its scheduled time (it
@@ -111,6 +122,15 @@ class Guard:
             if refusal is not None:
                 return refusal
         self._prepare_environment(run)
+        return None
+
+    def decide_before_process(self, run: RunContext) -> State | None:
+        """The state that ends the run before it has a process (BEFORE_PROCESS), or None
+        when only its process can tell."""
+        for precheck in BEFORE_PROCESS:
+            refusal = precheck.check(run)
+            if refusal is not None:
+                return refusal
         return None
 
     def _prepare_environment(self, run: RunContext) -> None:

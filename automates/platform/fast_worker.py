@@ -127,6 +127,9 @@ class FastProcessWorker(GuardedProcessWorker):
     ) -> ProcessWorkerResult:
         await sleep_until(flow_run.expected_start_time, lead=ENGINE_LEAD_SECONDS)
         self.place(configuration)
+        settled = await self.settle_before_start(flow_run, configuration, task_status)
+        if settled is not None:
+            return settled
         if self.launcher is None or not configuration._command_configured:
             return await ProcessWorker.run(self, flow_run, configuration, task_status)
         return await self._run_launched(flow_run, configuration, task_status)

@@ -39,7 +39,7 @@ from tests.fixtures.misfire import (
     worker_held_back,
 )
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import wait_for
+from tests.fixtures.servers import store_rows, wait_for
 
 POLICIES = {"missed-skip": "skip", "missed-once": "fire_once", "missed-catch-up": "catch_up"}
 TAGS = {"fire_once": "misfire:fire-once", "catch_up": "misfire:catch-up"}
@@ -66,6 +66,16 @@ def outage_ended(
         r for r in runs if r.expected_start_time and utc(r.expected_start_time) + grace < recovered
     ]
     return runs if all(final(r) for r in inside) else None
+
+
+def journal_rows(settings: Settings, automate: str, count: int) -> list[dict[str, Any]] | None:
+    """The automate's execution journal rows, once there are `count` of them."""
+    rows = store_rows(
+        settings,
+        "SELECT outcome, context FROM automates.execution_journal WHERE automate = :name",
+        name=automate,
+    )
+    return rows if len(rows) >= count else None
 
 
 def from_scheduler(run: FlowRun) -> bool:
@@ -127,6 +137,21 @@ def test_each_policy_after_a_worker_outage(server: Settings, project: Project) -
         }
         for name, policy in POLICIES.items():
             check_outage(found[name], results[name], policy, crafted[name])
+        # Under skip, the worker settled every late run itself: no process was started for
+        # any (no pid), and the guard's hook journaled each as its process would have.
+        missed = set(crafted["missed-skip"])
+        settled = [r for r in results["missed-skip"] if r.expected_start_time in missed]
+        assert len(settled) == len(missed), settled
+        assert [r.infrastructure_pid for r in settled] == [None] * len(settled), settled
+        # The worker journals each just after its state, as a final-state hook does.
+        journaled = wait_for(
+            partial(journal_rows, server, "missed-skip", len(settled)), 60, "the journal rows"
+        )
+        assert sorted(row["outcome"] for row in journaled) == ["skipped"] * len(settled)
+        assert all(row["context"]["settled"] == "before_process" for row in journaled)
+        # A run that had to run got its process.
+        kept = [r for r in results["missed-once"] if r.state_name == "Completed"]
+        assert kept and all(r.infrastructure_pid for r in kept), kept
         # The catch-up ran the three most recent ticks: one the scheduler made, and the two
         # that never became runs, created by the guard.
         created = {

@@ -18,7 +18,7 @@ from automates.scheduling.quiet_hours import QuietHours
 from automates.settings import Settings
 from automates.sync import sync
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import run_deployment, runs_of, wait_for
+from tests.fixtures.servers import run_deployment, runs_of, store_rows, wait_for
 
 
 def test_every_form_with_jitter_becomes_runs_at_the_previewed_times(
@@ -111,6 +111,19 @@ def test_quiet_hours_skip_and_defer_real_runs(
     assert skipped.state_name == "Skipped"
     assert skipped.state is not None and skipped.state.is_completed()
     assert "quiet hours (always, UTC)" in (skipped.state.message or "")
+    # Settled by the worker itself (decision 0052): no process started, journaled all the same.
+    assert skipped.infrastructure_pid is None
+    # The worker journals it just after the state (as a final-state hook does).
+    [journaled] = wait_for(
+        lambda: store_rows(
+            server,
+            "SELECT outcome, context FROM automates.execution_journal WHERE flow_run_id = :id",
+            id=skipped.id,
+        ),
+        60,
+        "the skipped run's journal row",
+    )
+    assert (journaled["outcome"], journaled["context"]["settled"]) == ("skipped", "before_process")
 
     # Defer: the run ends Deferred and leaves one run scheduled at the window's end.
     end = QuietHours.model_validate(window).window_end(now)
@@ -118,6 +131,7 @@ def test_quiet_hours_skip_and_defer_real_runs(
     deferred = run_deployment(settings, "hello/later")
     assert deferred.state_name == "Deferred"
     assert deferred.state is not None and end.strftime("%H:%M:%S") in (deferred.state.message or "")
+    assert deferred.infrastructure_pid is None
     [waiting] = [r for r in runs_of(settings, "hello/later") if DEFERRED_TAG in r.tags]
     assert (waiting.state_name, waiting.expected_start_time) == ("Scheduled", end)
     assert waiting.parameters == deferred.parameters

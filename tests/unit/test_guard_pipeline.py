@@ -13,11 +13,11 @@ from uuid import uuid4
 
 import pytest
 from prefect.client.schemas.objects import FlowRun
-from prefect.states import Running
+from prefect.states import Pending, Running
 
 from automates.guard import attempts
 from automates.guard.repair import LOG_DIR_ENV
-from automates.guard.runner import PRECHECKS, Guard
+from automates.guard.runner import BEFORE_PROCESS, PRECHECKS, Guard
 from automates.registry.policy import GuardPolicy
 from automates.scheduling.approval import Approval, Gate, gate
 from automates.scheduling.concurrency import Concurrency
@@ -71,6 +71,65 @@ def test_the_prechecks_run_in_one_visible_order() -> None:
         "approval",
         "concurrency",
     ]
+
+
+def test_a_worker_asks_the_first_prechecks_in_the_same_order() -> None:
+    names = [check.name for check in BEFORE_PROCESS]
+    assert names == [check.name for check in PRECHECKS][: len(names)]
+    assert names == ["environment", "quiet-hours", "misfire"]
+
+
+def around_now(action: str) -> QuietHours:
+    """A quiet window from an hour ago to an hour ahead."""
+    now = datetime.now(UTC)
+    return QuietHours.model_validate(
+        {
+            "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+            "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+            "timezone": "UTC",
+            "action": action,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "minutes_late", "expected"),
+    [
+        ({"environments": ("staging",)}, 0, "Skipped"),
+        ({"quiet_hours": around_now("defer")}, 0, "Deferred"),
+        ({"quiet_hours": around_now("skip")}, 0, "Skipped"),
+        ({"misfire": Misfire.SKIP}, 10, "Skipped"),
+        ({"misfire": Misfire.SKIP}, 0, None),  # on time: its process runs it
+        ({"misfire": Misfire.FIRE_ONCE}, 10, None),  # reads the outage: its process decides
+        ({"misfire": Misfire.CATCH_UP}, 10, None),
+    ],
+)
+def test_before_its_process_a_run_ends_as_its_process_would_end_it(
+    tmp_path: Path, fields: dict[str, Any], minutes_late: int, expected: str | None
+) -> None:
+    """What a worker settles without a process (a run not started yet) is what the whole
+    pipeline decides in the process, which asks later; what it leaves, it asked nothing of
+    Prefect for."""
+    orchestrator = MemoryOrchestrator()
+    deployment = orchestrator.deployment()
+    tick = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes_late)
+    waiting = flow_run(
+        deployment.id,
+        tick,
+        start_time=None,
+        auto_scheduled=True,
+        idempotency_key=f"scheduled {deployment.id} s1 {tick}",
+        state=Pending(),
+    )
+    chosen = guard(tmp_path, orchestrator, **fields)
+    early = chosen.decide_before_process(chosen.begin(waiting))
+    assert (early.name if early is not None else None) == expected
+    if early is None:
+        assert orchestrator.runs == {}
+        return
+    started = waiting.model_copy(update={"start_time": datetime.now(UTC), "state": Running()})
+    full = chosen.decide(chosen.begin(started))
+    assert full is not None and (full.type, full.name) == (early.type, early.name)
 
 
 def test_the_first_refusal_ends_the_run_and_nothing_after_it_is_asked(tmp_path: Path) -> None:
