@@ -14,9 +14,10 @@ the default misfire policy (`skip`, 60 s of grace), and one on-demand automate, 
 run, shared by both phases. Two phases, one after the other, each with a fresh worker
 (`python -m workers.process`, fast start, its run launcher ready):
 
-- **baseline**: the same worker with its one new step turned off: started through a wrapper
-  (`baseline_worker` below) that replaces `before_start.settle` with a function answering
-  None ("this run needs its process") before it runs `workers.process`'s main;
+- **baseline**: the same worker with settling before the process turned off: started through
+  a wrapper (`baseline_worker` below) that makes both places the worker asks answer "this run
+  needs its process" (`SettleFirstMixin._decide_due` deciding none of a fetch, `settle`
+  answering None) before it runs `workers.process`'s main;
 - **new**: the worker as shipped.
 
 Each phase: the pool paused (as in tests/fixtures/misfire.py: no worker takes its runs, as in
@@ -71,7 +72,7 @@ PHASES = {
 # the pool: a short pause, so that neither phase's trigger races its worker's start.
 WORKER_SETTLE_SECONDS = 5.0
 REAP_SECONDS = 2.0
-# The worker for the baseline: `workers.process`'s main with `settle` answering None.
+# The worker for the baseline: `workers.process`'s main with settling before the process off.
 BASELINE_WORKER = (
     f"import sys; sys.path.insert(0, {_checkout!r}); "
     "from bench.storm_bench import baseline_worker; baseline_worker()"
@@ -91,7 +92,12 @@ def baseline_worker() -> None:
     async def needs_its_process(worker: Any, flow_run: Any, env: Any) -> None:
         return None
 
+    async def none_decided(worker: Any, fetched: Any) -> dict[Any, Any]:
+        return {}
+
+    # Both places the worker asks: as it fetches, and as it would start a run's process.
     before_start.settle = needs_its_process
+    before_start.SettleFirstMixin._decide_due = none_decided  # type: ignore[method-assign,assignment]
     process.main(sys.argv[1:])
 
 
@@ -390,10 +396,10 @@ def section(r: dict[str, Any]) -> str:
             "and, at once, one manual run triggered through the API",
             "(`create_flow_run_from_deployment`). Same server, a fresh `workers.process` worker",
             "(fast start, launcher ready) per phase, all on one pool. The **baseline is the",
-            "same worker with one step turned off**: settling before the process",
-            '(`automates/platform/before_start.settle` replaced by a function answering "this',
-            'run needs its process"), so every late run gets a process whose guard ends it, as',
-            "before decision 0052. Ratio: new over baseline.",
+            "same worker with settling before the process turned off** (both places it",
+            'asks, in `automates/platform/before_start.py`, answering "this run needs its',
+            'process"), so every late run gets a process whose guard ends it, as before',
+            "decision 0052. Ratio: new over baseline.",
             "",
             "| Measure | Baseline (settling off) | New (as shipped) | New vs baseline |",
             "|---|---:|---:|---:|",

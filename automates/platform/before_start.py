@@ -5,14 +5,22 @@ window, a tick missed under the `skip` policy) answer from the run alone. After 
 through a quiet window, most of the runs a worker fetches are ones they end: each used to get
 a process of its own (a fork or a Python start, Prefect's engine, its API calls) only to end
 Skipped, and the burst after an outage held up the runs that really had to start. A worker of
-this layer asks those checks itself, at the moment it would start the run's process:
+this layer asks those checks itself, in two places:
 
-- one of them ends the run: the worker proposes that state to Prefect (Pending → Completed
-  "Skipped" or "Deferred", through Prefect's orchestration rules, not forced), says so in the
-  run's log, and writes the journals through the guard's own final-state hook (`Guard.record`),
-  as the run's process would have; the journal's context says `settled: before_process`;
-- none does, the policy cannot be read, or asking fails: the process starts as before, and the
-  guard in it asks every pre-check again. Nothing is lost by asking first.
+- **as it fetches** (`SettleFirstMixin`): of the runs whose time has come, those the checks
+  end are taken out of the batch; the others are submitted first, as Prefect's loop submits
+  them, and the ended ones are then settled a few at a time beside them, each with one state
+  change (Scheduled → Completed "Skipped" or "Deferred") and its journal row: none goes
+  through Prefect's submission (its Pending state, its configuration, its labels);
+- **as it would start the process** of a run fetched ahead of its time (`settle`): once the
+  tick has come, the same question, before the fork.
+
+Either way the state goes through Prefect's orchestration rules (not forced), the run's log
+says so, and the journals are written by the guard's own final-state hook (`Guard.record`), as
+the run's process would have; the journal's context says `settled: before_process`. When the
+policy cannot be read, a check raises, or Prefect refuses the state or cannot be reached, the
+run takes the ordinary way and the guard in its process asks every pre-check again: asking
+first never loses a run.
 
 The worker's settings stand in for the run's: a run's process gets the worker's settings (all
 but its credentials, automates/platform/run_env.py), and the checks and the journals read
@@ -21,57 +29,188 @@ none of those.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
+import anyio
 import anyio.to_thread
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.client.schemas.responses import SetStateStatus
 
+from automates.guard.context import RunContext
 from automates.guard.runner import Guard
-from automates.registry.policy import GuardPolicy
+from automates.platform.admission import refusal
+from automates.registry.policy import GUARD_ENV, GuardPolicy
 from automates.settings import Settings
 
 # The journal context's mark of a run settled here.
 SETTLED = "settled"
 BEFORE_PROCESS = "before_process"
+# Runs settled at once from one fetch: a few, so that the runs that really start, submitted
+# first, find the API free.
+SETTLING_AT_ONCE = 4
 
 
 class SettledWithoutProcess(Exception):
     """What a worker reports to Prefect's loop for a run it settled: no process, no pid."""
 
 
-async def settle(worker: Any, flow_run: FlowRun, env: Mapping[str, Any]) -> State | None:
-    """The final state `worker` gave `flow_run` without starting its process, or None when
-    the run needs its process (`env`: the environment the process would get)."""
-    logger = worker.get_flow_run_logger(flow_run)
+@dataclass(frozen=True)
+class Decided:
+    """A run the guard's first pre-checks end, and the state they end it in."""
+
+    guard: Guard
+    run: RunContext
+    state: State
+
+    @property
+    def flow_run(self) -> FlowRun:
+        assert self.run.flow_run is not None
+        return self.run.flow_run
+
+
+def policy_of(env: Mapping[str, Any] | None) -> GuardPolicy | None:
+    """The guard policy in a run's environment (or a deployment's `env` job variable); None
+    when it has none or it cannot be read (the run's own guard then reports it)."""
+    raw = (env or {}).get(GUARD_ENV)
+    if not isinstance(raw, str):
+        return None
     try:
-        policy = GuardPolicy.from_env({k: v for k, v in env.items() if v is not None})
+        return GuardPolicy.from_env({GUARD_ENV: raw})
     except ValueError:
-        return None  # the process's guard reports an unreadable policy in the run itself
+        return None
+
+
+def decide(policy: GuardPolicy, flow_run: FlowRun, settings: Settings) -> Decided | None:
+    """Ask the guard's BEFORE_PROCESS checks about `flow_run` (blocking: a deferral asks
+    Prefect for its run); None when the run needs its process."""
+    guard = Guard(policy, settings)
+    run = guard.begin(flow_run)
+    state = guard.decide_before_process(run)
+    return None if state is None else Decided(guard, run, state)
+
+
+async def settle(worker: Any, flow_run: FlowRun, env: Mapping[str, Any]) -> State | None:
+    """The final state `worker` gave `flow_run` at the moment it would start its process, or
+    None when the run needs its process (`env`: the environment the process would get)."""
+    policy = policy_of(env)
     if policy is None:
         return None
-    guard = Guard(policy, Settings())
-    run = guard.begin(flow_run)
     try:
-        state = await anyio.to_thread.run_sync(guard.decide_before_process, run)
+        decided = await anyio.to_thread.run_sync(decide, policy, flow_run, Settings())
     except Exception:
-        logger.warning("could not decide before its process; the process decides", exc_info=True)
+        worker.get_flow_run_logger(flow_run).warning(
+            "could not decide before its process; the process decides", exc_info=True
+        )
         return None
-    if state is None:
-        return None
+    return None if decided is None else await conclude(worker, decided)
+
+
+async def conclude(worker: Any, decided: Decided) -> State | None:
+    """Propose the decided state to Prefect and journal it; the state Prefect accepted, or
+    None when it did not (the run then takes the ordinary way)."""
+    flow_run = decided.flow_run
+    logger = worker.get_flow_run_logger(flow_run)
     try:
-        result = await worker.client.set_flow_run_state(flow_run.id, state)
-    except Exception:  # the API failed us: the process starts, and its guard asks again
+        result = await worker.client.set_flow_run_state(flow_run.id, decided.state)
+    except Exception:  # the API failed us: the run takes the ordinary way
         logger.warning("could not settle the run before its process", exc_info=True)
         return None
     if result.status is not SetStateStatus.ACCEPT or result.state is None:
-        # The run moved meanwhile (cancelled, taken by another worker): its process, or
-        # whoever moved it, settles it.
+        # The run moved meanwhile (cancelled, taken by another worker): whoever moved it, or
+        # its process, settles it.
         logger.info("not settled before its process: Prefect answered %s", result.status.value)
         return None
-    final = result.state
-    logger.info("%s (settled by the worker, no process started)", final.message)
-    run.journal.context[SETTLED] = BEFORE_PROCESS
-    await anyio.to_thread.run_sync(guard.record, flow_run, final)
+    final: State = result.state
+    logger.info("%s (settled by worker %s, no process started)", final.message, worker.name)
+    decided.run.journal.context[SETTLED] = BEFORE_PROCESS
+    await anyio.to_thread.run_sync(decided.guard.record, flow_run, final)
     return final
+
+
+class SettleFirstMixin:
+    """Takes the runs the guard would end at once out of each fetch, submits the others
+    first, and settles the ended ones a few at a time (see the module's docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Runs Prefect would not let this worker settle: they take the ordinary way from now
+        # on (else each fetch would decide them again, and they would never start).
+        self._not_settled: set[UUID] = set()
+
+    async def _submit_scheduled_flow_runs(self, flow_run_response: list[Any]) -> list[FlowRun]:
+        worker: Any = self
+        try:
+            decided = await self._decide_due(
+                [
+                    entry.flow_run
+                    for entry in flow_run_response
+                    if entry.flow_run.id not in worker._submitting_flow_run_ids
+                ]
+            )
+        except Exception:  # the batch takes the ordinary way; each run's process decides
+            worker._logger.warning("could not decide the fetched runs first", exc_info=True)
+            decided = {}
+        rest = [entry for entry in flow_run_response if entry.flow_run.id not in decided]
+        submitted: list[FlowRun] = await super()._submit_scheduled_flow_runs(rest)  # type: ignore[misc]
+        if decided:
+            worker._submitting_flow_run_ids.update(decided)
+            worker._runs_task_group.start_soon(self._settle_decided, list(decided.values()))
+        return submitted
+
+    async def _decide_due(self, fetched: Sequence[FlowRun]) -> dict[UUID, Decided]:
+        """The fetched runs whose time has come that the guard's first pre-checks end, by
+        id; each deployment read once; a run its worker would refuse is left to be refused."""
+        worker: Any = self
+        now = datetime.now(UTC)
+        due = [
+            flow_run
+            for flow_run in fetched
+            if flow_run.deployment_id is not None
+            and flow_run.id not in self._not_settled
+            and flow_run.expected_start_time is not None
+            and flow_run.expected_start_time <= now
+        ]
+        if not due:
+            return {}
+        deployments: dict[UUID, Any] = {}
+        for deployment_id in {flow_run.deployment_id for flow_run in due}:
+            assert deployment_id is not None
+            with contextlib.suppress(Exception):  # unreadable: those runs take the ordinary way
+                deployments[deployment_id] = await worker.client.read_deployment(deployment_id)
+        settings = Settings()
+
+        def decide_all() -> dict[UUID, Decided]:
+            found: dict[UUID, Decided] = {}
+            for flow_run in due:
+                deployment = deployments.get(flow_run.deployment_id)  # type: ignore[arg-type]
+                if deployment is None or refusal(deployment, flow_run) is not None:
+                    continue
+                policy = policy_of((deployment.job_variables or {}).get("env"))
+                decided = None if policy is None else decide(policy, flow_run, settings)
+                if decided is not None:
+                    found[flow_run.id] = decided
+            return found
+
+        return await anyio.to_thread.run_sync(decide_all)
+
+    async def _settle_decided(self, decided: list[Decided]) -> None:
+        worker: Any = self
+        limiter = anyio.CapacityLimiter(SETTLING_AT_ONCE)
+
+        async def one(item: Decided) -> None:
+            async with limiter:
+                try:
+                    if await conclude(worker, item) is None:
+                        self._not_settled.add(item.flow_run.id)
+                finally:
+                    # Settled, or not: a run still Scheduled is fetched again, the ordinary way.
+                    worker._submitting_flow_run_ids.discard(item.flow_run.id)
+
+        async with anyio.create_task_group() as group:
+            for item in decided:
+                group.start_soon(one, item)

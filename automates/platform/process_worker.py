@@ -5,6 +5,9 @@ process per run) with these differences, all decided before a run's process exis
 
 - each run passes `automates.platform.admission` first; a refused one ends `Failed` with the
   reason and nothing starts;
+- a run the guard's first pre-checks end from the run alone (wrong environment, quiet window,
+  a missed tick under `skip`) is settled by the worker, with no process
+  (`automates.platform.before_start`);
 - a run's process gets `run_environment` of the worker's environment (no operator secrets),
   not the whole of it;
 - a run of a deployment sync made starts in the worker's own checkout (the deployment names
@@ -30,6 +33,7 @@ from pydantic import PrivateAttr
 
 from automates.platform import before_start
 from automates.platform.admission import REFUSED, refusal
+from automates.platform.before_start import SettleFirstMixin
 from automates.platform.code_update import CheckoutUpdater
 from automates.platform.run_env import passed_on
 from automates.server.spec import runs_in_worker_checkout
@@ -213,7 +217,7 @@ class CleanJobConfiguration(ProcessJobConfiguration):
         }
 
 
-class GuardedProcessWorker(CodeUpdateMixin, AdmissionMixin, ProcessWorker):
+class GuardedProcessWorker(SettleFirstMixin, CodeUpdateMixin, AdmissionMixin, ProcessWorker):
     """Prefect's process worker for a pool of this layer (docs/decisions/0032-run-admission.md),
     running sync's deployments in its own checkout."""
 

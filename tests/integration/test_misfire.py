@@ -68,6 +68,10 @@ def outage_ended(
     return runs if all(final(r) for r in inside) else None
 
 
+async def states_of(run_id: Any, client: PrefectClient) -> list[Any]:
+    return sorted(await client.read_flow_run_states(run_id), key=lambda state: state.timestamp)
+
+
 def journal_rows(settings: Settings, automate: str, count: int) -> list[dict[str, Any]] | None:
     """The automate's execution journal rows, once there are `count` of them."""
     rows = store_rows(
@@ -143,6 +147,11 @@ def test_each_policy_after_a_worker_outage(server: Settings, project: Project) -
         settled = [r for r in results["missed-skip"] if r.expected_start_time in missed]
         assert len(settled) == len(missed), settled
         assert [r.infrastructure_pid for r in settled] == [None] * len(settled), settled
+        # Taken out of the fetch: never submitted (no Pending), one state change each.
+        for run in settled:
+            history = api(settings, partial(states_of, run.id))
+            names = [state.name for state in history]
+            assert "Pending" not in names and names[-1] == "Skipped", names  # Scheduled, Late
         # The worker journals each just after its state, as a final-state hook does.
         journaled = wait_for(
             partial(journal_rows, server, "missed-skip", len(settled)), 60, "the journal rows"
