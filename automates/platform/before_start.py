@@ -9,9 +9,13 @@ this layer asks those checks itself, in two places:
 
 - **as it fetches** (`SettleFirstMixin`): of the runs whose time has come, those the checks
   end are taken out of the batch; the others are submitted first, as Prefect's loop submits
-  them, and the ended ones are then settled a few at a time beside them, each with one state
-  change (Scheduled → Completed "Skipped" or "Deferred") and its journal row: none goes
-  through Prefect's submission (its Pending state, its configuration, its labels);
+  them, and the ended ones are settled a few at a time once those have their process, each
+  with one state change (Scheduled → Completed "Skipped" or "Deferred") and its journal row:
+  none goes through Prefect's submission (its Pending state, its configuration, its labels).
+  A fetch
+  that found runs to settle also reads the newest due runs of the pool: Prefect hands out
+  the oldest first, a page at a time, and a run triggered now must not wait behind pages of
+  late ones;
 - **as it would start the process** of a run fetched ahead of its time (`settle`): once the
   tick has come, the same question, before the fork.
 
@@ -53,6 +57,10 @@ BEFORE_PROCESS = "before_process"
 # Runs settled at once from one fetch: a few, so that the runs that really start, submitted
 # first, find the API free.
 SETTLING_AT_ONCE = 4
+# How long settling waits for the fetch's runs that really start to have their process.
+SUBMITTED_FIRST_SECONDS = 5.0
+# How many of the newest due runs a fetch that found runs to settle also reads.
+NEWEST_PAGE = 50
 
 
 class SettledWithoutProcess(Exception):
@@ -144,23 +152,80 @@ class SettleFirstMixin:
 
     async def _submit_scheduled_flow_runs(self, flow_run_response: list[Any]) -> list[FlowRun]:
         worker: Any = self
+        entries = list(flow_run_response)
         try:
-            decided = await self._decide_due(
-                [
-                    entry.flow_run
-                    for entry in flow_run_response
-                    if entry.flow_run.id not in worker._submitting_flow_run_ids
-                ]
-            )
+            decided = await self._decide_due(self._new(entries))
+            if decided:
+                # A storm: Prefect hands a worker the oldest runs first, a page at a time, so
+                # a run triggered just now can wait behind pages of late ones. The newest due
+                # runs come in this pass too.
+                newest = await self._newest_due({entry.flow_run.id for entry in entries})
+                entries += newest
+                decided |= await self._decide_due(self._new(newest))
         except Exception:  # the batch takes the ordinary way; each run's process decides
             worker._logger.warning("could not decide the fetched runs first", exc_info=True)
             decided = {}
-        rest = [entry for entry in flow_run_response if entry.flow_run.id not in decided]
+        rest = [entry for entry in entries if entry.flow_run.id not in decided]
         submitted: list[FlowRun] = await super()._submit_scheduled_flow_runs(rest)  # type: ignore[misc]
         if decided:
             worker._submitting_flow_run_ids.update(decided)
-            worker._runs_task_group.start_soon(self._settle_decided, list(decided.values()))
+            # Due runs that will really start are on their way first: settling waits for them.
+            now = datetime.now(UTC)
+            first = {
+                run.id
+                for run in submitted
+                if run.expected_start_time is None or run.expected_start_time <= now
+            }
+            worker._runs_task_group.start_soon(self._settle_decided, list(decided.values()), first)
         return submitted
+
+    def _new(self, entries: Sequence[Any]) -> list[FlowRun]:
+        worker: Any = self
+        return [e.flow_run for e in entries if e.flow_run.id not in worker._submitting_flow_run_ids]
+
+    async def _newest_due(self, known: set[UUID]) -> list[Any]:
+        """The pool's newest runs whose time has come, still Scheduled, not in `known`, as
+        Prefect's fetch answers them (its worker's queues only)."""
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterExpectedStartTime,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+            WorkPoolFilter,
+            WorkPoolFilterName,
+            WorkQueueFilter,
+            WorkQueueFilterName,
+        )
+        from prefect.client.schemas.objects import StateType
+        from prefect.client.schemas.responses import WorkerFlowRunResponse
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        worker: Any = self
+        pool = worker._work_pool
+        if pool is None:
+            return []
+        queues = sorted(worker._work_queues or ())
+        runs = await worker.client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                expected_start_time=FlowRunFilterExpectedStartTime.model_validate(
+                    {"before_": datetime.now(UTC)}
+                ),
+            ),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool.name])),
+            work_queue_filter=(
+                WorkQueueFilter(name=WorkQueueFilterName(any_=queues)) if queues else None
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=NEWEST_PAGE,
+        )
+        return [
+            WorkerFlowRunResponse(
+                work_pool_id=pool.id, work_queue_id=run.work_queue_id, flow_run=run
+            )
+            for run in runs
+            if run.id not in known and run.work_queue_id is not None
+        ]
 
     async def _decide_due(self, fetched: Sequence[FlowRun]) -> dict[UUID, Decided]:
         """The fetched runs whose time has come that the guard's first pre-checks end, by
@@ -198,8 +263,13 @@ class SettleFirstMixin:
 
         return await anyio.to_thread.run_sync(decide_all)
 
-    async def _settle_decided(self, decided: list[Decided]) -> None:
+    async def _settle_decided(self, decided: list[Decided], first: set[UUID]) -> None:
+        """Settle `decided` once the runs in `first` have their process (or a few seconds
+        passed), a few at a time."""
         worker: Any = self
+        with anyio.move_on_after(SUBMITTED_FIRST_SECONDS):
+            while first & worker._submitting_flow_run_ids:
+                await anyio.sleep(0.05)
         limiter = anyio.CapacityLimiter(SETTLING_AT_ONCE)
 
         async def one(item: Decided) -> None:
