@@ -12,10 +12,10 @@ this layer asks those checks itself, in two places:
   them, and the ended ones are settled a few at a time once those have their process, each
   with one state change (Scheduled → Completed "Skipped" or "Deferred") and its journal row:
   none goes through Prefect's submission (its Pending state, its configuration, its labels).
-  A fetch
-  that found runs to settle also reads the newest due runs of the pool: Prefect hands out
-  the oldest first, a page at a time, and a run triggered now must not wait behind pages of
-  late ones;
+  A fetch that found runs to settle also reads the newest due runs of the pool's queues that
+  are open and unbounded (a paused queue, or a concurrency limit of a queue or of the pool,
+  is Prefect's fetch's to apply): Prefect hands out the oldest first, a page at a time, and a
+  run triggered now must not wait behind pages of late ones;
 - **as it would start the process** of a run fetched ahead of its time (`settle`): once the
   tick has come, the same question, before the fork.
 
@@ -185,7 +185,8 @@ class SettleFirstMixin:
 
     async def _newest_due(self, known: set[UUID]) -> list[Any]:
         """The pool's newest runs whose time has come, still Scheduled, not in `known`, as
-        Prefect's fetch answers them (its worker's queues only)."""
+        Prefect's fetch answers them; only from this worker's queues that are neither paused
+        nor bounded, in a pool that is neither (Prefect's fetch applies those)."""
         from prefect.client.schemas.filters import (
             FlowRunFilter,
             FlowRunFilterExpectedStartTime,
@@ -201,10 +202,22 @@ class SettleFirstMixin:
         from prefect.client.schemas.sorting import FlowRunSort
 
         worker: Any = self
-        pool = worker._work_pool
-        if pool is None:
+        if worker._work_pool is None:
             return []
-        queues = sorted(worker._work_queues or ())
+        # Read afresh: the worker's copy of the pool is as old as its last heartbeat.
+        pool = await worker.client.read_work_pool(worker._work_pool.name)
+        if pool.is_paused or pool.concurrency_limit is not None:
+            return []
+        served = set(worker._work_queues or ())
+        queues = sorted(
+            queue.name
+            for queue in await worker.client.read_work_queues(work_pool_name=pool.name)
+            if not queue.is_paused
+            and queue.concurrency_limit is None
+            and (not served or queue.name in served)
+        )
+        if not queues:
+            return []
         runs = await worker.client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
@@ -213,9 +226,7 @@ class SettleFirstMixin:
                 ),
             ),
             work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool.name])),
-            work_queue_filter=(
-                WorkQueueFilter(name=WorkQueueFilterName(any_=queues)) if queues else None
-            ),
+            work_queue_filter=WorkQueueFilter(name=WorkQueueFilterName(any_=queues)),
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=NEWEST_PAGE,
         )
