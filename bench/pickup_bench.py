@@ -180,7 +180,7 @@ def _phase(
             name: procfs.memory_mib([pid])["rss_mib"]
             for name, pid in (("postgres", postgres), ("server", prefect_server))
         },
-        "milestones": asyncio.run(_milestones(settings.api_url, runs)),
+        "milestones": asyncio.run(milestones(settings.api_url, runs)),
         "load_average": {"start": load_at_start, "end": [round(x, 2) for x in os.getloadavg()]},
     }
     if key == "fast":
@@ -222,7 +222,7 @@ async def _trigger(
     return runs
 
 
-async def _milestones(api_url: str, runs: list[dict[str, Any]]) -> dict[str, float | None]:
+async def milestones(api_url: str, runs: list[dict[str, Any]]) -> dict[str, float | None]:
     """The median time after the trigger of each step of a run, from its logs and states."""
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort

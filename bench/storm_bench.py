@@ -179,7 +179,7 @@ def _phase(
     from automates.platform import components
     from automates.store import embedded_pg
     from bench import probe
-    from bench.pickup_bench import _milestones
+    from bench.pickup_bench import milestones
     from tests.fixtures.misfire import as_scheduler_makes
 
     label = PHASES[key]
@@ -206,7 +206,7 @@ def _phase(
     components.worker(settings, POOL).stop()
     late_runs, manual_run = storm.pop("late"), storm["manual"]
     assert len(late_runs) == len(late) * len(ticks), f"{len(late_runs)} late runs on the server"
-    manual_run["milestones"] = asyncio.run(_milestones(settings.api_url, [manual_run.pop("run")]))
+    manual_run["milestones"] = asyncio.run(milestones(settings.api_url, [manual_run.pop("run")]))
     phase = {
         **storm,
         "late_runs": len(late_runs),

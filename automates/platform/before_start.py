@@ -44,11 +44,12 @@ import anyio
 import anyio.to_thread
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.client.schemas.responses import SetStateStatus
+from prefect.workers.process import ProcessJobConfiguration, ProcessWorkerResult
 
 from automates.guard.context import RunContext
 from automates.guard.runner import Guard
 from automates.platform.admission import refusal
-from automates.registry.policy import GUARD_ENV, GuardPolicy
+from automates.registry.policy import GuardPolicy
 from automates.settings import Settings
 
 # The journal context's mark of a run settled here.
@@ -84,11 +85,8 @@ class Decided:
 def policy_of(env: Mapping[str, Any] | None) -> GuardPolicy | None:
     """The guard policy in a run's environment (or a deployment's `env` job variable); None
     when it has none or it cannot be read (the run's own guard then reports it)."""
-    raw = (env or {}).get(GUARD_ENV)
-    if not isinstance(raw, str):
-        return None
     try:
-        return GuardPolicy.from_env({GUARD_ENV: raw})
+        return GuardPolicy.from_env(env or {})
     except ValueError:
         return None
 
@@ -149,10 +147,33 @@ class SettleFirstMixin:
         # Runs Prefect would not let this worker settle: they take the ordinary way from now
         # on (else each fetch would decide them again, and they would never start).
         self._not_settled: set[UUID] = set()
+        # Runs asked as they were fetched and found to need their process: not asked again
+        # where the process would start (while they are being submitted).
+        self._asked: set[UUID] = set()
+
+    async def settle_before_start(
+        self,
+        flow_run: FlowRun,
+        configuration: ProcessJobConfiguration,
+        task_status: Any,
+    ) -> ProcessWorkerResult | None:
+        """A run fetched ahead of its time that the guard would end before its body, settled
+        once its tick has come, with no process; None when the run needs its process."""
+        if flow_run.id in self._asked:
+            self._asked.discard(flow_run.id)
+            return None
+        state = await settle(self, flow_run, configuration.env)
+        if state is None:
+            return None
+        if task_status is not None:
+            # Prefect's loop reads an exception as "no process": no pid to record or signal.
+            task_status.started(SettledWithoutProcess(state.name))
+        return ProcessWorkerResult(status_code=0, identifier="")
 
     async def _submit_scheduled_flow_runs(self, flow_run_response: list[Any]) -> list[FlowRun]:
         worker: Any = self
         entries = list(flow_run_response)
+        self._asked &= worker._submitting_flow_run_ids  # the others reached their process
         try:
             decided = await self._decide_due(self._new(entries))
             if decided:
@@ -260,19 +281,20 @@ class SettleFirstMixin:
                 deployments[deployment_id] = await worker.client.read_deployment(deployment_id)
         settings = Settings()
 
-        def decide_all() -> dict[UUID, Decided]:
-            found: dict[UUID, Decided] = {}
+        def decide_all() -> dict[UUID, Decided | None]:
+            answers: dict[UUID, Decided | None] = {}
             for flow_run in due:
                 deployment = deployments.get(flow_run.deployment_id)  # type: ignore[arg-type]
                 if deployment is None or refusal(deployment, flow_run) is not None:
                     continue
                 policy = policy_of((deployment.job_variables or {}).get("env"))
-                decided = None if policy is None else decide(policy, flow_run, settings)
-                if decided is not None:
-                    found[flow_run.id] = decided
-            return found
+                if policy is not None:
+                    answers[flow_run.id] = decide(policy, flow_run, settings)
+            return answers
 
-        return await anyio.to_thread.run_sync(decide_all)
+        answers = await anyio.to_thread.run_sync(decide_all)
+        self._asked |= {run_id for run_id, decided in answers.items() if decided is None}
+        return {run_id: decided for run_id, decided in answers.items() if decided is not None}
 
     async def _settle_decided(self, decided: list[Decided], first: set[UUID]) -> None:
         """Settle `decided` once the runs in `first` have their process (or a few seconds

@@ -31,7 +31,6 @@ from prefect.workers.base import BaseWorker, BaseWorkerResult
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 from pydantic import PrivateAttr
 
-from automates.platform import before_start
 from automates.platform.admission import REFUSED, refusal
 from automates.platform.before_start import SettleFirstMixin
 from automates.platform.code_update import CheckoutUpdater
@@ -242,22 +241,6 @@ class GuardedProcessWorker(SettleFirstMixin, CodeUpdateMixin, AdmissionMixin, Pr
         if settled is not None:
             return settled
         return await super().run(flow_run, configuration, task_status)
-
-    async def settle_before_start(
-        self,
-        flow_run: FlowRun,
-        configuration: ProcessJobConfiguration,
-        task_status: anyio.abc.TaskStatus[int] | None,
-    ) -> ProcessWorkerResult | None:
-        """A run the guard would end before its body, settled here with no process
-        (automates/platform/before_start.py); None when the run needs its process."""
-        state = await before_start.settle(self, flow_run, configuration.env)
-        if state is None:
-            return None
-        if task_status is not None:
-            # Prefect's loop reads an exception as "no process": no pid to record or signal.
-            task_status.started(before_start.SettledWithoutProcess(state.name))  # type: ignore[arg-type]
-        return ProcessWorkerResult(status_code=0, identifier="")
 
     def place(self, configuration: ProcessJobConfiguration) -> None:
         """Start a run of sync's deployments in this worker's checkout. A folder set by the
