@@ -20,6 +20,12 @@ from automates.settings import Settings
 FLOW_NAME = "browser-job"
 ENTRYPOINT = "flows/browser_job.py:browser_job"
 TAG = "managed-by:automates-browser"
+# Prefect's own engine, named as the deployment's command: without one, Prefect's process
+# worker starts each run under its workspace supervisor (a second Python beside the engine,
+# ~2 CPU-s a job), and the fast worker cannot fork the run from its launcher. The worker's
+# `python` is on the run's PATH (its virtual environment), as for the guard's command.
+COMMAND = "python -m prefect.engine"
+JOB_VARIABLES = {"command": COMMAND}
 PARAMETER_SCHEMA = {
     "title": "Parameters",
     "type": "object",
@@ -77,6 +83,7 @@ async def ensure_browser_deployment(settings: Settings, source: CodeSource | Non
             "description": "One browser job per run (docs/browser.md).",
             "parameter_openapi_schema": PARAMETER_SCHEMA,
             "pull_steps": source.pull_steps(),
+            "job_variables": JOB_VARIABLES,
             "enforce_parameter_schema": True,
         }
         try:

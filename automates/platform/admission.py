@@ -12,8 +12,8 @@ anything, and refuses a run that:
   deployment's own tag);
 - overrides any job variable of its deployment;
 - runs on a deployment whose job variables are not the ones sync writes (the guard's command
-  and policy, nothing else; none for the browser deployment), or whose pull steps do more than
-  move into the checkout;
+  and policy, nothing else; Prefect's engine command for the browser deployment), or whose
+  pull steps do more than move into the checkout;
 - carries a parameter its deployment's schema does not declare, a value that does not fit the
   schema, or parameters larger than `MAX_PARAMETER_BYTES` in all.
 
@@ -27,11 +27,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from automates.browser.deploy import JOB_VARIABLES as BROWSER_JOB_VARIABLES
+from automates.browser.deploy import TAG as BROWSER_TAG
 from automates.registry.model import MANAGED_TAG
 from automates.registry.policy import GUARD_COMMAND, GUARD_ENV
 from automates.server.spec import SET_WORKING_DIRECTORY
 
-BROWSER_TAG = "managed-by:automates-browser"  # automates/browser/deploy.py's deployment
 REFUSED = "Refused"
 # Parameters are small declarations (names, flags, a prompt): 64 KiB is generous for those and
 # keeps a hostile caller from handing a run, its logs and its journal megabytes.
@@ -124,8 +125,12 @@ def _pull_problem(name: str, tags: set[str], steps: list[Any]) -> str | None:
 def _deployment_problem(name: str, tags: set[str], variables: Mapping[str, Any]) -> str | None:
     """Whether the deployment's job variables are the ones sync (or `browser deploy`) wrote."""
     if MANAGED_TAG not in tags:  # the browser deployment: Prefect's own engine, nothing else
-        if variables:
-            return f"deployment {name!r} carries job variables ({', '.join(sorted(variables))})"
+        # (none at all: as `browser deploy` wrote it before it named the engine's command)
+        if variables and dict(variables) != BROWSER_JOB_VARIABLES:
+            return (
+                f"deployment {name!r} has job variables ({', '.join(sorted(variables))}) that "
+                "`automates browser deploy` did not write"
+            )
         return None
     env = variables.get("env")
     if (

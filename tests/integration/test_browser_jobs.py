@@ -13,11 +13,13 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
+from prefect.client.schemas.objects import FlowRun, StateType
 from sqlalchemy import text
 
 from automates.browser.deploy import CodeSource, ensure_browser_deployment
@@ -31,7 +33,7 @@ from tests.fixtures.browser_jobs import nothing_created
 from tests.fixtures.browser_layer import Residential, wait_for_end, wait_for_log
 from tests.fixtures.browser_site import MAILBOX, PASSWORD, USERNAME, Site
 from tests.fixtures.commands import run_module
-from tests.fixtures.servers import cli_env
+from tests.fixtures.servers import cli_env, wait_for
 
 
 async def _deployment_id(api_url: str) -> uuid.UUID:
@@ -125,6 +127,18 @@ def test_the_timeout_kills_a_page_that_never_loads(
     job = enqueue_job(
         browser_layer.settings, "page_snapshot", {"url": f"{browser_site.url}/never"}, 15
     )
+
+    async def flow_run() -> FlowRun:
+        async with prefect_client(browser_layer.settings.api_url) as client:
+            return await client.read_flow_run(job.flow_run_id)  # type: ignore[arg-type]
+
+    # While the page hangs: the job's process was forked from its worker's run launcher (the
+    # deployment names Prefect's engine as its command), not started beside a supervisor.
+    wait_for(browser_site.hanging.is_set, 120, "the page to be loading")
+    pid = int(wait_for(lambda: asyncio.run(flow_run()).infrastructure_pid, 30, "the run's pid"))
+    parent = psutil.Process(pid).parent()
+    assert parent is not None and "automates.platform.run_launcher" in parent.cmdline()
+
     done = wait_for_end(browser_layer.settings, job.id)
     assert done.status == "failed"
     assert done.error == "timed out after 15 s; the browser was killed"
@@ -132,12 +146,7 @@ def test_the_timeout_kills_a_page_that_never_loads(
     assert job_processes(job.id) == []  # no process of that job's browser is left
     assert not list(browser_layer.screenshot_dir.glob(f"browser-{job.id}-*"))
 
-    async def final_state() -> str:
-        async with prefect_client(browser_layer.settings.api_url) as client:
-            run = await client.read_flow_run(job.flow_run_id)  # type: ignore[arg-type]
-        return f"{run.state_type} {run.state.message if run.state else ''}"
-
-    assert "FAILED" in asyncio.run(final_state())
+    assert asyncio.run(flow_run()).state_type == StateType.FAILED
 
 
 def test_two_workers_run_each_of_many_jobs_exactly_once(

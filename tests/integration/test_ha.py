@@ -33,6 +33,7 @@ import redis
 
 from automates.server.client import prefect_client
 from tests.conftest import REPO, free_port
+from tests.fixtures.commands import status_report
 from tests.fixtures.projects import TEMPLATE, git, registry_yaml
 from tests.fixtures.servers import wait_for
 
@@ -177,6 +178,7 @@ def test_two_api_processes_a_services_process_and_two_clones_run_every_tick_once
             lambda: _running_again(env, "prefect-services", services), 120,
             "supervisord to restart the services",
         )  # fmt: skip
+        assert _running_again_by_cli(env, "prefect-services", services)  # the CLI says so too
 
         wanted = AUTOMATES * WINDOW_MINUTES
         wait_seconds = (window_end - datetime.now(UTC)).total_seconds() + 300
@@ -329,6 +331,12 @@ def _api_processes(server: int) -> list[int]:
 
 
 def _running_again(env: dict[str, str], name: str, old: int) -> bool:
+    """Polled in this process (an interpreter per poll would slow the restart it waits for)."""
+    entry = status_report(env)["components"][name]
+    return bool(entry["state"] == "running" and entry["pid"] != old)
+
+
+def _running_again_by_cli(env: dict[str, str], name: str, old: int) -> bool:
     entry = automates(env, "status")["components"][name]
     return bool(entry["state"] == "running" and entry["pid"] != old)
 

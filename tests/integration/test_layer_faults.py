@@ -89,7 +89,7 @@ class Layer:
         return json.loads(done.stdout)
 
     def pid_of(self, component: str) -> int:
-        return int(self.status()["components"][component]["pid"])
+        return int(status_report(self.env)["components"][component]["pid"])
 
     def recovered(self, killed: dict[str, int]) -> Any:
         """Wait until supervision has every killed component running again (a new pid) and

@@ -194,12 +194,15 @@ def test_every_process_killed_comes_back_by_itself_and_a_crash_loop_stops(tmp_pa
 
         # Killed until it is more than 3 restarts within 10 minutes: stopped, not restarted.
         for _ in range(10):
-            report = automates(env, "status", expect=None)
+            report = status_report(env)
             entry = report["components"]["worker-local"]
             if entry["state"] == "crash-loop":
                 break
             _kill_group(entry["pid"])
             _status_when(env, partial(_back_or_stopped, old=entry["pid"]))
+        assert entry["state"] == "crash-loop", report
+        report = automates(env, "status", expect=1)  # and the CLI says so (exit 1: not ok)
+        entry = report["components"]["worker-local"]
         assert entry["state"] == "crash-loop", report
         # 4 restarts within the window: ours, plus any the database's restart caused (a worker
         # may exit while its database is away, and is restarted too).
@@ -238,7 +241,7 @@ def test_every_process_killed_comes_back_by_itself_and_a_crash_loop_stops(tmp_pa
 
 
 def _pid_of(env: dict[str, str], name: str) -> int:
-    pid = automates(env, "status", expect=None)["components"][name]["pid"]
+    pid = status_report(env)["components"][name]["pid"]
     assert pid, name
     return int(pid)
 

@@ -26,6 +26,7 @@ from automates.registry.model import MANAGED_TAG
 from automates.server.client import prefect_client
 from automates.settings import Settings
 from tests.conftest import REPO
+from tests.fixtures.commands import status_report
 from tests.fixtures.servers import cli_env, layer_settings, wait_for
 
 DEADLINE = 120.0  # a worker's start and first heartbeat, on a loaded 2-core machine
@@ -47,15 +48,16 @@ def status(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def status_when(env: dict[str, str], condition: Callable[[Any], bool], what: str) -> Any:
-    """The first `status --json` report of which `condition` holds, within the deadline."""
-
-    def probe() -> Any:
-        done = status(env, "--json")
-        report = json.loads(done.stdout)
-        assert report["ok"] is (done.returncode == 0), report
-        return report if condition(report) else None
-
-    return wait_for(probe, DEADLINE, what)
+    """`status --json`'s report once `condition` holds of it, within the deadline. Polled in
+    this process (status_report: the function the command prints; an interpreter per poll
+    would slow, on two cores, the worker start being waited for); then asked of the command
+    itself, whose report must say the same and whose exit status must match its `ok`."""
+    wait_for(lambda: condition(status_report(env)), DEADLINE, what)
+    done = status(env, "--json")
+    report = json.loads(done.stdout)
+    assert report["ok"] is (done.returncode == 0), report
+    assert condition(report), report
+    return report
 
 
 def live(pool: str) -> Callable[[Any], bool]:

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from automates.platform.admission import BROWSER_TAG, MAX_PARAMETER_BYTES, refusal
+from automates.browser.deploy import COMMAND as BROWSER_COMMAND
+from automates.browser.deploy import TAG as BROWSER_TAG
+from automates.platform.admission import MAX_PARAMETER_BYTES, refusal
 from automates.platform.run_env import passed_on, run_environment, without_secrets
 from automates.registry.model import MANAGED_TAG
 from automates.registry.policy import GUARD_COMMAND, GUARD_ENV
@@ -40,8 +42,10 @@ def test_a_declared_run_is_admitted() -> None:
     assert refusal(deployment(), run(parameters={"greeting": "hi", "count": 2})) is None
     # The UI may send the deployment's own values back: not an override.
     assert refusal(deployment(), run(job_variables=dict(GUARD_VARIABLES))) is None
-    browser = deployment(tags=[BROWSER_TAG], job_variables={})
+    browser = deployment(tags=[BROWSER_TAG], job_variables={"command": BROWSER_COMMAND})
     assert refusal(browser, run()) is None
+    # As `browser deploy` wrote it before it named the command: Prefect's engine too.
+    assert refusal(deployment(tags=[BROWSER_TAG], job_variables={}), run()) is None
 
 
 @pytest.mark.parametrize(
@@ -70,7 +74,17 @@ def test_a_declared_run_is_admitted() -> None:
             run(),
             "did not write",
         ),
-        (deployment(tags=[BROWSER_TAG]), run(), "carries job variables"),
+        (deployment(tags=[BROWSER_TAG]), run(), "that `automates browser deploy` did not write"),
+        (
+            deployment(tags=[BROWSER_TAG], job_variables={"command": "sh -c id"}),
+            run(),
+            "that `automates browser deploy` did not write",
+        ),
+        (
+            deployment(tags=[BROWSER_TAG], job_variables={"command": BROWSER_COMMAND}),
+            run(job_variables={"command": "sh -c id"}),
+            "overrides job variables (command)",
+        ),
         (
             deployment(
                 pull_steps=[
