@@ -31,6 +31,12 @@ class RunOutcome(StrEnum):
     """Cancelled by an operator, or replaced by a newer run."""
 
 
+# The outcomes that are a success, and those that are a failure, for the breaker and the
+# journal audit alike; skipped and cancelled runs are neither.
+SUCCESS = frozenset({RunOutcome.COMPLETED, RunOutcome.FINDINGS})
+FAILURE = frozenset({RunOutcome.FAILED, RunOutcome.TIMED_OUT, RunOutcome.CRASHED})
+
+
 class BreakerState(StrEnum):
     """Where an automate's circuit breaker stands."""
 

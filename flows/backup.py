@@ -33,7 +33,7 @@ def backup() -> State:
     folder = backup_folder(settings)
     engine = store_engine(settings)
     try:
-        source = PgUrl.parse(engine.url.render_as_string(hide_password=False))
+        source = PgUrl.of_engine(engine)
         try:
             made = take_backup(source, folder)
         except BackupError as error:

@@ -37,7 +37,7 @@ def backup_verify(backup: str | None = None) -> State:
     folder = backup_folder(settings)
     engine = store_engine(settings)
     try:
-        live = PgUrl.parse(engine.url.render_as_string(hide_password=False))
+        live = PgUrl.of_engine(engine)
         try:
             chosen = folder.named(backup)
             scratch = default_scratch(live, settings.backup.drill_database)

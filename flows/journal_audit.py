@@ -21,14 +21,14 @@ from sqlalchemy import Connection
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
 from automates.audit.durations import BASELINE_DAYS, RECENT_DAYS
-from automates.audit.model import FAILURE, SUCCESS, BreakerEvent, Declared, Finding, Journals
+from automates.audit.model import BreakerEvent, Declared, Finding, Journals
 from automates.audit.rules import audit
 from automates.audit.spend import spend_by_agent
 from automates.guard.recording import store
 from automates.registry.alert_kinds import AlertKind
 from automates.registry.model import Kind
 from automates.settings import Settings
-from automates.states import BreakerState
+from automates.states import FAILURE, SUCCESS, BreakerState
 from automates.store import alerts, journals, spend
 from automates.store.breakers import StoredBreaker, all_breakers
 from automates.store.declared import declared_in

@@ -6,9 +6,9 @@ from collections import defaultdict
 from datetime import timedelta
 from statistics import median
 
-from automates.audit.model import SUCCESS, Finding, Journals, Rule
+from automates.audit.model import Finding, Journals, Rule
 from automates.settings.groups import AuditSettings
-from automates.states import RunOutcome
+from automates.states import SUCCESS, RunOutcome
 
 RECENT_DAYS = 7
 BASELINE_DAYS = 28

@@ -11,9 +11,6 @@ from typing import Any
 
 from automates.states import RunOutcome
 
-SUCCESS = frozenset({RunOutcome.COMPLETED, RunOutcome.FINDINGS})
-FAILURE = frozenset({RunOutcome.FAILED, RunOutcome.TIMED_OUT, RunOutcome.CRASHED})
-
 
 @dataclass(frozen=True)
 class Run:

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from automates.audit.model import FAILURE, SUCCESS, Finding, Journals, Rule, Run
+from automates.audit.model import Finding, Journals, Rule, Run
 from automates.settings.groups import AuditSettings
+from automates.states import FAILURE, SUCCESS
 
 
 def repeated_failures(journals: Journals, settings: AuditSettings) -> list[Finding]:

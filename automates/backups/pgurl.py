@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg.conninfo import make_conninfo
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from automates.errors import BackupError
@@ -44,6 +44,11 @@ class PgUrl:
                 f"{redacted(text)} is not a PostgreSQL database URL: give postgresql://user@host/db"
             )
         return cls(url.set(drivername="postgresql"))
+
+    @classmethod
+    def of_engine(cls, engine: Engine) -> PgUrl:
+        """The database `engine` connects to (the store's, in the backup automates)."""
+        return cls.parse(engine.url.render_as_string(hide_password=False))
 
     @property
     def database(self) -> str:

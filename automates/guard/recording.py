@@ -16,9 +16,9 @@ from automates.alerts.outbox import raise_alert
 from automates.guard import breaker
 from automates.guard.journal import Attempt, RunJournal
 from automates.registry.policy import GuardPolicy
-from automates.scheduling.breaker import FAILURE, SUCCESS, Transition
+from automates.scheduling.breaker import Transition
 from automates.settings import Settings
-from automates.states import BreakerState, RetryOutcome, RunOutcome
+from automates.states import FAILURE, SUCCESS, BreakerState, RetryOutcome, RunOutcome
 from automates.store.engine import session_engine, transaction
 from automates.store.journals import Crash, Execution, record_crash, record_execution
 

@@ -34,9 +34,8 @@ from automates.guard.orchestrator import PrefectOrchestrator
 from automates.guard.recording import count_and_report, outcome_of, principal_of
 from automates.registry.model import MANAGED_TAG
 from automates.registry.policy import GuardPolicy
-from automates.scheduling.breaker import FAILURE
 from automates.server.deployed import read_all
-from automates.states import RetryOutcome
+from automates.states import FAILURE, RetryOutcome
 from automates.store.engine import transaction
 from automates.store.journals import Crash, Execution, record_execution
 from automates.store.schema import execution_journal

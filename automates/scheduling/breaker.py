@@ -15,10 +15,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from automates.states import BreakerState, RunOutcome
-
-SUCCESS = frozenset({RunOutcome.COMPLETED, RunOutcome.FINDINGS})
-FAILURE = frozenset({RunOutcome.FAILED, RunOutcome.TIMED_OUT, RunOutcome.CRASHED})
+from automates.states import FAILURE, SUCCESS, BreakerState, RunOutcome
 
 
 class Breaker(BaseModel):
