@@ -11,7 +11,9 @@ environment, its own checkout) with three changes, all on Prefect's own worker l
   until the tick itself;
 - **no interpreter start-up on the critical path**: each run's process is forked from the run
   launcher (run_launcher.py), which imported Prefect, the guard and the flows beforehand; when
-  the launcher cannot take a run, Prefect's own starter starts a fresh Python as before.
+  the launcher cannot take a run, Prefect's own starter starts a fresh Python as before; the
+  run's executor context (Prefect's client, event emitter, control channel and cancellation
+  observer) is entered before the run arrives too (executor_contexts.py).
 
 Every run still has a process of its own: Prefect tracks its pid, signals it on cancellation,
 watches its exit; timeouts, `replace`, env files, logs and the journals are unchanged.
@@ -33,11 +35,12 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.flows import load_flow_from_flow_run
-from prefect.runner._flow_run_executor import FlowRunExecutionResult, FlowRunExecutorContext
+from prefect.runner._flow_run_executor import FlowRunExecutionResult
 from prefect.runner._process_manager import ProcessHandle
 from prefect.settings import get_current_settings
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
+from automates.platform.executor_contexts import SpareContext
 from automates.platform.launcher import Launcher, LauncherStarter
 from automates.platform.process_worker import GuardedProcessWorker
 from automates.platform.ticks import ENGINE_LEAD_SECONDS, PREFETCH_SECONDS, sleep_until
@@ -60,6 +63,7 @@ class FastProcessWorker(GuardedProcessWorker):
         self._background: list[asyncio.Task[None]] = []
         self._poll_lock = asyncio.Lock()
         self._poll_soon = asyncio.Event()
+        self._contexts = SpareContext()
 
     async def setup(self) -> None:
         await super().setup()
@@ -67,6 +71,7 @@ class FastProcessWorker(GuardedProcessWorker):
         if self._use_launcher:
             self.launcher = Launcher(self.checkout, launcher_environment())
             self._background.append(loop.create_task(self.launcher.keep_running()))
+            self._background.append(loop.create_task(self._contexts.keep_one()))
         self._background.append(loop.create_task(self._listen_for_runs()))
         self._background.append(loop.create_task(self._poll_on_events()))
 
@@ -76,6 +81,7 @@ class FastProcessWorker(GuardedProcessWorker):
         finally:
             if self.launcher is not None:
                 await self.launcher.close()
+            await self._contexts.close()
             for task in self._background:
                 task.cancel()
             for task in self._background:
@@ -150,7 +156,7 @@ class FastProcessWorker(GuardedProcessWorker):
         )
         with folder as working_dir, warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            async with FlowRunExecutorContext() as context:
+            async with self._contexts.take() as context:
                 starter = LauncherStarter(
                     self.launcher,
                     command=configuration.command,

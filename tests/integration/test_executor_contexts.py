@@ -1,0 +1,121 @@
+"""The fast worker's spare executor context (automates/platform/executor_contexts.py), entered
+against a real Prefect server: a run takes the context entered before it arrived, the context
+is left when the run gives it back (before `take` returns, as Prefect's worker leaves its
+own), and a fresh spare takes its place."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+from prefect.runner._flow_run_executor import FlowRunExecutorContext
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from automates.platform import executor_contexts
+from automates.platform.executor_contexts import SpareContext
+from automates.settings import Settings
+
+Events = list[tuple[str, int]]
+
+
+def recording(events: Events) -> type[FlowRunExecutorContext]:
+    """Prefect's context, noting each one entered and left (by its order of creation)."""
+
+    class Recorded(FlowRunExecutorContext):
+        made = 0
+
+        def __init__(self) -> None:
+            super().__init__()
+            Recorded.made += 1
+            self.number = Recorded.made
+
+        async def __aenter__(self) -> FlowRunExecutorContext:
+            entered = await super().__aenter__()
+            events.append(("enter", self.number))
+            return entered
+
+        async def __aexit__(self, *exc_info: Any) -> bool | None:
+            try:
+                return await super().__aexit__(*exc_info)
+            finally:
+                events.append(("exit", self.number))
+
+    return Recorded
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(600):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def on_server(settings: Settings, body: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):
+        asyncio.run(body())
+
+
+def test_a_run_takes_the_context_entered_before_it_and_a_fresh_one_replaces_it(
+    server: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: Events = []
+    monkeypatch.setattr(executor_contexts, "FlowRunExecutorContext", recording(events))
+
+    async def body() -> None:
+        spare = SpareContext()
+        # None ready (nothing keeps one yet): the run's own, entered and left as Prefect does.
+        async with spare.take() as own:
+            assert events == [("enter", 1)] and getattr(own, "number", None) == 1
+        assert events == [("enter", 1), ("exit", 1)]
+        events.clear()
+
+        keeper = asyncio.create_task(spare.keep_one())
+        try:
+            await until(lambda: spare.ready, "the first spare")
+            assert events == [("enter", 2)]
+            async with spare.take() as first:
+                assert getattr(first, "number", None) == 2  # entered before the run came
+                assert first.client is not None and first.control_channel is not None
+                await until(lambda: spare.ready, "the next spare")
+                assert events == [("enter", 2), ("enter", 3)]  # the run's still open
+                async with spare.take() as second:  # a second run at once: the new spare
+                    assert getattr(second, "number", None) == 3
+                # Left before take() returned, the first still open.
+                assert ("exit", 3) in events and ("exit", 2) not in events
+            assert ("exit", 2) in events
+            await until(lambda: spare.ready, "a spare after both runs")
+        finally:
+            await spare.close()
+            keeper.cancel()
+        entered = {number for kind, number in events if kind == "enter"}
+        left = {number for kind, number in events if kind == "exit"}
+        assert entered == left  # close() left the spare still waiting
+
+    on_server(server, body)
+
+
+def test_a_spare_nobody_takes_is_entered_afresh(
+    server: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: Events = []
+    monkeypatch.setattr(executor_contexts, "FlowRunExecutorContext", recording(events))
+    monkeypatch.setattr(executor_contexts, "FRESH_SECONDS", 0.5)
+
+    async def body() -> None:
+        spare = SpareContext()
+        keeper = asyncio.create_task(spare.keep_one())
+        try:
+            await until(lambda: ("enter", 3) in events, "the spare replaced twice")
+            assert events[:4] == [("enter", 1), ("exit", 1), ("enter", 2), ("exit", 2)]
+            await until(lambda: spare.ready, "the current spare")
+            async with spare.take() as taken:
+                current = getattr(taken, "number", 0)
+                assert ("enter", current) in events and ("exit", current) not in events
+        finally:
+            await spare.close()
+            keeper.cancel()
+
+    on_server(server, body)
