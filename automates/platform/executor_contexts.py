@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from prefect.runner._flow_run_executor import FlowRunExecutorContext
 
+LOGGER = logging.getLogger(__name__)
 # A spare entered longer ago than this is closed and entered afresh: its client and its
 # subscriptions are then never older than a few minutes when a run takes them.
 FRESH_SECONDS = 300.0
@@ -42,6 +44,7 @@ class SpareContext:
     def __init__(self) -> None:
         self._spare: asyncio.Queue[_Lease] = asyncio.Queue(maxsize=1)
         self._holders: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     @property
     def ready(self) -> bool:
@@ -50,7 +53,7 @@ class SpareContext:
 
     async def keep_one(self) -> None:
         """Keep a spare entered, for as long as this runs (a background task of the worker)."""
-        while True:
+        while not self._closed:
             entered = asyncio.Event()
             holder = asyncio.create_task(self._hold(entered))
             self._holders.add(holder)
@@ -59,8 +62,15 @@ class SpareContext:
             await asyncio.wait({waiting, holder}, return_when=asyncio.FIRST_COMPLETED)
             if not entered.is_set():  # it could not be entered (the API away): again soon
                 waiting.cancel()
-                with contextlib.suppress(Exception):
+                try:
                     await holder
+                except Exception as error:
+                    LOGGER.info(
+                        "no spare executor context (%s); runs enter their own until the next "
+                        "try in %s s",
+                        type(error).__name__,
+                        RETRY_SECONDS,
+                    )
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             await self._spare.join()  # taken by a run, or closed as stale
@@ -105,7 +115,9 @@ class SpareContext:
                 await asyncio.shield(lease.holder)
 
     async def close(self) -> None:
-        """Leave every context still held (the worker's teardown, after its runs ended)."""
+        """Leave every context still held (the worker's teardown, after its runs ended);
+        `keep_one` enters no more."""
+        self._closed = True
         for holder in list(self._holders):
             holder.cancel()
         for holder in list(self._holders):
