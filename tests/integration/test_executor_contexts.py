@@ -108,8 +108,10 @@ def test_a_spare_nobody_takes_is_entered_afresh(
         spare = SpareContext()
         keeper = asyncio.create_task(spare.keep_one())
         try:
-            await until(lambda: ("enter", 3) in events, "the spare replaced twice")
-            assert events[:4] == [("enter", 1), ("exit", 1), ("enter", 2), ("exit", 2)]
+            # Each left once stale, and a fresh one entered in its place (a stale one's exit
+            # and the next one's entry may overlap: only their occurrence is checked).
+            replaced = {("enter", 1), ("exit", 1), ("enter", 2), ("exit", 2), ("enter", 3)}
+            await until(lambda: replaced <= set(events), "the spare replaced twice")
             await until(lambda: spare.ready, "the current spare")
             async with spare.take() as taken:
                 current = getattr(taken, "number", 0)
