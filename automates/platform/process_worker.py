@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -50,7 +51,7 @@ class AdmissionMixin:
     ) -> BaseWorkerResult | Exception:
         worker: BaseWorker[Any, Any, Any] = self  # type: ignore[assignment]
         try:
-            reason = await _refusal_of(worker, flow_run)
+            reason, deployment = await _refusal_of(worker, flow_run)
         except Exception as unreadable:  # the API failed us after its retries: try later
             await _put_back(worker, flow_run, unreadable)
             worker._release_limit_slot(flow_run.id)
@@ -58,9 +59,15 @@ class AdmissionMixin:
                 task_status.started(unreadable)
             return unreadable
         if reason is None:
-            return await super()._submit_run_and_capture_errors(  # type: ignore[misc]
-                flow_run, task_status
-            )
+            # The run's configuration is built from the deployment admission just read (one
+            # API call fewer, and no change of it between the check and the process).
+            admitted = _ADMITTED_DEPLOYMENT.set(deployment)
+            try:
+                return await super()._submit_run_and_capture_errors(  # type: ignore[misc]
+                    flow_run, task_status
+                )
+            finally:
+                _ADMITTED_DEPLOYMENT.reset(admitted)
         await _refuse(worker, flow_run, reason)
         worker._release_limit_slot(flow_run.id)
         refused = RunRefused(reason)
@@ -69,7 +76,10 @@ class AdmissionMixin:
         return refused
 
 
-async def _refusal_of(worker: BaseWorker[Any, Any, Any], flow_run: FlowRun) -> str | None:
+async def _refusal_of(
+    worker: BaseWorker[Any, Any, Any], flow_run: FlowRun
+) -> tuple[str | None, Any | None]:
+    """Why the worker must not run `flow_run` (None: it may), and its deployment as read."""
     from prefect.exceptions import ObjectNotFound
 
     deployment = None
@@ -79,14 +89,16 @@ async def _refusal_of(worker: BaseWorker[Any, Any, Any], flow_run: FlowRun) -> s
                 deployment = await worker.client.read_deployment(flow_run.deployment_id)
                 break
             except ObjectNotFound:
-                return f"deployment {flow_run.deployment_id} no longer exists"
+                return f"deployment {flow_run.deployment_id} no longer exists", None
             except Exception:  # a busy API (HTTP 5xx, a timeout): it passes in seconds
                 if wait is None:
                     raise
                 await anyio.sleep(wait)
-    return refusal(deployment, flow_run)
+    return refusal(deployment, flow_run), deployment
 
 
+# The deployment admission read for the run being submitted (this task's), for its configuration.
+_ADMITTED_DEPLOYMENT: ContextVar[Any | None] = ContextVar("admitted_deployment", default=None)
 # A busy API (its database pool exhausted, a restart) is asked again after these waits.
 READ_RETRY_SECONDS = (1.0, 3.0, 8.0)
 PUT_BACK_SECONDS = 30
@@ -196,6 +208,15 @@ def restart(worker: Any) -> None:
 
 class CleanJobConfiguration(ProcessJobConfiguration):
     """Prefect's process job configuration, minus the worker's variables a run must not see."""
+
+    @classmethod
+    async def resolve_for_flow_run(
+        cls, flow_run: Any, *, deployment: Any | None = None, **kwargs: Any
+    ) -> Any:
+        admitted = _ADMITTED_DEPLOYMENT.get()
+        if deployment is None and admitted is not None and admitted.id == flow_run.deployment_id:
+            deployment = admitted
+        return await super().resolve_for_flow_run(flow_run, deployment=deployment, **kwargs)
 
     # True when the deployment names no folder of its own (sync's relative pull step): the
     # worker then starts the run in its own checkout.

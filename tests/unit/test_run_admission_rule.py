@@ -187,7 +187,8 @@ def test_a_busy_api_is_asked_again_and_a_run_it_cannot_read_goes_back_to_schedul
         return SimpleNamespace(client=api, get_flow_run_logger=lambda _: logging.getLogger("t"))
 
     recovers = _FlakyApi(failures=2)
-    assert asyncio.run(process_worker._refusal_of(worker(recovers), flow_run)) is None
+    reason, read = asyncio.run(process_worker._refusal_of(worker(recovers), flow_run))
+    assert reason is None and read is not None and read.name == "a"  # kept for its configuration
     assert recovers.reads == 3
 
     down = _FlakyApi(failures=10)
