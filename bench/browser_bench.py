@@ -55,6 +55,16 @@ async def _deploy(settings: Settings, supervisor: bool) -> None:
             await client.update_deployment(deployment.id, DeploymentUpdate(job_variables={}))
 
 
+def _wait_idle(workers: list[tuple[Any, Path]], timeout: float = 60.0) -> None:
+    """Until each worker's tree is the worker and its run launcher only: every job's process
+    (and its Chromium) ended and was reaped, so its CPU is in the worker's count."""
+    deadline = time.monotonic() + timeout
+    while any(len(procfs.tree(process.pid)) > 2 for process, _ in workers):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"job processes still running after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 def measure(
     settings: Settings, database_url: str, folder: Path, jobs: int, supervisor: bool
 ) -> dict[str, Any]:
@@ -98,7 +108,7 @@ def _measure(
                     if job.status in ("done", "failed"):
                         ended[job_id] = job
             time.sleep(0.5)
-        time.sleep(2)  # the last jobs' processes exit and are reaped
+        _wait_idle(workers)  # the last jobs' processes exited and were reaped
         cpu = sum(procfs.cpu_seconds(process.pid) for process, _ in workers) - cpu_before
     finally:
         for process, _ in workers:
