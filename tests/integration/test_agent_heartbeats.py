@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prefect.client.schemas.objects import FlowRun
 
+from automates.scheduling.realise import INTERVAL_ANCHOR
 from automates.settings import Settings
 from tests.fixtures.commands import invoke
 from tests.fixtures.deliverer import routed_to
@@ -20,6 +21,19 @@ from tests.fixtures.task_runs import fake_cli
 
 NAME = "heartbeat-atlas"
 FINDING = "The nightly backup did not run: no dump since Tuesday."
+
+
+def quiet_every(margin: timedelta = timedelta(hours=1)) -> str:
+    """A whole-hours interval whose next tick is more than `margin` away. An interval ticks on
+    multiples of itself from 2020-01-01 00:00 UTC (a heartbeat has no jitter): with the
+    default 30m, a test crossing :00 or :30 would see a scheduled check-in beside its own."""
+    now = datetime.now(UTC)
+    anchor = INTERVAL_ANCHOR.replace(tzinfo=UTC)
+    for hours in range(23, 1, -1):
+        step = timedelta(hours=hours)
+        if step - (now - anchor) % step > margin:
+            return f"{hours}h"
+    raise AssertionError("no interval of 2 to 23 hours is an hour from its next tick")
 
 
 def check_in(layer: Settings) -> FlowRun:
@@ -48,13 +62,15 @@ def test_a_heartbeat_is_silent_when_acknowledged_and_alerts_once_on_a_finding(
 ) -> None:
     env = cli_env(layer)
     # An empty checklist: configured, but every check-in is skipped before any model call.
+    every = quiet_every()  # no scheduled check-in during the test: only its own
+    empty = "# Heartbeat\n- [ ]\n"
     configured = cli_json(
-        env, "heartbeat", "enable", "atlas", "--checklist", "# Heartbeat\n- [ ]\n", "--json"
+        env, "heartbeat", "enable", "atlas", "--checklist", empty, "--every", every, "--json"
     )
     [heartbeat] = configured["heartbeats"]
     assert (heartbeat["enabled"], heartbeat["every"], heartbeat["template"]) == (
         True,
-        "30m",
+        every,
         "heartbeat",
     )
     fake_cli(layer, tmp_path, "success", FAKE_CLAUDE_ANSWER="**HEARTBEAT_OK**")

@@ -96,3 +96,12 @@ PARIS_NIGHT = ActiveHours.model_validate(
 def test_active_hours_follow_the_local_clock(hours: ActiveHours, moment: str, inside: bool) -> None:
     at = datetime.fromisoformat(moment).astimezone(UTC)
     assert hours.contains(at) is inside
+
+
+def test_a_heartbeat_checks_in_every_30_minutes_by_default() -> None:
+    from automates.registry.heartbeat import Heartbeat
+
+    heartbeat = Heartbeat(agent="atlas", checklist="- the backup ran tonight")
+    assert heartbeat.every == "30m"
+    [schedule] = heartbeat.declaration(pool="agents").schedules
+    assert schedule.every == "30m"
