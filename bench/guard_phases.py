@@ -49,7 +49,7 @@ def drop_store_engine(block_name: str) -> None:
     import automates.guard.recording as recording
 
     recording.store(block_name).dispose()
-    recording.store.cache_clear()
+    recording.forget_stores()
 
 
 def measure(call: Callable[[], Any], block_name: str, runs: int) -> dict[str, Any]:

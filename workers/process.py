@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     from automates.server.unresponsive import HEARTBEAT_SECONDS
 
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+    from automates.server.prefect_patches import apply_all
+
+    apply_all()
     pool = args.pool or settings.work_pool
     name = args.name or f"{socket.gethostname()}-{pool}"
     if settings.fast_start:

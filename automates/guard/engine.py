@@ -11,6 +11,7 @@ from __future__ import annotations
 import runpy
 from typing import Any
 
+from automates.guard.recording import load_store_ahead
 from automates.registry.policy import GuardPolicy
 from automates.settings import Settings
 
@@ -27,6 +28,7 @@ def install() -> None:
     # the layer's settings from its worker (automates/platform/run_env.py) and its own
     # variables from the env files its declaration names (loaded by the guard).
     settings = Settings()
+    load_store_ahead(settings.store_block)  # every guarded run journals there; many hold a slot
     load_flow = flow_engine.load_flow
 
     def load_guarded_flow(flow_run: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -55,19 +57,54 @@ def outcome_of(state: State) -> RunOutcome:
     return _OUTCOME_BY_TYPE.get(state.type, RunOutcome.FAILED)
 
 
-@cache
+# One load of the store's engines at a time: a run asking while `load_store_ahead` loads them
+# waits for that load instead of reading the block a second time.
+_LOADING = threading.RLock()
+
+
 def store(block_name: str) -> Engine:
     """The store's engine in this run's process, from the store block (one per process)."""
+    with _LOADING:
+        return _store(block_name)
+
+
+def session_store(block_name: str) -> Engine:
+    """The store without a pool, for the connection a run holds while it runs (its concurrency
+    slot): never one of the shared pool's few connections (store/engine.py session_engine)."""
+    with _LOADING:
+        return _session_store(block_name)
+
+
+def load_store_ahead(block_name: str) -> None:
+    """Load the store's engines in the background, while Prefect's engine starts the run: the
+    block's read (an API call) is then off the way to the run's body. A load that fails is
+    tried again by whoever asks next, as before."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            session_store(block_name)
+
+    threading.Thread(target=load, name="automates-store-ahead", daemon=True).start()
+
+
+def forget_stores() -> None:
+    """Forget this process's store engines, as a fresh process starts without them (the guard
+    bench's cold run); the caller disposes of them first."""
+    with _LOADING:
+        _session_store.cache_clear()
+        _store.cache_clear()
+
+
+@cache
+def _store(block_name: str) -> Engine:
     from blocks.store import store_engine_from_block
 
     return store_engine_from_block(block_name)
 
 
 @cache
-def session_store(block_name: str) -> Engine:
-    """The store without a pool, for the connection a run holds while it runs (its concurrency
-    slot): never one of the shared pool's few connections (store/engine.py session_engine)."""
-    return session_engine(store(block_name))
+def _session_store(block_name: str) -> Engine:
+    return session_engine(_store(block_name))
 
 
 def record_run(

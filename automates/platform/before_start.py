@@ -150,6 +150,13 @@ class SettleFirstMixin:
         # Runs asked as they were fetched and found to need their process: not asked again
         # where the process would start (while they are being submitted).
         self._asked: set[UUID] = set()
+        # The deployment each asked run was asked with, for admission to check it against
+        # (no second read of it on the way to the run's process).
+        self._asked_with: dict[UUID, Any] = {}
+
+    def deployment_asked_with(self, flow_run_id: UUID) -> Any | None:
+        """The deployment read as the run was fetched, if it was asked then (once)."""
+        return self._asked_with.pop(flow_run_id, None)
 
     async def settle_before_start(
         self,
@@ -174,6 +181,11 @@ class SettleFirstMixin:
         worker: Any = self
         entries = list(flow_run_response)
         self._asked &= worker._submitting_flow_run_ids  # the others reached their process
+        self._asked_with = {
+            run_id: deployment
+            for run_id, deployment in self._asked_with.items()
+            if run_id in worker._submitting_flow_run_ids
+        }
         try:
             decided = await self._decide_due(self._new(entries))
             if decided:
@@ -293,7 +305,13 @@ class SettleFirstMixin:
             return answers
 
         answers = await anyio.to_thread.run_sync(decide_all)
-        self._asked |= {run_id for run_id, decided in answers.items() if decided is None}
+        asked = {run_id for run_id, decided in answers.items() if decided is None}
+        self._asked |= asked
+        self._asked_with.update(
+            (flow_run.id, deployments[flow_run.deployment_id])  # type: ignore[index]
+            for flow_run in due
+            if flow_run.id in asked
+        )
         return {run_id: decided for run_id, decided in answers.items() if decided is not None}
 
     async def _settle_decided(self, decided: list[Decided], first: set[UUID]) -> None:

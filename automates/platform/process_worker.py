@@ -28,6 +28,7 @@ from uuid import UUID
 import anyio.abc
 import anyio.to_thread
 from prefect.client.schemas.objects import FlowRun
+from prefect.settings import get_current_settings
 from prefect.workers.base import BaseWorker, BaseWorkerResult
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 from pydantic import PrivateAttr
@@ -82,6 +83,11 @@ async def _refusal_of(
     """Why the worker must not run `flow_run` (None: it may), and its deployment as read."""
     from prefect.exceptions import ObjectNotFound
 
+    if isinstance(worker, SettleFirstMixin):
+        # Read as the run was fetched, and checked against then (before_start.py).
+        asked_with = worker.deployment_asked_with(flow_run.id)
+        if asked_with is not None:
+            return refusal(asked_with, flow_run), asked_with
     deployment = None
     if flow_run.deployment_id is not None:
         for wait in (*READ_RETRY_SECONDS, None):
@@ -206,6 +212,27 @@ def restart(worker: Any) -> None:
         worker._logger.error("could not restart on the new code (%s); running on", failed)
 
 
+class SettingsEnvironment:
+    """Prefect's settings as the variables a run's process is given, written out once per
+    settings object (Prefect builds a new one whenever they change)."""
+
+    def __init__(self) -> None:
+        self._settings: object | None = None
+        self._variables: dict[str, str] = {}
+
+    def of(self, settings: Any) -> dict[str, str]:
+        if settings is not self._settings:
+            self._variables = settings.to_environment_variables(exclude_unset=True)
+            self._settings = settings
+        return dict(self._variables)
+
+
+# One per worker process, as Prefect's current settings are.
+_SETTINGS_ENVIRONMENT = SettingsEnvironment()
+# Prefect's engine loads the flow from this entrypoint, in its working folder, when it is set.
+FLOW_ENTRYPOINT = "PREFECT__FLOW_ENTRYPOINT"
+
+
 class CleanJobConfiguration(ProcessJobConfiguration):
     """Prefect's process job configuration, minus the worker's variables a run must not see."""
 
@@ -217,6 +244,12 @@ class CleanJobConfiguration(ProcessJobConfiguration):
         if deployment is None and admitted is not None and admitted.id == flow_run.deployment_id:
             deployment = admitted
         return await super().resolve_for_flow_run(flow_run, deployment=deployment, **kwargs)
+
+    @classmethod
+    def _base_environment(cls) -> dict[str, str]:
+        # Prefect writes out all its settings for every run (about 20 ms); they change only
+        # when the settings object does.
+        return _SETTINGS_ENVIRONMENT.of(get_current_settings())
 
     # True when the deployment names no folder of its own (sync's relative pull step): the
     # worker then starts the run in its own checkout.
@@ -235,6 +268,12 @@ class CleanJobConfiguration(ProcessJobConfiguration):
             for name, value in self.env.items()
             if name in own or os.environ.get(name) != value or passed_on(name)
         }
+        if self._in_worker_checkout and deployment is not None and deployment.entrypoint:
+            # Sync's one pull step stays in the folder the run starts in: the code is already
+            # there, so the engine loads the flow from its entrypoint as it does under Prefect's
+            # runner, without reading the deployment again and running a step that changes
+            # nothing (docs/decisions/0055-runs-load-their-entrypoint.md).
+            self.env[FLOW_ENTRYPOINT] = deployment.entrypoint
 
 
 class GuardedProcessWorker(SettleFirstMixin, CodeUpdateMixin, AdmissionMixin, ProcessWorker):

@@ -37,6 +37,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from automates.platform.settings_inputs import SettingsInputs
+
 # Imported before any run arrives: what every run's engine needs. The checkout's own packages
 # are added by `_preload` (they are in the checkout, not installed).
 PRELOADED = (
@@ -88,12 +90,32 @@ class Preloaded:
 
     def __init__(self, root: Path) -> None:
         self.failed: list[str] = []
+        self.settings_inputs: SettingsInputs | None = None
         for name in (*PRELOADED, *sorted(imported_by_checkout(root))):
             try:
                 importlib.import_module(name)
             except Exception as failed:  # the run that needs it reports it, in its own process
                 self.failed.append(f"{name}: {type(failed).__name__}")
         self.stamps = self._stamps()
+
+    def prepare(self) -> None:
+        """Build ahead what each run's process would otherwise build for itself: Prefect's
+        workarounds applied and the API's TLS context built (automates/server/prefect_patches.py;
+        a run's engine builds six clients, each ~20 ms for its context), and Prefect's settings
+        built again once their inputs are noted (settings_inputs.py)."""
+        try:
+            from automates.server.prefect_patches import api_tls_context, apply_all
+
+            apply_all()
+            api_tls_context()
+        except Exception as failed:  # each run's process builds its own, as a fresh one does
+            self.failed.append(f"prefect_patches: {type(failed).__name__}")
+        self.settings_inputs = _settings_built_now()
+
+    def settings_current_for(self, environ: dict[str, str], folder: Path) -> bool:
+        """Whether this process's Prefect settings are the ones `environ` in `folder` gives."""
+        noted = self.settings_inputs
+        return noted is not None and noted.hold_for(environ, folder)
 
     def _stamps(self) -> dict[str, int]:
         """Every imported file of the project's own code (anything not installed with
@@ -120,6 +142,21 @@ class Preloaded:
             if now != stamp:
                 return path
         return None
+
+
+def _settings_built_now() -> SettingsInputs | None:
+    """Note what Prefect's settings are built from, then build them: a file changed after the
+    note differs at the fork, so a run never keeps settings older than its inputs."""
+    try:
+        from prefect.context import refresh_global_settings_context
+        from prefect.settings import get_current_settings
+
+        profiles = get_current_settings().profiles_path
+        inputs = SettingsInputs.of(os.environ, Path.cwd(), profiles)
+        refresh_global_settings_context()
+    except Exception:  # every run's process builds its own
+        return None
+    return inputs if get_current_settings().profiles_path == profiles else None
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -189,7 +226,7 @@ def _refusal(preloaded: Preloaded) -> dict[str, Any] | None:
     return None
 
 
-def become_run(request: dict[str, Any], root: Path) -> None:
+def become_run(request: dict[str, Any], root: Path, preloaded: Preloaded) -> None:
     """In the forked child: take the run's environment, folder and command line, then run
     the command's module as `python -m` would."""
     for number in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGHUP):
@@ -208,7 +245,8 @@ def become_run(request: dict[str, Any], root: Path) -> None:
     sys.path[0] = str(cwd)  # `python -m` puts the folder it starts in first
     if cwd != root:
         _forget_checkout_packages()
-    _refresh_prefect_settings(before)
+    if not preloaded.settings_current_for(request["env"], cwd):
+        _refresh_prefect_settings(before)
     argv: list[str] = request["argv"]
     module = argv[argv.index("-m") + 1]
     sys.argv = [module, *argv[argv.index("-m") + 2 :]]
@@ -254,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     # quietly; its children reset these.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     preloaded = Preloaded(root)
+    preloaded.prepare()
     # Objects that exist now are never collected: a child's collector does not touch, and so
     # does not copy, the pages the launcher filled.
     gc.freeze()
@@ -261,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     request = serve(sock, preloaded)
     if request is None:
         return
-    become_run(request, root)
+    become_run(request, root, preloaded)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,17 @@ tests/integration/test_layer_faults.py on a loaded machine). Such an error, anyw
 exception's chain, now answers 503 too: the request never reached the database, so retrying it
 is safe.
 
+One TLS context per CA file (every process of ours): each Prefect client, events client and
+version check builds its own verified TLS context, `ssl.create_default_context(cafile=...)`,
+which parses the whole CA bundle (about 20 ms of CPU), even for an `http://` API. A run's
+engine built six before and around its body (about 0.18 s of the 0.5 s a run's process takes
+from its fork to its body, docs/benchmarks.md "Pickup"). A verified context is never changed
+after it is built (Prefect hands it to httpx as is) and is meant to be shared, so one is built
+per CA file (and the file's size and modification time: a replaced bundle is read again) per
+process; the run launcher builds it before it forks, so a run's process builds none. The
+unverified contexts Prefect builds for `PREFECT_API_TLS_INSECURE_SKIP_VERIFY` are changed
+after they are built and stay one per call.
+
 tests/unit/test_prefect_patches.py fails if Prefect moves a patched name, so an upgrade cannot
 silently drop a workaround.
 """
@@ -33,6 +44,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import ssl
+import types
 from typing import Any
 
 _CHECKED_SCHEMAS_LIMIT = 256  # distinct pool schemas remembered; pools are few
@@ -103,9 +117,76 @@ def retry_database_outages() -> None:
     server.is_client_retryable_exception = is_client_retryable_exception
 
 
+# The Prefect modules that build TLS contexts for the API (client, events, version check).
+TLS_MODULES = (
+    "prefect.client.orchestration",
+    "prefect._internal.websockets",
+    "prefect._internal.version_checking",
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _verified_context(cafile: str, size: int, modified_ns: int) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=cafile)
+
+
+class _SharedVerifiedContexts(types.ModuleType):
+    """The `ssl` module as TLS_MODULES see it: the same, but a verified client context for a CA
+    file is built once and shared."""
+
+    def __init__(self) -> None:
+        super().__init__("ssl", ssl.__doc__)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(ssl, name)
+
+    def create_default_context(
+        self,
+        purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH,
+        *,
+        cafile: str | None = None,
+        capath: str | None = None,
+        cadata: str | bytes | None = None,
+    ) -> ssl.SSLContext:
+        if cafile is None or capath is not None or cadata is not None:
+            return ssl.create_default_context(purpose, cafile=cafile, capath=capath, cadata=cadata)
+        if purpose != ssl.Purpose.SERVER_AUTH:
+            return ssl.create_default_context(purpose, cafile=cafile)
+        try:
+            found = os.stat(cafile)
+        except OSError:  # let ssl say what is wrong with it
+            return ssl.create_default_context(cafile=cafile)
+        return _verified_context(cafile, found.st_size, found.st_mtime_ns)
+
+
+def share_verified_tls_contexts() -> None:
+    """Build each verified TLS context for the Prefect API once per process and CA file."""
+    import importlib
+
+    for name in TLS_MODULES:
+        module = importlib.import_module(name)
+        names = vars(module)  # the module's globals: its `ssl` is what its functions call
+        if not isinstance(names.get("ssl"), _SharedVerifiedContexts):
+            names["ssl"] = _SharedVerifiedContexts()
+
+
+def api_tls_context() -> ssl.SSLContext | None:
+    """Build, ahead, the verified context a Prefect client of this process's settings uses
+    (None when the API's certificates are not checked: those contexts are built per call)."""
+    import certifi
+    from prefect.settings import get_current_settings
+
+    api = get_current_settings().api
+    if api.tls_insecure_skip_verify:
+        return None
+    cafile = api.ssl_cert_file or certifi.where()
+    return _SharedVerifiedContexts().create_default_context(cafile=cafile)
+
+
 def apply_all() -> None:
     """The workarounds every process of ours carries (CLI, clients, guarded runs)."""
     memoize_timezone_listing()
+    share_verified_tls_contexts()
 
 
 def apply_server() -> None:

@@ -100,6 +100,9 @@ def test_runs_are_forked_from_the_launcher_one_process_each(fast: Settings, tmp_
     assert "automates.platform.run_launcher" in by_cli["parent"]
     assert by_cli["cwd"] == str(fast.project_root.resolve())
     assert by_cli["env"] == {"WHOAMI_A": "from-a"}
+    # Prefect's engine loaded the flow from its entrypoint in that checkout, with no pull step
+    # to run (sync's one step stays in the folder the run starts in).
+    assert by_cli["entrypoint"] == "flows/whoami.py:whoami"
 
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     runs = asyncio.run(

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import os
+import shutil
+import ssl
 import zoneinfo
+from pathlib import Path
 
+import certifi
 import pytest
 from asyncpg.exceptions import CannotConnectNowError
 from prefect._internal.schemas import validators
 from prefect.client.schemas.schedules import CronSchedule
+from prefect.settings import get_current_settings
 from prefect.types import _datetime
 from prefect.utilities.schema_tools import ValidationError, validate
 from prefect.utilities.schema_tools import validation as schema_validation
 from prefect.workers.process import ProcessWorker
 
 from automates.server.prefect_patches import (
+    TLS_MODULES,
+    api_tls_context,
     memoize_schema_checks,
     memoize_timezone_listing,
     retry_database_outages,
+    share_verified_tls_contexts,
 )
 
 
@@ -87,3 +97,37 @@ def test_a_request_failed_by_an_unreachable_database_is_answered_503() -> None:
     assert status(CannotConnectNowError("the database system is starting up")) == 503
     assert status(_raised(ValueError("a bug"), RuntimeError)) == 500  # not an outage
     assert status(KeyError("x")) == 500
+
+
+def test_prefect_builds_each_verified_tls_context_once_per_ca_file(tmp_path: Path) -> None:
+    share_verified_tls_contexts()
+    share_verified_tls_contexts()  # idempotent
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.orchestration import ssl as client_ssl
+
+    bundle = get_current_settings().api.ssl_cert_file or certifi.where()  # as Prefect's client
+    first = client_ssl.create_default_context(cafile=bundle)
+    for name in TLS_MODULES:  # where Prefect builds them; an upgrade that moves them fails here
+        module_ssl = vars(importlib.import_module(name))["ssl"]
+        assert module_ssl.create_default_context(cafile=bundle) is first
+        assert module_ssl.CERT_NONE is ssl.CERT_NONE  # the rest of `ssl` as it was
+    assert first.verify_mode == ssl.CERT_REQUIRED and first.check_hostname
+    # What a Prefect client of these settings uses is that very context, built ahead.
+    assert api_tls_context() is first
+    client = PrefectClient("http://127.0.0.1:9/api")
+    assert client._client._transport._pool._ssl_context is first  # type: ignore[attr-defined]
+    # A bundle replaced on disk is read again.
+    copy = tmp_path / "bundle.pem"
+    shutil.copyfile(bundle, copy)
+    before = client_ssl.create_default_context(cafile=str(copy))
+    os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 10**9))
+    assert client_ssl.create_default_context(cafile=str(copy)) is not before
+    # Unverified contexts are changed after they are built: one per call, as before.
+    loose = client_ssl.create_default_context()
+    assert loose is not client_ssl.create_default_context()
+    loose.check_hostname = False
+    loose.verify_mode = ssl.CERT_NONE
+    assert client_ssl.create_default_context(cafile=bundle).verify_mode == ssl.CERT_REQUIRED
+    # A missing file is still ssl's error to give.
+    with pytest.raises(FileNotFoundError):
+        client_ssl.create_default_context(cafile=str(tmp_path / "none.pem"))

@@ -39,6 +39,18 @@ sys.exit(int(os.environ.get("PROBE_EXIT", "0")))
 """
 
 
+SETTINGS_PROBE = """
+import json, os
+from pathlib import Path
+
+from prefect.settings import get_current_settings
+
+settings = get_current_settings()
+record = {"api_url": settings.api.url, "retries": settings.client.max_retries}
+Path(os.environ["PROBE_OUT"]).write_text(json.dumps(record))
+"""
+
+
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     """A project (first on the path: the launcher starts in it) whose `tasks/probe.py`, run as
@@ -50,13 +62,22 @@ def checkout(tmp_path: Path) -> Path:
         (root / package / "__init__.py").write_text("")
     (root / "probe_lib" / "version.py").write_text('VERSION = "first"\n')
     (root / "tasks" / "probe.py").write_text(PROBE)
+    (root / "tasks" / "settings_probe.py").write_text(SETTINGS_PROBE)
     return root
+
+
+# The launcher's own Prefect settings, which a run's differ from or not.
+LAUNCHER_API = "http://launcher.invalid/api"
 
 
 @asynccontextmanager
 async def running(checkout: Path) -> AsyncIterator[Launcher]:
     """A launcher kept running for the block, ready when the block starts."""
-    environment = {**os.environ, "LAUNCHER_ONLY": "the launcher's own"}
+    environment = {
+        **os.environ,
+        "LAUNCHER_ONLY": "the launcher's own",
+        "PREFECT_API_URL": LAUNCHER_API,
+    }
     launcher = Launcher(checkout, environment)
     keeping = asyncio.create_task(launcher.keep_running())
     assert await launcher.wait_ready(120), "the launcher never said it was ready"
@@ -115,6 +136,40 @@ async def own_processes(launcher: Launcher, checkout: Path, tmp_path: Path) -> N
     assert two["env"] == {"PROBE_B": "2", "PROBE_EXIT": "3", "PROBE_OUT": str(b)}
     assert one["launcher_only"] is None and two["launcher_only"] is None
     assert one["cwd"] == two["cwd"] == str(checkout)
+
+
+def test_a_run_has_the_prefect_settings_of_its_own_environment_and_folder(
+    checkout: Path, tmp_path: Path
+) -> None:
+    with_launcher(checkout, lambda launcher: own_settings(launcher, checkout, tmp_path))
+
+
+async def own_settings(launcher: Launcher, checkout: Path, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "tasks.settings_probe"]
+    prefect = {
+        name: value for name, value in os.environ.items() if name.upper().startswith("PREFECT_")
+    }
+    same = {**prefect, "HOME": os.environ.get("HOME", ""), "PREFECT_API_URL": LAUNCHER_API}
+
+    async def settings_of(env: dict[str, str]) -> dict[str, Any]:
+        out = tmp_path / "settings.json"
+        out.unlink(missing_ok=True)
+        launched = await launcher.launch(argv, run_env(out, **env), checkout, quiet=True)
+        assert await launched.wait() == 0
+        return read(out)
+
+    # The launcher's inputs: its settings, kept (not built again) and right.
+    default_retries = (await settings_of(same))["retries"]
+    assert (await settings_of(same))["api_url"] == LAUNCHER_API
+    # A variable of the run's own.
+    assert (await settings_of({**same, "PREFECT_API_URL": "http://run.invalid/api"}))[
+        "api_url"
+    ] == "http://run.invalid/api"
+    # A file of the folder, written after the launcher built its settings.
+    (checkout / ".env").write_text(f"PREFECT_CLIENT_MAX_RETRIES={default_retries + 2}\n")
+    assert (await settings_of(same))["retries"] == default_retries + 2
+    (checkout / ".env").unlink()
+    assert (await settings_of(same))["retries"] == default_retries
 
 
 def test_a_changed_project_file_is_never_run_from_the_old_import(

@@ -56,3 +56,26 @@ def test_the_fast_worker_polls_every_5_s_unless_the_operator_says_otherwise() ->
         capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
     )  # fmt: skip
     assert own.stdout.split() == ["FastProcessWorker", "7.0"], own.stderr
+
+
+def test_prefect_settings_are_written_out_for_runs_once_per_settings_object() -> None:
+    from prefect.settings import (
+        PREFECT_CLIENT_MAX_RETRIES,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    from automates.platform.process_worker import CleanJobConfiguration, SettingsEnvironment
+
+    settings = get_current_settings()
+    expected = settings.to_environment_variables(exclude_unset=True)
+    written = SettingsEnvironment()
+    first = written.of(settings)
+    assert first == expected
+    first["PREFECT_X"] = "changed by one caller"
+    assert written.of(settings) == expected  # every caller has its own copy
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 9}):  # a new settings object
+        assert written.of(get_current_settings())["PREFECT_CLIENT_MAX_RETRIES"] == "9"
+        assert CleanJobConfiguration._base_environment()["PREFECT_CLIENT_MAX_RETRIES"] == "9"
+    assert written.of(get_current_settings()) == expected
+    assert CleanJobConfiguration._base_environment() == expected
