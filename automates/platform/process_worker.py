@@ -272,7 +272,7 @@ class CleanJobConfiguration(ProcessJobConfiguration):
             # Sync's one pull step stays in the folder the run starts in: the code is already
             # there, so the engine loads the flow from its entrypoint as it does under Prefect's
             # runner, without reading the deployment again and running a step that changes
-            # nothing (docs/decisions/0055-runs-load-their-entrypoint.md).
+            # nothing (docs/decisions/0055-runs-start-from-what-is-built.md).
             self.env[FLOW_ENTRYPOINT] = deployment.entrypoint
 
 

@@ -237,14 +237,18 @@ def test_the_deployments_page_lists_each_automate_with_its_schedules_and_tags(
         # The flow under the name; the first tag, and the others behind "+N".
         expect(row.get_by_role("link", name=FULL_NAMES[name].split("/")[0])).to_be_visible()
         more = page.get_by_role("dialog")
-        prefect_ui.reveal(
-            row.get_by_role("button", name=re.compile(r"^Show \d+ more tags$")).click, more
-        )
+        show_more = row.get_by_role("button", name=re.compile(r"^Show \d+ more tags$"))
+        prefect_ui.reveal(show_more.click, more)
         declaration = declared.get(name)
         assert declaration is not None
-        for tag in declaration.tags:  # the row lays out every tag, and hides those that do not fit
+        for tag in declaration.tags:
+            # The row lays out every tag and hides those that do not fit behind "+N"; a refresh
+            # of the rows closes that popover, so it is opened again when a tag is out of sight.
             shown = row.get_by_text(tag, exact=True).or_(more.get_by_text(tag, exact=True))
-            expect(shown.filter(visible=True).first).to_be_visible()
+            try:
+                expect(shown.filter(visible=True).first).to_be_visible(timeout=5_000)
+            except AssertionError:
+                prefect_ui.reveal(show_more.click, more.get_by_text(tag, exact=True))
         page.keyboard.press("Escape")
         expect(more).to_be_hidden()
 
