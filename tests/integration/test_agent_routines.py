@@ -19,9 +19,10 @@ from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.settings.groups import AgentSettings
 from tests.conftest import REPO
+from tests.fixtures.commands import invoke_json
 from tests.fixtures.layer_tools import LAYER_TOOLS
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, cli_json, final_run, runs_of, store_rows, wait_for
+from tests.fixtures.servers import cli_env, final_run, runs_of, store_rows, wait_for
 
 DIGEST = {
     "name": "morning-digest",
@@ -193,10 +194,10 @@ def test_an_agent_sees_and_changes_only_its_own_routines(
     assert schedules_active(settings, full_name) == [False]  # waits for approval
 
     # The operator approves it as any declaration; the agent pauses and resumes it.
-    approved = cli_json(project.env(**env), "approve", "morning-digest", "--by", "alice", "--json")
+    approved = invoke_json(project.env(**env), "approve", "morning-digest", "--by", "alice")
     assert approved["automate"] == "morning-digest"
     assert schedules_active(settings, full_name) == [True]
-    listed = cli_json(project.env(**env), "list", "--json")
+    listed = invoke_json(project.env(**env), "list")
     assert "morning-digest" in {row["name"] for row in listed}
 
     async def pause_and_delete() -> None:
@@ -267,7 +268,7 @@ def test_an_approved_routine_fires_on_schedule_and_runs_on_request(
     asyncio.run(create())
     full_name = "hello/minutely-hello"
     assert runs_of(settings, full_name) == []  # nothing fires before approval
-    cli_json(project.env(**env), "approve", "minutely-hello", "--json")
+    invoke_json(project.env(**env), "approve", "minutely-hello")
 
     def fired() -> FlowRun | None:
         done = [run for run in runs_of(settings, full_name) if run.state and run.state.is_final()]

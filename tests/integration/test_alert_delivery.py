@@ -32,6 +32,7 @@ from automates.store.alerts import save_routing
 from automates.store.engine import make_engine, migrate, transaction
 from automates.store.registry import upsert_automates
 from tests.conftest import REPO
+from tests.fixtures.commands import invoke_json
 from tests.fixtures.deliverer import delivering
 from tests.fixtures.projects import automate
 from tests.fixtures.receivers import (
@@ -42,7 +43,7 @@ from tests.fixtures.receivers import (
     http_sink,
     smtp_sink,
 )
-from tests.fixtures.servers import cli_json, wait_for
+from tests.fixtures.servers import wait_for
 
 __all__ = ["http_sink", "smtp_sink"]  # fixtures
 
@@ -293,10 +294,10 @@ def test_an_undeliverable_alert_is_dead_lettered_to_the_fallback_and_retried(
         # The route is back: the operator retries the dead delivery.
         http_sink.respond(200)
         env = {**os.environ, "AUTOMATES_DATABASE_URL": scratch_database}
-        retried = cli_json(env, "alerts", "retry", str(dead["id"]), "--json")
+        retried = invoke_json(env, "alerts", "retry", str(dead["id"]))
         assert retried == {"delivery_id": dead["id"], "status": "pending"}
         wait_for(lambda: deliveries(engine)[0]["status"] == "sent", 60, "the retried send")
-    listed = cli_json(env, "alerts", "list", "--json")
+    listed = invoke_json(env, "alerts", "list")
     assert {(d["route"], d["status"]) for d in listed} == {("hook", "sent"), ("mail", "sent")}
     text_out = json.dumps(listed) + caplog.text
     assert TOKEN not in text_out

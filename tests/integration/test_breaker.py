@@ -18,8 +18,9 @@ from automates.settings import Settings
 from automates.store.engine import make_engine
 from automates.sync import sync
 from flows.breaker_probe import breaker_probe
+from tests.fixtures.commands import invoke_json
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, cli_json, raised_alerts, run_all
+from tests.fixtures.servers import cli_env, raised_alerts, run_all
 
 
 def breaker(settings: Settings) -> dict[str, Any]:
@@ -179,9 +180,9 @@ def test_an_operator_resets_a_breaker(server: Settings, project: Project) -> Non
 
     asyncio.run(pause())
     env = cli_env(settings)
-    [status] = cli_json(env, "breaker", "status", "--json")
+    [status] = invoke_json(env, "breaker", "status")
     assert (status["automate"], status["state"]) == ("fragile", "open")
-    assert cli_json(env, "breaker", "reset", "fragile", "--json") == {
+    assert invoke_json(env, "breaker", "reset", "fragile") == {
         "automate": "fragile",
         "was": "open",
         "now": "closed",

@@ -26,9 +26,10 @@ from automates.settings.groups import BrowserSettings
 from automates.store.engine import make_engine, transaction
 from automates.sync import sync
 from tests.conftest import REPO
+from tests.fixtures.commands import invoke_json
 from tests.fixtures.misfire import api, events_named
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, cli_json, raised_alerts, run_deployment, wait_for
+from tests.fixtures.servers import cli_env, raised_alerts, run_deployment, wait_for
 
 WATCH = "browser-job-watch/browser-job-watch"
 
@@ -147,7 +148,7 @@ def test_the_watch_ends_the_jobs_no_worker_will_report_on(
     assert all("example.org" not in str(e) for e in lost)
 
     # The operator's listing: the lost ones, without payloads or results.
-    listed = cli_json(cli_env(settings), "browser", "list", "--status", "lost", "--json")
+    listed = invoke_json(cli_env(settings), "browser", "list", "--status", "lost")
     assert {row["id"] for row in listed} == {str(crashed.id), str(vanished.id)}
     assert all("payload" not in row and "result" not in row for row in listed)
 

@@ -15,8 +15,9 @@ from sqlalchemy import text
 from automates.errors import StoreError
 from automates.settings import Settings
 from automates.store.engine import make_engine, transaction
+from tests.fixtures.commands import invoke_json
 from tests.fixtures.projects import Project, automate, script
-from tests.fixtures.servers import cli_env, cli_json, run_all
+from tests.fixtures.servers import cli_env, run_all
 
 
 def journal(settings: Settings, table: str, flow_run: FlowRun) -> list[dict[str, Any]]:
@@ -212,11 +213,11 @@ def test_the_guard_contains_every_kind_of_run(guarded_project: Settings, tmp_pat
 
     # The CLI shows both journals.
     env = cli_env(settings)
-    logs = cli_json(env, "logs", "flaky-sync", "--json")
+    logs = invoke_json(env, "logs", "flaky-sync")
     assert [(r["outcome"], r["attempts"]) for r in logs] == [("completed", 2)]
-    crashes = cli_json(env, "crashes", "--json")
+    crashes = invoke_json(env, "crashes")
     assert {c["automate"] for c in crashes} >= {"slow-export", "broken-export", "flaky-sync"}
-    [only] = cli_json(env, "crashes", "flaky-sync", "--json")
+    [only] = invoke_json(env, "crashes", "flaky-sync")
     assert only["retry_outcome"] == "succeeded" and only["breaker_state"] == "closed"
 
 

@@ -15,8 +15,9 @@ from prefect.client.schemas.objects import FlowRun, StateType
 
 from automates.settings import Settings
 from automates.sync import sync
+from tests.fixtures.commands import invoke_json
 from tests.fixtures.projects import Project, automate
-from tests.fixtures.servers import cli_env, cli_json, runs_of, wait_for
+from tests.fixtures.servers import cli_env, runs_of, wait_for
 
 T = TypeVar("T")
 
@@ -55,17 +56,15 @@ def test_a_cron_schedule_runs_to_completion_through_the_worker(
     assert first.parameters == {"greeting": "from the schedule"}
 
     env = cli_env(settings)
-    listed = cli_json(env, "list", "--json")
+    listed = invoke_json(env, "list")
     rows = {row["name"]: row for row in listed}
     assert rows["every-minute"]["last_run_state"] == "Completed"
     assert rows["every-minute"]["runs"] >= 1
     assert rows["every-minute"]["next_runs"], "the next fire time comes from the server"
     assert rows["on-demand"]["next_runs"] == [] and rows["on-demand"]["runs"] == 0
-    assert [r["name"] for r in cli_json(env, "list", "--json", "--kind", "oneshot")] == [
-        "on-demand"
-    ]
+    assert [r["name"] for r in invoke_json(env, "list", "--kind", "oneshot")] == ["on-demand"]
 
-    shown = cli_json(env, "show", "every-minute", "--json")
+    shown = invoke_json(env, "show", "every-minute")
     assert shown["deployment"] == "hello/every-minute"
     assert len(shown["next_runs"]) >= 2
     assert shown["schedules"] == [

@@ -29,10 +29,10 @@ from automates.platform import components
 from automates.registry.loader import load_registry
 from automates.server.client import prefect_client
 from automates.settings import Settings
+from tests.fixtures.commands import invoke_json
 from tests.fixtures.projects import TEMPLATE, Project, automate, script
 from tests.fixtures.servers import (
     cli_env,
-    cli_json,
     empty_layer,
     final_run,
     layer_settings,
@@ -398,7 +398,7 @@ def test_a_breaker_held_automate_shows_why_and_is_active_again_after_a_reset(
     open_event_feed(prefect_ui, settings, FRAGILE, "automates.breaker.opened")
     prefect_ui.screenshot("breaker-event")
 
-    reset = cli_json(cli_env(settings), "breaker", "reset", FRAGILE, "--json")
+    reset = beside_the_browser(lambda: invoke_json(cli_env(settings), "breaker", "reset", FRAGILE))
     assert (reset["was"], reset["schedules"]) == ("open", "resumed")
     page.goto(deployment_url)
     for label in SCHEDULE_LABELS[FRAGILE]:
@@ -423,7 +423,9 @@ def test_an_automate_paused_from_the_terminal_shows_who_and_why_and_resumes(
 ) -> None:
     settings = layer.settings
     env = cli_env(settings)
-    paused = cli_json(env, "pause", NIGHTLY, "--reason", "disk migration", "--by", "ana", "--json")
+    paused = beside_the_browser(
+        lambda: invoke_json(env, "pause", NIGHTLY, "--reason", "disk migration", "--by", "ana")
+    )
     assert paused["schedules"] == "paused"
     page = prefect_ui.page
     prefect_ui.open("/deployments")
@@ -443,7 +445,7 @@ def test_an_automate_paused_from_the_terminal_shows_who_and_why_and_resumes(
     expect(raw.first).to_contain_text('"reason": "disk migration"')
     prefect_ui.screenshot("paused-event")
 
-    resumed = cli_json(env, "resume", NIGHTLY, "--by", "ben", "--json")
+    resumed = beside_the_browser(lambda: invoke_json(env, "resume", NIGHTLY, "--by", "ben"))
     assert resumed["schedules"] == "resumed"
     page.goto(deployment_url)
     for label in SCHEDULE_LABELS[NIGHTLY]:
