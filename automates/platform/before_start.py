@@ -148,15 +148,13 @@ class SettleFirstMixin:
         # on (else each fetch would decide them again, and they would never start).
         self._not_settled: set[UUID] = set()
         # Runs asked as they were fetched and found to need their process: not asked again
-        # where the process would start (while they are being submitted).
-        self._asked: set[UUID] = set()
-        # The deployment each asked run was asked with, for admission to check it against
-        # (no second read of it on the way to the run's process).
-        self._asked_with: dict[UUID, Any] = {}
+        # where the process would start (while they are being submitted); each with the
+        # deployment it was asked with, which admission checks it against (no second read).
+        self._asked: dict[UUID, Any] = {}
 
     def deployment_asked_with(self, flow_run_id: UUID) -> Any | None:
-        """The deployment read as the run was fetched, if it was asked then (once)."""
-        return self._asked_with.pop(flow_run_id, None)
+        """The deployment read as the run was fetched, if it was asked then."""
+        return self._asked.get(flow_run_id)
 
     async def settle_before_start(
         self,
@@ -166,8 +164,7 @@ class SettleFirstMixin:
     ) -> ProcessWorkerResult | None:
         """A run fetched ahead of its time that the guard would end before its body, settled
         once its tick has come, with no process; None when the run needs its process."""
-        if flow_run.id in self._asked:
-            self._asked.discard(flow_run.id)
+        if self._asked.pop(flow_run.id, None) is not None:
             return None
         state = await settle(self, flow_run, configuration.env)
         if state is None:
@@ -180,10 +177,9 @@ class SettleFirstMixin:
     async def _submit_scheduled_flow_runs(self, flow_run_response: list[Any]) -> list[FlowRun]:
         worker: Any = self
         entries = list(flow_run_response)
-        self._asked &= worker._submitting_flow_run_ids  # the others reached their process
-        self._asked_with = {
+        self._asked = {  # the others reached their process
             run_id: deployment
-            for run_id, deployment in self._asked_with.items()
+            for run_id, deployment in self._asked.items()
             if run_id in worker._submitting_flow_run_ids
         }
         try:
@@ -305,12 +301,10 @@ class SettleFirstMixin:
             return answers
 
         answers = await anyio.to_thread.run_sync(decide_all)
-        asked = {run_id for run_id, decided in answers.items() if decided is None}
-        self._asked |= asked
-        self._asked_with.update(
+        self._asked.update(
             (flow_run.id, deployments[flow_run.deployment_id])  # type: ignore[index]
             for flow_run in due
-            if flow_run.id in asked
+            if flow_run.id in answers and answers[flow_run.id] is None
         )
         return {run_id: decided for run_id, decided in answers.items() if decided is not None}
 
