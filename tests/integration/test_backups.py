@@ -279,7 +279,9 @@ def test_the_cli_with_json(store: str, tmp_path: Path) -> None:
     assert code == 0 and drilled["drill"]["outcome"] == "passed", drilled
     assert drilled["stale"] is None
     # The drill passes, but the newest proven backup is older than allowed: found, exit 1.
-    code, late = cli({**env, "AUTOMATES_BACKUP_MAX_AGE_DAYS": "0.00001"}, "verify")
+    # The limit (~86 us) is below any backup's age here: the backup was taken before the whole
+    # drill above ran (a limit near a second raced a fast machine's drill).
+    code, late = cli({**env, "AUTOMATES_BACKUP_MAX_AGE_DAYS": "0.000000001"}, "verify")
     assert code == 1 and late["drill"]["outcome"] == "passed", late
     assert late["stale"].startswith("the newest backup a drill proved"), late
     code, found = cli(env, "list")

@@ -383,13 +383,13 @@ def test_a_breaker_held_automate_shows_why_and_is_active_again_after_a_reset(
     prefect_ui.screenshot("breaker-held")
     page.mouse.move(0, 0)
 
-    # Why: the failed run's log says the breaker opened, and its state says what failed.
+    # Why: the failed run's log says the breaker opened, and its state says what failed. The
+    # run's last lines reach the server after its final state (Prefect ships logs in batches)
+    # and the run page reads them as it opens: they are waited for on the server first.
+    opened = f"circuit breaker of {FRAGILE} opened after 1 consecutive failures: schedules paused"
+    wait_for(lambda: logged(settings, failed.id, re.compile(re.escape(opened))), 60, "its log")
     page.get_by_role("link", name=failed.name).click()
-    expect(
-        page.get_by_text(
-            f"circuit breaker of {FRAGILE} opened after 1 consecutive failures: schedules paused"
-        )
-    ).to_be_visible()
+    expect(page.get_by_text(opened)).to_be_visible()
     page.get_by_role("tab", name="Details").click()
     expect(
         page.get_by_text(re.compile(r"ScriptFailed: scripts/broken.sh exited with 3"))
