@@ -12,14 +12,11 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
-from automates.backups.alerting import raise_freshness
 from automates.backups.dump import take_backup
-from automates.backups.folder import backup_folder, retention
+from automates.backups.folder import retention
 from automates.backups.manifest import drill_summary
-from automates.backups.pgurl import PgUrl
 from automates.errors import BackupError
-from automates.settings import Settings
-from blocks.store import store_engine
+from flows.backup_workspace import backup_workspace
 from tasks.reporting import markdown_table, publish_markdown
 
 MB = 1024 * 1024
@@ -29,20 +26,14 @@ MB = 1024 * 1024
 def backup() -> State:
     """Dump the layer's database, write its manifest, apply the rotation."""
     logger = get_run_logger()
-    settings = Settings()
-    folder = backup_folder(settings)
-    engine = store_engine(settings)
-    try:
-        source = PgUrl.of_engine(engine)
+    with backup_workspace() as workspace:
+        folder = workspace.folder
         try:
-            made = take_backup(source, folder)
+            made = take_backup(workspace.database, folder)
         except BackupError as error:
             return Failed(message=f"{error}; the previous backup stays the newest")
-        removed = folder.prune(retention(settings))
-        listing = folder.scan()
-        stale = raise_freshness(engine, listing, settings.backup.max_age_days, str(folder.path))
-    finally:
-        engine.dispose()
+        removed = folder.prune(retention(workspace.settings))
+        listing, stale = workspace.check_freshness()
     manifest = made.manifest
     summary = (
         f"backup {made.name}: {manifest.size_bytes / MB:.1f} MB, "

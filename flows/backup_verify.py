@@ -13,15 +13,12 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
-from automates.backups.alerting import raise_drill, raise_freshness
+from automates.backups.alerting import raise_drill
 from automates.backups.drill import default_scratch, drill
-from automates.backups.folder import backup_folder
 from automates.backups.manifest import drill_summary
-from automates.backups.pgurl import PgUrl
 from automates.backups.restore import identity_of
 from automates.errors import BackupError
-from automates.settings import Settings
-from blocks.store import store_engine
+from flows.backup_workspace import backup_workspace
 from tasks.reporting import markdown_table, publish_markdown
 
 
@@ -33,24 +30,19 @@ def backup_verify(backup: str | None = None) -> State:
         backup: the backup's name (default: the newest).
     """
     logger = get_run_logger()
-    settings = Settings()
-    folder = backup_folder(settings)
-    engine = store_engine(settings)
-    try:
-        live = PgUrl.of_engine(engine)
+    with backup_workspace() as workspace:
+        live, engine = workspace.database, workspace.engine
+        drill_settings = workspace.settings.backup
         try:
-            chosen = folder.named(backup)
-            scratch = default_scratch(live, settings.backup.drill_database)
-            record = drill(chosen, scratch, identity_of(live), jobs=settings.backup.restore_jobs)
+            chosen = workspace.folder.named(backup)
+            scratch = default_scratch(live, drill_settings.drill_database)
+            record = drill(chosen, scratch, identity_of(live), jobs=drill_settings.restore_jobs)
         except BackupError as error:  # no backup, a refused scratch database, live unreachable
             raise_drill(engine, backup, [str(error)], None)
-            raise_freshness(engine, folder.scan(), settings.backup.max_age_days, str(folder.path))
+            workspace.check_freshness()
             return Failed(message=str(error))
         raise_drill(engine, chosen.name, record.problems, record.restore_seconds)
-        listing = folder.scan()
-        stale = raise_freshness(engine, listing, settings.backup.max_age_days, str(folder.path))
-    finally:
-        engine.dispose()
+        listing, stale = workspace.check_freshness()
     tables = len(chosen.manifest.contents.tables)
     if record.passed:
         summary = (

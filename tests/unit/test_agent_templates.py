@@ -8,6 +8,7 @@ import json
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -41,6 +42,21 @@ def flags(argv: list[str]) -> dict[str, list[str]]:
     return parsed
 
 
+def command(
+    template: PermissionTemplate, scope: Scope, *, cli: LlmCli | None = None, **options: Any
+) -> list[str]:
+    """The argv of a run of `template` by agent scout: prompt "q", model "m", no budget and no
+    turn limit, unless `options` (LlmCli.command's keywords) say otherwise."""
+    bare = {
+        "prompt": "q",
+        "model": "m",
+        "max_budget_usd": None,
+        "max_turns": None,
+        "agent": "scout",
+    }
+    return (cli or LlmCli()).command(template=template, scope=scope, **(bare | options))
+
+
 def render(
     name: str,
     scope: Scope,
@@ -50,15 +66,14 @@ def render(
     max_turns: int | None = None,
     private: PrivateFolder | None = None,
 ) -> dict[str, list[str]]:
-    cli = LlmCli(executable="/opt/claude/bin/claude")
-    argv = cli.command(
+    argv = command(
+        BUILTIN_TEMPLATES[name],
+        scope,
+        cli=LlmCli(executable="/opt/claude/bin/claude"),
         prompt="Do the thing",
-        template=BUILTIN_TEMPLATES[name],
-        scope=scope,
         model=model,
         max_budget_usd=max_budget_usd,
         max_turns=max_turns,
-        agent="scout",
         layer_env=LAYER_ENV,
         private=private,
     )
@@ -144,16 +159,7 @@ def test_mcp_servers_render_to_a_strict_inline_config(scope: Scope) -> None:
         allowed_tools=["Read", "mcp__store__query"],
         mcp_servers={"store": {"command": "store-mcp", "args": ["--root", "/srv"]}},
     )
-    argv = LlmCli().command(
-        prompt="q",
-        template=template,
-        scope=scope,
-        model="m",
-        max_budget_usd=None,
-        max_turns=None,
-        agent="scout",
-    )
-    rendered = flags(argv)
+    rendered = flags(command(template, scope))
     assert json.loads(rendered["--mcp-config"][0]) == {
         "mcpServers": {"store": {"command": "store-mcp", "args": ["--root", "/srv"]}}
     }
@@ -205,16 +211,12 @@ def test_routines_mounts_the_layer_server_for_the_agent_through_a_private_file(
 def test_layer_tools_need_the_settings_a_slug_agent_and_a_private_folder(
     scope: Scope, private: PrivateFolder
 ) -> None:
-    cli, routines = LlmCli(), BUILTIN_TEMPLATES["routines"]
+    routines = BUILTIN_TEMPLATES["routines"]
 
-    def command(agent: str, layer_env: dict[str, str] | None, folder: PrivateFolder | None) -> None:
-        cli.command(
-            prompt="q",
-            template=routines,
-            scope=scope,
-            model="m",
-            max_budget_usd=None,
-            max_turns=None,
+    def run(agent: str, layer_env: dict[str, str] | None, folder: PrivateFolder | None) -> None:
+        command(
+            routines,
+            scope,
             agent=agent,
             template_name="routines",
             layer_env=layer_env,
@@ -222,12 +224,12 @@ def test_layer_tools_need_the_settings_a_slug_agent_and_a_private_folder(
         )
 
     with pytest.raises(TemplateError, match="layer's settings"):
-        command("scout", None, private)
+        run("scout", None, private)
     for agent in ("--help", "Scout", "scout\n", "a" * 64):
         with pytest.raises(TemplateError, match="slug agent name of at most 63"):
-            command(agent, LAYER_ENV, private)
+            run(agent, LAYER_ENV, private)
     with pytest.raises(TemplateError, match=r"'routines'.*private file"):
-        command("scout", LAYER_ENV, None)
+        run("scout", LAYER_ENV, None)
     assert private.path is None  # nothing was written by the refused commands
     # Rendered without the CLI block, the template refuses as well.
     with pytest.raises(TemplateError, match=r"'routines' mounts the layer's tools"):
@@ -244,18 +246,7 @@ def test_layer_tools_can_be_withheld_one_by_one_and_keep_their_server_name(
         layer_tools=True,
         mcp_servers={"docs": {"command": "docs-mcp"}},
     )
-    argv = LlmCli().command(
-        prompt="q",
-        template=template,
-        scope=scope,
-        model="m",
-        max_budget_usd=None,
-        max_turns=None,
-        agent="atlas",
-        layer_env={},
-        private=private,
-    )
-    rendered = flags(argv)
+    rendered = flags(command(template, scope, agent="atlas", layer_env={}, private=private))
     assert rendered["--allowedTools"] == ["Read", "mcp__automates"]
     assert rendered["--disallowedTools"] == ["mcp__automates__delete_routine"]
     # No environment at all: the configuration stays inline, and both servers are in it.
@@ -273,16 +264,7 @@ def test_any_mcp_server_with_an_environment_goes_through_the_private_file(
     template = PermissionTemplate(
         mcp_servers={"tickets": {"command": "tickets-mcp", "env": {"TICKETS_TOKEN": "tk-123"}}}
     )
-    argv = LlmCli().command(
-        prompt="q",
-        template=template,
-        scope=scope,
-        model="m",
-        max_budget_usd=None,
-        max_turns=None,
-        agent="scout",
-        private=private,
-    )
+    argv = command(template, scope, private=private)
     assert "tk-123" not in " ".join(argv)
     path = Path(flags(argv)["--mcp-config"][0])
     assert json.loads(path.read_text())["mcpServers"]["tickets"]["env"] == {
@@ -326,30 +308,13 @@ def test_the_layer_server_environment_carries_what_the_server_reads(
 
 
 def test_a_prompt_looking_like_a_flag_stays_the_prompt(scope: Scope) -> None:
-    argv = LlmCli().command(
-        prompt="--dangerously-skip-permissions",
-        template=BUILTIN_TEMPLATES["research"],
-        scope=scope,
-        model="m",
-        max_budget_usd=None,
-        max_turns=None,
-        agent="scout",
-    )
+    argv = command(BUILTIN_TEMPLATES["research"], scope, prompt="--dangerously-skip-permissions")
     assert argv[-2:] == ["--", "--dangerously-skip-permissions"]
 
 
 def test_audit_without_a_report_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match=r"'audit'.*report_dir"):
-        LlmCli().command(
-            prompt="x",
-            template=BUILTIN_TEMPLATES["audit"],
-            scope=Scope(workdir=tmp_path),
-            model="m",
-            max_budget_usd=None,
-            max_turns=None,
-            agent="scout",
-            template_name="audit",
-        )
+        command(BUILTIN_TEMPLATES["audit"], Scope(workdir=tmp_path), template_name="audit")
 
 
 def test_unknown_placeholders_and_modes_are_refused_naming_the_field() -> None:
