@@ -14,5 +14,10 @@ else
   fi
 fi
 export UV_PYTHON_DOWNLOADS=never  # use the machine's python3; never fetch one
-"$UV" sync --frozen --project "$ROOT" --quiet
+# Bytecode is compiled at install: a machine may set PYTHONDONTWRITEBYTECODE (this one does),
+# and then every process would compile Prefect from source again (an import of its engine
+# 5.4 s instead of 2.7 s). The checkout's own packages likewise (stale ones recompile in memory).
+"$UV" sync --frozen --project "$ROOT" --quiet --compile-bytecode
+"$ROOT/.venv/bin/python" -m compileall -q -j 0 "$ROOT/automates" "$ROOT/flows" "$ROOT/tasks" \
+  "$ROOT/blocks" "$ROOT/workers" >/dev/null
 export PATH="$ROOT/.venv/bin:$(dirname "$UV"):$PATH"  # uv too: self-repair installs with it

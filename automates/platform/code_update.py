@@ -76,7 +76,7 @@ def default_environment_sync(checkout: Path) -> Sequence[str] | None:
     uv = shutil.which("uv")
     if uv is None or not (checkout / LOCK_FILE).is_file():
         return None
-    return [uv, "sync", "--frozen", "--project", str(checkout), "--quiet"]
+    return [uv, "sync", "--frozen", "--project", str(checkout), "--quiet", "--compile-bytecode"]
 
 
 class CheckoutUpdater:
