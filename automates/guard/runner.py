@@ -35,6 +35,7 @@ from automates.guard import attempts, breaker, submission
 from automates.guard.approval import ApprovalCheck
 from automates.guard.concurrency import ConcurrencyCheck
 from automates.guard.context import RunContext, in_force
+from automates.guard.events_sent import events_sent, events_sent_async
 from automates.guard.journal import RunJournal
 from automates.guard.logs import run_logger
 from automates.guard.misfire import MisfireCheck, SkipPolicyMisfireCheck
@@ -208,11 +209,14 @@ def _wrap(fn: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
             flow_run = _this_flow_run()
             await asyncio.sleep(_until_tick(flow_run))
             run = guard.begin(flow_run)
-            with in_force(run), run.held:
-                refusal = guard.decide(run)
-                if refusal is not None:
-                    return refusal
-                return await attempts.call_async(run, fn, args, kwargs)
+            try:
+                with in_force(run), run.held:
+                    refusal = guard.decide(run)
+                    if refusal is not None:
+                        return refusal
+                    return await attempts.call_async(run, fn, args, kwargs)
+            finally:
+                pass
 
         return guarded_async
 
@@ -221,11 +225,14 @@ def _wrap(fn: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
         flow_run = _this_flow_run()
         time.sleep(_until_tick(flow_run))
         run = guard.begin(flow_run)
-        with in_force(run), run.held:
-            refusal = guard.decide(run)
-            if refusal is not None:
-                return refusal
-            return attempts.call(run, fn, args, kwargs)
+        try:
+            with in_force(run), run.held:
+                refusal = guard.decide(run)
+                if refusal is not None:
+                    return refusal
+                return attempts.call(run, fn, args, kwargs)
+        finally:
+            pass
 
     return guarded_sync
 
