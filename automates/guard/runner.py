@@ -216,7 +216,7 @@ def _wrap(fn: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
                         return refusal
                     return await attempts.call_async(run, fn, args, kwargs)
             finally:
-                pass
+                await events_sent_async()  # before Prefect proposes the final state
 
         return guarded_async
 
@@ -232,7 +232,7 @@ def _wrap(fn: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
                     return refusal
                 return attempts.call(run, fn, args, kwargs)
         finally:
-            pass
+            events_sent()  # before Prefect proposes the final state
 
     return guarded_sync
 
