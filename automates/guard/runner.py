@@ -35,7 +35,6 @@ from automates.guard import attempts, breaker, submission
 from automates.guard.approval import ApprovalCheck
 from automates.guard.concurrency import ConcurrencyCheck
 from automates.guard.context import RunContext, in_force
-from automates.guard.events_sent import events_sent, events_sent_async
 from automates.guard.journal import RunJournal
 from automates.guard.logs import run_logger
 from automates.guard.misfire import MisfireCheck, SkipPolicyMisfireCheck
@@ -209,14 +208,11 @@ def _wrap(fn: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
             flow_run = _this_flow_run()
             await asyncio.sleep(_until_tick(flow_run))
             run = guard.begin(flow_run)
-            try:
-                with in_force(run), run.held:
-                    refusal = guard.decide(run)
-                    if refusal is not None:
-                        return refusal
-                    return await attempts.call_async(run, fn, args, kwargs)
-            finally:
-                await events_sent_async()  # before Prefect proposes the final state
+            with in_force(run), run.held:
+                refusal = guard.decide(run)
+                if refusal is not None:
+                    return refusal
+                return await attempts.call_async(run, fn, args, kwargs)
 
         return guarded_async
 
@@ -225,14 +221,11 @@ def _wrap(fn: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
         flow_run = _this_flow_run()
         time.sleep(_until_tick(flow_run))
         run = guard.begin(flow_run)
-        try:
-            with in_force(run), run.held:
-                refusal = guard.decide(run)
-                if refusal is not None:
-                    return refusal
-                return attempts.call(run, fn, args, kwargs)
-        finally:
-            events_sent()  # before Prefect proposes the final state
+        with in_force(run), run.held:
+            refusal = guard.decide(run)
+            if refusal is not None:
+                return refusal
+            return attempts.call(run, fn, args, kwargs)
 
     return guarded_sync
 
