@@ -26,7 +26,7 @@ from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.states import BrowserJobStatus
 from automates.store.database import database_url
-from automates.store.engine import make_engine, transaction
+from automates.store.engine import make_engine, transaction, transaction_on
 
 MAX_TIMEOUT_SECONDS = 3600
 
@@ -123,12 +123,8 @@ def get_job(settings: Settings, job_id: str | uuid.UUID) -> BrowserJob:
         key = uuid.UUID(str(job_id))
     except ValueError:
         raise UnknownBrowserJobError(f"{str(job_id)[:60]!r} is not a browser job id") from None
-    engine = make_engine(database_url(settings))
-    try:
-        with transaction(engine) as connection:
-            row = jobs.read_job(connection, key)
-    finally:
-        engine.dispose()
+    with transaction_on(database_url(settings)) as connection:
+        row = jobs.read_job(connection, key)
     if row is None:
         raise UnknownBrowserJobError(f"no browser job {key}")
     return BrowserJob.model_validate(row)
@@ -145,10 +141,6 @@ def list_jobs(
         )
     if not 1 <= limit <= 1000:
         raise BrowserPayloadError("browser jobs: field 'limit' must be from 1 to 1000")
-    engine = make_engine(database_url(settings))
-    try:
-        with transaction(engine) as connection:
-            rows = jobs.list_jobs(connection, status, limit)
-    finally:
-        engine.dispose()
+    with transaction_on(database_url(settings)) as connection:
+        rows = jobs.list_jobs(connection, status, limit)
     return [BrowserJobLine.model_validate(row) for row in rows]

@@ -16,7 +16,7 @@ from automates.errors import AutomatesError
 from automates.states import AlertDeliveryStatus
 from automates.store import alerts as store
 from automates.store.database import database_url
-from automates.store.engine import make_engine, transaction
+from automates.store.engine import transaction_on
 from automates.store.schema import DELIVERY_STATUSES
 
 app = typer.Typer(help="Alerts: deliveries per route, a test send, a retry.")
@@ -50,12 +50,8 @@ def list_(
     duplicate or by a delivery mode, folded past a rate limit, dead after retries)."""
     if status is not None and status not in DELIVERY_STATUSES:
         raise AutomatesError(f"--status: {status!r} is not one of {', '.join(DELIVERY_STATUSES)}")
-    engine = make_engine(database_url(load_settings()))
-    try:
-        with transaction(engine) as connection:
-            rows = store.deliveries(connection, status=status, limit=limit)
-    finally:
-        engine.dispose()
+    with transaction_on(database_url(load_settings())) as connection:
+        rows = store.deliveries(connection, status=status, limit=limit)
     if as_json:
         emit_json([{key: getattr(row, key) for key in _SHOWN} for row in rows])
         return
@@ -124,16 +120,12 @@ def retry(
     as_json: bool = JsonOption,
 ) -> None:
     """Send a dead delivery again now (or one waiting for its next attempt)."""
-    engine = make_engine(database_url(load_settings()))
-    try:
-        with transaction(engine) as connection:
-            if not store.retry(connection, delivery_id):
-                raise AutomatesError(
-                    f"delivery {delivery_id} is not dead or waiting: nothing to retry "
-                    "(`automates alerts list --status dead`)"
-                )
-    finally:
-        engine.dispose()
+    with transaction_on(database_url(load_settings())) as connection:
+        if not store.retry(connection, delivery_id):
+            raise AutomatesError(
+                f"delivery {delivery_id} is not dead or waiting: nothing to retry "
+                "(`automates alerts list --status dead`)"
+            )
     if as_json:
         emit_json({"delivery_id": delivery_id, "status": AlertDeliveryStatus.PENDING})
     else:

@@ -36,7 +36,7 @@ from automates.settings import Settings
 from automates.store.approvals import record_approval
 from automates.store.database import database_url
 from automates.store.declared import declared_registry
-from automates.store.engine import make_engine, transaction
+from automates.store.engine import transaction_on
 from automates.store.held import schedules_held
 
 app = typer.Typer()
@@ -91,23 +91,19 @@ async def _approve(
             if deployment is not None and stage is Approval.BEFORE_FIRST_RUN
             else []
         )
-        engine = make_engine(database_url(settings))
-        try:
-            with transaction(engine) as connection:
-                row, new = record_approval(
-                    connection,
-                    automate.name,
-                    digest,
-                    stage.value,
-                    who,
-                    flow_run_id=waiting[0].id if waiting else None,
-                    note=note,
-                )
-                if new:
-                    raise_alert(connection, catalog.approval_decided(automate.name, who))
-                held = schedules_held(connection, registry, settings.work_pool)
-        finally:
-            engine.dispose()
+        with transaction_on(database_url(settings)) as connection:
+            row, new = record_approval(
+                connection,
+                automate.name,
+                digest,
+                stage.value,
+                who,
+                flow_run_id=waiting[0].id if waiting else None,
+                note=note,
+            )
+            if new:
+                raise_alert(connection, catalog.approval_decided(automate.name, who))
+            held = schedules_held(connection, registry, settings.work_pool)
         answer = {"approve": True, "by": who, **({"note": note} if note else {})}
         resumed, not_resumed = [], {}
         for run in waiting:

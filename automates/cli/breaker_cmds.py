@@ -17,7 +17,7 @@ from automates.states import BreakerState
 from automates.store.breakers import all_breakers, lock_breaker, save_breaker
 from automates.store.database import database_url
 from automates.store.declared import declared_registry
-from automates.store.engine import make_engine, transaction
+from automates.store.engine import transaction_on
 
 app = typer.Typer(help="Circuit breakers: which automates are held, and releasing them.")
 
@@ -26,12 +26,8 @@ app = typer.Typer(help="Circuit breakers: which automates are held, and releasin
 @handle_errors
 def status(as_json: bool = JsonOption) -> None:
     """Every breaker: state, consecutive failures, when it opened."""
-    engine = make_engine(database_url(load_settings()))
-    try:
-        with transaction(engine) as connection:
-            rows = all_breakers(connection)
-    finally:
-        engine.dispose()
+    with transaction_on(database_url(load_settings())) as connection:
+        rows = all_breakers(connection)
     if as_json:
         emit_json([row.as_dict() for row in rows])
         return
@@ -53,17 +49,13 @@ def reset(name: str, as_json: bool = JsonOption) -> None:
     """Close an automate's breaker by hand and resume its schedules (if it is enabled)."""
     settings = load_settings()
     automate = declared_registry(settings).get(name)
-    engine = make_engine(database_url(settings))
-    try:
-        with transaction(engine) as connection:
-            if automate is None and name not in {b.automate for b in all_breakers(connection)}:
-                raise UnknownAutomateError(f"no automate named {name!r} has a breaker")
-            before = lock_breaker(connection, name)
-            save_breaker(connection, breaker.reset(before))
-            if before.state is not BreakerState.CLOSED:
-                raise_alert(connection, catalog.breaker_closed(name))
-    finally:
-        engine.dispose()
+    with transaction_on(database_url(settings)) as connection:
+        if automate is None and name not in {b.automate for b in all_breakers(connection)}:
+            raise UnknownAutomateError(f"no automate named {name!r} has a breaker")
+        before = lock_breaker(connection, name)
+        save_breaker(connection, breaker.reset(before))
+        if before.state is not BreakerState.CLOSED:
+            raise_alert(connection, catalog.breaker_closed(name))
     schedules = "untouched (not declared any more)"
     if automate is not None:
         with temporary_settings(updates={PREFECT_API_URL: settings.api_url}):

@@ -30,7 +30,7 @@ from automates.states import HoldReason
 from automates.store.breakers import held_automates
 from automates.store.database import database_url
 from automates.store.declared import declared_registry
-from automates.store.engine import make_engine, transaction
+from automates.store.engine import transaction_on
 from automates.store.held import schedules_held
 from automates.store.holds import ever_held, list_holds, open_hold, open_hold_of, release_hold
 
@@ -44,12 +44,8 @@ def holds_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Automates held for operator review (their schedules paused), newest first."""
-    engine = make_engine(database_url(load_settings()))
-    try:
-        with transaction(engine) as connection:
-            rows = list_holds(connection, include_released=include_released)
-    finally:
-        engine.dispose()
+    with transaction_on(database_url(load_settings())) as connection:
+        rows = list_holds(connection, include_released=include_released)
     if as_json:
         emit_json([row.as_dict() for row in rows])
         return
@@ -81,29 +77,25 @@ def release_command(
         raise AutomatesError("--by: give who releases the hold (a name, not empty)")
     registry = declared_registry(settings)
     automate = registry.get(name)
-    engine = make_engine(database_url(settings))
-    try:
-        with transaction(engine) as connection:
-            released = release_hold(connection, name, who, HoldReason.MISFIRE)
-            if not released:
-                if open_hold_of(connection, name, HoldReason.PAUSED) is not None:
-                    raise AutomatesError(
-                        f"automate {name!r} is paused, not held for review: `automates resume "
-                        f"{name}`; nothing was changed"
-                    )
-                if automate is None and not ever_held(connection, name):
-                    known = ", ".join(a.name for a in registry.automates)
-                    raise UnknownAutomateError(
-                        f"no automate named {name!r} is declared or was ever held (known: {known})"
-                    )
+    with transaction_on(database_url(settings)) as connection:
+        released = release_hold(connection, name, who, HoldReason.MISFIRE)
+        if not released:
+            if open_hold_of(connection, name, HoldReason.PAUSED) is not None:
                 raise AutomatesError(
-                    f"automate {name!r} has no open hold; nothing was changed "
-                    "(`automates holds --all` lists past ones)"
+                    f"automate {name!r} is paused, not held for review: `automates resume "
+                    f"{name}`; nothing was changed"
                 )
-            raise_alert(connection, catalog.released(name, who))
-            still = _still_held(connection, name, registry, settings.work_pool)
-    finally:
-        engine.dispose()
+            if automate is None and not ever_held(connection, name):
+                known = ", ".join(a.name for a in registry.automates)
+                raise UnknownAutomateError(
+                    f"no automate named {name!r} is declared or was ever held (known: {known})"
+                )
+            raise AutomatesError(
+                f"automate {name!r} has no open hold; nothing was changed "
+                "(`automates holds --all` lists past ones)"
+            )
+        raise_alert(connection, catalog.released(name, who))
+        still = _still_held(connection, name, registry, settings.work_pool)
     schedules = _resume(settings.api_url, name, automate, still)
     result: dict[str, Any] = {
         "automate": name,
@@ -173,18 +165,14 @@ def pause_command(
     who = _who(by)
     automate = _declared(declared_registry(settings), name)
     detail = reason.strip() or "paused by an operator (no reason given)"
-    engine = make_engine(database_url(settings))
-    try:
-        with transaction(engine) as connection:
-            if open_hold(connection, name, HoldReason.PAUSED, detail, who) is None:
-                hold = open_hold_of(connection, name, HoldReason.PAUSED)
-                since = f" by {hold.held_by} at {hold.held_at:%Y-%m-%d %H:%M}" if hold else ""
-                raise AutomatesError(
-                    f"automate {name!r} is already paused{since}: `automates resume {name}`; "
-                    "nothing was changed"
-                )
-    finally:
-        engine.dispose()
+    with transaction_on(database_url(settings)) as connection:
+        if open_hold(connection, name, HoldReason.PAUSED, detail, who) is None:
+            hold = open_hold_of(connection, name, HoldReason.PAUSED)
+            since = f" by {hold.held_by} at {hold.held_at:%Y-%m-%d %H:%M}" if hold else ""
+            raise AutomatesError(
+                f"automate {name!r} is already paused{since}: `automates resume {name}`; "
+                "nothing was changed"
+            )
     paused = _set_schedules(settings.api_url, automate.name, active=False)
     schedules = "paused" if paused else "none deployed yet (sync keeps them paused)"
     _announce(settings.api_url, "paused", name, {"by": who, "reason": detail})
@@ -204,17 +192,13 @@ def resume_command(
     who = _who(by)
     registry = declared_registry(settings)
     automate = _declared(registry, name)
-    engine = make_engine(database_url(settings))
-    try:
-        with transaction(engine) as connection:
-            if not release_hold(connection, name, who, HoldReason.PAUSED):
-                raise AutomatesError(
-                    f"automate {name!r} is not paused; nothing was changed (`automates holds` "
-                    "lists what holds automates)"
-                )
-            still = _still_held(connection, name, registry, settings.work_pool)
-    finally:
-        engine.dispose()
+    with transaction_on(database_url(settings)) as connection:
+        if not release_hold(connection, name, who, HoldReason.PAUSED):
+            raise AutomatesError(
+                f"automate {name!r} is not paused; nothing was changed (`automates holds` "
+                "lists what holds automates)"
+            )
+        still = _still_held(connection, name, registry, settings.work_pool)
     schedules = _resume(settings.api_url, name, automate, still)
     _announce(settings.api_url, "resumed", name, {"by": who, "schedules": schedules})
     _report(as_json, {"automate": name, "resumed_by": who, "schedules": schedules})

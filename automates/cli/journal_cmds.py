@@ -16,7 +16,7 @@ from automates.cli.output import JsonOption, console, emit_json, handle_errors, 
 from automates.errors import SettingsError
 from automates.store.crash_archive import archive_crashes
 from automates.store.database import database_url
-from automates.store.engine import make_engine, transaction
+from automates.store.engine import make_engine, transaction_on
 from automates.store.journals import recent_crashes, recent_executions
 
 app = typer.Typer()
@@ -30,12 +30,8 @@ Row = TypeVar("Row")
 def _read(
     reader: Callable[[Connection, str | None, int], list[Row]], automate: str | None, limit: int
 ) -> list[Row]:
-    engine = make_engine(database_url(load_settings()))
-    try:
-        with transaction(engine) as connection:
-            return reader(connection, automate, limit)
-    finally:
-        engine.dispose()
+    with transaction_on(database_url(load_settings())) as connection:
+        return reader(connection, automate, limit)
 
 
 @app.command()

@@ -21,7 +21,7 @@ from automates.registry.routine import RoutineSpec
 from automates.settings import Settings
 from automates.store.agent_heartbeats import heartbeats
 from automates.store.database import database_url
-from automates.store.engine import make_engine, transaction
+from automates.store.engine import transaction_on
 from automates.store.routines import StoredRoutine, agent_tables_exist, stored_routines
 
 
@@ -93,9 +93,5 @@ def declared_registry(settings: Settings) -> Registry:
         url = database_url(settings)
     except PlatformError:
         return load_registry(settings.registry_path)
-    engine = make_engine(url)
-    try:
-        with transaction(engine) as connection:
-            return declared_in(connection, settings)
-    finally:
-        engine.dispose()
+    with transaction_on(url) as connection:
+        return declared_in(connection, settings)

@@ -48,6 +48,18 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         raise StoreError(f"the store refused the operation: {error.orig}") from error
 
 
+@contextmanager
+def transaction_on(url: str) -> Iterator[Connection]:
+    """One transaction on an engine made for it and disposed after: a command's one read or
+    change, with nothing left connected."""
+    engine = make_engine(url)
+    try:
+        with transaction(engine) as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
 def _alembic_config(connection: Connection) -> Config:
     from alembic.config import Config
 
