@@ -36,6 +36,11 @@ def cli(env: dict[str, str], *args: str, code: int = 0) -> Any:
     return json.loads(done.stdout)
 
 
+def holds_of(env: dict[str, str], *flags: str) -> list[dict[str, Any]]:
+    """`automates holds` of this test's automate: the store is shared with other tests."""
+    return [h for h in cli(env, "holds", *flags) if h["automate"] == "stale-sync"]
+
+
 def held_events(settings: Settings, name: str) -> list[dict[str, Any]]:
     async def read(client: PrefectClient) -> list[dict[str, Any]]:
         response = await client._client.post(
@@ -88,7 +93,7 @@ def test_a_catch_up_too_old_holds_the_automate_until_released(
             assert "held for operator review: 5 missed ticks" in (run.state.message or "")
 
         # One open hold, the schedules paused, one event.
-        [hold] = cli(env, "holds")
+        [hold] = holds_of(env)
         assert (hold["automate"], hold["reason"], hold["released_at"]) == (
             "stale-sync",
             "misfire",
@@ -110,8 +115,8 @@ def test_a_catch_up_too_old_holds_the_automate_until_released(
         assert released["schedules"] == "resumed"
         assert [r["released_by"] for r in released["released"]] == ["alice"]
         assert [s.active for s in deployment(settings, "stale-sync").schedules] == [True]
-        assert cli(env, "holds") == []
-        [past] = cli(env, "holds", "--all")
+        assert holds_of(env) == []
+        [past] = holds_of(env, "--all")
         assert past["released_by"] == "alice" and past["released_at"] is not None
         held, released_alert = raised_alerts(settings, "stale-sync")[seen:]
         assert held["kind"] == "held" and held["resolved_at"] is not None
@@ -125,11 +130,11 @@ def test_a_catch_up_too_old_holds_the_automate_until_released(
         )
         assert straggler.state is not None and straggler.state_name == "Skipped"
         assert "released by alice" in (straggler.state.message or "")
-        assert cli(env, "holds") == []
+        assert holds_of(env) == []
 
     # Nothing to release, or nobody by that name: refused, nothing changed.
     assert "has no open hold" in cli(env, "release", "stale-sync", code=2)["error"]
     assert "no automate named 'nobody'" in cli(env, "release", "nobody", code=2)["error"]
-    assert len(cli(env, "holds", "--all")) == 1
+    assert len(holds_of(env, "--all")) == 1
     assert len(held_events(settings, "stale-sync")) == 1
     assert [a["kind"] for a in raised_alerts(settings, "stale-sync")[seen:]] == ["held", "released"]
