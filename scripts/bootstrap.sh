@@ -19,5 +19,6 @@ export UV_PYTHON_DOWNLOADS=never  # use the machine's python3; never fetch one
 # 5.4 s instead of 2.7 s). The checkout's own packages likewise (stale ones recompile in memory).
 "$UV" sync --frozen --project "$ROOT" --quiet --compile-bytecode
 "$ROOT/.venv/bin/python" -m compileall -q -j 0 "$ROOT/automates" "$ROOT/flows" "$ROOT/tasks" \
-  "$ROOT/blocks" "$ROOT/workers" >/dev/null
+  "$ROOT/blocks" "$ROOT/workers" >/dev/null \
+  || echo "· could not write the checkout's bytecode (a read-only checkout?): it compiles at import" >&2
 export PATH="$ROOT/.venv/bin:$(dirname "$UV"):$PATH"  # uv too: self-repair installs with it
