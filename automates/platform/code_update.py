@@ -8,7 +8,9 @@ files alone). When the upstream is ahead and the worker has no run in flight, it
 re-executes itself, so its own code is new too. Together that is `git pull --ff-only`, split so
 that the files change only while nothing runs from them. A change of `uv.lock` re-syncs the
 locked environment first (`uv sync --frozen`, as `scripts/bootstrap.sh` does); if that fails,
-the checkout goes back to the commit it had.
+the checkout goes back to the commit it had. The checkout's own packages are then compiled to
+bytecode, as bootstrap does (docs/decisions/0056-bytecode-compiled-at-install.md), so the restarted
+worker and its runs do not each compile the changed modules at import.
 
 Whatever fails (git missing, not a checkout, no upstream, a diverged branch, local changes in
 the way, the network) is logged once per distinct problem, and the worker carries on with the
@@ -17,6 +19,7 @@ code it has (docs/decisions/0037-workers-run-their-own-checkout.md).
 
 from __future__ import annotations
 
+import compileall
 import logging
 import os
 import shutil
@@ -29,6 +32,8 @@ from pathlib import Path
 GIT_TIMEOUT_SECONDS = 120.0
 ENVIRONMENT_TIMEOUT_SECONDS = 900.0
 LOCK_FILE = "uv.lock"
+# The checkout's own packages, compiled after an update as `scripts/bootstrap.sh` compiles them.
+CHECKOUT_PACKAGES = ("automates", "flows", "tasks", "blocks", "workers")
 
 
 class GitFailed(RuntimeError):
@@ -156,6 +161,7 @@ class CheckoutUpdater:
             return None
         if not self._environment_follows(before, after):
             return None
+        self._compile_checkout()
         self._logger.info(
             "updated %s from %s to %s: restarting on the new code",
             self.checkout,
@@ -198,6 +204,15 @@ class CheckoutUpdater:
             f"install ({reason}); staying on {before[:12]}"
         )
         return False
+
+    def _compile_checkout(self) -> None:
+        """Write the bytecode of the checkout's packages (current files are skipped). Not
+        fatal: a module whose bytecode could not be written (a read-only checkout, a syntax
+        error) compiles at import, where an error is reported with its run."""
+        for name in CHECKOUT_PACKAGES:
+            package = self.checkout / name
+            if package.is_dir() and not compileall.compile_dir(package, quiet=2):
+                self._logger.info("the bytecode of %s was not all written", package)
 
     def _problem(self, message: str) -> None:
         if message != self._problem_said:

@@ -90,6 +90,14 @@ def test_an_idle_worker_fast_forwards_to_its_upstream(
     assert any("restarting on the new code" in r.getMessage() for r in caplog.records)
 
 
+def test_an_update_compiles_the_checkouts_packages(repos: Repos) -> None:
+    (repos.dev / "flows").mkdir()
+    new = repos.push({"flows/report.py": "VALUE = 'new'\n"})
+    assert updater(repos.worker).poll(idle) == new
+    [compiled] = (repos.worker / "flows" / "__pycache__").glob("report.*.pyc")
+    assert compiled.stat().st_size > 0
+
+
 def test_a_busy_worker_fetches_but_changes_no_file_until_idle(
     repos: Repos, caplog: pytest.LogCaptureFixture
 ) -> None:
