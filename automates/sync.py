@@ -147,7 +147,7 @@ async def _ensure_unresponsive_automation(settings: Settings) -> None:
     from automates.server.client import prefect_client
 
     async with prefect_client(settings.api_url) as client:
-        await unresponsive.ensure(client)
+        await unresponsive.ensure(client, settings.run_heartbeat_seconds)
 
 
 async def _keep_services(settings: Settings, registry: Registry, report: SyncReport) -> None:

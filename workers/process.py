@@ -60,11 +60,6 @@ def main(argv: list[str] | None = None) -> None:
         # The fast worker's fallback poll, also before Prefect reads its settings (the next
         # import does); an operator's own value wins.
         os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", str(FAST_POLL_SECONDS))
-    # Its runs send heartbeats, on any host, so one whose process dies is marked Crashed
-    # (automates/server/unresponsive.py); `automates up` sets the same for its own workers.
-    from automates.server.unresponsive import HEARTBEAT_SECONDS
-
-    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     from automates.server.prefect_patches import apply_all
 
     apply_all()

@@ -91,3 +91,12 @@ def in_force(context: RunContext) -> Iterator[RunContext]:
 def current() -> RunContext | None:
     """The guarded run this code runs in, or None outside the guard."""
     return _CURRENT.get()
+
+
+def this_flow_run() -> FlowRun | None:
+    """The flow run Prefect's engine is running in this thread: the one place the layer's run
+    code asks Prefect's context for it; the guard's steps read it from the RunContext."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return context.flow_run if context is not None else None

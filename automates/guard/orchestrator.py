@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
@@ -47,6 +47,11 @@ class Event:
     resource: dict[str, str]
     related: list[dict[str, str]] = field(default_factory=list)
     payload: dict[str, Any] = field(default_factory=dict)
+    id: UUID = field(default_factory=uuid4)
+    occurred: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The event this one must be processed after (Prefect's causal ordering: its automations
+    # see a follower only once they have seen its leader); within five minutes of it.
+    follows: Event | None = None
 
 
 class Orchestrator(Protocol):
@@ -221,8 +226,16 @@ class PrefectOrchestrator:
                     client.update_deployment_schedule(deployment_id, schedule.id, active=active)
 
     def emit(self, event: Event) -> None:
+        from prefect.events import Event as PrefectEvent
         from prefect.events import emit_event
 
-        emit_event(
-            event=event.name, resource=event.resource, related=event.related, payload=event.payload
-        )
+        leader = None
+        if event.follows is not None:
+            first = event.follows
+            required = {"event": first.name, "resource": first.resource}
+            leader = PrefectEvent.model_validate(  # Prefect reads only its id and time
+                required | {"id": first.id, "occurred": first.occurred}
+            )
+        # emit_event(event, resource, occurred, related, payload, id, follows)
+        e = event
+        emit_event(e.name, e.resource, e.occurred, e.related, e.payload, e.id, leader)

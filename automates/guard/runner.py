@@ -4,13 +4,17 @@
                                          (a state ends the run)                 │
                           journals and breaker (Prefect's final-state hooks) ◄──┘
 
+From the RunContext to the end of the attempts the run sends its heartbeats (heartbeats.py),
+so a run whose process dies on the way is marked Crashed.
+
 The wrapped flow is still the declared flow (same name, parameters, hooks); Prefect enforces
 the timeout (`timeout_seconds`, final state "TimedOut"), and the guard runs the attempts itself
 (automates/guard/attempts.py) so that each retry can wait an exponentially growing, jittered
 delay and each failed attempt is journaled with the outcome of its retry.
 
 Reading order: context.py (what a run is), prechecks.py (the protocol), then each pre-check in
-PRECHECKS order, attempts.py, recording.py (the journals), engine.py (how a worker gets here).
+PRECHECKS order, attempts.py, heartbeats.py, recording.py (the journals), engine.py (how a
+worker gets here).
 """
 
 from __future__ import annotations
@@ -21,20 +25,21 @@ import inspect
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import Flow
 from prefect.client.schemas.objects import FlowRun, State
-from prefect.context import FlowRunContext
 from prefect.logging.loggers import flow_run_logger
 
 from automates.envfiles import read_env_files
 from automates.guard import attempts, breaker, submission
 from automates.guard.approval import ApprovalCheck
 from automates.guard.concurrency import ConcurrencyCheck
-from automates.guard.context import RunContext, in_force
+from automates.guard.context import RunContext, in_force, this_flow_run
+from automates.guard.heartbeats import beating
 from automates.guard.journal import RunJournal
 from automates.guard.logs import run_logger
 from automates.guard.misfire import MisfireCheck, SkipPolicyMisfireCheck
@@ -108,6 +113,10 @@ class Guard:
         )
         self._in_progress[run.run_id] = run.journal
         return run
+
+    def heartbeats(self, flow_run: FlowRun | None) -> AbstractContextManager[None]:
+        """The run's heartbeats, sent while the block runs (heartbeats.py)."""
+        return beating(self.orchestrator, flow_run, self.settings.run_heartbeat_seconds)
 
     def decide(self, run: RunContext) -> State | None:
         """The state that ends the run before its body, or None once it may start (its
@@ -205,10 +214,10 @@ def _wrap(fn: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
 
         @functools.wraps(fn)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
-            flow_run = _this_flow_run()
+            flow_run = this_flow_run()
             await asyncio.sleep(_until_tick(flow_run))
             run = guard.begin(flow_run)
-            with in_force(run), run.held:
+            with guard.heartbeats(flow_run), in_force(run), run.held:
                 refusal = guard.decide(run)
                 if refusal is not None:
                     return refusal
@@ -218,23 +227,16 @@ def _wrap(fn: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def guarded_sync(*args: Any, **kwargs: Any) -> Any:
-        flow_run = _this_flow_run()
+        flow_run = this_flow_run()
         time.sleep(_until_tick(flow_run))
         run = guard.begin(flow_run)
-        with in_force(run), run.held:
+        with guard.heartbeats(flow_run), in_force(run), run.held:
             refusal = guard.decide(run)
             if refusal is not None:
                 return refusal
             return attempts.call(run, fn, args, kwargs)
 
     return guarded_sync
-
-
-def _this_flow_run() -> FlowRun | None:
-    """The flow run Prefect's engine is running in this thread: the one place the guard asks
-    Prefect's context for it; everything after reads it from the RunContext."""
-    context = FlowRunContext.get()
-    return context.flow_run if context is not None else None
 
 
 def _until_tick(flow_run: FlowRun | None) -> float:

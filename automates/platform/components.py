@@ -22,7 +22,6 @@ from automates.platform.processes import Managed
 from automates.platform.run_env import run_environment, without_secrets
 from automates.platform.worker_command import worker_argv
 from automates.server.client import api_ready
-from automates.server.unresponsive import HEARTBEAT_SECONDS
 from automates.settings import Settings
 from automates.store.urls import mask_passwords, prefect_server_url
 
@@ -63,9 +62,6 @@ def prefect_env(settings: Settings, **extra: str) -> dict[str, str]:
         PREFECT_API_URL=settings.api_url,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )
-    # Every run sends heartbeats, so one whose process died is marked Crashed
-    # (automates/server/unresponsive.py).
-    env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     # The UI's browser side calls this URL; an operator exposing the UI sets it to a public one.
     env.setdefault("PREFECT_UI_API_URL", settings.api_url)
     env.update(extra)

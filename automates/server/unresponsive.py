@@ -1,15 +1,25 @@
 """Runs whose process died are marked Crashed by Prefect itself: heartbeats and one automation.
 
-Prefect's flow engine sends a `prefect.flow-run.heartbeat` event every
-`PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds while a run is Running (the layer sets
-`HEARTBEAT_SECONDS` for every process it starts). A run whose worker or process was killed
-(`kill -9` of its process group, a host that vanished) stops beating but stays Running for
-ever. Prefect's documented answer for a self-hosted server ("detect zombie flows") is a
-proactive automation: after a heartbeat, expect another heartbeat or a final state within a
-window, else set the run Crashed. Any other event of the run closes the window too: a run
-Suspended for approval or Scheduled again has no process, rightly. `ensure` writes that
+While a run's body runs, the run's own process sends an `automates.flow-run.heartbeat` event
+every `AUTOMATES_RUN_HEARTBEAT_SECONDS` (30 s; automates/guard/heartbeats.py), and when the body
+is over, one
+`automates.flow-run.heartbeats-ended` event that *follows* the last beat. A run whose worker or
+process was killed (`kill -9` of its process group, a host that vanished) stops beating but
+stays Running for ever. Prefect's documented answer for a self-hosted server ("detect zombie
+flows") is a proactive automation: after a heartbeat, expect another heartbeat or a final state
+within a window, else set the run Crashed. Any other event of the run closes the window too: a
+run Suspended for approval or Scheduled again has no process, rightly. `ensure` writes that
 automation at every sync (and updates one an older version wrote); the `run-watch` automate
 then journals the crashed run (automates/guard/settle.py).
+
+Why the layer's own beats and not Prefect's `prefect.flow-run.heartbeat` (which still open no
+window, and only close one): Prefect's server evaluates events two at a time, so a run's final
+state could be evaluated before (or alongside) its last heartbeat; the final state then found
+no window to close, the heartbeat opened one, and the automation fired 90 s later at a run
+long Completed, for nearly every short run (measured: every run of an every-minute bench; the
+failed action cost ~15 % of the server's CPU at 50 runs a minute). The end-of-beats event names
+the last beat as the one it follows, and Prefect's causal ordering evaluates it only after that
+beat: the window it closes always exists (docs/decisions/0057-runs-send-their-own-heartbeats.md).
 """
 
 from __future__ import annotations
@@ -25,17 +35,20 @@ if TYPE_CHECKING:
     from prefect.events.schemas.automations import AutomationCore
 
 AUTOMATION_NAME = "automates: crash unresponsive runs"
-# Prefect's minimum heartbeat interval is 30 s; a run is unresponsive after three missed beats.
-HEARTBEAT_SECONDS = 30
-UNRESPONSIVE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
-CRASHED_MESSAGE = (
-    f"no heartbeat for {UNRESPONSIVE_AFTER_SECONDS} s: the run's process or its worker died "
-    "(marked Crashed by the automation 'automates: crash unresponsive runs')"
-)
+HEARTBEAT_EVENT = "automates.flow-run.heartbeat"
+HEARTBEATS_ENDED_EVENT = "automates.flow-run.heartbeats-ended"
+# A run is unresponsive after this many missed beats.
+MISSED_BEATS = 3
 
 
-def automation() -> AutomationCore:
-    """The automation, as Prefect's client schema (`AutomationCore`)."""
+def unresponsive_after(heartbeat_seconds: int) -> int:
+    """Seconds without a beat after which a Running run is taken for dead."""
+    return MISSED_BEATS * heartbeat_seconds
+
+
+def automation(heartbeat_seconds: int) -> AutomationCore:
+    """The automation for runs beating every `heartbeat_seconds`, as Prefect's client schema
+    (`AutomationCore`)."""
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
@@ -47,29 +60,34 @@ def automation() -> AutomationCore:
         "worker died), so no run stays Running unseen. Written by `automates sync`.",
         tags=[MANAGED_TAG],
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
-            # Another beat, or any event of the run: a final state, and also a state whose
-            # process rightly ends without one (Suspended while it waits for approval,
-            # Scheduled again for a deferral or a retry), which must not read as a death.
-            expect={"prefect.flow-run.*"},
+            after={HEARTBEAT_EVENT},
+            # Another beat, the end of the beats, or any event of the run: a final state, and
+            # also a state whose process rightly ends without one (Suspended while it waits
+            # for approval, Scheduled again for a deferral or a retry), not a death.
+            expect={"automates.flow-run.*", "prefect.flow-run.*"},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
-            within=timedelta(seconds=UNRESPONSIVE_AFTER_SECONDS),
+            within=timedelta(seconds=unresponsive_after(heartbeat_seconds)),
         ),
         actions=[
             ChangeFlowRunState(
-                state=StateType.CRASHED, name="Crashed", message=CRASHED_MESSAGE, force=False
+                state=StateType.CRASHED,
+                name="Crashed",
+                message=f"no heartbeat for {unresponsive_after(heartbeat_seconds)} s: the run's "
+                "process or its worker died (marked Crashed by the automation "
+                f"'{AUTOMATION_NAME}')",
+                force=False,
             )
         ],
     )
 
 
-async def ensure(client: PrefectClient) -> bool:
-    """Create the automation, or bring one of that name written by an older version up to
-    date (its trigger, its action); whether it was created."""
-    wanted = automation()
+async def ensure(client: PrefectClient, heartbeat_seconds: int) -> bool:
+    """Create the automation, or bring one of that name written by an older version (or for
+    another heartbeat interval) up to date (its trigger, its action); whether it was created."""
+    wanted = automation(heartbeat_seconds)
     found = await client.read_automations_by_name(AUTOMATION_NAME)
     if not found:
         await client.create_automation(wanted)

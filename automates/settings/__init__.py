@@ -124,6 +124,16 @@ class Settings(BaseSettings):
         description="How long a run may stay Pending (a worker took it, nothing started) "
         "before run-watch re-submits it once, and after that ends it Crashed.",
     )
+    # At most 4 min: Prefect orders an event after the one it follows only within 5 min of it,
+    # and a run's end follows its last beat (docs/decisions/0057-runs-send-their-own-heartbeats.md).
+    run_heartbeat_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=240,
+        description="How often a run's process sends a heartbeat while its body runs; a run "
+        "with no beat for three of these is marked Crashed by the automation `automates: crash "
+        "unresponsive runs` (written by `automates sync`, which the workers' runs must share).",
+    )
     missed_run_grace_seconds: int = Field(
         default=900,
         ge=0,

@@ -289,18 +289,18 @@ def test_sync_brings_an_older_unresponsive_runs_automation_up_to_date(server: Se
         async with prefect_client(server.api_url) as client:
             for existing in await client.read_automations_by_name(AUTOMATION_NAME):
                 await client.delete_automation(existing.id)
-            older = automation()
+            older = automation(30)
             old_trigger = older.trigger
             assert isinstance(old_trigger, EventTrigger)
             older.trigger = old_trigger.model_copy(
                 update={"expect": {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed"}}
             )
             await client.create_automation(older)
-            assert not await ensure(client)
+            assert not await ensure(client, server.run_heartbeat_seconds)
             found = await client.read_automations_by_name(AUTOMATION_NAME)
             trigger = found[0].trigger
             assert isinstance(trigger, EventTrigger)
             return set(trigger.expect), len(found)
 
     expect, count = asyncio.run(scenario())
-    assert (expect, count) == ({"prefect.flow-run.*"}, 1)
+    assert (expect, count) == ({"automates.flow-run.*", "prefect.flow-run.*"}, 1)
