@@ -1,9 +1,9 @@
 """A run's heartbeats: sent by its own process while its body runs, ended by one last event.
 
 `beating` sends the first beat at once, then one every `AUTOMATES_RUN_HEARTBEAT_SECONDS` from
-a daemon thread, for as long as its block runs; when the block is left (returned, raised, timed out,
-suspended), the thread is stopped first and then `automates.flow-run.heartbeats-ended` is sent,
-naming the last beat as the event it follows. Prefect's server evaluates a follower only after
+a daemon thread, for as long as its block runs; when the block is left (returned, raised, timed
+out, suspended), the thread is stopped first and then `automates.flow-run.heartbeats-ended` is
+sent, naming the last beat as the event it follows. Prefect's server evaluates a follower only after
 its leader, so the automation that marks dead runs Crashed (automates/server/unresponsive.py)
 always sees the end of the beats after the window the last beat opened: a run that ended is
 never taken for dead, whatever order its events reach the server in. A process that dies sends

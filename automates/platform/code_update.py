@@ -9,8 +9,8 @@ re-executes itself, so its own code is new too. Together that is `git pull --ff-
 that the files change only while nothing runs from them. A change of `uv.lock` re-syncs the
 locked environment first (`uv sync --frozen`, as `scripts/bootstrap.sh` does); if that fails,
 the checkout goes back to the commit it had. The checkout's own packages are then compiled to
-bytecode, as bootstrap does (docs/decisions/0056-bytecode-compiled-at-install.md), so the restarted
-worker and its runs do not each compile the changed modules at import.
+bytecode, as bootstrap does (docs/decisions/0056-bytecode-compiled-at-install.md), so the
+restarted worker and its runs do not each compile the changed modules at import.
 
 Whatever fails (git missing, not a checkout, no upstream, a diverged branch, local changes in
 the way, the network) is logged once per distinct problem, and the worker carries on with the

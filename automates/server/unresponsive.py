@@ -2,15 +2,14 @@
 
 While a run's body runs, the run's own process sends an `automates.flow-run.heartbeat` event
 every `AUTOMATES_RUN_HEARTBEAT_SECONDS` (30 s; automates/guard/heartbeats.py), and when the body
-is over, one
-`automates.flow-run.heartbeats-ended` event that *follows* the last beat. A run whose worker or
-process was killed (`kill -9` of its process group, a host that vanished) stops beating but
-stays Running for ever. Prefect's documented answer for a self-hosted server ("detect zombie
-flows") is a proactive automation: after a heartbeat, expect another heartbeat or a final state
-within a window, else set the run Crashed. Any other event of the run closes the window too: a
-run Suspended for approval or Scheduled again has no process, rightly. `ensure` writes that
-automation at every sync (and updates one an older version wrote); the `run-watch` automate
-then journals the crashed run (automates/guard/settle.py).
+is over, one `automates.flow-run.heartbeats-ended` event that *follows* the last beat. A run
+whose worker or process was killed (`kill -9` of its process group, a host that vanished)
+stops beating but stays Running for ever. Prefect's documented answer for a self-hosted server
+("detect zombie flows") is a proactive automation: after a heartbeat, expect another heartbeat
+or a final state within a window, else set the run Crashed. Any other event of the run closes
+the window too: a run Suspended for approval or Scheduled again has no process, rightly.
+`ensure` writes that automation at every sync (and updates one an older version wrote); the
+`run-watch` automate then journals the crashed run (automates/guard/settle.py).
 
 Why the layer's own beats and not Prefect's `prefect.flow-run.heartbeat` (which still open no
 window, and only close one): Prefect's server evaluates events two at a time, so a run's final
