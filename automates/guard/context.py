@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from prefect.client.schemas.objects import FlowRun
+from prefect.context import FlowRunContext
 
 from automates.guard import journal
 from automates.guard.logs import Logger
@@ -96,7 +97,5 @@ def current() -> RunContext | None:
 def this_flow_run() -> FlowRun | None:
     """The flow run Prefect's engine is running in this thread: the one place the layer's run
     code asks Prefect's context for it; the guard's steps read it from the RunContext."""
-    from prefect.context import FlowRunContext
-
     context = FlowRunContext.get()
     return context.flow_run if context is not None else None

@@ -28,7 +28,7 @@ from automates.server.client import prefect_client
 from automates.server.unresponsive import HEARTBEAT_EVENT, HEARTBEATS_ENDED_EVENT
 from automates.settings import Settings
 from tests.fixtures.projects import Project, script
-from tests.fixtures.servers import events_about, layer_settings, run_all
+from tests.fixtures.servers import events_about, layer_settings, run_all, wait_for
 
 # Beats every 5 s here (a 15 s window, not 90 s), for the worker's runs and the automation alike.
 HEARTBEAT_SECONDS = 5
@@ -80,16 +80,20 @@ def test_a_run_that_ended_is_not_taken_for_dead(quick_beats: Settings) -> None:
     [run] = asyncio.run(run_all(settings, ("script/quick", {})))
     assert run.state is not None and run.state.is_completed(), run.state
 
-    [ended] = events_about(settings.api_url, run.id, HEARTBEATS_ENDED_EVENT)
-    beats = events_about(settings.api_url, run.id, HEARTBEAT_EVENT)
+    api_url = settings.api_url
+    [ended] = wait_for(
+        lambda: events_about(api_url, run.id, HEARTBEATS_ENDED_EVENT), 60, "the end of the beats"
+    )
+    beats = events_about(api_url, run.id, HEARTBEAT_EVENT)
     assert beats and {beat["event"] for beat in beats} == {HEARTBEAT_EVENT, HEARTBEATS_ENDED_EVENT}
     last_beat = [beat for beat in beats if beat["event"] == HEARTBEAT_EVENT][-1]
     assert ended["follows"] == last_beat["id"]
 
     dead = uuid4()
     asyncio.run(lone_beat(settings, dead))
-    acted = events_about(
-        settings.api_url, dead, "prefect.automation.action.", within=ACTED_WITHIN_SECONDS
+    wait_for(
+        lambda: events_about(api_url, dead, "prefect.automation.action."),
+        ACTED_WITHIN_SECONDS,
+        "the automation to act on the run that stopped beating",
     )
-    assert acted, "the automation did not act on the run that stopped beating"
-    assert events_about(settings.api_url, run.id, "prefect.automation.", within=0) == []
+    assert events_about(api_url, run.id, "prefect.automation.") == []
