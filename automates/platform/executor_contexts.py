@@ -11,6 +11,12 @@ cancellation, the control channel and the run's events behave as with Prefect's 
 
 A context is entered and left by the same task (its task groups require it): a holder task
 enters it, hands it over, and waits for the run to give it back before it leaves it.
+
+Entering one opens Prefect's events websocket. When an API process dies mid-handshake (one of
+several behind the port killed or restarted), the handshake ends in `InvalidMessage`, which
+Prefect's events client neither retries nor its emitter tolerates (it tolerates only a refused
+or dropped connection), so the run would crash before it started: a context is entered again
+then, a few times (`entered_context`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from prefect.runner._flow_run_executor import FlowRunExecutorContext
+from websockets.exceptions import InvalidMessage
 
 LOGGER = logging.getLogger(__name__)
 # A spare entered longer ago than this is closed and entered afresh: its client and its
@@ -29,6 +36,36 @@ LOGGER = logging.getLogger(__name__)
 FRESH_SECONDS = 300.0
 # A spare that could not be entered (the server away) is tried again after this pause.
 RETRY_SECONDS = 5.0
+# A handshake the server dropped: entered again this many times in all, this far apart.
+ENTER_ATTEMPTS = 3
+ENTER_PAUSE_SECONDS = 0.5
+
+
+@contextlib.asynccontextmanager
+async def entered_context() -> AsyncIterator[FlowRunExecutorContext]:
+    """Prefect's executor context, entered again when the server drops its websocket
+    handshake, and left as `async with` leaves it."""
+    async with contextlib.AsyncExitStack() as stack:
+        for attempt in range(1, ENTER_ATTEMPTS + 1):
+            context = FlowRunExecutorContext()
+            try:
+                await stack.enter_async_context(context)
+                break
+            except InvalidMessage as dropped:
+                # Leave what it entered before the handshake (its client, its processes).
+                with contextlib.suppress(Exception):
+                    await context.__aexit__(type(dropped), dropped, dropped.__traceback__)
+                if attempt == ENTER_ATTEMPTS:
+                    raise
+                LOGGER.warning(
+                    "the server dropped the events handshake (%s); entering the run's "
+                    "executor context again (%s of %s)",
+                    dropped,
+                    attempt + 1,
+                    ENTER_ATTEMPTS,
+                )
+                await asyncio.sleep(ENTER_PAUSE_SECONDS)
+        yield context
 
 
 @dataclass
@@ -78,7 +115,7 @@ class SpareContext:
     async def _hold(self, entered: asyncio.Event) -> None:
         holder = asyncio.current_task()
         assert holder is not None
-        async with FlowRunExecutorContext() as context:
+        async with entered_context() as context:
             lease = _Lease(context, holder)
             self._spare.put_nowait(lease)
             entered.set()
@@ -104,7 +141,7 @@ class SpareContext:
         else:
             self._spare.task_done()
         if lease is None or lease.holder.done():  # none ready, or its holder gone
-            async with FlowRunExecutorContext() as context:
+            async with entered_context() as context:
                 yield context
             return
         try:

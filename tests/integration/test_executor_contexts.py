@@ -1,13 +1,16 @@
 """The fast worker's spare executor context (automates/platform/executor_contexts.py), entered
 against a real Prefect server: a run takes the context entered before it arrived, the context
 is left when the run gives it back (before `take` returns, as Prefect's worker leaves its
-own), and a fresh spare takes its place."""
+own), and a fresh spare takes its place; a context whose events handshake the server dropped
+is entered again."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from prefect.runner._flow_run_executor import FlowRunExecutorContext
@@ -119,5 +122,65 @@ def test_a_spare_nobody_takes_is_entered_afresh(
         finally:
             await spare.close()
             keeper.cancel()
+
+    on_server(server, body)
+
+
+@contextlib.asynccontextmanager
+async def dropping_events_handshakes(
+    api_url: str, drops: int, seen: list[str]
+) -> AsyncIterator[str]:
+    """A TCP proxy to the server that closes the first `drops` connections asking for the
+    events websocket once it has read their request, as an API process killed mid-handshake
+    does; yields the proxy's API URL, and notes each request line in `seen`."""
+    target = urlsplit(api_url)
+    left = [drops]
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        request_line = head.split(b"\r\n", 1)[0].decode()
+        seen.append(request_line)
+        if "/events/" in request_line and left[0] > 0:
+            left[0] -= 1
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            target.hostname, target.port
+        )
+        upstream_writer.write(head)
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    proxy = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}{target.path}"
+    finally:
+        proxy.close()
+
+
+def test_a_context_whose_events_handshake_the_server_dropped_is_entered_again(
+    server: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: Events = []
+    monkeypatch.setattr(executor_contexts, "FlowRunExecutorContext", recording(events))
+
+    seen: list[str] = []
+
+    async def body() -> None:
+        async with dropping_events_handshakes(server.api_url, 1, seen) as proxied:
+            with temporary_settings(updates={PREFECT_API_URL: proxied}):
+                async with SpareContext().take() as context:
+                    assert getattr(context, "number", None) == 2  # the first was dropped
+                    assert (await context.client.hello()).status_code == 200
+        # The dropped one was left (what it had entered closed), the second entered and left.
+        assert events == [("exit", 1), ("enter", 2), ("exit", 2)], events
+        assert len([line for line in seen if "/events/in" in line]) == 2, seen
 
     on_server(server, body)
