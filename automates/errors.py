@@ -155,6 +155,12 @@ def field_problems(error: ValidationError, whole: str) -> str:
     )
 
 
+def invalid_request(what: str, error: ValidationError) -> TaskRunRequestError:
+    """The refusal of a request to the agents that failed validation (`what`: "run request",
+    "agent task run request"), naming each field at fault."""
+    return TaskRunRequestError(f"invalid {what}: {field_problems(error, '(request)')}")
+
+
 class RoutineError(AutomatesError):
     """An agent's routine tool call is refused: the routine is not the agent's, an argument is
     malformed or over a limit, or the rule it breaks is named; nothing was changed."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from automates.errors import TaskRunRequestError, field_problems
+from automates.errors import invalid_request
 from automates.states import PerimeterKind, RunTrigger
 from automates.store import taskruns as sql
 from automates.store.schema import SLUG_PATTERN
@@ -30,8 +30,7 @@ class RunRequest(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            problems = field_problems(error, "(request)")
-            raise TaskRunRequestError(f"invalid run request: {problems}") from None
+            raise invalid_request("run request", error) from None
 
     def row(self) -> dict[str, Any]:
         return self.model_dump()

@@ -32,12 +32,7 @@ from automates.agents.spend_alerts import alert_thresholds
 from automates.agents.templates import PermissionTemplate, Scope, load_template
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
-from automates.errors import (
-    AutomatesError,
-    TaskRunRequestError,
-    UnknownPerimeterError,
-    field_problems,
-)
+from automates.errors import AutomatesError, UnknownPerimeterError, invalid_request
 from automates.process_group import terminate_group
 from automates.registry.alert_kinds import AlertKind
 from automates.settings import Settings
@@ -75,8 +70,7 @@ class TaskRunRequest(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            problems = field_problems(error, "(request)")
-            raise TaskRunRequestError(f"invalid agent task run request: {problems}") from None
+            raise invalid_request("agent task run request", error) from None
 
     def full_prompt(self) -> str:
         if not self.exit_criteria:

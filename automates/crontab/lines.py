@@ -20,7 +20,7 @@ from enum import StrEnum
 from crontab import SPECIALS, CronSlices
 
 from automates.errors import AutomatesError
-from automates.text_position import line_and_column
+from automates.text_position import NotUtf8, utf8_text
 
 # A crontab is read whole; a real one is a few KB. This bounds a wrong path (a log, a dump).
 MAX_CRONTAB_BYTES = 16 * 1024 * 1024
@@ -83,11 +83,10 @@ def decode(data: bytes) -> list[str]:
             "nothing was imported"
         )
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line, column = line_and_column(data, error.start)
+        text = utf8_text(data)
+    except NotUtf8 as bad:
         raise CrontabError(
-            f"line {line}, column {column}: not UTF-8 (byte 0x{data[error.start]:02x}); save the "
+            f"line {bad.line}, column {bad.column}: not UTF-8 (byte 0x{bad.byte:02x}); save the "
             "crontab as UTF-8; nothing was imported"
         ) from None
     lines = text.split("\n")

@@ -40,7 +40,11 @@ class Attempt:
 
 @dataclass
 class RunJournal:
-    """One run's record, filled while it runs and written once it ends."""
+    """One run's record, filled while it runs and written once it ends.
+
+    A field named as a column of the execution journal (store/journals.py `Execution`) is
+    written to it as is (guard/recording.py); the row is frozen and this record is not, so the
+    two dataclasses cannot share their declarations."""
 
     automate: str
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))

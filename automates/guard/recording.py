@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from sqlalchemy import Connection, Engine
@@ -141,33 +142,22 @@ def record_run(
             retry_outcome = RetryOutcome.SUCCEEDED
         crashes.append(
             Crash(
+                **_same_named(Crash, failure),  # its error, message, traceback and fix
                 automate=run.automate,
                 flow_run_id=flow_run_id,
                 attempt=failure.number,
                 occurred_at=failure.at,
-                error_class=failure.error_class,
-                message=failure.message,
-                traceback=failure.traceback,
-                fix_applied=failure.fix_applied,
                 retry_outcome=retry_outcome,
                 breaker_state=None,  # known once the run is counted, below
             )
         )
     execution = Execution(
-        automate=run.automate,
+        **_same_named(Execution, run),  # its automate, start, attempts, what it recorded
         flow_run_id=flow_run_id,
-        started_at=run.started_at,
         finished_at=max(finished_at, run.started_at),
         duration_seconds=max(0.0, (finished_at - run.started_at).total_seconds()),
         outcome=outcome,
         message=state.message,
-        attempts=run.attempts,
-        exit_code=run.exit_code,
-        steps=run.steps,
-        counters=run.counters,
-        warnings=run.warnings,
-        errors=run.errors,
-        context=run.context,
         principal=principal_of(flow_run),
     )
     with transaction(store(settings.store_block)) as connection:
@@ -178,6 +168,17 @@ def record_run(
         transition = count_and_report(connection, execution, crashes, policy)
     assert transition is not None  # a policy always counts
     return transition
+
+
+def _same_named(row: type[Crash | Execution], kept: Attempt | RunJournal) -> dict[str, Any]:
+    """What the guard kept of an attempt or a run, for each field the journal's `row` names
+    the same: the row takes those values as they are."""
+    kept_names = {field.name for field in fields(kept)}
+    return {
+        column.name: getattr(kept, column.name)
+        for column in fields(row)
+        if column.name in kept_names
+    }
 
 
 def count_and_report(

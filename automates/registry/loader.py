@@ -30,7 +30,7 @@ from automates.limits import (
 )
 from automates.registry.model import Automate, Registry
 from automates.registry.trigger_links import trigger_problems
-from automates.text_position import line_and_column
+from automates.text_position import NotUtf8, utf8_text
 
 REGISTRY = "<registry>"
 _FIELD_PREFIX = re.compile(r"^(?:Value error, )?\[(?P<field>[\w.\[\]]+)\] (?P<message>.*)$", re.S)
@@ -105,9 +105,9 @@ def read_document(path: Path) -> Any:
             "most a registry may hold"
         )
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise _file_error(_not_utf8(data, error.start)) from None
+        text = utf8_text(data)
+    except NotUtf8 as bad:
+        raise _file_error(f"{bad}; save the file as UTF-8") from None
     try:
         return yaml.load(text, Loader=BoundedLoader)  # a SafeLoader subclass
     except _Refused as error:
@@ -118,14 +118,6 @@ def read_document(path: Path) -> Any:
 
 def _file_error(message: str) -> DeclarationError:
     return DeclarationError([DeclarationProblem(REGISTRY, "file", message)])
-
-
-def _not_utf8(data: bytes, start: int) -> str:
-    line, column = line_and_column(data, start)
-    return (
-        f"not UTF-8: byte 0x{data[start]:02x} at line {line}, column {column}; "
-        "save the file as UTF-8"
-    )
 
 
 def parse_registry(document: Any) -> Registry:
