@@ -44,6 +44,7 @@ pytest_plugins = [
     "tests.fixtures.browser_xvfb",
     "tests.fixtures.receivers",
     "tests.fixtures.agent_scope",
+    "tests.fixtures.fake_claude.messages_api",
     "tests.fixtures.ui",
 ]
 

@@ -14,7 +14,7 @@ from prefect.client.schemas.objects import FlowRun
 from automates.scheduling.realise import INTERVAL_ANCHOR
 from automates.settings import Settings
 from tests.fixtures.commands import invoke
-from tests.fixtures.deliverer import routed_to
+from tests.fixtures.deliverer import alert_deliveries, routed_to
 from tests.fixtures.receivers import HttpSink
 from tests.fixtures.servers import cli_env, cli_json, final_run, store_rows, wait_for
 from tests.fixtures.task_runs import fake_cli
@@ -45,15 +45,6 @@ def check_in(layer: Settings) -> FlowRun:
 def task_runs_of(layer: Settings) -> list[dict[str, Any]]:
     return store_rows(
         layer, "SELECT status, prompt FROM automates.task_runs WHERE codename = :c", c=NAME
-    )
-
-
-def heartbeat_deliveries(layer: Settings) -> list[dict[str, Any]]:
-    return store_rows(
-        layer,
-        "SELECT a.kind, d.status, d.reason FROM automates.alert_deliveries d "
-        "JOIN automates.alerts a ON a.id = d.alert_id WHERE a.automate = :n ORDER BY d.id",
-        n=NAME,
     )
 
 
@@ -103,7 +94,7 @@ def test_a_heartbeat_is_silent_when_acknowledged_and_alerts_once_on_a_finding(
         rows = wait_for(
             lambda: (
                 rows
-                if len(rows := heartbeat_deliveries(layer)) == 3
+                if len(rows := alert_deliveries(layer, automate=NAME)) == 3
                 and all(r["status"] not in ("pending", "sending") for r in rows)
                 else None
             ),

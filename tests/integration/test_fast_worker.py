@@ -17,6 +17,7 @@ import pytest
 from automates.platform import components
 from automates.settings import Settings
 from tests.fixtures.commands import deployment_run
+from tests.fixtures.processes import alive
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import run_all, wait_for
 
@@ -42,24 +43,15 @@ def launchers(settings: Settings, pool: str) -> list[int]:
 
 
 def ready_launcher(settings: Settings, pool: str, not_: int | None = None) -> int:
-    def alive() -> int | None:
+    def live_launcher() -> int | None:
         found = [pid for pid in launchers(settings, pool) if pid != not_]
-        return found[-1] if found and _alive(found[-1]) else None
+        return found[-1] if found and alive(found[-1]) else None
 
-    return wait_for(alive, 180, "the worker's run launcher to be ready")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+    return wait_for(live_launcher, 180, "the worker's run launcher to be ready")
 
 
 def _gone(pid: int) -> bool:
-    return not _alive(pid)
+    return not alive(pid)
 
 
 def record(path: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from automates.settings import Settings
 from automates.settings.groups import CrashLoopSettings
 from automates.sync import sync
 from tests.fixtures.commands import invoke_json
+from tests.fixtures.processes import alive
 from tests.fixtures.projects import Project, automate
 from tests.fixtures.servers import (
     cli_env,
@@ -29,7 +30,6 @@ from tests.fixtures.servers import (
     runs_of,
     wait_for,
 )
-from tests.integration.test_task_run_bounds import _alive as alive
 from tests.integration.test_triggers import forget_triggers  # noqa: F401 (a fixture)
 
 FULL_NAME = "service/{name}"

@@ -7,18 +7,14 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-from uuid import uuid4
 
 import pytest
-from sqlalchemy import text
 
 from automates.settings import Settings
-from automates.store.engine import make_engine, transaction
-from tests.fixtures.deliverer import routed_to
+from tests.fixtures.deliverer import alert_deliveries, routed_to
 from tests.fixtures.receivers import HttpSink, ReceivedRequest
 from tests.fixtures.servers import store_rows, wait_for
-from tests.fixtures.task_runs import fake_cli, start
+from tests.fixtures.task_runs import fake_cli, spent_today, start
 
 
 def received(sink: HttpSink, needle: str, count: int) -> list[ReceivedRequest]:
@@ -32,31 +28,6 @@ def received(sink: HttpSink, needle: str, count: int) -> list[ReceivedRequest]:
         ),
         60,
         f"{count} alert(s) saying {needle!r} at the receiver",
-    )
-
-
-def spent_today(layer: Settings, agent: str, cost: Decimal) -> None:
-    """A task run of `agent` that ended just now, having cost `cost` dollars."""
-    engine = make_engine(layer.database_url or "")
-    with transaction(engine) as connection:
-        connection.execute(
-            text(
-                "INSERT INTO automates.task_runs (id, codename, agent, prompt, template, perimeter,"
-                " timeout_seconds, status, attempts, cost_usd, ended_at) VALUES (:id, 'earlier',"
-                " :agent, 'p', 'research', 'acme', 60, 'completed', 1, :cost, now())"
-            ),
-            {"id": uuid4(), "agent": agent, "cost": cost},
-        )
-    engine.dispose()
-
-
-def alerts_about(layer: Settings, agent: str) -> list[dict[str, Any]]:
-    return store_rows(
-        layer,
-        "SELECT a.kind, a.title, a.facts, d.status FROM automates.alerts a"
-        " JOIN automates.alert_deliveries d ON d.alert_id = a.id"
-        " WHERE a.facts->>'agent' = :agent ORDER BY a.id",
-        agent=agent,
     )
 
 
@@ -84,7 +55,7 @@ def test_over_budget_refusals_and_runaway_kills_reach_the_routes(
     messages = sorted(r.json()["message"] for r in kills)
     assert "Task run costly of agent" in messages[0] and "over the $0.5 budget" in messages[0]
     assert "Task run slow of agent" in messages[1] and "timed out after 3 s" in messages[1]
-    assert [(a["kind"], a["status"]) for a in alerts_about(layer, runner)] == [
+    assert [(a["kind"], a["status"]) for a in alert_deliveries(layer, agent=runner)] == [
         ("task_run_killed", "sent"),
         ("task_run_killed", "sent"),
     ]
@@ -114,7 +85,8 @@ def test_the_days_thresholds_alert_once_per_agent_and_level(
         warning, critical = received(http_sink, f"{agent} spent $", 2)
     assert "over its warning threshold of $10.00" in warning.json()["title"]
     assert "over its critical threshold of $18.00" in critical.json()["title"]
-    assert [(a["kind"], a["facts"]["level"], a["status"]) for a in alerts_about(layer, agent)] == [
+    delivered = alert_deliveries(layer, agent=agent)
+    assert [(a["kind"], a["facts"]["level"], a["status"]) for a in delivered] == [
         ("spend_warning", "warning", "sent"),
         ("spend_critical", "critical", "sent"),
     ]

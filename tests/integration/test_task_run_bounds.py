@@ -9,19 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from sqlalchemy import text
 
 from automates.platform import components
 from automates.settings import Settings
-from automates.store.engine import make_engine, transaction
 from tests.conftest import REPO
+from tests.fixtures.processes import alive
+from tests.fixtures.receivers import environment
 from tests.fixtures.servers import raised_alerts
 from tests.fixtures.task_runs import (
     ENDED,
@@ -30,6 +29,7 @@ from tests.fixtures.task_runs import (
     flow_run_state,
     refused_start,
     show,
+    spent_today,
     start,
     task_run_row,
     task_run_rows,
@@ -50,16 +50,7 @@ def test_refusals_happen_before_any_process_starts(layer: Settings, tmp_path: Pa
     argv_file = tmp_path / "argv.json"
     fake_cli(layer, tmp_path, "success", FAKE_CLAUDE_ARGV=str(argv_file))
     # Over budget: the agent spent $19.50 of its $20 today; this run's $2 budget cannot fit.
-    engine = make_engine(layer.database_url or "")
-    with transaction(engine) as connection:
-        connection.execute(
-            text(
-                "INSERT INTO automates.task_runs (id, codename, agent, prompt, template, perimeter,"
-                " timeout_seconds, status, attempts, cost_usd, ended_at) VALUES (gen_random_uuid(),"
-                " 'earlier', 'scout', 'x', 'research', 'acme', 60, 'completed', 1, 19.5, now())"
-            )
-        )
-    engine.dispose()
+    spent_today(layer, "scout", Decimal("19.5"))
     seen = len(task_run_alerts(layer, "task_run_over_budget", "weekly-audit"))
     row = start(layer)
     assert row["status"] == "over_budget", row
@@ -100,7 +91,7 @@ def test_timeout_kills_the_cli_and_cancel_stops_it(layer: Settings, tmp_path: Pa
     assert row["status"] == "timed_out", row
     assert flow_run_state(layer, row["flow_run_id"])[0] == "TimedOut"
     for pid in map(int, pids.read_text().split()):
-        assert not _alive(pid), f"process {pid} of the timed-out CLI survived"
+        assert not alive(pid), f"process {pid} of the timed-out CLI survived"
 
     pids.unlink()
     row = start(layer, wait=False, timeout="600")
@@ -109,16 +100,7 @@ def test_timeout_kills_the_cli_and_cancel_stops_it(layer: Settings, tmp_path: Pa
     row = wait_for(layer, row["id"], lambda r: r["status"] in ENDED)
     assert row["status"] == "cancelled", row
     for pid in map(int, pids.read_text().split()):
-        assert not _alive(pid), f"process {pid} of the cancelled CLI survived"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return status.exists() and "zombie" not in status.read_text()
+        assert not alive(pid), f"process {pid} of the cancelled CLI survived"
 
 
 def test_the_unblock_detector_retries_a_really_stuck_run_and_obeys_its_kill_switch(
@@ -171,20 +153,6 @@ def _run_detector(settings: Settings) -> tuple[str, str]:
 
     detector: Any = load_flow_from_entrypoint(f"{REPO}/flows/unblock_detector.py:unblock_detector")
     env = {"AUTOMATES_DATABASE_URL": settings.database_url or ""}
-    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}), _environ(env):
+    with temporary_settings(updates={PREFECT_API_URL: settings.api_url}), environment(env):
         state = detector(stuck_seconds=1, return_state=True)
     return state.name or "", state.message or ""
-
-
-@contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -23,24 +23,15 @@ from automates.settings.groups import AgentSettings, LlmSettings, SpendSettings
 from automates.states import LlmCallStatus
 from automates.store import spend
 from automates.store import taskruns as sql
-from automates.store.engine import make_engine, migrate, transaction
-from tests.fixtures.fake_claude.messages_api import FakeMessagesApi, failure, serve
+from automates.store.engine import transaction
+from tests.fixtures.fake_claude.messages_api import FakeMessagesApi, failure
 from tests.fixtures.fake_claude.messages_api import text as answer
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMessagesApi]:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-key")
-    with serve() as fake:
-        yield fake
+from tests.fixtures.stores import platform_store
 
 
 @pytest.fixture
 def store(scratch_database: str, tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(scratch_database)
-    migrate(engine)
-    with transaction(engine) as connection:
-        sql.ensure_platform_perimeter(connection, tmp_path)
+    engine = platform_store(scratch_database, tmp_path)
     yield engine
     engine.dispose()
 
@@ -74,14 +65,14 @@ def alerts(engine: Engine, kind: str) -> list[dict[str, Any]]:
 
 
 def test_a_call_past_the_agents_budget_is_refused_before_the_model_is_called(
-    api: FakeMessagesApi, store: Engine
+    messages_api: FakeMessagesApi, store: Engine
 ) -> None:
-    settings = settings_for(api, agent=AgentSettings(daily_budget_usd=5))
+    settings = settings_for(messages_api, agent=AgentSettings(daily_budget_usd=5))
     spent_task_run(store, "scout", "4.9999")
     llm = Llm(settings, LlmBudget(store, settings))
     with pytest.raises(LlmOverBudgetError, match=r"agent 'scout' has \$4\.9999 spent"):
         llm.generate("Summarise the incident.", agent="scout", max_tokens=1024)
-    assert api.requests == []  # never sent
+    assert messages_api.requests == []  # never sent
     with transaction(store) as connection:
         assert spend.read_llm_calls(connection) == []  # nothing reserved
     [refused] = alerts(store, "llm_over_budget")
@@ -89,16 +80,18 @@ def test_a_call_past_the_agents_budget_is_refused_before_the_model_is_called(
     assert "this call's worst case $" in refused["body"] and "$5.00 budget" in refused["body"]
     assert refused["facts"] == {"agent": "scout", "model": "claude-sonnet-4-6"}
     # Another agent's budget is its own; a call of no agent is the platform's, in no budget.
-    api.responder = lambda request: answer("fine", input_tokens=1000, output_tokens=100)
+    messages_api.responder = lambda request: answer("fine", input_tokens=1000, output_tokens=100)
     assert llm.generate("Summarise.", agent="oracle").text == "fine"
     assert llm.generate("Summarise.").text == "fine"
 
 
 def test_a_call_is_settled_at_its_cost_and_counts_for_the_task_runs(
-    api: FakeMessagesApi, store: Engine
+    messages_api: FakeMessagesApi, store: Engine
 ) -> None:
-    settings = settings_for(api, agent=AgentSettings(daily_budget_usd=5))
-    api.responder = lambda request: answer("ok", input_tokens=100_000, output_tokens=20_000)
+    settings = settings_for(messages_api, agent=AgentSettings(daily_budget_usd=5))
+    messages_api.responder = lambda request: answer(
+        "ok", input_tokens=100_000, output_tokens=20_000
+    )
     reply = Llm(settings, LlmBudget(store, settings)).generate("x" * 10, agent="scout")
     cost = Decimal("0.6")  # 100k in at $3/M, 20k out at $15/M (sonnet)
     assert reply.usage.cost_usd == pytest.approx(float(cost))
@@ -118,9 +111,9 @@ def test_a_call_is_settled_at_its_cost_and_counts_for_the_task_runs(
 
 
 def test_a_reservation_holds_until_settled_and_a_refused_call_costs_nothing(
-    api: FakeMessagesApi, store: Engine
+    messages_api: FakeMessagesApi, store: Engine
 ) -> None:
-    settings = settings_for(api, agent=AgentSettings(daily_budget_usd=5))
+    settings = settings_for(messages_api, agent=AgentSettings(daily_budget_usd=5))
     budget = LlmBudget(store, settings)
     # A call whose process died mid-call: its worst case stays held.
     budget.reserve("scout", "claude-sonnet-4-6", Decimal("4.5"))
@@ -129,7 +122,7 @@ def test_a_reservation_holds_until_settled_and_a_refused_call_costs_nothing(
     with pytest.raises(LlmOverBudgetError):
         Llm(settings, budget).generate("hello", agent="scout", max_tokens=40_000)  # +$0.60
     # The API refuses a call: the reservation is released, nothing spent.
-    api.queued.append(failure(529))
+    messages_api.queued.append(failure(529))
     with pytest.raises(LlmError, match="529"):
         Llm(settings, budget).generate("hello", agent="oracle")
     with transaction(store) as connection:
@@ -138,7 +131,9 @@ def test_a_reservation_holds_until_settled_and_a_refused_call_costs_nothing(
         assert sql.committed_spend(connection, "oracle", spend_now()) == Decimal(0)
 
 
-def test_the_days_thresholds_alert_once_per_level(api: FakeMessagesApi, store: Engine) -> None:
+def test_the_days_thresholds_alert_once_per_level(
+    messages_api: FakeMessagesApi, store: Engine
+) -> None:
     thresholds = SpendSettings(
         agent_warn_usd=1.0,
         agent_critical_usd=2.0,
@@ -146,9 +141,10 @@ def test_the_days_thresholds_alert_once_per_level(api: FakeMessagesApi, store: E
         platform_warn_usd=2.5,
         platform_critical_usd=100,
     )
-    settings = settings_for(api, spend=thresholds)
+    settings = settings_for(messages_api, spend=thresholds)
     llm = Llm(settings, LlmBudget(store, settings))
-    api.responder = lambda request: answer("ok", input_tokens=200_000, output_tokens=0)  # $0.60
+    # $0.60 a call.
+    messages_api.responder = lambda request: answer("ok", input_tokens=200_000, output_tokens=0)
     for _ in range(2):  # $1.20: past the warn threshold, once
         llm.generate("a", agent="scout")
     assert [a["facts"]["level"] for a in alerts(store, "spend_warning")] == ["warning"]

@@ -18,22 +18,18 @@ from sqlalchemy import Engine, make_url, text
 
 from automates.errors import StoreError
 from automates.settings.groups import RetentionSettings
-from automates.store import taskruns
 from automates.store.crash_archive import archive_crashes
-from automates.store.engine import make_engine, migrate, transaction
+from automates.store.engine import make_engine, transaction
 from automates.store.retention import RULES, apply, due
 from tests.fixtures.commands import invoke, invoke_json
+from tests.fixtures.stores import platform_store
 
 SMALL_BATCHES = RetentionSettings(batch_rows=10)
 
 
 @pytest.fixture
 def engine(scratch_database: str, tmp_path: Path) -> Engine:
-    engine = make_engine(scratch_database)
-    migrate(engine)
-    with transaction(engine) as connection:
-        taskruns.ensure_platform_perimeter(connection, tmp_path)
-    return engine
+    return platform_store(scratch_database, tmp_path)
 
 
 def _sql(engine: Engine, statement: str, **parameters: Any) -> list[Any]:

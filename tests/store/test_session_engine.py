@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from automates.store.engine import make_engine, session_engine, transaction
 from automates.store.taskruns import task_runs_in_flight
-from tests.store.test_task_run_budget import _store
+from tests.fixtures.stores import platform_store
 
 
 def test_sessions_held_by_runs_leave_the_shared_pool_free(scratch_database: str) -> None:
@@ -41,7 +41,7 @@ def test_sessions_held_by_runs_leave_the_shared_pool_free(scratch_database: str)
 
 
 def test_a_check_in_does_not_count_its_own_task_run(scratch_database: str, tmp_path: Path) -> None:
-    engine = _store(scratch_database, tmp_path)
+    engine = platform_store(scratch_database, tmp_path)
     own, other = uuid4(), uuid4()
     with transaction(engine) as connection:
         for task_run in (own, other):

@@ -14,15 +14,8 @@ from automates.agents.taskruns import budget_refusal
 from automates.settings import Settings
 from automates.settings.groups import AgentSettings
 from automates.store import taskruns as sql
-from automates.store.engine import make_engine, migrate, transaction
-
-
-def _store(url: str, tmp_path: Path) -> Engine:
-    engine = make_engine(url)
-    migrate(engine)
-    with transaction(engine) as connection:
-        sql.ensure_platform_perimeter(connection, tmp_path)
-    return engine
+from automates.store.engine import transaction
+from tests.fixtures.stores import platform_store
 
 
 def _task_run(engine: Engine, agent: str, status: str, **values: object) -> None:
@@ -44,7 +37,7 @@ def _task_run(engine: Engine, agent: str, status: str, **values: object) -> None
 def test_spent_and_reserved_dollars_count_within_24_hours(
     scratch_database: str, tmp_path: Path
 ) -> None:
-    engine = _store(scratch_database, tmp_path)
+    engine = platform_store(scratch_database, tmp_path)
     settings = Settings(agent=AgentSettings(daily_budget_usd=20, budgets_usd={"oracle": 100}))
     _task_run(engine, "scout", "completed", cost=12, budget=None)
     _task_run(engine, "scout", "failed", cost=3, budget=5)
@@ -64,7 +57,7 @@ def test_spent_and_reserved_dollars_count_within_24_hours(
 def test_two_runs_of_one_agent_cannot_both_take_the_last_dollars(
     scratch_database: str, tmp_path: Path
 ) -> None:
-    engine = _store(scratch_database, tmp_path)
+    engine = platform_store(scratch_database, tmp_path)
     settings = Settings(agent=AgentSettings(daily_budget_usd=20))
     _task_run(engine, "scout", "completed", cost=16, budget=None)
     both_checked = threading.Barrier(2, timeout=10)

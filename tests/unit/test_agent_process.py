@@ -17,6 +17,7 @@ from automates.agents.process import CliOutcome, run_cli
 from automates.agents.templates import BUILTIN_TEMPLATES, PermissionTemplate, Scope
 from tests.conftest import REPO
 from tests.fixtures.agent_scope import SECRET_URL
+from tests.fixtures.processes import alive
 
 FAKE_CLAUDE = REPO / "tests" / "fixtures" / "fake_claude" / "claude"
 STOPPED = "MCP server 'automates' is failed, not connected; stopped before any model turn"
@@ -68,16 +69,6 @@ def run(
         on_line=on_line,
         on_init=on_init,
     )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) is gone for our purpose.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(") ")[-1].split()[0] != "Z"
 
 
 @pytest.mark.parametrize("template", sorted(BUILTIN_TEMPLATES))

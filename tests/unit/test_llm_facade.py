@@ -13,14 +13,7 @@ from automates.guard import journal
 from automates.settings import Settings
 from automates.settings.groups import LlmSettings
 from automates.store.engine import make_engine, migrate
-from tests.fixtures.fake_claude.messages_api import FakeMessagesApi, failure, serve, text
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMessagesApi]:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-key")
-    with serve() as fake:
-        yield fake
+from tests.fixtures.fake_claude.messages_api import FakeMessagesApi, failure, text
 
 
 @pytest.fixture
@@ -40,16 +33,18 @@ def facade(api: FakeMessagesApi, max_retries: int = 2, store: str | None = None)
 
 
 def test_generate_sends_the_resolved_model_and_accounts_the_usage(
-    api: FakeMessagesApi, guarded_run: journal.RunJournal, scratch_database: str
+    messages_api: FakeMessagesApi, guarded_run: journal.RunJournal, scratch_database: str
 ) -> None:
     migrate(engine := make_engine(scratch_database))
     engine.dispose()
-    api.responder = lambda request: text("A tidy summary.", input_tokens=1000, output_tokens=200)
-    llm = facade(api, store=scratch_database)
+    messages_api.responder = lambda request: text(
+        "A tidy summary.", input_tokens=1000, output_tokens=200
+    )
+    llm = facade(messages_api, store=scratch_database)
     reply = llm.generate("Summarise this", system="Be brief", agent="scout")
     assert reply.text == "A tidy summary."
     assert reply.stop_reason == "end_turn"
-    request = api.requests[0]
+    request = messages_api.requests[0]
     assert request["model"] == "claude-haiku-4-5"  # the agent's preference
     assert request["system"] == "Be brief"
     assert request["messages"] == [{"role": "user", "content": "Summarise this"}]
@@ -64,29 +59,33 @@ def test_generate_sends_the_resolved_model_and_accounts_the_usage(
     }
 
 
-def test_calls_add_up_in_the_journal(api: FakeMessagesApi, guarded_run: journal.RunJournal) -> None:
-    llm = facade(api)
+def test_calls_add_up_in_the_journal(
+    messages_api: FakeMessagesApi, guarded_run: journal.RunJournal
+) -> None:
+    llm = facade(messages_api)
     llm.generate("one", model="claude-sonnet-4-6")
     llm.generate("two")  # no agent, no override: the default model
-    assert [request["model"] for request in api.requests] == ["claude-sonnet-4-6"] * 2
+    assert [request["model"] for request in messages_api.requests] == ["claude-sonnet-4-6"] * 2
     assert guarded_run.counters["llm_calls"] == 2
     assert guarded_run.counters["llm_input_tokens"] == 200
     assert guarded_run.counters["llm_cost_usd"] == pytest.approx(2 * (100 * 3 + 20 * 15) / 1e6)
 
 
-def test_an_overloaded_then_failing_api_is_retried_by_the_sdk(api: FakeMessagesApi) -> None:
-    api.queued.extend([failure(529), failure(500)])
-    api.responder = lambda request: text("third time lucky")
-    reply = facade(api).generate("hello")
+def test_an_overloaded_then_failing_api_is_retried_by_the_sdk(
+    messages_api: FakeMessagesApi,
+) -> None:
+    messages_api.queued.extend([failure(529), failure(500)])
+    messages_api.responder = lambda request: text("third time lucky")
+    reply = facade(messages_api).generate("hello")
     assert reply.text == "third time lucky"
-    assert len(api.requests) == 3
+    assert len(messages_api.requests) == 3
 
 
-def test_exhausted_retries_raise_a_clear_error(api: FakeMessagesApi) -> None:
-    api.responder = lambda request: failure(529)
+def test_exhausted_retries_raise_a_clear_error(messages_api: FakeMessagesApi) -> None:
+    messages_api.responder = lambda request: failure(529)
     with pytest.raises(LlmError, match=r"model 'claude-sonnet-4-6'.*529 after 1 retries"):
-        facade(api, max_retries=1).generate("hello")
-    assert len(api.requests) == 2
+        facade(messages_api, max_retries=1).generate("hello")
+    assert len(messages_api.requests) == 2
 
 
 def test_an_unreachable_api_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,19 +98,19 @@ def test_an_unreachable_api_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch
         llm.generate("hello")
 
 
-def test_classify_returns_one_of_the_labels(api: FakeMessagesApi) -> None:
-    api.responder = lambda request: text(" Question. ")
-    label = facade(api).classify("When is my invoice due?", ["run", "question", "noise"])
+def test_classify_returns_one_of_the_labels(messages_api: FakeMessagesApi) -> None:
+    messages_api.responder = lambda request: text(" Question. ")
+    label = facade(messages_api).classify("When is my invoice due?", ["run", "question", "noise"])
     assert label == "question"
-    system = api.requests[0]["system"]
+    system = messages_api.requests[0]["system"]
     assert "run, question, noise" in system
-    assert api.requests[0]["max_tokens"] == 20
+    assert messages_api.requests[0]["max_tokens"] == 20
 
 
-def test_classify_refuses_an_answer_outside_the_labels(api: FakeMessagesApi) -> None:
-    api.responder = lambda request: text("I think it is spam")
+def test_classify_refuses_an_answer_outside_the_labels(messages_api: FakeMessagesApi) -> None:
+    messages_api.responder = lambda request: text("I think it is spam")
     with pytest.raises(LlmError, match=r"not one of the labels \['run', 'noise'\]"):
-        facade(api).classify("Buy now", ["run", "noise"])
+        facade(messages_api).classify("Buy now", ["run", "noise"])
 
 
 def test_the_price_table_prefers_the_longest_prefix_and_errs_high_on_unknown_models() -> None:
