@@ -72,6 +72,14 @@ def spread(samples: list[float], digits: int) -> dict[str, float]:
     }
 
 
+def doc_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's option parser whose `--help` shows its module docstring (`doc`) as
+    written, line breaks and command examples kept."""
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
 def run_and_report(
     parser: argparse.ArgumentParser,
     run: Callable[[argparse.Namespace], dict[str, Any]],

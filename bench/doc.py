@@ -43,6 +43,13 @@ def shell_block(intro: str, command: str) -> str:
     return f"{intro}\n\n```sh\n{command}\n```"
 
 
+def reproduce_in_checkout(command: str, duration: str = "") -> str:
+    """How to run again a benchmark that needs nothing but the checkout, a free port and /tmp:
+    `command` as a shell block, its intro saying so (and how long it takes, when `duration`)."""
+    took = f"{duration}; " if duration else ""
+    return shell_block(f"Reproduce (from the checkout; {took}a free port and /tmp only):", command)
+
+
 def load_line(m: dict[str, Any]) -> str:
     """The machine's load when the run began: its figures move with it."""
     return (

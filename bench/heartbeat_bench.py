@@ -31,8 +31,8 @@ if (_checkout := str(Path(__file__).resolve().parents[1])) not in sys.path:
     sys.path.insert(0, _checkout)  # run as a script: the imports below need the checkout
 
 from bench import server
-from bench.common import REPO, log, run_and_report
-from bench.doc import framed, machine_lines, markers, met_or_not, shell_block
+from bench.common import REPO, doc_parser, log, run_and_report
+from bench.doc import framed, machine_lines, markers, met_or_not, reproduce_in_checkout
 
 MARKERS = markers("heartbeat-bench", "bench/heartbeat_bench.py")
 FAKE_CLI = REPO / "tests" / "fixtures" / "fake_claude" / "claude"
@@ -344,17 +344,12 @@ def section(r: dict[str, Any]) -> str:
             *textwrap.wrap(notes, 95),
         ],
         machine_lines(r),
-        shell_block(
-            "Reproduce (from the checkout; a free port and /tmp only):",
-            "uv run python bench/heartbeat_bench.py",
-        ),
+        reproduce_in_checkout("uv run python bench/heartbeat_bench.py"),
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = doc_parser(__doc__)
     parser.add_argument("--agents", type=int, default=50, help="agents (the mix scales)")
     parser.add_argument("--keep", action="store_true", help="keep the /tmp work folder")
     run_and_report(parser, run, "heartbeat_bench", section, MARKERS, lambda r: r["met"])

@@ -61,8 +61,8 @@ if (_checkout := str(Path(__file__).resolve().parents[1])) not in sys.path:
     sys.path.insert(0, _checkout)  # run as a script: the imports below need the checkout
 
 from bench import server
-from bench.common import REPO, log, run_and_report, spread
-from bench.doc import framed, machine_lines, markers, shell_block
+from bench.common import REPO, doc_parser, log, run_and_report, spread
+from bench.doc import framed, machine_lines, markers, reproduce_in_checkout
 from bench.fixture import TEMPLATE, TIMEZONES
 
 MARKERS = markers("mcp-bench", "bench/mcp_bench.py")
@@ -614,17 +614,12 @@ def section(r: dict[str, Any]) -> str:
         "Agents' routine tools over MCP",
         lines,
         machine_lines(r),
-        shell_block(
-            "Reproduce (from the checkout; about 3 min; a free port and /tmp only):",
-            "uv run python -m bench.mcp_bench",
-        ),
+        reproduce_in_checkout("uv run python -m bench.mcp_bench", "about 3 min"),
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = doc_parser(__doc__)
     parser.add_argument("--calls", type=int, default=50, help="timed calls per variant")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     parser.add_argument("--startup-runs", type=int, default=5, help="fresh servers per mode")
