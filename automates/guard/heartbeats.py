@@ -8,6 +8,12 @@ its leader, so the automation that marks dead runs Crashed (automates/server/unr
 always sees the end of the beats after the window the last beat opened: a run that ended is
 never taken for dead, whatever order its events reach the server in. A process that dies sends
 no end, and its window runs out.
+
+Prefect's own flow-run heartbeats (`PREFECT_FLOWS_HEARTBEAT_FREQUENCY`, 180 s by default) are
+off in a guarded run (`without_prefect_heartbeats`): these replace them. Prefect's thread sends
+its first beat as the body starts, reading the run's deployment, work queue and work pool to
+name them in it, and is joined in steps of a second as the run ends, so each short run's
+process outlived its final state by most of a second (decision 0057).
 """
 
 from __future__ import annotations
@@ -16,14 +22,21 @@ import contextvars
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from prefect.client.schemas.objects import FlowRun
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from automates.guard.orchestrator import Event, Orchestrator
 from automates.server.unresponsive import HEARTBEAT_EVENT, HEARTBEATS_ENDED_EVENT
 
 logger = logging.getLogger(__name__)
+
+
+def without_prefect_heartbeats() -> AbstractContextManager[object]:
+    """Prefect's flow-run heartbeats off for the runs started in the block (guarded runs, which
+    send their own)."""
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 @contextmanager

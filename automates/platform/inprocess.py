@@ -42,6 +42,7 @@ from prefect.workers.base import (
     BaseWorkerResult,
 )
 
+from automates.guard.heartbeats import without_prefect_heartbeats
 from automates.guard.runner import guarded
 from automates.platform.process_worker import AdmissionMixin, CodeUpdateMixin
 from automates.platform.ticks import ENGINE_LEAD_SECONDS, PREFETCH_SECONDS, sleep_until
@@ -107,9 +108,12 @@ class InProcessWorker(
 
     def _run_in_thread(self, flow_run: FlowRun, entrypoint: str, policy: GuardPolicy | None) -> Any:
         flow = self._flow(entrypoint)
-        if policy is not None:
-            flow = guarded(flow, policy, self._settings)
-        return run_flow(flow, flow_run=flow_run, return_type="state")
+        if policy is None:
+            return run_flow(flow, flow_run=flow_run, return_type="state")
+        with without_prefect_heartbeats():  # the guard sends the run's own
+            return run_flow(
+                guarded(flow, policy, self._settings), flow_run=flow_run, return_type="state"
+            )
 
     async def _entrypoint(self, flow_run: FlowRun) -> str:
         if flow_run.deployment_id is None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import gc
 import importlib
 import json
@@ -101,8 +102,9 @@ class Preloaded:
     def prepare(self) -> None:
         """Build ahead what each run's process would otherwise build for itself: Prefect's
         workarounds applied and the API's TLS context built (automates/server/prefect_patches.py;
-        a run's engine builds six clients, each ~20 ms for its context), and Prefect's settings
-        built again once their inputs are noted (settings_inputs.py)."""
+        a run's engine builds six clients, each ~20 ms for its context), the models' validators
+        (`_complete_models`), and Prefect's settings built again once their inputs are noted
+        (settings_inputs.py)."""
         try:
             from automates.server.prefect_patches import api_tls_context, apply_all
 
@@ -110,6 +112,7 @@ class Preloaded:
             api_tls_context()
         except Exception as failed:  # each run's process builds its own, as a fresh one does
             self.failed.append(f"prefect_patches: {type(failed).__name__}")
+        _complete_models()
         self.settings_inputs = _settings_built_now()
 
     def settings_current_for(self, environ: dict[str, str], folder: Path) -> bool:
@@ -142,6 +145,26 @@ class Preloaded:
             if now != stamp:
                 return path
         return None
+
+
+def _complete_models() -> None:
+    """Complete every pydantic model imported so far. Prefect declares most of its API's
+    models with names resolved later (its flow run, deployment, work pool, event ...); pydantic
+    builds each one's validator the first time it is used, and so every run's process built the
+    same few again (some 20 ms of CPU per run on this machine, read_flow_run's first
+    among them). Built here, once, the children inherit them with the rest of the memory."""
+    from pydantic import BaseModel
+
+    pending: list[type[BaseModel]] = [BaseModel]
+    while pending:
+        for model in pending.pop().__subclasses__():
+            pending.append(model)
+            if model.__pydantic_complete__:
+                continue
+            # A model whose names do not resolve yet stays as it was: it builds on first use,
+            # as before.
+            with contextlib.suppress(Exception):
+                model.model_rebuild(raise_errors=False)
 
 
 def _settings_built_now() -> SettingsInputs | None:

@@ -51,6 +51,20 @@ Path(os.environ["PROBE_OUT"]).write_text(json.dumps(record))
 """
 
 
+MODELS_PROBE = """
+import json, os
+from pathlib import Path
+
+from prefect.client.schemas.objects import FlowRun, WorkPool, WorkQueue
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.events import Event
+
+models = (FlowRun, DeploymentResponse, WorkPool, WorkQueue, Event)
+record = {model.__name__: model.__pydantic_complete__ for model in models}
+Path(os.environ["PROBE_OUT"]).write_text(json.dumps(record))
+"""
+
+
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     """A project (first on the path: the launcher starts in it) whose `tasks/probe.py`, run as
@@ -63,6 +77,7 @@ def checkout(tmp_path: Path) -> Path:
     (root / "probe_lib" / "version.py").write_text('VERSION = "first"\n')
     (root / "tasks" / "probe.py").write_text(PROBE)
     (root / "tasks" / "settings_probe.py").write_text(SETTINGS_PROBE)
+    (root / "tasks" / "models_probe.py").write_text(MODELS_PROBE)
     return root
 
 
@@ -170,6 +185,22 @@ async def own_settings(launcher: Launcher, checkout: Path, tmp_path: Path) -> No
     assert (await settings_of(same))["retries"] == default_retries + 2
     (checkout / ".env").unlink()
     assert (await settings_of(same))["retries"] == default_retries
+
+
+def test_a_run_finds_the_api_models_its_engine_reads_already_built(
+    checkout: Path, tmp_path: Path
+) -> None:
+    async def scenario(launcher: Launcher) -> None:
+        out = tmp_path / "models.json"
+        argv = [sys.executable, "-m", "tasks.models_probe"]
+        launched = await launcher.launch(argv, run_env(out), checkout, quiet=True)
+        assert await launched.wait() == 0
+        # Built in the launcher, not again by each run's first read of the API.
+        assert read(out) == dict.fromkeys(
+            ("FlowRun", "DeploymentResponse", "WorkPool", "WorkQueue", "Event"), True
+        )
+
+    with_launcher(checkout, scenario)
 
 
 def test_a_changed_project_file_is_never_run_from_the_old_import(
