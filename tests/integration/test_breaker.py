@@ -126,12 +126,15 @@ def test_ten_failures_open_the_breaker_and_a_probe_recovers_it(
     assert schedules_active(settings) == [False, False]
     assert asyncio.run(reconcile(settings, held=frozenset({"fragile"}))).drifts == []
 
-    # Half-open: the probe's run fails, the breaker re-opens.
+    # Half-open: the probe's run fails, the breaker re-opens. The half-open state lasts only
+    # as long as that run (well under a second on the fast worker), so it is not looked for
+    # here: the new opening time is its trace, as only a half-open breaker's failure re-opens
+    # (an open breaker's failure keeps its opening time; scheduling/breaker.py).
     time.sleep(2)
     assert probe(settings).startswith("1 probe run(s) started")
-    assert breaker(settings)["state"] == "half_open"
     reopened = wait_for_state(settings, "open")
     assert reopened["opened_at"] > row["opened_at"]
+    assert reopened["consecutive_failures"] == 11 and reopened["probe_started_at"] is None
     assert schedules_active(settings) == [False, False]
     # The probe's failure is told as a run's; the re-opening is no new breaker alert.
     [probe_failed] = raised_alerts(settings, "fragile")[seen + 11 :]
