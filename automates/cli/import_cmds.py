@@ -25,7 +25,8 @@ from automates.cli.output import (
     load_settings,
     working,
 )
-from automates.crontab.classify import FINDINGS, Import, LineClass, LineResult, Options, classify
+from automates.crontab.classify import classify
+from automates.crontab.results import FINDINGS, Import, LineClass, LineResult, Options
 from automates.crontab.lines import CrontabError
 from automates.crontab.mapping import load_mapping
 from automates.crontab.registry_block import apply, read_registry, unrepresented

@@ -9,8 +9,8 @@ executable does not exist: the argv is still given, with the missing path in it,
 be declared disabled) or a question for the operator.
 
 `analyse_service` reads an `@reboot` command as a long-running loop (a leading `nohup` and a
-trailing `&` mean nothing under the layer, which keeps it running), and `restart_net` reads a
-restart net, `pgrep -f x || x`: what it watches and what it starts.
+trailing `&` mean nothing under the layer, which keeps it running); a restart net's START is
+read the same way (nets.py).
 """
 
 from __future__ import annotations
@@ -37,21 +37,8 @@ _SLUG_CUT = 48
 _DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>[smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _TERM = {"TERM", "SIGTERM", "15"}
-_WATCHERS = frozenset({"pgrep", "pidof"})
-_PGREP_VALUE = {
-    "-u",
-    "-U",
-    "-g",
-    "-G",
-    "-P",
-    "-s",
-    "-t",
-    "-F",
-    "-d",
-    "--euid",
-    "--uid",
-    "--pidfile",
-}
+# The programs a restart net checks with (nets.py reads the nets themselves).
+WATCHERS = frozenset({"pgrep", "pidof"})
 
 
 class Outcome(StrEnum):
@@ -83,15 +70,6 @@ class Command:
     timeout: int | None = None  # `timeout N`: the declaration's timeout_seconds
 
 
-@dataclass(frozen=True)
-class Net:
-    """A restart net, `CHECK || START`: START runs when CHECK finds no process."""
-
-    watch: str  # CHECK as written, e.g. `pgrep -f loop.sh`
-    start: Command  # START, read as a service's command
-    watches_start: bool  # whether CHECK's pattern matches the command START runs
-
-
 def analyse(command: str, context: Context) -> Command:
     try:
         parsed = split(command)
@@ -107,30 +85,10 @@ def analyse_service(command: str, context: Context) -> Command:
         parsed = split(command)
     except ShellSyntaxError as error:
         return Command(Outcome.UNPARSABLE, _slug([command]), reason=f"field command: {error}")
-    return _service(list(parsed.tokens), context, command)
+    return service_from_tokens(list(parsed.tokens), context, command)
 
 
-def restart_net(command: str, context: Context) -> Net | None:
-    """`pgrep [-f] PATTERN || START` (or `pidof NAME || START`, output redirections allowed on
-    both sides); None when the command is not of that form."""
-    if "||" not in command:
-        return None
-    try:
-        tokens = list(split(command).tokens)
-    except ShellSyntaxError:
-        return None
-    cut = next((i for i, t in enumerate(tokens) if t.operator == "||"), None)
-    if cut is None:
-        return None
-    check = _plain_words(tokens[:cut])
-    if not check or PurePosixPath(check[0]).name not in _WATCHERS:
-        return None
-    start = _service(tokens[cut + 1 :], context, command)
-    argv = start.argv if start.outcome in (Outcome.READY, Outcome.BROKEN) else ()
-    return Net(" ".join(check), start, bool(argv) and _watches(check, argv))
-
-
-def _service(tokens: list[Token], context: Context, command: str) -> Command:
+def service_from_tokens(tokens: list[Token], context: Context, command: str) -> Command:
     notes = []
     if tokens and tokens[-1].operator == "&":
         tokens = tokens[:-1]
@@ -141,67 +99,6 @@ def _service(tokens: list[Token], context: Context, command: str) -> Command:
     analysis = _Analysis(tokens, context, command)
     analysis.notes.extend(notes)
     return analysis.run()
-
-
-def _plain_words(tokens: Sequence[Token]) -> list[str] | None:
-    """The literal words of a simple command, output redirections skipped; None if anything
-    else is there (another operator, a substitution)."""
-    words: list[str] = []
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        if token.operator is not None:
-            if token.operator not in REDIRECTIONS or token.operator in ("<", "<<", "<&"):
-                return None
-            index += 2
-            continue
-        if token.literal is None:
-            return None
-        words.append(token.literal)
-        index += 1
-    return words
-
-
-def _watches(check: list[str], argv: Sequence[str]) -> bool:
-    """Whether the check finds the process that `argv` starts: `pgrep -f` matches the whole
-    command line, `pgrep` the process name (15 characters at most), `pidof` the program or,
-    with -x, the script's name."""
-    program, args = PurePosixPath(check[0]).name, check[1:]
-    names = {PurePosixPath(a).name for a in argv[:2]}
-    if program == "pidof":
-        operands, skip = [], False
-        for arg in args:
-            if skip or arg.startswith("-"):
-                skip = arg == "-o"
-                continue
-            operands.append(arg)
-        return bool(operands) and all(name in names for name in operands)
-    full = exact = False
-    pattern = None
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        if arg in _PGREP_VALUE:
-            index += 2
-            continue
-        if arg in ("--full", "--exact"):
-            full, exact = full or arg == "--full", exact or arg == "--exact"
-        elif arg.startswith("-") and not arg.startswith("--"):
-            full, exact = full or "f" in arg, exact or "x" in arg
-        elif not arg.startswith("-"):
-            pattern = arg
-            break
-        index += 1
-    if pattern is None:
-        return False
-    try:
-        compiled = re.compile(pattern)
-    except re.error:
-        return False
-    candidates = [" ".join(argv)] if full else [PurePosixPath(argv[0]).name[:15]]
-    if exact:
-        return any(compiled.fullmatch(c) for c in candidates)
-    return any(compiled.search(c) for c in candidates)
 
 
 class _Question(Exception):
@@ -337,7 +234,7 @@ class _Analysis:
 
     def _shell_question(self, operator: str) -> str:
         words = [t.literal or "" for t in self.tokens]
-        if operator == "||" and _WATCHERS & {PurePosixPath(w).name for w in words}:
+        if operator == "||" and WATCHERS & {PurePosixPath(w).name for w in words}:
             return (
                 "a restart net: it starts a process when it is not running; with an @reboot "
                 "line for the same command it is imported as a service (kind: service); alone, "

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from automates.crontab.classify import FINDINGS, Import, LineClass, LineResult
 from automates.crontab.lines import CrontabError
+from automates.crontab.results import FINDINGS, Import, LineClass, LineResult
 from automates.errors import DeclarationError, DeclarationProblem
 from automates.limits import (
     MAX_AUTOMATES,

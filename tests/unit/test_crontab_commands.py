@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from automates.crontab.commands import Context, Outcome, analyse, analyse_service, restart_net
+from automates.crontab.commands import Context, Outcome, analyse, analyse_service
+from automates.crontab.nets import restart_net
 from automates.crontab.shell import ShellSyntaxError, split
 
 BIN = "/usr/bin:/bin"
