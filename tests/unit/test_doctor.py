@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from automates.alerts.routes import Route
 from automates.cli import doctor_cmds
 from automates.cli.app import app
-from automates.platform.doctor import (
+from automates.platform.doctor_checks import (
     GRACE,
     Check,
     Facts,
