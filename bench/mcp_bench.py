@@ -479,16 +479,20 @@ def section(r: dict[str, Any]) -> str:
     declared, journal = listing["phases_ms"]["declared_in"], listing["phases_ms"]["journal_insert"]
     lookup = running["phases_ms"]
 
-    def baselines(
-        mcp: tuple[str, dict[str, Any]], *others: tuple[str, dict[str, Any]]
-    ) -> list[str]:
-        """The MCP call and its baselines: figures, and how many times the MCP call's p50."""
+    def baselines(tool: str, call: dict[str, Any], prefect: str, prefect_key: str) -> list[str]:
+        """The MCP call of `tool` and its baselines, the same tool in-process and the Prefect call
+        `prefect` (figures under `prefect_key`): figures, and how many times the MCP call's p50."""
+        mcp = call["mcp"]
         lines = [
             "| Call | p50 (ms) | p99 (ms) | min (ms) | max (ms) | MCP p50 / its p50 |",
             "|---|---:|---:|---:|---:|---:|",
         ]
-        for label, f in (mcp, *others):
-            ratio = round(mcp[1]["p50"] / f["p50"], 1)
+        for label, f in (
+            (f"MCP tool call `{tool}`", mcp),
+            (f"`RoutineTools.{tool}()` in-process (no MCP, no journal)", call["direct"]),
+            (prefect, call[prefect_key]),
+        ):
+            ratio = round(mcp["p50"] / f["p50"], 1)
             lines.append(
                 f"| {label} | {f['p50']} | {f['p99']} | {f['min']} | {f['max']} | {ratio}x |"
             )
@@ -522,12 +526,10 @@ def section(r: dict[str, Any]) -> str:
         "structured content):",
         "",
         *baselines(
-            ("MCP tool call `list_routines`", listing["mcp"]),
-            ("`RoutineTools.list_routines()` in-process (no MCP, no journal)", listing["direct"]),
-            (
-                "Prefect `read_deployments` of the 200 deployments (one open client)",
-                listing["prefect_read_deployments"],
-            ),
+            "list_routines",
+            listing,
+            "Prefect `read_deployments` of the 200 deployments (one open client)",
+            "prefect_read_deployments",
         ),
         "",
         *parts(
@@ -539,12 +541,10 @@ def section(r: dict[str, Any]) -> str:
         "Run-now (the call returns once the flow run exists):",
         "",
         *baselines(
-            ("MCP tool call `run_routine`", running["mcp"]),
-            ("`RoutineTools.run_routine()` in-process (no MCP, no journal)", running["direct"]),
-            (
-                "Prefect `create_flow_run_from_deployment` (one open client, deployment id known)",
-                running["prefect_create_flow_run"],
-            ),
+            "run_routine",
+            running,
+            "Prefect `create_flow_run_from_deployment` (one open client, deployment id known)",
+            "prefect_create_flow_run",
         ),
         "",
         *parts(
