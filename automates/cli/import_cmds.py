@@ -26,10 +26,10 @@ from automates.cli.output import (
     working,
 )
 from automates.crontab.classify import classify
-from automates.crontab.results import FINDINGS, Import, LineClass, LineResult, Options
 from automates.crontab.lines import CrontabError
 from automates.crontab.mapping import load_mapping
 from automates.crontab.registry_block import apply, read_registry, unrepresented
+from automates.crontab.results import FINDINGS, Import, LineClass, LineResult, Options
 from automates.registry.loader import load_registry
 
 app = typer.Typer(help="Bring legacy schedules in as declarations.", no_args_is_help=True)

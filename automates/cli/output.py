@@ -34,6 +34,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
 errors = Console(stderr=True)
 
+# How the CLI's pages (`list`, `show`) write a moment.
+TIME = "%Y-%m-%d %H:%M %Z"
 EXIT_ERROR = 2  # 1 is kept for "ran, and found something" (drift, findings)
 
 

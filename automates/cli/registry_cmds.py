@@ -9,6 +9,7 @@ import prefect
 import typer
 from rich.markup import escape
 
+from automates.cli.list_table import hidden_note, registry_table
 from automates.cli.output import (
     JsonOption,
     console,
@@ -17,7 +18,7 @@ from automates.cli.output import (
     handle_errors,
     load_settings,
 )
-from automates.cli.pages import hidden_note, next_fires, registry_table, show_page
+from automates.cli.show_page import next_fires, show_page
 from automates.errors import UnknownAutomateError
 from automates.overview import gather_status, select
 from automates.registry.entrypoints import static_warnings
