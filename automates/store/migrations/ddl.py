@@ -75,6 +75,12 @@ def timestamp_now(name: str) -> sa.Column:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
 
 
+def created_and_updated() -> tuple[sa.Column, sa.Column]:
+    """`created_at` then `updated_at`, each a `timestamp_now`: when the row was made, and when
+    it last changed (its writers move `updated_at`; the database only starts it)."""
+    return timestamp_now("created_at"), timestamp_now("updated_at")
+
+
 def defaulted(
     name: str, type_: sa.types.TypeEngine | type[sa.types.TypeEngine], sql: str
 ) -> sa.Column:
@@ -116,6 +122,11 @@ def one_of(table: str, column: str, values: tuple[str, ...]) -> sa.CheckConstrai
 def slug(table: str, column: str) -> sa.CheckConstraint:
     """`{table}_{column}_slug_check`: lowercase letters, digits and inner dashes."""
     return check(table, f"{column}_slug", f"{column} ~ '{SLUG}'")
+
+
+def slug_pkey(table: str, column: str) -> tuple[sa.PrimaryKeyConstraint, sa.CheckConstraint]:
+    """`pkey` then `slug` on the one `column`: a table keyed by a slug."""
+    return pkey(table, column), slug(table, column)
 
 
 # Changes to an existing table

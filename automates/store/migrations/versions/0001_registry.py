@@ -8,14 +8,12 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from automates.store.migrations import ddl
+from automates.store.migrations import ddl, value_lists
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-KINDS = ("recurring", "oneshot", "tool", "lib", "meta")
 
 
 def upgrade() -> None:
@@ -35,14 +33,12 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Boolean, nullable=False),
         sa.Column("declaration", JSONB, nullable=False),
         sa.Column("digest", sa.Text, nullable=False),
-        ddl.timestamp_now("created_at"),
-        ddl.timestamp_now("updated_at"),
-        ddl.pkey("automates", "name"),
-        ddl.slug("automates", "name"),
+        *ddl.created_and_updated(),
+        *ddl.slug_pkey("automates", "name"),
         ddl.slug("automates", "caste"),
         ddl.slug("automates", "family"),
         ddl.slug("automates", "work_pool"),
-        ddl.one_of("automates", "kind", KINDS),
+        ddl.one_of("automates", "kind", value_lists.AUTOMATE_KINDS_0001),
         ddl.check("automates", "timeout_seconds", "timeout_seconds BETWEEN 1 AND 1800"),
         ddl.check(
             "automates", "concurrency", "concurrency_limit IS NULL OR concurrency_limit >= 1"

@@ -8,33 +8,13 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from automates.store.migrations import ddl
+from automates.store.migrations import ddl, value_lists
 
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-KINDS = (
-    "run_completed",
-    "run_findings",
-    "run_failed",
-    "breaker_opened",
-    "held",
-    "approval_waiting",
-    "missed_tick",
-    "browser_job_lost",
-    "task_run_over_budget",
-    "task_run_killed",
-    "reconcile_drift",
-    "breaker_closed",
-    "released",
-    "approval_decided",
-    "tick_recovered",
-    "reconcile_clean",
-    "dead_letter",
-    "digest",
-)
 STATUSES = ("pending", "sending", "sent", "suppressed", "folded", "digested", "dead")
 
 
@@ -62,7 +42,7 @@ def upgrade() -> None:
         ddl.timestamp("routed_at"),
         ddl.timestamp("resolved_at"),
         ddl.pkey("alerts", "id"),
-        ddl.one_of("alerts", "kind", KINDS),
+        ddl.one_of("alerts", "kind", value_lists.ALERT_KINDS_0008),
     )
     ddl.create_index("alerts_unrouted_idx", "alerts", ["id"], where="routed_at IS NULL")
     ddl.create_index("alerts_condition_idx", "alerts", ["condition", "id"])

@@ -4,15 +4,15 @@ Revision ID: 0010
 Revises: 0009
 """
 
-from automates.store.migrations import ddl
+from automates.store.migrations import ddl, value_lists
 
 revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-BEFORE = ("recurring", "oneshot", "tool", "lib", "meta")
-AFTER = (*BEFORE, "service")
+BEFORE = value_lists.AUTOMATE_KINDS_0001
+AFTER = value_lists.AUTOMATE_KINDS_0010
 
 
 def upgrade() -> None:

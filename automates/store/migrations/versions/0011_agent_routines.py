@@ -22,10 +22,8 @@ def upgrade() -> None:
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("agent", sa.Text, nullable=False),
         sa.Column("spec", ddl.JSONB, nullable=False),
-        ddl.timestamp_now("created_at"),
-        ddl.timestamp_now("updated_at"),
-        ddl.pkey("agent_routines", "name"),
-        ddl.slug("agent_routines", "name"),
+        *ddl.created_and_updated(),
+        *ddl.slug_pkey("agent_routines", "name"),
         ddl.slug("agent_routines", "agent"),
     )
     ddl.create_index("agent_routines_agent_idx", "agent_routines", ["agent"])

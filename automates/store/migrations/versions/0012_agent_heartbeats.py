@@ -19,10 +19,8 @@ def upgrade() -> None:
         "agent_heartbeats",
         sa.Column("agent", sa.Text, nullable=False),
         sa.Column("config", ddl.JSONB, nullable=False),
-        ddl.timestamp_now("created_at"),
-        ddl.timestamp_now("updated_at"),
-        ddl.pkey("agent_heartbeats", "agent"),
-        ddl.slug("agent_heartbeats", "agent"),
+        *ddl.created_and_updated(),
+        *ddl.slug_pkey("agent_heartbeats", "agent"),
     )
 
 

@@ -26,8 +26,7 @@ def upgrade() -> None:
         ddl.timestamp("last_used_at"),
         ddl.timestamp("revoked_at"),
         sa.Column("revoked_by", sa.Text),
-        ddl.pkey("webhook_callers", "name"),
-        ddl.slug("webhook_callers", "name"),
+        *ddl.slug_pkey("webhook_callers", "name"),
     )
     ddl.create_index("webhook_callers_token_idx", "webhook_callers", ["token_sha256"], unique=True)
 

@@ -7,45 +7,15 @@ Revision ID: 0015
 Revises: 0014
 """
 
-from automates.store.migrations import ddl
+from automates.store.migrations import ddl, value_lists
 
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
 
-# The list 0009 left, in its order.
-BEFORE = (
-    "run_completed",
-    "run_findings",
-    "run_failed",
-    "breaker_opened",
-    "held",
-    "approval_waiting",
-    "missed_tick",
-    "browser_job_lost",
-    "task_run_over_budget",
-    "task_run_killed",
-    "reconcile_drift",
-    "component_crash_loop",
-    "breaker_closed",
-    "released",
-    "approval_decided",
-    "tick_recovered",
-    "reconcile_clean",
-    "component_recovered",
-    "dead_letter",
-    "digest",
-)
-AFTER = (
-    *BEFORE[:12],
-    "backup_stale",
-    "backup_drill_failed",
-    *BEFORE[12:18],
-    "backup_fresh",
-    "backup_drill_passed",
-    *BEFORE[18:],
-)
+BEFORE = value_lists.ALERT_KINDS_0009
+AFTER = value_lists.ALERT_KINDS_0015
 
 
 def upgrade() -> None:

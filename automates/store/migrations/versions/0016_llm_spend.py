@@ -12,48 +12,15 @@ Revises: 0015
 
 import sqlalchemy as sa
 
-from automates.store.migrations import ddl
+from automates.store.migrations import ddl, value_lists
 
 revision = "0016"
 down_revision = "0015"
 branch_labels = None
 depends_on = None
 
-# The list 0015 left, in its order.
-BEFORE = (
-    "run_completed",
-    "run_findings",
-    "run_failed",
-    "breaker_opened",
-    "held",
-    "approval_waiting",
-    "missed_tick",
-    "browser_job_lost",
-    "task_run_over_budget",
-    "task_run_killed",
-    "reconcile_drift",
-    "component_crash_loop",
-    "backup_stale",
-    "backup_drill_failed",
-    "breaker_closed",
-    "released",
-    "approval_decided",
-    "tick_recovered",
-    "reconcile_clean",
-    "component_recovered",
-    "backup_fresh",
-    "backup_drill_passed",
-    "dead_letter",
-    "digest",
-)
-AFTER = (
-    *BEFORE[:10],
-    "llm_over_budget",
-    "spend_warning",
-    "spend_critical",
-    "audit_finding",
-    *BEFORE[10:],
-)
+BEFORE = value_lists.ALERT_KINDS_0015
+AFTER = value_lists.ALERT_KINDS_0016
 
 
 def upgrade() -> None:
