@@ -2,9 +2,10 @@
 
 One deliverer works at a time (a PostgreSQL advisory lock; a second one waits as a standby).
 Each pass:
-1. routes new alerts: one delivery row per route the alert goes to (outcomes by the automate's
-   `delivery`, conditions by `alerts:`, resolutions where the alert they resolve went, dead
-   letters to the fallback route); a silent outcome is recorded as suppressed, with why;
+1. routes new alerts (fanout.py): one delivery row per route the alert goes to (outcomes by
+   the automate's `delivery`, conditions by `alerts:`, resolutions where the alert they
+   resolve went, dead letters to the fallback route); a silent outcome is recorded as
+   suppressed, with why;
 2. folds alerts past a route's rate limit into one digest once the oldest has waited
    `digest_seconds`;
 3. sends the oldest open delivery of every route, routes side by side in threads: first
@@ -28,25 +29,22 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, text
 
-from automates.alerts import message
+from automates.alerts import fanout, message
 from automates.alerts.channels import Channel, SendOutcome, send
 from automates.alerts.outbox import Alert, raise_alert
-from automates.alerts.routes import JOURNAL, Route, Routing
+from automates.alerts.routes import Route, Routing
 from automates.alerts.secrets import RouteSecretError, route_secrets
 from automates.registry.alert_kinds import AlertKind
-from automates.registry.delivery import Delivery
 from automates.settings import Settings
 from automates.states import AlertDeliveryStatus
 from automates.store import alerts as store
 from automates.store.engine import transaction
-from automates.store.schema import automates as automates_table
 
 log = logging.getLogger("automates.alerts")
 
 LOCK = "automates.alerts.deliverer"
-ROUTE_BATCH = 500
 # Sends in flight at once: one per route at most, so this bounds the routes sent to at once.
 SEND_THREADS = 32
 Sender = Callable[[Channel, dict[str, Any], dict[str, str], Any, float], SendOutcome]
@@ -126,69 +124,16 @@ class Deliverer:
         """One pass; whether it did anything (then another follows at once)."""
         with transaction(self.engine) as connection:
             routing = self._routing(connection)
-        routed = self._route_new(routing)
+        routed = fanout.route_new(self.engine, routing)
         digested = self._digest_folded(routing)
         sent = self._send_heads(routing)
         return routed or digested or sent
 
-    # 1. Routing.
+    # 1. Routing (fanout.py), by the routes file `sync` stored.
 
     def _routing(self, connection: Connection) -> Routing:
         config = store.routing_config(connection)
         return Routing.model_validate(config) if config else Routing()
-
-    def _route_new(self, routing: Routing) -> bool:
-        with transaction(self.engine) as connection:
-            rows = store.unrouted(connection, ROUTE_BATCH)
-            if not rows:
-                return False
-            overrides = _overrides(
-                connection, {row.automate for row in rows if row.automate is not None}
-            )
-            for row in rows:
-                try:
-                    with connection.begin_nested():  # one alert that cannot be routed
-                        deliveries = self._deliveries(connection, row, routing, overrides)
-                        store.add_deliveries(connection, row.id, _once_per_route(deliveries))
-                except Exception as error:  # must not hold back every alert after it
-                    log.exception("alert #%s could not be routed", row.id)
-                    reason = f"could not be routed ({type(error).__name__}): journaled only"
-                    silent = _silent(JOURNAL, reason, datetime.now(UTC))
-                    store.add_deliveries(connection, row.id, [silent])
-        return True
-
-    def _deliveries(
-        self,
-        connection: Connection,
-        alert: store.Alert,
-        routing: Routing,
-        overrides: dict[str, tuple[Delivery | None, dict[str, tuple[str, ...]]]],
-    ) -> list[store.NewDelivery]:
-        kind = alert.kind
-        delivery, routes_by_kind = (
-            overrides.get(alert.automate, (None, {})) if alert.automate is not None else (None, {})
-        )
-        if kind.is_outcome:
-            chosen = delivery or routing.delivery
-            routes = chosen.routes or routing.default_routes
-            if not chosen.mode.delivers(kind):
-                now = datetime.now(UTC)
-                reason = f"delivery mode {chosen.mode.value}: {kind.value} is not delivered"
-                return [_silent(route, reason, now) for route in routes]
-            dedupe = not (kind is AlertKind.RUN_COMPLETED and chosen.unchanged)
-            return [store.NewDelivery(route=route, dedupe=dedupe) for route in routes]
-        if kind.resolved is not None:
-            resolved = list(alert.facts.get("resolves", []))
-            reached = store.delivered_routes(connection, resolved)
-            if not reached:
-                reason = "the alerts it resolves reached no route"
-                return [_silent(JOURNAL, reason, datetime.now(UTC))]
-            return [store.NewDelivery(route=route, dedupe=False) for route in reached]
-        if kind is AlertKind.DEAD_LETTER:
-            return [store.NewDelivery(route=routing.fallback, dedupe=False)]
-        return [
-            store.NewDelivery(route=route) for route in routing.routes_for(kind, routes_by_kind)
-        ]
 
     # 2. Digests.
 
@@ -363,41 +308,6 @@ class Deliverer:
                 facts={"delivery_id": head.id, "alert_id": head.alert_id},
             ),
         )
-
-
-def _overrides(
-    connection: Connection, names: set[str]
-) -> dict[str, tuple[Delivery | None, dict[str, tuple[str, ...]]]]:
-    """Each automate's synced `delivery` and `alerts` (from its stored declaration)."""
-    if not names:
-        return {}
-    rows = connection.execute(
-        select(automates_table.c.name, automates_table.c.declaration).where(
-            automates_table.c.name.in_(sorted(names))
-        )
-    )
-    found = {}
-    for name, declaration in rows:
-        delivery = declaration.get("delivery")
-        found[name] = (
-            Delivery.model_validate(delivery) if delivery else None,
-            {kind: tuple(routes) for kind, routes in (declaration.get("alerts") or {}).items()},
-        )
-    return found
-
-
-def _once_per_route(deliveries: list[store.NewDelivery]) -> list[store.NewDelivery]:
-    """A route listed twice (`[ops, ops]`) gets the alert once."""
-    first: dict[str, store.NewDelivery] = {}
-    for delivery in deliveries:
-        first.setdefault(delivery.route, delivery)
-    return list(first.values())
-
-
-def _silent(route: str, reason: str, now: datetime) -> store.NewDelivery:
-    return store.NewDelivery(
-        route=route, status=AlertDeliveryStatus.SUPPRESSED, reason=reason, finished_at=now
-    )
 
 
 def _span(seconds: int) -> str:

@@ -42,6 +42,16 @@ class StoredAutomate(StoredRow):
     agents: list[str]  # in no particular order
 
 
+def stored_declarations(connection: Connection, names: set[str]) -> dict[str, dict[str, Any]]:
+    """name → the declaration, as JSON, the last sync stored for each of `names` it knows."""
+    if not names:
+        return {}
+    rows = connection.execute(
+        select(automates.c.name, automates.c.declaration).where(automates.c.name.in_(sorted(names)))
+    )
+    return {name: declaration for name, declaration in rows}
+
+
 def stored_digests(connection: Connection) -> dict[str, str]:
     """name → digest of every registry row (one query)."""
     rows = connection.execute(select(automates.c.name, automates.c.digest))
