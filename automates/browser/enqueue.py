@@ -16,7 +16,6 @@ from typing import Any
 from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, ConfigDict
 
-from automates.browser import jobs
 from automates.browser.addresses import settings_rule
 from automates.browser.deploy import FLOW_NAME
 from automates.browser.kinds import check_addresses, parse_payload
@@ -25,6 +24,7 @@ from automates.errors import BrowserJobError, BrowserPayloadError, UnknownBrowse
 from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.states import BrowserJobStatus
+from automates.store import browser_jobs
 from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction, transaction_on
 
@@ -81,16 +81,16 @@ async def enqueue(
     engine = make_engine(database_url(settings))
     try:
         with transaction(engine) as connection:
-            job_id = jobs.insert_job(connection, kind, stored, timeout)
+            job_id = browser_jobs.insert_job(connection, kind, stored, timeout)
         try:
             flow_run_id = await _start_flow_run(settings, job_id)
         except BaseException:
             with transaction(engine) as connection:
-                jobs.delete_queued(connection, job_id)
+                browser_jobs.delete_queued(connection, job_id)
             raise
         with transaction(engine) as connection:
-            jobs.attach_flow_run(connection, job_id, flow_run_id)
-            row = jobs.read_job(connection, job_id)
+            browser_jobs.attach_flow_run(connection, job_id, flow_run_id)
+            row = browser_jobs.read_job(connection, job_id)
     finally:
         engine.dispose()
     return BrowserJob.model_validate(row)
@@ -124,7 +124,7 @@ def get_job(settings: Settings, job_id: str | uuid.UUID) -> BrowserJob:
     except ValueError:
         raise UnknownBrowserJobError(f"{str(job_id)[:60]!r} is not a browser job id") from None
     with transaction_on(database_url(settings)) as connection:
-        row = jobs.read_job(connection, key)
+        row = browser_jobs.read_job(connection, key)
     if row is None:
         raise UnknownBrowserJobError(f"no browser job {key}")
     return BrowserJob.model_validate(row)
@@ -142,5 +142,5 @@ def list_jobs(
     if not 1 <= limit <= 1000:
         raise BrowserPayloadError("browser jobs: field 'limit' must be from 1 to 1000")
     with transaction_on(database_url(settings)) as connection:
-        rows = jobs.list_jobs(connection, status, limit)
+        rows = browser_jobs.list_jobs(connection, status, limit)
     return [BrowserJobLine.model_validate(row) for row in rows]

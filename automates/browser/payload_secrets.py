@@ -24,10 +24,10 @@ from typing import Any, TypeGuard
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Connection
 
-from automates.browser import jobs
 from automates.browser.kinds import KINDS, Payload, secret_fields
 from automates.errors import BrowserPayloadKeyError
 from automates.settings import Settings
+from automates.store import browser_jobs
 from automates.store.database import database_url
 from automates.store.engine import make_engine, transaction
 
@@ -184,14 +184,14 @@ def _resealed(payload: dict[str, Any], kind: str, keys: PayloadKeys) -> tuple[di
 def _reseal_batch(
     connection: Connection, after: uuid.UUID | None, keys: PayloadKeys, done: Resealed
 ) -> uuid.UUID | None:
-    rows = jobs.payloads_after(connection, after, RESEAL_BATCH)
+    rows = browser_jobs.payloads_after(connection, after, RESEAL_BATCH)
     for row in rows:
         payload, outcome = _resealed(row["payload"], row["kind"], keys)
         if outcome in ("unreadable", "unknown_kind"):
             getattr(done, outcome).append(str(row["id"]))
             continue
         if payload != row["payload"]:
-            jobs.set_payload(connection, row["id"], payload)
+            browser_jobs.set_payload(connection, row["id"], payload)
         setattr(done, outcome, getattr(done, outcome) + 1)
     return rows[-1]["id"] if len(rows) == RESEAL_BATCH else None
 

@@ -29,8 +29,8 @@ from sqlalchemy import Engine
 
 from automates.alerts import catalog
 from automates.alerts.outbox import raise_alert
-from automates.browser import jobs
 from automates.states import BrowserJobStatus
+from automates.store import browser_jobs
 from automates.store.engine import transaction
 
 _PAGE = 200
@@ -100,7 +100,7 @@ def end_unreported(
 
     `client` is a synchronous Prefect client."""
     with transaction(engine) as connection:
-        unended = jobs.unended_jobs(connection)
+        unended = browser_jobs.unended_jobs(connection)
     runs = _runs(client, [j["flow_run_id"] for j in unended if j["flow_run_id"] is not None])
     ended: list[Ended] = []
     for job in unended:
@@ -109,7 +109,7 @@ def end_unreported(
         if reason is None:
             continue
         with transaction(engine) as connection:
-            if not jobs.end_unreported(connection, job["id"], job["status"], reason):
+            if not browser_jobs.end_unreported(connection, job["id"], job["status"], reason):
                 continue  # reported or claimed meanwhile
             # A worker took it and died: lost, never re-run.
             if job["status"] == BrowserJobStatus.RUNNING:

@@ -18,7 +18,7 @@ HOST_MAX_CHARS = 255
 HOST_TOO_LONG = f"host: at most {HOST_MAX_CHARS} characters"
 END_MALFORMED = "status, result, error or counters malformed"
 
-# automates/browser/jobs.TERMINAL: the statuses a job ends in.
+# automates/store/browser_jobs.TERMINAL: the statuses a job ends in.
 JobStatus = Literal["done", "failed"]
 
 

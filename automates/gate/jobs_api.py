@@ -22,12 +22,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from automates.browser import jobs
 from automates.browser.payload_secrets import PayloadKeys, opened_payload
 from automates.errors import BrowserPayloadKeyError
 from automates.gate.job_bodies import HOST_REQUIRED, JobCall, JobEnd, why_refused
 from automates.platform.http_limits import BodyLimits, Refused, read_body
 from automates.states import BrowserJobStatus
+from automates.store import browser_jobs
 from automates.store.engine import transaction
 
 log = logging.getLogger("automates.gate")
@@ -58,28 +58,28 @@ def job_router(
         """The claimed job with its payload opened; None when it is not queued; the reason
         when its payload cannot be opened (the job is then failed: no worker could run it)."""
         with transaction(engine()) as connection:
-            claimed = jobs.claim_job(connection, job_id, host)
+            claimed = browser_jobs.claim_job(connection, job_id, host)
             if claimed is None:
                 return None
             try:
                 claimed["payload"] = opened_payload(job_id, claimed["payload"], keys)
             except BrowserPayloadKeyError as error:
                 failed = BrowserJobStatus.FAILED
-                jobs.finish_job(connection, job_id, host, failed, None, str(error), {})
+                browser_jobs.finish_job(connection, job_id, host, failed, None, str(error), {})
                 return str(error)
             return claimed
 
     def code_now(job_id: uuid.UUID, host: str) -> str | Response | None:
         with transaction(engine()) as connection:
-            job = jobs.running_job(connection, job_id, host)
+            job = browser_jobs.running_job(connection, job_id, host)
             mailbox = (job or {}).get("payload", {}).get("mailbox")
             if job is None or not isinstance(mailbox, str):
                 return JSONResponse({"detail": "no running job of this host needs a code"}, 409)
-            return jobs.take_code(connection, mailbox, job)
+            return browser_jobs.take_code(connection, mailbox, job)
 
     def finish_now(job_id: uuid.UUID, end: JobEnd) -> bool:
         with transaction(engine()) as connection:
-            return jobs.finish_job(
+            return browser_jobs.finish_job(
                 connection, job_id, end.host, end.status, end.result, end.error, end.counters
             )
 

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from automates.guard import breaker
 from automates.guard.orchestrator import PrefectOrchestrator
@@ -37,8 +37,7 @@ from automates.registry.policy import GuardPolicy
 from automates.server.deployed import read_all
 from automates.states import FAILURE, RetryOutcome
 from automates.store.engine import transaction
-from automates.store.journals import Crash, Execution, record_execution
-from automates.store.schema import execution_journal
+from automates.store.journals import Crash, Execution, journaled_runs, record_execution
 
 RESUBMITTED = "re-submitted by run-watch"
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
@@ -129,13 +128,7 @@ async def _unjournaled(
     if not ended:
         return []
     with transaction(engine) as connection:
-        journaled = set(
-            connection.execute(
-                select(execution_journal.c.flow_run_id).where(
-                    execution_journal.c.flow_run_id.in_([run.id for run in ended])
-                )
-            ).scalars()
-        )
+        journaled = journaled_runs(connection, [run.id for run in ended])
     settled = []
     for run in ended:
         if run.id in journaled:

@@ -102,6 +102,16 @@ def record_crash(connection: Connection, row: Crash) -> None:
     connection.execute(insert(crash_journal).values(**values))
 
 
+def journaled_runs(connection: Connection, flow_run_ids: list[UUID]) -> set[UUID]:
+    """Which of these flow runs the execution journal holds."""
+    rows = connection.execute(
+        select(execution_journal.c.flow_run_id).where(
+            execution_journal.c.flow_run_id.in_(flow_run_ids)
+        )
+    )
+    return set(rows.scalars())
+
+
 def recent_executions(
     connection: Connection, automate: str | None = None, limit: int = 20
 ) -> list[JournaledExecution]:

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from automates.browser import jobs
 from automates.browser.kinds import parse_payload
 from automates.browser.payload_secrets import (
     KEY_VARIABLE,
@@ -23,6 +22,7 @@ from automates.browser.payload_secrets import (
     sealed_payload,
 )
 from automates.settings import Settings
+from automates.store import browser_jobs
 from automates.store.engine import make_engine, migrate, transaction
 from tests.fixtures.browser_layer import auth, start_gate, stop
 from tests.fixtures.commands import run_module
@@ -39,7 +39,7 @@ def _insert(database_url: str, rows: dict[str, tuple[str, dict[str, Any]]]) -> d
     engine = make_engine(database_url)
     with transaction(engine) as connection:
         ids = {
-            name: jobs.insert_job(connection, kind, payload, 60)
+            name: browser_jobs.insert_job(connection, kind, payload, 60)
             for name, (kind, payload) in rows.items()
         }
     engine.dispose()

@@ -18,11 +18,11 @@ from prefect.client.schemas.objects import State
 from prefect.states import Cancelled, Crashed, Running
 from sqlalchemy import text
 
-from automates.browser import jobs
 from automates.browser.deploy import ensure_browser_deployment
 from automates.browser.enqueue import BrowserJob, enqueue_job, get_job
 from automates.settings import Settings
 from automates.settings.groups import BrowserSettings
+from automates.store import browser_jobs
 from automates.store.engine import make_engine, transaction
 from automates.sync import sync
 from tests.conftest import REPO
@@ -72,8 +72,10 @@ def test_the_watch_ends_the_jobs_no_worker_will_report_on(
     )
     with transaction(engine) as connection:
         for job in (crashed, vanished, busy, finished):
-            assert jobs.claim_job(connection, job.id, "home-1") is not None
-        assert jobs.finish_job(connection, finished.id, "home-1", "done", {"t": 1}, None, {})
+            assert browser_jobs.claim_job(connection, job.id, "home-1") is not None
+        assert browser_jobs.finish_job(
+            connection, finished.id, "home-1", "done", {"t": 1}, None, {}
+        )
         # Claimed ten minutes ago with a 60 s timeout: its worker would have reported by now.
         connection.execute(
             text(
@@ -128,7 +130,9 @@ def test_the_watch_ends_the_jobs_no_worker_will_report_on(
 
     # A report arriving after the verdict is refused: the job stays lost.
     with transaction(engine) as connection:
-        assert not jobs.finish_job(connection, crashed.id, "home-1", "done", {"t": 1}, None, {})
+        assert not browser_jobs.finish_job(
+            connection, crashed.id, "home-1", "done", {"t": 1}, None, {}
+        )
     assert get_job(settings, crashed.id).status == "lost"
 
     # One event per ended job, for automations to notify on; never the payload.

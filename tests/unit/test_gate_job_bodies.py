@@ -7,7 +7,6 @@ from typing import get_args
 import pytest
 from pydantic import ValidationError
 
-from automates.browser import jobs
 from automates.gate.job_bodies import (
     END_MALFORMED,
     HOST_MAX_CHARS,
@@ -18,6 +17,7 @@ from automates.gate.job_bodies import (
     JobStatus,
     why_refused,
 )
+from automates.store import browser_jobs
 
 
 def _refusal(model: type[JobCall], body: bytes) -> str:
@@ -27,7 +27,7 @@ def _refusal(model: type[JobCall], body: bytes) -> str:
 
 
 def test_the_statuses_are_the_ones_a_job_ends_in() -> None:
-    assert get_args(JobStatus) == jobs.TERMINAL
+    assert get_args(JobStatus) == browser_jobs.TERMINAL
 
 
 def test_a_call_names_its_host_and_nothing_else() -> None:
