@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from automates.alerts import fanout, message
 from automates.alerts.channels import Channel, SendOutcome, send
@@ -44,7 +44,6 @@ from automates.store.engine import transaction
 
 log = logging.getLogger("automates.alerts")
 
-LOCK = "automates.alerts.deliverer"
 # Sends in flight at once: one per route at most, so this bounds the routes sent to at once.
 SEND_THREADS = 32
 Sender = Callable[[Channel, dict[str, Any], dict[str, str], Any, float], SendOutcome]
@@ -67,7 +66,7 @@ class Deliverer:
         ends, when a retry comes due, and at least every alert_poll_seconds."""
         poll = self.settings.alert.poll_seconds
         with self.engine.connect() as lock:
-            while not self._take_lock(lock):
+            while not store.take_deliverer_lock(lock):
                 if stop.wait(poll * 4):
                     return
             with transaction(self.engine) as connection:
@@ -112,13 +111,6 @@ class Deliverer:
             return poll
         left = (self._next_due - datetime.now(UTC)).total_seconds()
         return min(poll, max(0.01, left))
-
-    def _take_lock(self, connection: Connection) -> bool:
-        taken = connection.execute(
-            text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": LOCK}
-        ).scalar_one()
-        connection.commit()  # a session lock: it outlives the transaction
-        return bool(taken)
 
     def step(self) -> bool:
         """One pass; whether it did anything (then another follows at once)."""

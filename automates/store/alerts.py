@@ -15,6 +15,8 @@ from automates.store.rows import StoredRow, column_values
 from automates.store.schema import alert_deliveries, alert_routing, alerts
 
 NOTIFY_CHANNEL = "automates_alerts"
+# One deliverer works at a time: the one holding this session lock; a second one waits.
+DELIVERER_LOCK = "automates.alerts.deliverer"
 OPEN = (AlertDeliveryStatus.PENDING, AlertDeliveryStatus.SENDING)
 # A delivery that reached the route (or will, folded into a digest).
 DELIVERED = (AlertDeliveryStatus.SENT, AlertDeliveryStatus.FOLDED, AlertDeliveryStatus.DIGESTED)
@@ -427,3 +429,12 @@ def retry(connection: Connection, delivery_id: int) -> bool:
 
 def backoff(attempts: int, base: float, most: float) -> timedelta:
     return timedelta(seconds=min(most, base * 2 ** max(0, attempts - 1)))
+
+
+def take_deliverer_lock(connection: Connection) -> bool:
+    """Take the deliverer's lock for this connection's session, if free; whether it was."""
+    taken = connection.execute(
+        text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": DELIVERER_LOCK}
+    ).scalar_one()
+    connection.commit()  # a session lock: it outlives the transaction
+    return bool(taken)
