@@ -33,7 +33,7 @@ from tests.fixtures.browser_jobs import nothing_created
 from tests.fixtures.browser_layer import Residential, wait_for_end, wait_for_log
 from tests.fixtures.browser_site import MAILBOX, PASSWORD, USERNAME, Site
 from tests.fixtures.commands import run_module
-from tests.fixtures.servers import cli_env, wait_for
+from tests.fixtures.servers import cli_env, final_run, wait_for
 
 
 async def _deployment_id(api_url: str) -> uuid.UUID:
@@ -146,7 +146,9 @@ def test_the_timeout_kills_a_page_that_never_loads(
     assert job_processes(job.id) == []  # no process of that job's browser is left
     assert not list(browser_layer.screenshot_dir.glob(f"browser-{job.id}-*"))
 
-    assert asyncio.run(flow_run()).state_type == StateType.FAILED
+    # The job's row says failed before its run raises and Prefect records the run's end.
+    ended = wait_for(lambda: final_run(browser_layer.settings, str(job.flow_run_id)), 60, "its end")
+    assert ended.state_type == StateType.FAILED
 
 
 def test_two_workers_run_each_of_many_jobs_exactly_once(

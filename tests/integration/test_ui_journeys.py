@@ -276,6 +276,10 @@ def test_a_findings_run_shows_its_state_message_and_artifact(
     assert run.state is not None
     message = "scripts/audit.sh exited 2: findings"
     assert (run.state_name, run.state.message) == ("Findings", message)
+    # The run page reads the logs of an ended run once, and they reach the server in batches,
+    # after its final state may: the page is opened when the server has the script's line.
+    line = re.compile(re.escape("2 expire within 14 days"))
+    wait_for(lambda: logged(layer.settings, run.id, line), 60, "the audit's log line")
     page = prefect_ui.page
     prefect_ui.open(f"/runs/flow-run/{run.id}")
     expect(prefect_ui.state("Findings")).to_be_visible()
