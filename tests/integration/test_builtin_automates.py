@@ -20,12 +20,17 @@ def run(settings: Settings, name: str, **parameters: Any) -> tuple[FlowRun, str]
     """Run a deployment as `prefect deployment run` does; return the run and its state message.
 
     Results are not persisted (the worker's flow runs and this process do not share result
-    storage), so what a run found is read from its state message and its artifact.
+    storage), so what a run found is read from its state message and its artifact. The shipped
+    schedules run here too: a run that starts while a scheduled run of the same automate holds
+    its lock is Skipped (`concurrency: forbid`, as it should be), and is asked for again.
     """
-
-    flow_run = run_deployment(settings, name, timeout=180, **parameters)
-    assert flow_run.state is not None
-    return flow_run, flow_run.state.message or ""
+    for _ in range(3):
+        flow_run = run_deployment(settings, name, timeout=180, **parameters)
+        assert flow_run.state is not None
+        message = flow_run.state.message or ""
+        if not (flow_run.state_name == "Skipped" and "holds its advisory lock" in message):
+            break
+    return flow_run, message
 
 
 def artifact(settings: Settings, key: str, flow_run: FlowRun) -> str:
