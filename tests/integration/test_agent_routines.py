@@ -295,11 +295,15 @@ def test_an_approved_routine_fires_on_schedule_and_runs_on_request(
         async with agent_session("scout", env) as scout:
             assert (await scout.call("delete_routine", name="minutely-hello"))["deleted"]
 
-    journaled = wait_for(
-        lambda: ((found := asyncio.run(runs())) and len(found) >= 2 and found) or None,
-        60,
-        "both runs in the execution journal",
-    )
+    # A run's journal row is written by its hooks after its final state reaches the server; a
+    # later tick's run may be journaled first: the wait is for these two runs' rows.
+    both = {str(scheduled.id), run_id}
+
+    def journaled_both() -> list[dict[str, Any]] | None:
+        found = asyncio.run(runs())
+        return found if both <= {str(run["flow_run_id"]) for run in found} else None
+
+    journaled = wait_for(journaled_both, 60, "both runs in the execution journal")
     assert {run["outcome"] for run in journaled} == {"completed"}
     assert {run["principal"] for run in journaled} == {"system", "agent:scout"}  # who asked
     assert "context" not in journaled[0] and "errors" not in journaled[0]  # what, not how

@@ -92,13 +92,17 @@ class Layer:
         return int(status_report(self.env)["components"][component]["pid"])
 
     def recovered(self, killed: dict[str, int]) -> Any:
-        """Wait until supervision has every killed component running again (a new pid) and
-        the whole layer is ok; the status then."""
+        """Wait until supervision has every killed component running again (a new pid), its
+        restart counted, and the whole layer is ok; the status then. (supervisord reports the
+        new pid itself; the count is the crash watch's, a listener that supervisord tells of
+        the restart through its event queue, and that may be later on a loaded machine.)"""
 
         def back(report: Any) -> bool:
             found = report["components"]
             again = all(
-                found[name]["state"] == "running" and found[name]["pid"] != pid
+                found[name]["state"] == "running"
+                and found[name]["pid"] != pid
+                and found[name]["restarts"] >= 1
                 for name, pid in killed.items()
             )
             return bool(again and report["ok"])
