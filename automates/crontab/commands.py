@@ -89,6 +89,7 @@ def analyse_service(command: str, context: Context) -> Command:
 
 
 def service_from_tokens(tokens: list[Token], context: Context, command: str) -> Command:
+    """`analyse_service` of a command already split (a restart net's START, nets.py)."""
     notes = []
     if tokens and tokens[-1].operator == "&":
         tokens = tokens[:-1]
