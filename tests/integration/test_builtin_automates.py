@@ -157,7 +157,9 @@ def test_retention_deletes_only_old_finished_runs_of_automates(
 
 async def _finished_runs(settings: Settings) -> tuple[Any, Any, Any]:
     """A run of an automate that ended 3 days ago, one that ended now, and an old foreign one."""
-    from prefect.states import Completed, Running
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.states import Completed, Running, Scheduled
     from sqlalchemy import text
 
     from automates.store.engine import make_engine
@@ -167,8 +169,12 @@ async def _finished_runs(settings: Settings) -> tuple[Any, Any, Any]:
         flow_id = await client.create_flow_from_name("hand-made")
         foreign_deployment = await client.create_deployment(flow_id=flow_id, name="foreign")
         ids = []
+        # Made for tomorrow: a run due now would be fetched by the test's worker, which may take
+        # it even after it was forced to Completed (no persisted result lets it leave) and run
+        # it again, stamping a new end time over the aged one.
+        tomorrow = Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=1))
         for deployment_id in (ours.id, ours.id, foreign_deployment):
-            flow_run = await client.create_flow_run_from_deployment(deployment_id)
+            flow_run = await client.create_flow_run_from_deployment(deployment_id, state=tomorrow)
             await client.set_flow_run_state(flow_run.id, Running(), force=True)
             await client.set_flow_run_state(flow_run.id, Completed(), force=True)
             ids.append(flow_run.id)
