@@ -172,9 +172,11 @@ async def _finished_runs(settings: Settings) -> tuple[Any, Any, Any]:
         # Made for tomorrow: a run due now would be fetched by the test's worker, which may take
         # it even after it was forced to Completed (no persisted result lets it leave) and run
         # it again, stamping a new end time over the aged one.
-        tomorrow = Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=1))
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
         for deployment_id in (ours.id, ours.id, foreign_deployment):
-            flow_run = await client.create_flow_run_from_deployment(deployment_id, state=tomorrow)
+            flow_run = await client.create_flow_run_from_deployment(
+                deployment_id, state=Scheduled(scheduled_time=tomorrow)
+            )
             await client.set_flow_run_state(flow_run.id, Running(), force=True)
             await client.set_flow_run_state(flow_run.id, Completed(), force=True)
             ids.append(flow_run.id)
