@@ -22,8 +22,8 @@ from automates.sync import sync
 from tests.conftest import REPO
 from tests.fixtures.deliverer import routed_to
 from tests.fixtures.receivers import HttpSink
-from tests.fixtures.servers import layer_settings, run_deployment, store_rows, wait_for
-from tests.integration.test_builtin_automates import artifact
+from tests.fixtures.servers import layer_settings, store_rows, wait_for
+from tests.integration.test_builtin_automates import artifact, run
 
 
 def ago(**delta: float) -> datetime:
@@ -154,7 +154,7 @@ def test_the_audit_reports_its_findings_and_alerts_each_one(
     engine.dispose()
 
     with routed_to(settings, http_sink, monkeypatch, "audit"):
-        flow_run = run_deployment(settings, "journal-audit/journal-audit", timeout=180)
+        flow_run, _ = run(settings, "journal-audit/journal-audit")  # asked again if Skipped
         assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
         assert flow_run.state_name == "Findings"
         message = flow_run.state.message or ""
