@@ -21,10 +21,10 @@ from tests.conftest import REPO
 from tests.fixtures.servers import (
     layer_settings,
     raised_alerts,
-    run_deployment,
     runs_of,
     wait_for,
 )
+from tests.integration.test_builtin_automates import run
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_backup_then_its_drill_through_the_worker(backup_layer: Settings, tmp_pa
     asyncio.run(sync(settings, settings.database_url or ""))
     seen = len(raised_alerts(settings))  # the session's store outlives each test
 
-    flow_run = run_deployment(settings, "backup/backup", timeout=300)
+    flow_run, _ = run(settings, "backup/backup", timeout=300)  # asked again if Skipped
     assert flow_run.state_name == "Completed", flow_run.state
     folder = backup_folder(settings)
     [made] = folder.scan().backups
@@ -72,7 +72,7 @@ def test_backup_then_its_drill_through_the_worker(backup_layer: Settings, tmp_pa
     # A damaged dump: the drill fails, the run is Failed, the outbox holds the alert.
     whole = made.dump_path.read_bytes()
     made.dump_path.write_bytes(whole[: len(whole) // 3])
-    failed = run_deployment(settings, "backup-verify/backup-verify", timeout=300)
+    failed, _ = run(settings, "backup-verify/backup-verify", timeout=300)
     assert failed.state_name == "Failed" and failed.state is not None
     assert "truncated or changed" in (failed.state.message or ""), failed.state
     drill_alerts = [

@@ -16,7 +16,9 @@ from tests.conftest import REPO, shipped_registry
 from tests.fixtures.servers import layer_settings, raised_alerts, run_deployment, store_rows
 
 
-def run(settings: Settings, name: str, **parameters: Any) -> tuple[FlowRun, str]:
+def run(
+    settings: Settings, name: str, *, timeout: float = 180, **parameters: Any
+) -> tuple[FlowRun, str]:
     """Run a deployment as `prefect deployment run` does; return the run and its state message.
 
     Results are not persisted (the worker's flow runs and this process do not share result
@@ -25,7 +27,7 @@ def run(settings: Settings, name: str, **parameters: Any) -> tuple[FlowRun, str]
     its lock is Skipped (`concurrency: forbid`, as it should be), and is asked for again.
     """
     for _ in range(3):
-        flow_run = run_deployment(settings, name, timeout=180, **parameters)
+        flow_run = run_deployment(settings, name, timeout=timeout, **parameters)
         assert flow_run.state is not None
         message = flow_run.state.message or ""
         if not (flow_run.state_name == "Skipped" and "holds its advisory lock" in message):
