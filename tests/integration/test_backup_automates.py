@@ -24,7 +24,7 @@ from tests.fixtures.servers import (
     runs_of,
     wait_for,
 )
-from tests.integration.test_builtin_automates import run
+from tests.fixtures.shipped_runs import run
 
 
 @pytest.fixture

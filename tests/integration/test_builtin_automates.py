@@ -5,57 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from prefect.client.schemas.objects import FlowRun
-
 from automates.server.client import prefect_client
 from automates.settings import Settings
 from automates.store.engine import head_revision
 from automates.store.schema import metadata
 from automates.sync import sync
 from tests.conftest import REPO, shipped_registry
-from tests.fixtures.servers import layer_settings, raised_alerts, run_deployment, store_rows
-
-
-def run(
-    settings: Settings, name: str, *, timeout: float = 180, **parameters: Any
-) -> tuple[FlowRun, str]:
-    """Run a deployment as `prefect deployment run` does; return the run and its state message.
-
-    Results are not persisted (the worker's flow runs and this process do not share result
-    storage), so what a run found is read from its state message and its artifact. The shipped
-    schedules run here too: a run that starts while a scheduled run of the same automate holds
-    its lock is Skipped (`concurrency: forbid`, as it should be), and is asked for again.
-    """
-    for _ in range(3):
-        flow_run = run_deployment(settings, name, timeout=timeout, **parameters)
-        assert flow_run.state is not None
-        message = flow_run.state.message or ""
-        if not (flow_run.state_name == "Skipped" and "holds its advisory lock" in message):
-            break
-    return flow_run, message
-
-
-def artifact(settings: Settings, key: str, flow_run: FlowRun) -> str:
-    """The artifact `key` that this very run published (a scheduled run of the same automate
-    may publish one under the same key meanwhile)."""
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterKey,
-    )
-
-    async def read() -> str:
-        async with prefect_client(settings.api_url) as client:
-            [found] = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    key=ArtifactFilterKey(any_=[key]),
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]),
-                ),
-                limit=1,
-            )
-        return str(found.data)
-
-    return asyncio.run(read())
+from tests.fixtures.servers import layer_settings, raised_alerts, store_rows
+from tests.fixtures.shipped_runs import artifact, run
 
 
 def test_builtin_automates_run_through_the_worker(server: Settings, repo_worker: str) -> None:

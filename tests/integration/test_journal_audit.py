@@ -23,7 +23,7 @@ from tests.conftest import REPO
 from tests.fixtures.deliverer import routed_to
 from tests.fixtures.receivers import HttpSink
 from tests.fixtures.servers import layer_settings, store_rows, wait_for
-from tests.integration.test_builtin_automates import artifact, run
+from tests.fixtures.shipped_runs import artifact, run
 
 
 def ago(**delta: float) -> datetime:
