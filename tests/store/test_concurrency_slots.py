@@ -20,6 +20,7 @@ from automates.registry.policy import GuardPolicy
 from automates.scheduling.concurrency import Concurrency
 from automates.store.engine import make_engine
 from tests.fixtures.orchestrator import MemoryOrchestrator, run_context
+from tests.fixtures.shipped_runs import met_another_run
 
 
 def enter(slots: Slots, policy: GuardPolicy, orchestrator: Any = None) -> State | None:
@@ -90,6 +91,7 @@ def test_forbid_skips_a_second_run_naming_the_active_one(runs: Runs) -> None:
     assert (
         refused.message == f"skipped: run run-a of {runs.automate} is active (concurrency: forbid)"
     )
+    assert met_another_run(refused)  # the integration tests' helper asks for such a run again
 
 
 def test_a_dead_run_frees_its_slot_when_its_session_ends(runs: Runs) -> None:
@@ -212,6 +214,7 @@ def test_the_touches_lock_still_holds_under_every_policy(runs: Runs) -> None:
         refused = enter(slots, policy(runs, each, advisory_lock=True))
         assert refused is not None and refused.name == "Skipped", each
         assert refused.message == f"skipped: another run of {runs.automate} holds its advisory lock"
+        assert met_another_run(refused)
         slots.release()
 
 
